@@ -1,0 +1,244 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Why a session ended, stored in sessions.revoked_reason.
+const (
+	ReasonSignedOut     = "signed_out"     // the user signed out on that device
+	ReasonRevoked       = "revoked"        // ended from another session's list (the X button)
+	ReasonRevokedOthers = "revoked_others" // "Log out all other sessions" from another session
+	ReasonRevokedAll    = "revoked_all"    // "Log out everywhere"
+)
+
+// Session is one signed-in browser.
+type Session struct {
+	ID                string // public id
+	SecretHash        []byte // SHA-256 of the cookie secret
+	UserID            int64
+	CreatedAt         time.Time
+	LastSeenAt        time.Time
+	IdleExpiresAt     time.Time
+	AbsoluteExpiresAt time.Time
+	IP                string
+	UserAgent         string
+	DeviceLabel       string
+	DeviceKind        string
+	Location          string
+	LocationShort     string
+	AuthMethod        string
+	RevokedAt         time.Time // zero while not revoked
+	RevokedReason     string
+	RevokedBy         string
+}
+
+// ExpiresAt is when the session ends if nothing else happens: the earlier of
+// its idle and absolute expiry.
+func (s Session) ExpiresAt() time.Time {
+	if s.IdleExpiresAt.Before(s.AbsoluteExpiresAt) {
+		return s.IdleExpiresAt
+	}
+	return s.AbsoluteExpiresAt
+}
+
+// Revoked reports whether the session was ended on purpose.
+func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Alive reports whether the session may be used at now.
+func (s Session) Alive(now time.Time) bool {
+	return !s.Revoked() && now.Before(s.ExpiresAt())
+}
+
+const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
+	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
+	auth_method, revoked_at, revoked_reason, revoked_by`
+
+// aliveSQL is the one definition, in SQL, of a live session. It takes now twice.
+const aliveSQL = `revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?`
+
+// sessionColumnsOf is sessionColumns qualified by a table alias, for joins.
+func sessionColumnsOf(alias string) string {
+	return alias + "." + strings.ReplaceAll(strings.Join(strings.Fields(sessionColumns), " "), ", ", ", "+alias+".")
+}
+
+func scanSession(row interface{ Scan(...any) error }, extra ...any) (Session, error) {
+	var s Session
+	var created, seen, idle, abs int64
+	var revokedAt sql.NullInt64
+	var reason, by sql.NullString
+	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
+		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &revokedAt, &reason, &by}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return Session{}, err
+	}
+	s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
+	s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
+	if revokedAt.Valid {
+		s.RevokedAt = time.Unix(revokedAt.Int64, 0)
+	}
+	s.RevokedReason, s.RevokedBy = reason.String, by.String
+	return s, nil
+}
+
+// CreateSession inserts a new session row. The caller generates the public id
+// and the secret, and passes only the secret's hash.
+func (s *Store) CreateSession(ctx context.Context, sess Session) error {
+	_, err := s.write.ExecContext(ctx, `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
+		idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		sess.ID, sess.SecretHash, sess.UserID, sess.CreatedAt.Unix(), sess.LastSeenAt.Unix(),
+		sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
+		sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod)
+	if err != nil {
+		return fmt.Errorf("db: create session: %w", err)
+	}
+	return nil
+}
+
+// SessionWithUser returns the session with that public id, alive or not, and
+// its user: the one query behind every request's session check. The caller
+// verifies the secret and decides what a dead session means.
+func (s *Store) SessionWithUser(ctx context.Context, id string) (Session, User, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+sessionColumnsOf("s")+`, u.email, u.created_at, u.is_demo
+		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id)
+	var u User
+	var created int64
+	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, User{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, User{}, fmt.Errorf("db: session with user: %w", err)
+	}
+	u.ID, u.CreatedAt = sess.UserID, time.Unix(created, 0)
+	return sess, u, nil
+}
+
+// UserSession returns one live session of the user, or ErrNotFound when the id
+// is unknown, ended, or belongs to someone else.
+func (s *Store) UserSession(ctx context.Context, userID int64, id string, now time.Time) (Session, error) {
+	row := s.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND id = ? AND `+aliveSQL, userID, id, now.Unix(), now.Unix())
+	sess, err := scanSession(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("db: user session: %w", err)
+	}
+	return sess, nil
+}
+
+// ListSessions returns the user's live sessions, most recently active first.
+func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND `+aliveSQL+` ORDER BY last_seen_at DESC, created_at DESC`,
+		userID, now.Unix(), now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("db: list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: list sessions: %w", err)
+		}
+		out = append(out, sess)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// Touch is what a request changes on its session row.
+type Touch struct {
+	LastSeenAt    time.Time
+	IdleExpiresAt time.Time
+	IP            string
+	Location      string
+	LocationShort string
+}
+
+// TouchSession records activity on a live session. It never revives a revoked
+// one: a touch racing a revocation loses.
+func (s *Store) TouchSession(ctx context.Context, id string, t Touch) error {
+	_, err := s.write.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ?, idle_expires_at = ?, ip = ?,
+		location = ?, location_short = ? WHERE id = ? AND revoked_at IS NULL`,
+		t.LastSeenAt.Unix(), t.IdleExpiresAt.Unix(), t.IP, t.Location, t.LocationShort, id)
+	if err != nil {
+		return fmt.Errorf("db: touch session: %w", err)
+	}
+	return nil
+}
+
+// RevokeSession ends one live session of the user and returns it as it was.
+// Another user's id, an unknown id or an already ended session give
+// ErrNotFound and change nothing.
+func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (Session, error) {
+	row := s.write.QueryRowContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+		WHERE user_id = ? AND id = ? AND `+aliveSQL+` RETURNING `+sessionColumns,
+		now.Unix(), reason, by, userID, id, now.Unix(), now.Unix())
+	sess, err := scanSession(row)
+	if errors.Is(err, sql.ErrNoRows) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("db: revoke session: %w", err)
+	}
+	return sess, nil
+}
+
+// RevokeOtherSessions ends every live session of the user except keepID and
+// returns how many it ended.
+func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID string, now time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+		WHERE user_id = ? AND id <> ? AND `+aliveSQL,
+		now.Unix(), ReasonRevokedOthers, keepID, userID, keepID, now.Unix(), now.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("db: revoke other sessions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// RevokeAllSessions ends every live session of the user and returns how many
+// it ended. by names the session that asked (empty for an operator).
+func (s *Store) RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+		WHERE user_id = ? AND `+aliveSQL,
+		now.Unix(), reason, by, userID, now.Unix(), now.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("db: revoke all sessions: %w", err)
+	}
+	return res.RowsAffected()
+}
+
+// DeleteSessionsByMethod removes the user's sessions that signed in with
+// method; the demo seeder uses it to replace its sample sessions.
+func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method string) error {
+	if _, err := s.write.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND auth_method = ?`, userID, method); err != nil {
+		return fmt.Errorf("db: delete sessions: %w", err)
+	}
+	return nil
+}
+
+// PruneSessions deletes rows of sessions that were revoked or expired before
+// cutoff. Ended rows are kept for a while so a browser that comes back can be
+// told it was signed out, rather than silently finding itself signed out;
+// after that they are only clutter.
+func (s *Store) PruneSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	c := cutoff.Unix()
+	res, err := s.write.ExecContext(ctx, `DELETE FROM sessions
+		WHERE revoked_at < ? OR idle_expires_at < ? OR absolute_expires_at < ?`, c, c, c)
+	if err != nil {
+		return 0, fmt.Errorf("db: prune sessions: %w", err)
+	}
+	return res.RowsAffected()
+}

