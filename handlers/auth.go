@@ -1,0 +1,248 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/views"
+)
+
+const (
+	minPasswordChars = 8
+	// maxPasswordBytes bounds what we feed argon2; longer is never a real
+	// password and only costs us time.
+	maxPasswordBytes = 1024
+	maxEmailBytes    = 254
+	// Sign-in methods recorded on the session row.
+	methodPassword = "password"
+	methodSignup   = "signup"
+	// incorrectCredentials is the only thing a failed sign-in says: never
+	// which of the two was wrong, or whether the account exists.
+	incorrectCredentials = "Incorrect email or password"
+)
+
+func healthz(c echo.Context) error { return c.String(http.StatusOK, "ok\n") }
+
+// home sends people where they most likely want to be.
+func (a *app) home(c echo.Context) error {
+	if authOf(c) != nil {
+		return c.Redirect(http.StatusSeeOther, "/settings/security")
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// credentialsForm is the sign-in and sign-up form.
+type credentialsForm struct {
+	Email, Password, Next     string
+	EmailError, PasswordError string
+}
+
+// parseCredentialsForm reads and normalises the form. Emails are trimmed and
+// lower-cased (one account per mailbox however it is typed) and must be plain
+// ASCII addresses: internationalised addresses are refused rather than let
+// look-alike characters create a second account that reads like the first.
+func parseCredentialsForm(c echo.Context, signup bool) credentialsForm {
+	f := credentialsForm{
+		Email:    strings.ToLower(strings.TrimSpace(c.FormValue("email"))),
+		Password: c.FormValue("password"),
+		Next:     safeNext(c.FormValue("next")),
+	}
+	switch {
+	case f.Email == "":
+		f.EmailError = "Enter your email address."
+	case len(f.Email) > maxEmailBytes || !validEmail(f.Email):
+		f.EmailError = "Enter an email address like name@example.com."
+	}
+	switch {
+	case f.Password == "":
+		f.PasswordError = "Enter your password."
+	case len(f.Password) > maxPasswordBytes:
+		f.PasswordError = fmt.Sprintf("Use at most %d characters.", maxPasswordBytes)
+	case signup && utf8.RuneCountInString(f.Password) < minPasswordChars:
+		f.PasswordError = fmt.Sprintf("Use at least %d characters.", minPasswordChars)
+	}
+	return f
+}
+
+func (f credentialsForm) valid() bool { return f.EmailError == "" && f.PasswordError == "" }
+
+func validEmail(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] >= 0x7f {
+			return false
+		}
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && strings.Contains(domain, ".") && !strings.HasPrefix(domain, ".") && !strings.HasSuffix(domain, ".")
+}
+
+// safeNext returns next if it is a path on this site, else "". It must start
+// with a single "/" (not "//" or "/\", which browsers treat as another host)
+// and carry no scheme or host.
+func safeNext(next string) string {
+	if next == "" || len(next) > 2048 || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.HasPrefix(next, "/\\") {
+		return ""
+	}
+	for i := 0; i < len(next); i++ {
+		if next[i] < ' ' || next[i] == 0x7f {
+			return ""
+		}
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil {
+		return ""
+	}
+	return next
+}
+
+func afterSignIn(next string) string {
+	if next != "" {
+		return next
+	}
+	return "/settings/security"
+}
+
+func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsForm, formError string) error {
+	title := "Sign in"
+	if signup {
+		title = "Create your account"
+	}
+	p := views.AuthFormProps{
+		Page: a.page(c, title, ""), Signup: signup, Email: f.Email, Next: f.Next,
+		EmailError: f.EmailError, PasswordError: f.PasswordError, FormError: formError,
+	}
+	if a.cfg.Demo {
+		p.DemoEmail, p.DemoPassword = a.cfg.DemoEmail, a.cfg.DemoPassword
+	}
+	return a.render(c, status, views.AuthPage(p))
+}
+
+func (a *app) signupForm(c echo.Context) error {
+	if authOf(c) != nil {
+		return c.Redirect(http.StatusSeeOther, "/settings/security")
+	}
+	return a.authPage(c, http.StatusOK, true, credentialsForm{Next: safeNext(c.QueryParam("next"))}, "")
+}
+
+func (a *app) loginForm(c echo.Context) error {
+	next := safeNext(c.QueryParam("next"))
+	if authOf(c) != nil {
+		return c.Redirect(http.StatusSeeOther, afterSignIn(next))
+	}
+	return a.authPage(c, http.StatusOK, false, credentialsForm{Next: next}, "")
+}
+
+func (a *app) signup(c echo.Context) error {
+	f := parseCredentialsForm(c, true)
+	if !f.valid() {
+		return a.authPage(c, http.StatusUnprocessableEntity, true, f, "")
+	}
+	ctx := c.Request().Context()
+	hash, err := a.hasher.Hash(ctx, f.Password)
+	if err != nil {
+		return fmt.Errorf("signup: hash password: %w", err)
+	}
+	user, err := a.store.CreateUser(ctx, f.Email, hash, false, a.now())
+	if errors.Is(err, db.ErrEmailTaken) {
+		f.EmailError = "An account with this email already exists. Sign in instead."
+		return a.authPage(c, http.StatusUnprocessableEntity, true, f, "")
+	}
+	if err != nil {
+		return fmt.Errorf("signup: %w", err)
+	}
+	a.log.Info("user created", "user", user.ID)
+	if err := a.startSession(c, user, methodSignup); err != nil {
+		return err
+	}
+	a.addFlash(c, flashSuccess, "Welcome to Doorman. This is where you see every device signed in to your account.")
+	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
+}
+
+func (a *app) login(c echo.Context) error {
+	f := parseCredentialsForm(c, false)
+	if f.EmailError != "" && f.Email != "" {
+		// A malformed address can't be an account: same answer as any
+		// other wrong credentials, after the same work.
+		a.hasher.VerifyDummy(c.Request().Context(), f.Password)
+		f.EmailError = ""
+		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
+	}
+	if !f.valid() {
+		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
+	}
+	ctx := c.Request().Context()
+	user, err := a.store.UserByEmail(ctx, f.Email)
+	switch {
+	case errors.Is(err, db.ErrNotFound):
+		// Spend the time a real check would, so timing does not tell
+		// whether the account exists.
+		a.hasher.VerifyDummy(ctx, f.Password)
+		a.log.Info("sign-in failed", "reason", "unknown account", "ip", c.RealIP())
+		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
+	case err != nil:
+		return fmt.Errorf("login: %w", err)
+	}
+	ok, err := a.hasher.Verify(ctx, user.PasswordHash, f.Password)
+	if err != nil {
+		return fmt.Errorf("login: verify password: %w", err)
+	}
+	if !ok {
+		a.log.Info("sign-in failed", "reason", "wrong password", "user", user.ID, "ip", c.RealIP())
+		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
+	}
+	if err := a.startSession(c, user, methodPassword); err != nil {
+		return err
+	}
+	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
+}
+
+// startSession signs the browser in as user with a brand-new session (see
+// sessionStore.Save: any earlier session of this browser is ended first).
+func (a *app) startSession(c echo.Context, user db.User, method string) error {
+	r := c.Request()
+	gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
+	if err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	gs.Values[valNewUser], gs.Values[valNewMethod] = user, method
+	if err := gs.Save(r, c.Response()); err != nil {
+		return fmt.Errorf("start session: %w", err)
+	}
+	return nil
+}
+
+// endSession ends this browser's session and deletes its cookie.
+func (a *app) endSession(c echo.Context) error {
+	r := c.Request()
+	gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
+	if err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	gs.Options.MaxAge = -1
+	if err := gs.Save(r, c.Response()); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	return nil
+}
+
+func (a *app) logout(c echo.Context) error {
+	if authOf(c) != nil {
+		if err := a.endSession(c); err != nil {
+			return err
+		}
+		a.addFlash(c, flashSuccess, "You signed out.")
+	}
+	return c.Redirect(http.StatusSeeOther, "/login")
+}

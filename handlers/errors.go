@@ -1,0 +1,67 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/views"
+)
+
+// errorTexts are the headings and default explanations of error pages.
+var errorTexts = map[int][2]string{
+	http.StatusBadRequest:            {"That request didn't make sense", "Something in the request was malformed. Go back and try again."},
+	http.StatusUnauthorized:          {"Please sign in", "You need to sign in to see this page."},
+	http.StatusForbidden:             {"Not allowed", "This request was refused."},
+	http.StatusNotFound:              {"Page not found", "There is nothing here. It may have been removed, or the link may be wrong."},
+	http.StatusMethodNotAllowed:      {"Not allowed", "This address does not accept that kind of request."},
+	http.StatusRequestEntityTooLarge: {"Too much data", "The request was larger than this site accepts."},
+	http.StatusTooManyRequests:       {"Too many attempts", "Please wait a little and try again."},
+	http.StatusInternalServerError:   {"Something went wrong", "The problem is on our side and has been logged. Please try again in a moment."},
+}
+
+// handleError is the one HTTPErrorHandler. Expected outcomes arrive as
+// *echo.HTTPError with text meant for the user; anything else is a 500 whose
+// details go to the log, never to the page.
+func (a *app) handleError(err error, c echo.Context) {
+	if c.Response().Committed {
+		return
+	}
+	code, message := http.StatusInternalServerError, ""
+	var he *echo.HTTPError
+	if errors.As(err, &he) {
+		code = he.Code
+		// Echo's own errors carry the bare status text; ours carry a sentence.
+		if m, ok := he.Message.(string); ok && m != http.StatusText(code) {
+			message = m
+		}
+	}
+	texts, ok := errorTexts[code]
+	if !ok {
+		texts = errorTexts[http.StatusInternalServerError]
+		if code < 500 {
+			texts = errorTexts[http.StatusBadRequest]
+		}
+	}
+	if message == "" {
+		message = texts[1]
+	}
+	r := c.Request()
+	reqID := c.Response().Header().Get(echo.HeaderXRequestID)
+	if code >= 500 {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "request_id", reqID, "err", err)
+	} else {
+		a.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "status", code, "request_id", reqID, "reason", fmt.Sprint(err))
+	}
+	if r.Method == http.MethodHead {
+		_ = c.NoContent(code)
+		return
+	}
+	p := views.ErrorProps{Page: a.page(c, texts[0], ""), Status: code, Heading: texts[0], Message: message}
+	if rerr := a.render(c, code, views.ErrorPage(p)); rerr != nil {
+		a.log.Error("render error page", "err", rerr, "request_id", reqID)
+		_ = c.String(code, texts[0]+"\n")
+	}
+}

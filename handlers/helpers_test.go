@@ -1,0 +1,330 @@
+package handlers_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/netip"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"doorman/db"
+	"doorman/geo"
+	"doorman/geo/geotest"
+	"doorman/handlers"
+	"doorman/password"
+)
+
+// User agents of the devices the tests play.
+const (
+	uaWindowsChrome = "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36"
+	uaIPhone        = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
+	uaMacFirefox    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:133.0) Gecko/20100101 Firefox/133.0"
+	// Addresses in the test GeoIP database.
+	ipBerlin = "89.246.64.10"
+	ipLondon = "81.2.69.160"
+	ipTokyo  = "2400:4050::1"
+)
+
+// testApp is the real server (handlers.New over a real SQLite store) behind
+// httptest, with a clock the test moves and a log it can read.
+type testApp struct {
+	t     *testing.T
+	srv   *httptest.Server
+	store *db.Store
+	mu    sync.Mutex
+	now   time.Time
+	logs  *syncBuffer
+	cfg   handlers.Config
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// newTestApp starts a server. The loopback peer is a trusted proxy, so
+// clients choose their address with X-Forwarded-For, unless mod says
+// otherwise.
+func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := db.Open(context.Background(), filepath.Join(dir, "test.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	geotest.WriteDB(t, dir, map[string]geotest.Record{
+		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
+		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB"},
+		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
+	})
+	resolver, err := geo.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resolver.Close() })
+	a := &testApp{t: t, store: store, now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{}}
+	a.cfg = handlers.DefaultConfig()
+	a.cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	for _, m := range mod {
+		m(&a.cfg)
+	}
+	e := handlers.New(handlers.Deps{
+		Store:    store,
+		Geo:      resolver,
+		Hasher:   password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1}, 4),
+		Logger:   slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Config:   a.cfg,
+		FlashKey: bytes.Repeat([]byte{7}, 32),
+		Now:      a.clock,
+	})
+	a.srv = httptest.NewServer(e)
+	t.Cleanup(a.srv.Close)
+	return a
+}
+
+func (a *testApp) clock() time.Time {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.now
+}
+
+func (a *testApp) advance(d time.Duration) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.now = a.now.Add(d)
+}
+
+// client is one browser: its own cookie jar, user agent and address. It does
+// not follow redirects, so tests see every 303.
+type client struct {
+	t    *testing.T
+	app  *testApp
+	jar  *cookiejar.Jar
+	http *http.Client
+	ua   string
+	ip   string
+}
+
+func (a *testApp) client(ua, ip string) *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{t: a.t, app: a, jar: jar, ua: ua, ip: ip, http: &http.Client{
+		Jar:           jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+type response struct {
+	*http.Response
+	body string
+}
+
+func (c *client) do(req *http.Request) *response {
+	c.t.Helper()
+	req.Header.Set("User-Agent", c.ua)
+	if c.ip != "" {
+		req.Header.Set("X-Forwarded-For", c.ip)
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	return &response{Response: res, body: string(body)}
+}
+
+func (c *client) get(path string) *response {
+	c.t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, c.app.srv.URL+path, nil)
+	return c.do(req)
+}
+
+// csrfToken is the token a form on the last page carried (the double-submit
+// cookie holds the same value).
+func (c *client) csrfToken() string {
+	u, _ := url.Parse(c.app.srv.URL)
+	for _, ck := range c.jar.Cookies(u) {
+		if ck.Name == "doorman_csrf" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+// post submits a form the way a browser would from one of our pages: it
+// loads a page first if it has no CSRF token yet, then sends the token back.
+func (c *client) post(path string, form url.Values, headers ...string) *response {
+	c.t.Helper()
+	if c.csrfToken() == "" {
+		c.get("/login")
+	}
+	if form == nil {
+		form = url.Values{}
+	}
+	if !form.Has("csrf") {
+		form.Set("csrf", c.csrfToken())
+	}
+	req, _ := http.NewRequest(http.MethodPost, c.app.srv.URL+path, strings.NewReader(form.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	return c.do(req)
+}
+
+func (c *client) signup(email, pw string) *response {
+	c.t.Helper()
+	res := c.post("/signup", url.Values{"email": {email}, "password": {pw}})
+	expectRedirect(c.t, res, "/settings/security")
+	return res
+}
+
+func (c *client) login(email, pw string) *response {
+	c.t.Helper()
+	res := c.post("/login", url.Values{"email": {email}, "password": {pw}})
+	expectRedirect(c.t, res, "/settings/security")
+	return res
+}
+
+// sessionCookie returns the browser's session cookie value, or "".
+func (c *client) sessionCookie() string {
+	u, _ := url.Parse(c.app.srv.URL)
+	for _, ck := range c.jar.Cookies(u) {
+		if ck.Name == "doorman_session" {
+			return ck.Value
+		}
+	}
+	return ""
+}
+
+func expectStatus(t *testing.T, res *response, code int) {
+	t.Helper()
+	if res.StatusCode != code {
+		t.Fatalf("%s %s: status %d, want %d\n%s", res.Request.Method, res.Request.URL.Path, res.StatusCode, code, snippet(res.body))
+	}
+}
+
+func expectRedirect(t *testing.T, res *response, location string) {
+	t.Helper()
+	expectStatus(t, res, http.StatusSeeOther)
+	if got := res.Header.Get("Location"); got != location {
+		t.Fatalf("%s %s: Location %q, want %q", res.Request.Method, res.Request.URL.Path, got, location)
+	}
+}
+
+func expectBody(t *testing.T, res *response, want ...string) {
+	t.Helper()
+	for _, w := range want {
+		if !strings.Contains(res.body, w) {
+			t.Fatalf("%s %s: body lacks %q\n%s", res.Request.Method, res.Request.URL.Path, w, snippet(res.body))
+		}
+	}
+}
+
+func expectNoBody(t *testing.T, res *response, unwanted ...string) {
+	t.Helper()
+	for _, w := range unwanted {
+		if strings.Contains(res.body, w) {
+			t.Fatalf("%s %s: body contains %q", res.Request.Method, res.Request.URL.Path, w)
+		}
+	}
+}
+
+func snippet(s string) string {
+	if len(s) > 3000 {
+		return s[:3000] + "…"
+	}
+	return s
+}
+
+var rowRE = regexp.MustCompile(`<li class="session" data-session-id="([a-z2-7]{16})"( data-current="true")?>`)
+
+// listedSession is one row of the Security page as the HTML shows it.
+type listedSession struct {
+	ID      string
+	Current bool
+	HTML    string
+}
+
+// sessionsOnPage parses the session rows out of the Security page.
+func sessionsOnPage(t *testing.T, body string) []listedSession {
+	t.Helper()
+	locs := rowRE.FindAllStringSubmatchIndex(body, -1)
+	var out []listedSession
+	for i, m := range locs {
+		end := len(body)
+		if i+1 < len(locs) {
+			end = locs[i+1][0]
+		} else if j := strings.Index(body[m[1]:], "</ul>"); j >= 0 {
+			end = m[1] + j
+		}
+		out = append(out, listedSession{ID: body[m[2]:m[3]], Current: m[4] >= 0, HTML: body[m[0]:end]})
+	}
+	return out
+}
+
+// securityPage loads the Security page and returns its rows.
+func (c *client) securityPage() (*response, []listedSession) {
+	c.t.Helper()
+	res := c.get("/settings/security")
+	expectStatus(c.t, res, http.StatusOK)
+	return res, sessionsOnPage(c.t, res.body)
+}
+
+// currentID is the public id of this browser's session.
+func (c *client) currentID() string {
+	c.t.Helper()
+	_, rows := c.securityPage()
+	for _, r := range rows {
+		if r.Current {
+			return r.ID
+		}
+	}
+	c.t.Fatal("no current session on the Security page")
+	return ""
+}
+
+// dump is every row of every table, to prove a refused request changed
+// nothing.
+func (a *testApp) dump() string {
+	a.t.Helper()
+	var sb strings.Builder
+	for _, email := range []string{"alice@example.com", "bob@example.com"} {
+		u, err := a.store.UserByEmail(context.Background(), email)
+		if err != nil {
+			continue
+		}
+		sb.WriteString(email + "\n")
+		list, err := a.store.ListSessions(context.Background(), u.ID, time.Unix(0, 0))
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		for _, s := range list {
+			sb.WriteString(s.ID + " " + s.LastSeenAt.String() + " " + s.RevokedAt.String() + " " + s.IP + "\n")
+		}
+	}
+	return sb.String()
+}

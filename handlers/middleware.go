@@ -1,0 +1,260 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/geo"
+	"doorman/static"
+)
+
+// Keys of values stored on echo.Context.
+const (
+	ctxAuth  = "doorman.auth"  // *authInfo, only when signed in
+	ctxCSRF  = "doorman.csrf"  // string
+	ctxFlash = "doorman.flash" // *flashState
+)
+
+// authInfo is the signed-in user and the session the request came with.
+type authInfo struct {
+	User    db.User
+	Session db.Session
+	gs      *sessions.Session
+}
+
+// authOf returns the request's signed-in user and session, or nil.
+func authOf(c echo.Context) *authInfo {
+	a, _ := c.Get(ctxAuth).(*authInfo)
+	return a
+}
+
+// ipExtractor decides which address is the client's. Without trusted proxies
+// it is the TCP peer; X-Forwarded-For is believed only when the peer is one
+// of the configured proxies, otherwise anyone could choose the location we
+// show (and any limit keyed by IP).
+func ipExtractor(trusted []netip.Prefix) echo.IPExtractor {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect()
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, p := range trusted {
+		opts = append(opts, echo.TrustIPRange(&net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...)
+}
+
+// clientIP is the request's client address as the IP extractor sees it.
+func (a *app) clientIP(r *http.Request) netip.Addr {
+	ip, err := netip.ParseAddr(a.extractIP(r))
+	if err != nil {
+		return netip.Addr{}
+	}
+	return ip.Unmap()
+}
+
+// isHTTPS reports whether the browser reached us over HTTPS: directly, or
+// through a trusted proxy that says so. A header from anyone else is ignored.
+func (a *app) isHTTPS(r *http.Request) bool {
+	if r.TLS != nil {
+		return true
+	}
+	if len(a.trusted) == 0 || r.Header.Get("X-Forwarded-Proto") != "https" {
+		return false
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	peer, err := netip.ParseAddr(host)
+	if err != nil {
+		return false
+	}
+	for _, p := range a.trusted {
+		if p.Contains(peer.Unmap()) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *app) locate(ip netip.Addr) geo.Location {
+	return a.geo.Lookup(ip)
+}
+
+// securityHeaders sets the headers every response carries. The CSP allows
+// scripts and styles from our own origin only (no inline code at all), and no
+// framing. Dynamic responses are never stored by the browser or a proxy, so
+// the Back button after sign-out shows nothing private; static files set their
+// own long-lived caching.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
+			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cache-Control", "no-store")
+		return next(c)
+	}
+}
+
+// accessLog logs one line per request. Only the path is logged: the query
+// may carry a next= URL, and nothing secret ever travels in a URL anyway.
+func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err) // render the error page now so the status is final
+		}
+		r := c.Request()
+		level := slog.LevelInfo
+		if strings.HasPrefix(r.URL.Path, static.Prefix) || r.URL.Path == "/healthz" {
+			level = slog.LevelDebug
+		}
+		a.log.Log(r.Context(), level, "request",
+			"method", r.Method, "path", r.URL.Path, "status", c.Response().Status,
+			"duration", time.Since(start), "ip", c.RealIP(),
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		return nil
+	}
+}
+
+// loadSession finds the request's session (one indexed read) and, when it is
+// alive, makes the user available to handlers. A cookie that is not a live
+// session is deleted; if its session was ended from elsewhere or expired, the
+// browser is told so. Activity is recorded after the handler, and only for
+// requests that succeeded, so a refused request changes nothing.
+func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if strings.HasPrefix(r.URL.Path, static.Prefix) || r.URL.Path == "/healthz" {
+			return next(c)
+		}
+		gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
+		if err != nil {
+			return err
+		}
+		state, _ := gs.Values[valState].(sessionState)
+		row, _ := gs.Values[valSession].(db.Session)
+		switch state {
+		case stateAlive:
+			user, _ := gs.Values[valUser].(db.User)
+			c.Set(ctxAuth, &authInfo{User: user, Session: row, gs: gs})
+		case stateEnded:
+			if row.Revoked() {
+				a.addFlash(c, flashNotice, "You were signed out of this device.")
+			} else {
+				a.addFlash(c, flashNotice, "Your session expired. Please sign in again.")
+				a.log.Info("session expired", "session", row.ID, "user", row.UserID)
+			}
+			fallthrough
+		case stateInvalid, stateSelf:
+			gs.Options.MaxAge = -1
+			if err := gs.Save(r, c.Response()); err != nil {
+				return err
+			}
+		}
+		if err := next(c); err != nil {
+			return err
+		}
+		if state == stateAlive && c.Response().Status < 400 {
+			a.touch(c, row)
+		}
+		return nil
+	}
+}
+
+// touch records activity on a live session, writing at most once per
+// ActivityWriteEvery however many requests arrive, and pushing the idle expiry
+// forward at most once per IdleExtendEvery. The address and location are
+// refreshed with it, so the list shows where a session was last used (a
+// stolen cookie shows up as a new place).
+func (a *app) touch(c echo.Context, row db.Session) {
+	now := a.now()
+	if now.Sub(row.LastSeenAt) < a.cfg.ActivityWriteEvery {
+		return
+	}
+	t := db.Touch{LastSeenAt: now, IdleExpiresAt: row.IdleExpiresAt, IP: row.IP, Location: row.Location, LocationShort: row.LocationShort}
+	if next := now.Add(a.cfg.IdleTimeout); next.Sub(row.IdleExpiresAt) >= a.cfg.IdleExtendEvery {
+		t.IdleExpiresAt = next
+	}
+	if ip := a.clientIP(c.Request()); ip.String() != row.IP {
+		loc := a.locate(ip)
+		t.IP, t.Location, t.LocationShort = ip.String(), loc.Label, loc.Short
+	}
+	if err := a.store.TouchSession(c.Request().Context(), row.ID, t); err != nil {
+		a.log.Error("touch session", "session", row.ID, "err", err)
+	}
+}
+
+// requireAuth sends signed-out browsers to the sign-in page, remembering
+// where they were going.
+func (a *app) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if authOf(c) != nil {
+			return next(c)
+		}
+		target := "/login"
+		if r := c.Request(); r.Method == http.MethodGet {
+			target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+		}
+		return c.Redirect(http.StatusSeeOther, target)
+	}
+}
+
+// crossOrigin rejects state-changing requests that a browser marks as coming
+// from another origin (Sec-Fetch-Site), or whose Origin header is foreign.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// csrf protects every POST twice. First by origin: a browser tells us where a
+// request comes from (Sec-Fetch-Site, else Origin), and anything but our own
+// origin is refused, even a same-site subdomain. Second by a token: a random
+// value in a cookie that must come back in the form's "csrf" field
+// (double-submit), for browsers that send neither header.
+func (a *app) csrf(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		name := "doorman_csrf"
+		if a.isHTTPS(r) {
+			name = "__Host-doorman_csrf"
+		}
+		token := ""
+		if ck, err := r.Cookie(name); err == nil && len(ck.Value) == 43 {
+			token = ck.Value
+		}
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if err := crossOrigin.Check(r); err != nil {
+				return echo.NewHTTPError(http.StatusForbidden, "This request came from another site, so it was blocked.")
+			}
+			sent := c.FormValue("csrf")
+			if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sent)) != 1 {
+				return echo.NewHTTPError(http.StatusForbidden, "This form has expired. Go back, reload the page and try again.")
+			}
+		}
+		if token == "" {
+			b := make([]byte, 32)
+			rand.Read(b)
+			token = base64.RawURLEncoding.EncodeToString(b)
+			c.SetCookie(&http.Cookie{Name: name, Value: token, Path: "/", HttpOnly: true, Secure: a.isHTTPS(r), SameSite: http.SameSiteLaxMode})
+		}
+		c.Set(ctxCSRF, token)
+		return next(c)
+	}
+}

@@ -1,0 +1,121 @@
+package handlers
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"sync"
+
+	"github.com/a-h/templ"
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"doorman/views"
+)
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// render renders a page into a buffer first, so a template error yields a
+// clean error page instead of half a page.
+func (a *app) render(c echo.Context, status int, page templ.Component) error {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer bufPool.Put(buf)
+	if err := page.Render(c.Request().Context(), buf); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	return c.HTMLBlob(status, buf.Bytes())
+}
+
+// page builds the layout's props for this request. It consumes the flash
+// messages, so call it once, for the page actually rendered.
+func (a *app) page(c echo.Context, title, nav string) views.Page {
+	p := views.Page{Title: title, Nav: nav, Flashes: a.takeFlashes(c)}
+	p.CSRF, _ = c.Get(ctxCSRF).(string)
+	if au := authOf(c); au != nil {
+		p.UserEmail, p.IsDemo = au.User.Email, au.User.IsDemo
+	}
+	return p
+}
+
+// Flash messages travel to the next page in a cookie signed with a key from
+// the database (gorilla/sessions' CookieStore), so they cannot be forged and
+// work across instances. A message added while rendering a page is shown on
+// that page; one added before a redirect rides the cookie to the next page.
+const (
+	flashCookie  = "doorman_flash"
+	flashSuccess = views.FlashSuccess
+	flashNotice  = views.FlashNotice
+	flashError   = views.FlashError
+)
+
+var flashKinds = []string{flashError, flashNotice, flashSuccess}
+
+type flashState struct {
+	pending []views.Flash
+	hooked  bool
+}
+
+func (a *app) flashState(c echo.Context) *flashState {
+	st, _ := c.Get(ctxFlash).(*flashState)
+	if st == nil {
+		st = &flashState{}
+		c.Set(ctxFlash, st)
+	}
+	return st
+}
+
+// addFlash queues a message for the page this request shows, or, if it ends
+// in a redirect, for the next page.
+func (a *app) addFlash(c echo.Context, kind, text string) {
+	st := a.flashState(c)
+	st.pending = append(st.pending, views.Flash{Kind: kind, Text: text})
+	if st.hooked {
+		return
+	}
+	st.hooked = true
+	c.Response().Before(func() {
+		if len(st.pending) == 0 {
+			return
+		}
+		fs := a.flashSession(c)
+		for _, f := range st.pending {
+			fs.AddFlash(f.Text, f.Kind)
+		}
+		if err := fs.Save(c.Request(), c.Response()); err != nil {
+			a.log.Error("save flash", "err", err)
+		}
+	})
+}
+
+// takeFlashes returns the messages for the page being rendered: those that
+// came with the request's cookie, then those added during this request.
+func (a *app) takeFlashes(c echo.Context) []views.Flash {
+	st := a.flashState(c)
+	var out []views.Flash
+	if _, err := c.Request().Cookie(flashCookie); err == nil {
+		fs := a.flashSession(c)
+		for _, kind := range flashKinds {
+			for _, v := range fs.Flashes(kind) {
+				if text, ok := v.(string); ok {
+					out = append(out, views.Flash{Kind: kind, Text: text})
+				}
+			}
+		}
+		fs.Options.MaxAge = -1
+		if err := fs.Save(c.Request(), c.Response()); err != nil {
+			a.log.Error("clear flash", "err", err)
+		}
+	}
+	out = append(out, st.pending...)
+	st.pending = nil
+	return out
+}
+
+func (a *app) flashSession(c echo.Context) *sessions.Session {
+	// A cookie with a bad signature yields an empty session and an error we
+	// can ignore: the message is simply dropped.
+	fs, _ := a.flashes.Get(c.Request(), flashCookie)
+	fs.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.isHTTPS(c.Request())}
+	return fs
+}

@@ -1,0 +1,210 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/sessiontoken"
+	"doorman/views"
+)
+
+const securityURL = "/settings/security"
+
+// sessionRow turns a session into a list row.
+func sessionRow(s db.Session, currentID string, now time.Time) views.SessionRow {
+	return views.SessionRow{
+		ID:            s.ID,
+		Device:        s.DeviceLabel,
+		DeviceKind:    s.DeviceKind,
+		Location:      s.Location,
+		LastActive:    relTime(now, s.LastSeenAt),
+		LastActiveISO: isoTime(s.LastSeenAt),
+		LastActiveAt:  exactTime(s.LastSeenAt),
+		Current:       s.ID == currentID,
+		DetailsURL:    securityURL + "/sessions/" + s.ID,
+		RevokeURL:     securityURL + "/sessions/" + s.ID + "/revoke",
+		RevokeLabel:   "Sign out " + s.DeviceLabel + ", " + s.LocationShort,
+	}
+}
+
+// otherSessions lists the user's live sessions except the current one.
+func (a *app) otherSessions(c echo.Context, au *authInfo, now time.Time) ([]views.SessionRow, error) {
+	list, err := a.store.ListSessions(c.Request().Context(), au.User.ID, now)
+	if err != nil {
+		return nil, err
+	}
+	rows := make([]views.SessionRow, 0, len(list))
+	for _, s := range list {
+		if s.ID != au.Session.ID {
+			rows = append(rows, sessionRow(s, au.Session.ID, now))
+		}
+	}
+	return rows, nil
+}
+
+// security is Settings → Security: the current session first, then every
+// other live session, most recently active first.
+func (a *app) security(c echo.Context) error {
+	au, now := authOf(c), a.now()
+	others, err := a.otherSessions(c, au, now)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
+	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+		Page:        a.page(c, "Security", "security"),
+		Current:     sessionRow(au.Session, au.Session.ID, now),
+		Others:      others,
+		OthersCount: plural(len(others), "other session"),
+	}))
+}
+
+// sessionParam returns the :id parameter if it has the shape of a public id.
+// Anything else cannot be a session, so it is a 404 without a query.
+func sessionParam(c echo.Context) (string, error) {
+	id := c.Param("id")
+	if !sessiontoken.ValidID(id) {
+		return "", errNoSuchSession
+	}
+	return id, nil
+}
+
+var errNoSuchSession = echo.NewHTTPError(http.StatusNotFound, "There is no such session. It may already have been signed out.")
+
+func (a *app) sessionDetails(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	au, now := authOf(c), a.now()
+	s := au.Session
+	if id != s.ID {
+		s, err = a.store.UserSession(c.Request().Context(), au.User.ID, id, now)
+		if errors.Is(err, db.ErrNotFound) {
+			return errNoSuchSession
+		}
+		if err != nil {
+			return fmt.Errorf("session details: %w", err)
+		}
+	}
+	row := sessionRow(s, au.Session.ID, now)
+	lastActive := views.DetailRow{Label: "Last active", Value: exactTime(s.LastSeenAt), ISO: isoTime(s.LastSeenAt), Subtitle: relTime(now, s.LastSeenAt)}
+	if row.Current {
+		lastActive = views.DetailRow{Label: "Last active", Value: "Active now"}
+	}
+	method := map[string]string{methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data"}[s.AuthMethod]
+	if method == "" {
+		method = s.AuthMethod
+	}
+	return a.render(c, http.StatusOK, views.SessionDetailsPage(views.SessionDetailsProps{
+		Page: a.page(c, s.DeviceLabel, "security"),
+		Row:  row,
+		Details: []views.DetailRow{
+			{Label: "Device", Value: s.DeviceLabel},
+			{Label: "Location", Value: s.Location, Subtitle: "Estimated from the IP address"},
+			{Label: "IP address", Value: s.IP, Mono: true},
+			lastActive,
+			{Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt), Subtitle: relTime(now, s.CreatedAt) + " · " + method},
+			{Label: "Expires", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()), Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"},
+			{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true},
+		},
+	}))
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "—"
+	}
+	return s
+}
+
+// revokeSession ends one session of the user's (the X button). Its very next
+// request is refused: the middleware reads the row on every request.
+func (a *app) revokeSession(c echo.Context) error {
+	id, err := sessionParam(c)
+	if err != nil {
+		return err
+	}
+	au := authOf(c)
+	if id == au.Session.ID {
+		// Ending the session you are using is signing out.
+		return a.logout(c)
+	}
+	s, err := a.store.RevokeSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID, a.now())
+	if errors.Is(err, db.ErrNotFound) {
+		return errNoSuchSession
+	}
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	a.log.Info("session revoked", "session", s.ID, "user", au.User.ID, "reason", db.ReasonRevoked, "by", au.Session.ID)
+	a.addFlash(c, flashSuccess, "Signed out "+s.DeviceLabel)
+	return c.Redirect(http.StatusSeeOther, securityURL)
+}
+
+// confirmRevokeOthers is the no-JavaScript confirm page of "Log out all other
+// sessions", listing what will end.
+func (a *app) confirmRevokeOthers(c echo.Context) error {
+	au := authOf(c)
+	others, err := a.otherSessions(c, au, a.now())
+	if err != nil {
+		return fmt.Errorf("confirm revoke others: %w", err)
+	}
+	p := views.ConfirmProps{
+		Page: a.page(c, "Log out all other sessions", "security"), Heading: "Log out all other sessions?",
+		Sessions: others, Action: securityURL + "/sessions/revoke-others", Button: "Log out", CancelURL: securityURL,
+		Message: plural(len(others), "other session") + " will be signed out. This device stays signed in.",
+	}
+	if len(others) == 0 {
+		p.Heading, p.Message, p.Nothing = "No other sessions", "This device is the only one signed in to your account.", true
+	}
+	return a.render(c, http.StatusOK, views.ConfirmPage(p))
+}
+
+func (a *app) revokeOthers(c echo.Context) error {
+	au := authOf(c)
+	n, err := a.store.RevokeOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, a.now())
+	if err != nil {
+		return fmt.Errorf("revoke other sessions: %w", err)
+	}
+	a.log.Info("sessions revoked", "count", n, "user", au.User.ID, "reason", db.ReasonRevokedOthers, "by", au.Session.ID)
+	if n == 0 {
+		a.addFlash(c, flashNotice, "There were no other sessions to sign out.")
+	} else {
+		a.addFlash(c, flashSuccess, "Signed out "+plural(int(n), "other session")+".")
+	}
+	return c.Redirect(http.StatusSeeOther, securityURL)
+}
+
+// confirmRevokeAll is the no-JavaScript confirm page of "Log out everywhere".
+func (a *app) confirmRevokeAll(c echo.Context) error {
+	au, now := authOf(c), a.now()
+	others, err := a.otherSessions(c, au, now)
+	if err != nil {
+		return fmt.Errorf("confirm revoke all: %w", err)
+	}
+	all := append([]views.SessionRow{sessionRow(au.Session, au.Session.ID, now)}, others...)
+	return a.render(c, http.StatusOK, views.ConfirmPage(views.ConfirmProps{
+		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
+		Message:  "All " + plural(len(all), "session") + ", including this device, will be signed out.",
+		Sessions: all, Action: securityURL + "/sessions/revoke-all", Button: "Log out everywhere", CancelURL: securityURL,
+	}))
+}
+
+func (a *app) revokeAll(c echo.Context) error {
+	au := authOf(c)
+	n, err := a.store.RevokeAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID, a.now())
+	if err != nil {
+		return fmt.Errorf("revoke all sessions: %w", err)
+	}
+	a.log.Info("sessions revoked", "count", n, "user", au.User.ID, "reason", db.ReasonRevokedAll, "by", au.Session.ID)
+	if err := a.endSession(c); err != nil {
+		return err
+	}
+	a.addFlash(c, flashSuccess, "You signed out everywhere: "+plural(int(n), "session")+" ended.")
+	return c.Redirect(http.StatusSeeOther, "/login")
+}

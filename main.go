@@ -1,0 +1,211 @@
+// Command doorman serves "Where you're logged in": every place an account is
+// signed in, and a way to sign any of them out.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"doorman/db"
+	"doorman/demo"
+	"doorman/geo"
+	"doorman/handlers"
+	"doorman/password"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		slog.Error("doorman", "err", err)
+		os.Exit(1)
+	}
+}
+
+// Config is everything the command line and environment can set.
+type Config struct {
+	Addr      string
+	DB        string
+	GeoIPDir  string
+	Proxies   []netip.Prefix
+	Demo      bool
+	LogLevel  slog.Level
+	Session   handlers.Config
+	PruneKeep time.Duration
+}
+
+// parseConfig reads flags, each falling back to a DOORMAN_* environment
+// variable, then to its default.
+func parseConfig(args []string, getenv func(string) string) (Config, error) {
+	cfg := Config{Session: handlers.DefaultConfig()}
+	fs := flag.NewFlagSet("doorman", flag.ContinueOnError)
+	env := func(name, def string) string {
+		if v := getenv(name); v != "" {
+			return v
+		}
+		return def
+	}
+	var proxies, level string
+	var errs []error
+	dur := func(p *time.Duration, name, envName string, def time.Duration, usage string) {
+		v, err := time.ParseDuration(env(envName, def.String()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", envName, err))
+		}
+		fs.DurationVar(p, name, v, usage+" (env "+envName+")")
+	}
+	fs.StringVar(&cfg.Addr, "addr", env("DOORMAN_ADDR", "127.0.0.1:8080"), "listen address (env DOORMAN_ADDR)")
+	fs.StringVar(&cfg.DB, "db", env("DOORMAN_DB", "doorman.db"), "SQLite database file (env DOORMAN_DB)")
+	fs.StringVar(&cfg.GeoIPDir, "geoip-dir", env("DOORMAN_GEOIP_DIR", "data"), "folder with the DB-IP City Lite .mmdb files (env DOORMAN_GEOIP_DIR)")
+	fs.StringVar(&proxies, "trusted-proxy", env("DOORMAN_TRUSTED_PROXY", ""), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed (env DOORMAN_TRUSTED_PROXY)")
+	demoDefault, err := strconv.ParseBool(env("DOORMAN_DEMO", "false"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("DOORMAN_DEMO: %w", err))
+	}
+	fs.BoolVar(&cfg.Demo, "demo", demoDefault, "seed a demo account with sample sessions (env DOORMAN_DEMO)")
+	fs.StringVar(&level, "log-level", env("DOORMAN_LOG_LEVEL", "info"), "debug, info, warn or error (env DOORMAN_LOG_LEVEL)")
+	s := &cfg.Session
+	dur(&s.IdleTimeout, "idle-timeout", "DOORMAN_IDLE_TIMEOUT", s.IdleTimeout, "end a session unused for this long")
+	dur(&s.AbsoluteLifetime, "absolute-lifetime", "DOORMAN_ABSOLUTE_LIFETIME", s.AbsoluteLifetime, "end every session this long after sign-in")
+	dur(&s.IdleExtendEvery, "idle-extend-every", "DOORMAN_IDLE_EXTEND_EVERY", s.IdleExtendEvery, "push the idle expiry forward at most this often")
+	dur(&s.ActivityWriteEvery, "activity-write-every", "DOORMAN_ACTIVITY_WRITE_EVERY", s.ActivityWriteEvery, "record a session's last activity at most this often")
+	dur(&cfg.PruneKeep, "keep-ended", "DOORMAN_KEEP_ENDED", 30*24*time.Hour, "keep rows of ended sessions this long (so a returning browser is told it was signed out)")
+	if len(errs) > 0 {
+		return cfg, errors.Join(errs...)
+	}
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	for _, p := range strings.Split(proxies, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			if addr, aerr := netip.ParseAddr(p); aerr == nil {
+				prefix = netip.PrefixFrom(addr, addr.BitLen())
+			} else {
+				return cfg, fmt.Errorf("-trusted-proxy %q: %w", p, err)
+			}
+		}
+		cfg.Proxies = append(cfg.Proxies, prefix.Masked())
+	}
+	cfg.Session.TrustedProxies = cfg.Proxies
+	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
+		return cfg, fmt.Errorf("-log-level: %w", err)
+	}
+	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 {
+		return cfg, errors.New("session timeouts must be positive")
+	}
+	return cfg, nil
+}
+
+// run is the whole program: main only adds the signal handling and exit code.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, err := parseConfig(args, getenv)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+
+	store, err := db.Open(ctx, cfg.DB)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+
+	resolver, err := geo.Open(cfg.GeoIPDir)
+	if err != nil {
+		return err
+	}
+	defer resolver.Close()
+	if !resolver.HasData() {
+		log.Info("no GeoIP data: locations will show as \"Unknown location\" (run `make setup` to fetch DB-IP City Lite)", "dir", cfg.GeoIPDir)
+	}
+
+	// argon2id uses ~19 MiB per hash: bound how many run at once so a flood
+	// of sign-ins cannot exhaust memory or starve page views of CPU.
+	hasher := password.NewHasher(password.DefaultParams, 4)
+
+	flashKey, err := store.AppSecret(ctx, "flash-cookie-key", 32)
+	if err != nil {
+		return err
+	}
+	if cfg.Demo {
+		if err := demo.Seed(ctx, store, hasher, cfg.Session.IdleTimeout, cfg.Session.AbsoluteLifetime, time.Now()); err != nil {
+			return err
+		}
+		cfg.Session.Demo, cfg.Session.DemoEmail, cfg.Session.DemoPassword = true, demo.Email, demo.Password
+		log.Info("demo account ready", "email", demo.Email, "password", demo.Password)
+	}
+
+	e := handlers.New(handlers.Deps{
+		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, FlashKey: flashKey,
+	})
+	srv := &http.Server{
+		Handler:           e,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
+
+	go pruneLoop(ctx, store, cfg.PruneKeep, log)
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return srv.Shutdown(shutdownCtx)
+}
+
+// pruneLoop deletes long-ended session rows once an hour, so the table does
+// not grow forever.
+func pruneLoop(ctx context.Context, store *db.Store, keep time.Duration, log *slog.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if n, err := store.PruneSessions(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+			log.Error("prune sessions", "err", err)
+		} else if n > 0 {
+			log.Info("pruned ended sessions", "count", n)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,159 @@
+// Package views holds Doorman's templ components and the view models they
+// print. Props are ready to show: strings and booleans, no formatting logic.
+package views
+
+// Flash kinds.
+const (
+	FlashSuccess = "success"
+	FlashNotice  = "notice"
+	FlashError   = "error"
+)
+
+// Flash is a one-time message shown at the top of the next page.
+type Flash struct {
+	Kind string
+	Text string
+}
+
+// Page is what the layout needs on every page.
+type Page struct {
+	Title     string
+	UserEmail string // empty when signed out
+	IsDemo    bool   // the signed-in user is the demo account
+	CSRF      string
+	Flashes   []Flash
+	Nav       string // "account" or "security": the settings tab to mark current
+}
+
+// SignedIn reports whether the page is shown to a signed-in user.
+func (p Page) SignedIn() bool { return p.UserEmail != "" }
+
+// AuthFormProps is the sign-in or sign-up page.
+type AuthFormProps struct {
+	Page
+	Signup        bool
+	Email         string
+	Next          string
+	EmailError    string
+	PasswordError string
+	FormError     string // shown above the form: "Incorrect email or password"
+	DemoEmail     string // set when the server runs with -demo
+	DemoPassword  string
+}
+
+// Action is the form's target.
+func (p AuthFormProps) Action() string {
+	if p.Signup {
+		return "/signup"
+	}
+	return "/login"
+}
+
+// EmailAutocomplete tells password managers what the email field is.
+func (p AuthFormProps) EmailAutocomplete() string {
+	if p.Signup {
+		return "email"
+	}
+	return "username"
+}
+
+// PasswordAutocomplete tells password managers whether to suggest a new one.
+func (p AuthFormProps) PasswordAutocomplete() string {
+	if p.Signup {
+		return "new-password"
+	}
+	return "current-password"
+}
+
+// EmailDescribedBy links the email field to the message that explains it, so
+// a screen reader reads the error with the field.
+func (p AuthFormProps) EmailDescribedBy() string {
+	switch {
+	case p.EmailError != "":
+		return "email-error"
+	case p.FormError != "":
+		return "form-error"
+	}
+	return ""
+}
+
+// PasswordDescribedBy links the password field to its error or hint.
+func (p AuthFormProps) PasswordDescribedBy() string {
+	switch {
+	case p.PasswordError != "":
+		return "password-error"
+	case p.FormError != "":
+		return "form-error"
+	case p.Signup:
+		return "password-hint"
+	}
+	return ""
+}
+
+// SettingsProps is the settings home.
+type SettingsProps struct {
+	Page
+	Email        string
+	MemberSince  string
+	SessionCount string // "3 signed-in sessions"
+}
+
+// SessionRow is one session in the list, ready to print.
+type SessionRow struct {
+	ID            string
+	Device        string // "Chrome on Windows"
+	DeviceKind    string // desktop | phone | tablet
+	Location      string // "Berlin, Germany"
+	LastActive    string // "5 minutes ago" or "Active now"
+	LastActiveISO string // for <time datetime>
+	LastActiveAt  string // exact, "22 Nov 2026, 11:32 UTC"
+	Current       bool
+	DetailsURL    string
+	RevokeURL     string
+	RevokeLabel   string // accessible name of the X button: "Sign out Chrome on Windows, Berlin"
+}
+
+// SecurityProps is Settings → Security.
+type SecurityProps struct {
+	Page
+	Current     SessionRow
+	Others      []SessionRow
+	OthersCount string // "2 other sessions"
+}
+
+// DetailRow is one label/value pair on the session details page.
+type DetailRow struct {
+	Label    string
+	Value    string
+	ISO      string // when set, the value is a time
+	Mono     bool   // print in a monospace font (IP, user agent)
+	Subtitle string
+}
+
+// SessionDetailsProps is one session's details page.
+type SessionDetailsProps struct {
+	Page
+	Row     SessionRow
+	Details []DetailRow
+}
+
+// ConfirmProps is a confirm page for a destructive action, the no-JavaScript
+// twin of a confirm dialog.
+type ConfirmProps struct {
+	Page
+	Heading   string
+	Message   string
+	Sessions  []SessionRow // the sessions that will end
+	Action    string       // form action
+	Button    string       // "Log out"
+	CancelURL string
+	Nothing   bool // nothing to confirm: show Message and a way back only
+}
+
+// ErrorProps is an error page.
+type ErrorProps struct {
+	Page
+	Status  int
+	Heading string
+	Message string
+}
