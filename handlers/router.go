@@ -88,7 +88,6 @@ type app struct {
 	flashes   *sessions.CookieStore
 	trusted   []netip.Prefix
 	extractIP echo.IPExtractor
-	dummyPwd  string
 }
 
 // New builds the Echo server: the middleware chain and every route.
