@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh installs everything the tests need on a fresh Debian machine, and is
 # cheap (about a second) when it has already run. Called by `make setup` and
-# therefore by `make test`. See ../shared/OFFLINE.md for why each step is done
+# therefore by `make test`. See docs/ (and the README) for why each step is done
 # this way: the machine reaches only apt, the npm registry and the Go proxy.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +20,7 @@ fi
 
 # The playwright driver folder playwright-go expects, pinned to the version the
 # module in go.mod was built for (it refuses any other).
+go mod download github.com/playwright-community/playwright-go
 pwdir=$(go list -m -f '{{.Dir}}' github.com/playwright-community/playwright-go)
 pwver=$(sed -n 's/^const playwrightCliVersion = "\(.*\)"$/\1/p' "$pwdir/run.go")
 [ -n "$pwver" ] || { echo "setup: cannot read playwright driver version from $pwdir/run.go" >&2; exit 1; }

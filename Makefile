@@ -1,0 +1,45 @@
+# Doorman. `go run .` runs the app; `make test` runs every check CI runs.
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
+export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
+
+.PHONY: test setup generate check-generated lint run build screenshots
+
+## test: install what the tests need, then check generated code, lint, and run every test (e2e included)
+test: setup check-generated lint
+	go test -count=1 ./...
+
+## setup: install Chromium, the playwright driver and the GeoIP data (idempotent, ~1 s when done)
+setup:
+	bash scripts/setup.sh
+
+## generate: regenerate templ output
+generate:
+	go tool templ generate
+
+## check-generated: fail if the committed *_templ.go files are not what the .templ files generate
+check-generated: generate
+	@if ! git diff --quiet -- '*_templ.go' || [ -n "$$(git ls-files --others --exclude-standard -- '*_templ.go')" ]; then \
+	  git diff --stat -- '*_templ.go'; git ls-files --others --exclude-standard -- '*_templ.go'; \
+	  echo "generated templ files are stale: run 'make generate' and commit them" >&2; exit 1; fi
+
+## lint: gofmt, go vet, staticcheck
+lint:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
+	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
+	go vet ./...
+	go tool staticcheck ./...
+
+## run: run the app with the demo account
+run:
+	go run . -demo
+
+build:
+	go build -o doorman .
+
+## screenshots: refresh the README's images in docs/ from the e2e run
+screenshots: setup
+	go test -count=1 -run TestWhereYoureLoggedIn ./e2e/
+	cp e2e/screenshots/security-desktop.png docs/security-desktop.png
+	cp e2e/screenshots/security-iphone.png docs/security-iphone.png

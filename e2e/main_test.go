@@ -1,0 +1,192 @@
+// Package e2e drives the real server with a real Chromium through
+// playwright-go. One browser is launched for the whole package; every test
+// makes its own server and one BrowserContext per device.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/playwright-community/playwright-go"
+
+	"doorman/db"
+	"doorman/geo"
+	"doorman/geo/geotest"
+	"doorman/handlers"
+	"doorman/password"
+)
+
+var (
+	pw      *playwright.Playwright
+	browser playwright.Browser
+	expect  = playwright.NewPlaywrightAssertions(10000)
+)
+
+// Addresses the devices pretend to come from (through the trusted-proxy
+// header), and what the test GeoIP database says about them.
+const (
+	ipBerlin = "89.246.64.10"
+	ipLondon = "81.2.69.160"
+	ipTokyo  = "2400:4050::1"
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runMain(m))
+}
+
+func runMain(m *testing.M) int {
+	driver := os.Getenv("PLAYWRIGHT_DRIVER_PATH")
+	if driver == "" {
+		driver, _ = filepath.Abs("../.pwdriver")
+	}
+	if _, err := os.Stat(filepath.Join(driver, "package", "cli.js")); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: no playwright driver at %s: run `make setup` (or `make test`)\n", driver)
+		return 1
+	}
+	var err error
+	// Run never downloads: the driver and Chromium come from scripts/setup.sh.
+	pw, err = playwright.Run(&playwright.RunOptions{DriverDirectory: driver, SkipInstallBrowsers: true, Stdout: io.Discard})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: start playwright: %v\n", err)
+		return 1
+	}
+	defer pw.Stop()
+	browser, err = pw.Chromium.Launch(playwright.BrowserTypeLaunchOptions{
+		ExecutablePath: playwright.String("/usr/bin/chromium"),
+		Headless:       playwright.Bool(true),
+		Args: []string{"--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+			"--disable-background-networking", "--disable-component-update", "--disable-sync",
+			"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE localhost , EXCLUDE 127.0.0.1"},
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: launch chromium: %v\n", err)
+		return 1
+	}
+	defer browser.Close()
+	if err := os.MkdirAll("screenshots", 0o755); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+// startServer runs the real app (handlers.New over a fresh SQLite file) on
+// 127.0.0.1 and returns its base URL. Loopback is a trusted proxy, so each
+// device chooses its address with X-Forwarded-For.
+func startServer(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := db.Open(context.Background(), filepath.Join(dir, "e2e.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	geotest.WriteDB(t, dir, map[string]geotest.Record{
+		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
+		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB"},
+		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
+	})
+	resolver, err := geo.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resolver.Close() })
+	key, err := store.AppSecret(context.Background(), "flash-cookie-key", 32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := handlers.DefaultConfig()
+	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	e := handlers.New(handlers.Deps{
+		Store: store, Geo: resolver, Hasher: password.NewHasher(password.DefaultParams, 4),
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, FlashKey: key,
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: e}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// newDevice opens a browser context emulating the named device from
+// playwright's list ("iPhone 13", "Desktop Chrome", ...), coming from ip.
+func newDevice(t *testing.T, base, name, ip string) playwright.Page {
+	t.Helper()
+	d, ok := pw.Devices[name]
+	if !ok {
+		t.Fatalf("no device %q in playwright's list", name)
+	}
+	ctx, err := browser.NewContext(playwright.BrowserNewContextOptions{
+		BaseURL:           playwright.String(base),
+		UserAgent:         playwright.String(d.UserAgent),
+		Viewport:          d.Viewport,
+		DeviceScaleFactor: playwright.Float(d.DeviceScaleFactor),
+		IsMobile:          playwright.Bool(d.IsMobile),
+		HasTouch:          playwright.Bool(d.HasTouch),
+		ExtraHttpHeaders:  map[string]string{"X-Forwarded-For": ip},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ctx.Close() })
+	page, err := ctx.NewPage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return page
+}
+
+// must fails the test on a playwright error; every call's error is checked.
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func goTo(t *testing.T, p playwright.Page, path string) {
+	t.Helper()
+	_, err := p.Goto(path)
+	must(t, err)
+}
+
+func button(p playwright.Page, name string) playwright.Locator {
+	return p.GetByRole("button", playwright.PageGetByRoleOptions{Name: name, Exact: playwright.Bool(true)})
+}
+
+// signUp creates the account through the UI and lands on Security.
+func signUp(t *testing.T, p playwright.Page, email, pw string) {
+	t.Helper()
+	goTo(t, p, "/signup")
+	must(t, p.GetByLabel("Email").Fill(email))
+	must(t, p.GetByLabel("Password").Fill(pw))
+	must(t, button(p, "Create account").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+}
+
+// signIn signs in through the UI and lands on Security.
+func signIn(t *testing.T, p playwright.Page, email, pw string) {
+	t.Helper()
+	goTo(t, p, "/login")
+	must(t, p.GetByLabel("Email").Fill(email))
+	must(t, p.GetByLabel("Password").Fill(pw))
+	must(t, button(p, "Sign in").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+}
+
+func screenshot(t *testing.T, p playwright.Page, name string) {
+	t.Helper()
+	_, err := p.Screenshot(playwright.PageScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", name+".png")), FullPage: playwright.Bool(true)})
+	must(t, err)
+}
