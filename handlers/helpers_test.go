@@ -178,6 +178,12 @@ func (c *client) csrfToken() string {
 // loads a page first if it has no CSRF token yet, then sends the token back.
 func (c *client) post(path string, form url.Values, headers ...string) *response {
 	c.t.Helper()
+	return c.send(http.MethodPost, path, form, headers...)
+}
+
+// send is post with any method.
+func (c *client) send(method, path string, form url.Values, headers ...string) *response {
+	c.t.Helper()
 	if c.csrfToken() == "" {
 		c.get("/login")
 	}
@@ -187,7 +193,7 @@ func (c *client) post(path string, form url.Values, headers ...string) *response
 	if !form.Has("csrf") {
 		form.Set("csrf", c.csrfToken())
 	}
-	req, _ := http.NewRequest(http.MethodPost, c.app.srv.URL+path, strings.NewReader(form.Encode()))
+	req, _ := http.NewRequest(method, c.app.srv.URL+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
@@ -327,4 +333,16 @@ func (a *testApp) dump() string {
 		}
 	}
 	return sb.String()
+}
+
+func mustRequest(method, u string) *http.Request {
+	req, err := http.NewRequest(method, u, nil)
+	if err != nil {
+		panic(err)
+	}
+	return req
+}
+
+func regexpAll(re, s string) []string {
+	return regexp.MustCompile(re).FindAllString(s, -1)
 }

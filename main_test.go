@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRunServesAndShutsDown starts the real program on a free port, with no
+// GeoIP data, checks it serves, and stops it the way SIGINT would.
+func TestRunServesAndShutsDown(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	env := map[string]string{"DOORMAN_DB": filepath.Join(dir, "env.db"), "DOORMAN_GEOIP_DIR": filepath.Join(dir, "nodata")}
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-demo"}, func(k string) string { return env[k] }, w)
+		w.Close()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no start-up line: %v", err)
+	}
+	url := strings.TrimSpace(strings.TrimPrefix(line, "Doorman is running at "))
+	if !strings.HasPrefix(url, "http://127.0.0.1:") {
+		t.Fatalf("start-up line %q", line)
+	}
+	res, err := http.Get(url + "/healthz")
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("healthz: %v %v", res, err)
+	}
+	res.Body.Close()
+	// -demo puts the credentials on the sign-in page.
+	res, err = http.Get(url + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), "demo@doorman.test") {
+		t.Error("demo credentials not on the sign-in page")
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run returned %v after shutdown", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no graceful shutdown within 10 s")
+	}
+}
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{"DOORMAN_ADDR": "127.0.0.1:9000", "DOORMAN_IDLE_TIMEOUT": "1h", "DOORMAN_TRUSTED_PROXY": "10.0.0.0/8, 192.168.1.1"}
+	cfg, err := parseConfig([]string{"-absolute-lifetime", "2h"}, func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Addr != "127.0.0.1:9000" || cfg.Session.IdleTimeout != time.Hour || cfg.Session.AbsoluteLifetime != 2*time.Hour {
+		t.Fatalf("cfg = %+v", cfg)
+	}
+	if len(cfg.Proxies) != 2 || cfg.Proxies[1].String() != "192.168.1.1/32" || len(cfg.Session.TrustedProxies) != 2 {
+		t.Fatalf("proxies = %v", cfg.Proxies)
+	}
+	// The flag wins over the environment.
+	cfg, _ = parseConfig([]string{"-addr", "127.0.0.1:1"}, func(k string) string { return env[k] })
+	if cfg.Addr != "127.0.0.1:1" {
+		t.Fatalf("flag did not win: %s", cfg.Addr)
+	}
+	for _, bad := range [][]string{{"-trusted-proxy", "nonsense"}, {"-idle-timeout", "-1h"}, {"-log-level", "loud"}, {"stray"}} {
+		if _, err := parseConfig(bad, func(string) string { return "" }); err == nil {
+			t.Errorf("parseConfig(%v) accepted", bad)
+		}
+	}
+	if _, err := parseConfig(nil, func(k string) string { return map[string]string{"DOORMAN_DEMO": "maybe"}[k] }); err == nil {
+		t.Error("bad DOORMAN_DEMO accepted")
+	}
+}
