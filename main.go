@@ -14,6 +14,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,6 +24,7 @@ import (
 	"doorman/demo"
 	"doorman/geo"
 	"doorman/handlers"
+	"doorman/operator"
 	"doorman/password"
 )
 
@@ -82,6 +84,18 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	dur(&s.AbsoluteLifetime, "absolute-lifetime", "DOORMAN_ABSOLUTE_LIFETIME", s.AbsoluteLifetime, "end every session this long after sign-in")
 	dur(&s.IdleExtendEvery, "idle-extend-every", "DOORMAN_IDLE_EXTEND_EVERY", s.IdleExtendEvery, "push the idle expiry forward at most this often")
 	dur(&s.ActivityWriteEvery, "activity-write-every", "DOORMAN_ACTIVITY_WRITE_EVERY", s.ActivityWriteEvery, "record a session's last activity at most this often")
+	dur(&s.SudoWindow, "sudo-window", "DOORMAN_SUDO_WINDOW", s.SudoWindow, "after entering the password, how long sensitive actions need no password again")
+	dur(&s.FailureWindow, "login-failure-window", "DOORMAN_LOGIN_FAILURE_WINDOW", s.FailureWindow, "window over which failed sign-ins are counted")
+	num := func(p *int, name, envName string, def int, usage string) {
+		v, err := strconv.Atoi(env(envName, strconv.Itoa(def)))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", envName, err))
+		}
+		fs.IntVar(p, name, v, usage+" (env "+envName+")")
+	}
+	num(&s.MaxSessionsPerUser, "max-sessions-per-user", "DOORMAN_MAX_SESSIONS_PER_USER", s.MaxSessionsPerUser, "live sessions a user may have; a new sign-in past it ends the least recently active one")
+	num(&s.AccountFailureLimit, "login-failures-per-account", "DOORMAN_LOGIN_FAILURES_PER_ACCOUNT", s.AccountFailureLimit, "failed sign-ins per email within the window before it must wait")
+	num(&s.IPFailureLimit, "login-failures-per-ip", "DOORMAN_LOGIN_FAILURES_PER_IP", s.IPFailureLimit, "failed sign-ins plus sign-ups per client IP within the window before it must wait")
 	dur(&cfg.PruneKeep, "keep-ended", "DOORMAN_KEEP_ENDED", 30*24*time.Hour, "keep rows of ended sessions this long (so a returning browser is told it was signed out)")
 	if len(errs) > 0 {
 		return cfg, errors.Join(errs...)
@@ -110,14 +124,20 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
-	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 {
+	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 {
 		return cfg, errors.New("session timeouts must be positive")
+	}
+	if s.MaxSessionsPerUser < 1 || s.AccountFailureLimit < 1 || s.IPFailureLimit < 1 {
+		return cfg, errors.New("-max-sessions-per-user and the -login-failures-* limits must be at least 1")
 	}
 	return cfg, nil
 }
 
 // run is the whole program: main only adds the signal handling and exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) > 0 && slices.Contains(operator.Commands, args[0]) {
+		return operator.Run(ctx, args, getenv, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+	}
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -201,6 +221,10 @@ func pruneLoop(ctx context.Context, store *db.Store, keep time.Duration, log *sl
 			log.Error("prune sessions", "err", err)
 		} else if n > 0 {
 			log.Info("pruned ended sessions", "count", n)
+		}
+		// Failures older than a day are past every throttling window.
+		if _, err := store.PruneLoginFailures(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("prune login failures", "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -15,6 +15,10 @@ const (
 	ReasonRevoked       = "revoked"        // ended from another session's list (the X button)
 	ReasonRevokedOthers = "revoked_others" // "Log out all other sessions" from another session
 	ReasonRevokedAll    = "revoked_all"    // "Log out everywhere"
+	ReasonPassword      = "password_changed"
+	ReasonSessionLimit  = "session_limit" // the user's least recently active session, ended to make room
+	ReasonOperator      = "operator"      // `doorman sessions revoke`
+	ReasonDisabled      = "user_disabled" // `doorman users disable`
 )
 
 // Session is one signed-in browser.
@@ -33,6 +37,7 @@ type Session struct {
 	Location          string
 	LocationShort     string
 	AuthMethod        string
+	ReauthAt          time.Time // when the password was last entered in this session
 	RevokedAt         time.Time // zero while not revoked
 	RevokedReason     string
 	RevokedBy         string
@@ -57,7 +62,7 @@ func (s Session) Alive(now time.Time) bool {
 
 const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
 	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
-	auth_method, revoked_at, revoked_reason, revoked_by`
+	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by`
 
 // aliveSQL is the one definition, in SQL, of a live session. It takes now twice.
 const aliveSQL = `revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?`
@@ -69,16 +74,17 @@ func sessionColumnsOf(alias string) string {
 
 func scanSession(row interface{ Scan(...any) error }, extra ...any) (Session, error) {
 	var s Session
-	var created, seen, idle, abs int64
+	var created, seen, idle, abs, reauth int64
 	var revokedAt sql.NullInt64
 	var reason, by sql.NullString
 	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
-		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &revokedAt, &reason, &by}
+		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return Session{}, err
 	}
 	s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
 	s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
+	s.ReauthAt = time.Unix(reauth, 0)
 	if revokedAt.Valid {
 		s.RevokedAt = time.Unix(revokedAt.Int64, 0)
 	}
@@ -88,15 +94,76 @@ func scanSession(row interface{ Scan(...any) error }, extra ...any) (Session, er
 
 // CreateSession inserts a new session row. The caller generates the public id
 // and the secret, and passes only the secret's hash.
-func (s *Store) CreateSession(ctx context.Context, sess Session) error {
-	_, err := s.write.ExecContext(ctx, `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
-		idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+//
+// A user has at most maxPerUser live sessions (0: no limit). When the new one
+// would exceed it, the least recently active ones are ended (reason
+// ReasonSessionLimit) in the same transaction and returned, so the caller can
+// say so: the limit is never a silent surprise.
+func (s *Store) CreateSession(ctx context.Context, sess Session, maxPerUser int) (evicted []Session, err error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	defer tx.Rollback()
+	now := sess.CreatedAt.Unix()
+	if maxPerUser > 0 {
+		var live int
+		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = ? AND `+aliveSQL,
+			sess.UserID, now, now).Scan(&live); err != nil {
+			return nil, fmt.Errorf("db: create session: count: %w", err)
+		}
+		if excess := live - maxPerUser + 1; excess > 0 {
+			rows, err := tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+				WHERE id IN (SELECT id FROM sessions WHERE user_id = ? AND `+aliveSQL+`
+					ORDER BY last_seen_at, created_at LIMIT ?)
+				RETURNING `+sessionColumns,
+				now, ReasonSessionLimit, sess.ID, sess.UserID, now, now, excess)
+			if err != nil {
+				return nil, fmt.Errorf("db: create session: evict: %w", err)
+			}
+			for rows.Next() {
+				old, err := scanSession(rows)
+				if err != nil {
+					rows.Close()
+					return nil, fmt.Errorf("db: create session: evict: %w", err)
+				}
+				evicted = append(evicted, old)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return nil, fmt.Errorf("db: create session: evict: %w", err)
+			}
+		}
+	}
+	reauth := sess.ReauthAt
+	if reauth.IsZero() {
+		reauth = sess.CreatedAt
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
+		idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		sess.ID, sess.SecretHash, sess.UserID, sess.CreatedAt.Unix(), sess.LastSeenAt.Unix(),
 		sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
-		sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod)
+		sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix())
 	if err != nil {
-		return fmt.Errorf("db: create session: %w", err)
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	return evicted, nil
+}
+
+// RotateSession gives a live session a new secret (its hash) and records a
+// re-authentication at now. The old cookie stops working at once.
+func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET secret_hash = ?, reauth_at = ?
+		WHERE id = ? AND `+aliveSQL, secretHash, now.Unix(), id, now.Unix(), now.Unix())
+	if err != nil {
+		return fmt.Errorf("db: rotate session: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return ErrNotFound
 	}
 	return nil
 }
@@ -105,11 +172,12 @@ func (s *Store) CreateSession(ctx context.Context, sess Session) error {
 // its user: the one query behind every request's session check. The caller
 // verifies the secret and decides what a dead session means.
 func (s *Store) SessionWithUser(ctx context.Context, id string) (Session, User, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+sessionColumnsOf("s")+`, u.email, u.created_at, u.is_demo
+	row := s.read.QueryRowContext(ctx, `SELECT `+sessionColumnsOf("s")+`, u.email, u.created_at, u.is_demo, u.disabled_at
 		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id)
 	var u User
 	var created int64
-	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo)
+	var disabled sql.NullInt64
+	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Session{}, User{}, ErrNotFound
 	}
@@ -117,6 +185,9 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (Session, User, 
 		return Session{}, User{}, fmt.Errorf("db: session with user: %w", err)
 	}
 	u.ID, u.CreatedAt = sess.UserID, time.Unix(created, 0)
+	if disabled.Valid {
+		u.DisabledAt = time.Unix(disabled.Int64, 0)
+	}
 	return sess, u, nil
 }
 
@@ -198,10 +269,10 @@ func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by 
 
 // RevokeOtherSessions ends every live session of the user except keepID and
 // returns how many it ended.
-func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID string, now time.Time) (int64, error) {
+func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) (int64, error) {
 	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
 		WHERE user_id = ? AND id <> ? AND `+aliveSQL,
-		now.Unix(), ReasonRevokedOthers, keepID, userID, keepID, now.Unix(), now.Unix())
+		now.Unix(), reason, keepID, userID, keepID, now.Unix(), now.Unix())
 	if err != nil {
 		return 0, fmt.Errorf("db: revoke other sessions: %w", err)
 	}

@@ -63,13 +63,13 @@ func Seed(ctx context.Context, store *db.Store, hasher *password.Hasher, idle, a
 		tok := sessiontoken.New()
 		dev := device.Parse(s.ua)
 		seen, created := now.Add(-s.ago), now.Add(-s.age)
-		err := store.CreateSession(ctx, db.Session{
+		_, err := store.CreateSession(ctx, db.Session{
 			ID: tok.ID, SecretHash: tok.Hash, UserID: user.ID,
 			CreatedAt: created, LastSeenAt: seen,
 			IdleExpiresAt: seen.Add(idle), AbsoluteExpiresAt: created.Add(absolute),
 			IP: s.ip, UserAgent: s.ua, DeviceLabel: dev.Label, DeviceKind: string(dev.Kind),
 			Location: s.location, LocationShort: s.short, AuthMethod: Method,
-		})
+		}, 0)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}

@@ -1,11 +1,14 @@
 package handlers
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
+	"doorman/db"
 	"doorman/views"
 )
 
@@ -22,4 +25,165 @@ func (a *app) settings(c echo.Context) error {
 		MemberSince:  au.User.CreatedAt.UTC().Format("2 January 2006"),
 		SessionCount: "Signed in on " + plural(len(list), "device"),
 	}))
+}
+
+// passwordForm is the change-password page.
+func (a *app) passwordForm(c echo.Context) error {
+	return a.passwordPage(c, http.StatusOK, views.PasswordProps{SignOutOthers: true})
+}
+
+func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) error {
+	au := authOf(c)
+	others, err := a.otherSessions(c, au, a.now())
+	if err != nil {
+		return fmt.Errorf("password page: %w", err)
+	}
+	p.Page, p.Others = a.page(c, "Change password", "security"), others
+	return a.render(c, status, views.PasswordPage(p))
+}
+
+// changePassword always asks for the current password (not only outside the
+// sudo window): a password is the one thing a stolen session must not be
+// able to replace. The current session gets a new secret and stays signed
+// in; every other one ends unless the user unticks the box.
+func (a *app) changePassword(c echo.Context) error {
+	au := authOf(c)
+	current, next := c.FormValue("current_password"), c.FormValue("new_password")
+	p := views.PasswordProps{SignOutOthers: c.FormValue("sign_out_others") != ""}
+	switch {
+	case next == "":
+		p.NewError = "Enter a new password."
+	case len(next) > maxPasswordBytes:
+		p.NewError = fmt.Sprintf("Use at most %d characters.", maxPasswordBytes)
+	case utf8.RuneCountInString(next) < minPasswordChars:
+		p.NewError = fmt.Sprintf("Use at least %d characters.", minPasswordChars)
+	case next == current:
+		p.NewError = "Choose a password different from the current one."
+	}
+	if current == "" {
+		p.CurrentError = "Enter your current password."
+	}
+	if p.NewError != "" || p.CurrentError != "" {
+		return a.passwordPage(c, http.StatusUnprocessableEntity, p)
+	}
+	problem, err := a.checkPassword(c, au.User, current)
+	if err != nil {
+		return err
+	}
+	if problem != nil {
+		p.CurrentError = problem.text
+		return a.passwordPage(c, problem.status, p)
+	}
+	ctx := c.Request().Context()
+	hash, err := a.hasher.Hash(ctx, next)
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	if err := a.store.UpdatePassword(ctx, au.User.ID, hash); err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
+	if err := a.rotate(c, au); err != nil {
+		return err
+	}
+	msg := "Password changed."
+	if p.SignOutOthers {
+		n, err := a.store.RevokeOtherSessions(ctx, au.User.ID, au.Session.ID, db.ReasonPassword, a.now())
+		if err != nil {
+			return fmt.Errorf("change password: %w", err)
+		}
+		a.log.Info("sessions revoked", "count", n, "user", au.User.ID, "reason", db.ReasonPassword, "by", au.Session.ID)
+		if n > 0 {
+			msg += " Signed out " + plural(int(n), "other session") + "."
+		}
+	}
+	a.addFlash(c, flashSuccess, msg)
+	return c.Redirect(http.StatusSeeOther, securityURL)
+}
+
+// emailForm is the change-email page.
+func (a *app) emailForm(c echo.Context) error {
+	return a.emailPage(c, http.StatusOK, views.EmailProps{})
+}
+
+func (a *app) emailPage(c echo.Context, status int, p views.EmailProps) error {
+	au := authOf(c)
+	p.Page, p.CurrentEmail, p.NeedPassword = a.page(c, "Change email", "account"), au.User.Email, !a.inSudo(au)
+	return a.render(c, status, views.EmailPage(p))
+}
+
+func (a *app) changeEmail(c echo.Context) error {
+	au := authOf(c)
+	email := normaliseEmail(c.FormValue("email"))
+	p := views.EmailProps{Email: email, EmailError: emailError(email)}
+	if p.EmailError == "" && email == au.User.Email {
+		p.EmailError = "That is already your email."
+	}
+	if p.EmailError != "" {
+		return a.emailPage(c, http.StatusUnprocessableEntity, p)
+	}
+	problem, err := a.sudo(c, au, "password")
+	if err != nil {
+		return err
+	}
+	if problem != nil {
+		p.PasswordError = problem.text
+		return a.emailPage(c, problem.status, p)
+	}
+	err = a.store.UpdateEmail(c.Request().Context(), au.User.ID, email)
+	if errors.Is(err, db.ErrEmailTaken) {
+		p.EmailError = "Another account uses this email."
+		return a.emailPage(c, http.StatusUnprocessableEntity, p)
+	}
+	if err != nil {
+		return fmt.Errorf("change email: %w", err)
+	}
+	a.log.Info("email changed", "user", au.User.ID, "session", au.Session.ID)
+	a.addFlash(c, flashSuccess, "Email changed to "+email+".")
+	return c.Redirect(http.StatusSeeOther, "/settings")
+}
+
+// confirmDeleteAccount asks before deleting, listing every session that ends.
+func (a *app) confirmDeleteAccount(c echo.Context) error {
+	return a.confirmDeletePage(c, authOf(c), nil)
+}
+
+func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordProblem) error {
+	now := a.now()
+	others, err := a.otherSessions(c, au, now)
+	if err != nil {
+		return fmt.Errorf("confirm delete: %w", err)
+	}
+	p := views.ConfirmProps{
+		Page: a.page(c, "Delete account", "account"), Heading: "Delete your account?",
+		Message:  "This deletes " + au.User.Email + " and everything Doorman knows about it. Every session ends at once, including this one. It cannot be undone.",
+		Sessions: append([]views.SessionRow{sessionRow(au.Session, au.Session.ID, now)}, others...),
+		Action:   "/settings/account/delete", Button: "Delete account", CancelURL: "/settings",
+		NeedPassword: !a.inSudo(au),
+	}
+	status := http.StatusOK
+	if problem != nil {
+		p.PasswordError, status = problem.text, problem.status
+	}
+	return a.render(c, status, views.ConfirmPage(p))
+}
+
+// deleteAccount removes the user; their session rows go with them, so every
+// browser of theirs is signed out on its next request.
+func (a *app) deleteAccount(c echo.Context) error {
+	au := authOf(c)
+	problem, err := a.sudo(c, au, "password")
+	if err != nil {
+		return err
+	}
+	if problem != nil {
+		return a.confirmDeletePage(c, au, problem)
+	}
+	if err := a.store.DeleteUser(c.Request().Context(), au.User.ID); err != nil {
+		return fmt.Errorf("delete account: %w", err)
+	}
+	a.log.Info("user deleted", "user", au.User.ID, "by", au.Session.ID)
+	c.SetCookie(a.cookies.cookie(c.Request(), a.cookies.cookieName(c.Request()), "", -1))
+	a.addFlash(c, flashSuccess, "Your account was deleted and every session signed out.")
+	return c.Redirect(http.StatusSeeOther, "/login")
 }

@@ -7,6 +7,7 @@ import (
 	"net/mail"
 	"net/url"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
@@ -51,16 +52,11 @@ type credentialsForm struct {
 // look-alike characters create a second account that reads like the first.
 func parseCredentialsForm(c echo.Context, signup bool) credentialsForm {
 	f := credentialsForm{
-		Email:    strings.ToLower(strings.TrimSpace(c.FormValue("email"))),
+		Email:    normaliseEmail(c.FormValue("email")),
 		Password: c.FormValue("password"),
 		Next:     safeNext(c.FormValue("next")),
 	}
-	switch {
-	case f.Email == "":
-		f.EmailError = "Enter your email address."
-	case len(f.Email) > maxEmailBytes || !validEmail(f.Email):
-		f.EmailError = "Enter an email address like name@example.com."
-	}
+	f.EmailError = emailError(f.Email)
 	switch {
 	case f.Password == "":
 		f.PasswordError = "Enter your password."
@@ -70,6 +66,19 @@ func parseCredentialsForm(c echo.Context, signup bool) credentialsForm {
 		f.PasswordError = fmt.Sprintf("Use at least %d characters.", minPasswordChars)
 	}
 	return f
+}
+
+func normaliseEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// emailError says what is wrong with a normalised email, or "".
+func emailError(email string) string {
+	switch {
+	case email == "":
+		return "Enter your email address."
+	case len(email) > maxEmailBytes || !validEmail(email):
+		return "Enter an email address like name@example.com."
+	}
+	return ""
 }
 
 func (f credentialsForm) valid() bool { return f.EmailError == "" && f.PasswordError == "" }
@@ -149,6 +158,11 @@ func (a *app) signup(c echo.Context) error {
 	if !f.valid() {
 		return a.authPage(c, http.StatusUnprocessableEntity, true, f, "")
 	}
+	// Every sign-up costs a hash: it counts toward the per-IP limit.
+	if wait := a.ipLimit.retryAfter(c.RealIP(), a.now()); wait > 0 {
+		return a.throttledAuthPage(c, true, f, wait)
+	}
+	a.ipLimit.add(c.RealIP(), a.now())
 	ctx := c.Request().Context()
 	hash, err := a.hasher.Hash(ctx, f.Password)
 	if err != nil {
@@ -170,27 +184,48 @@ func (a *app) signup(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
 }
 
+func (a *app) throttledAuthPage(c echo.Context, signup bool, f credentialsForm, wait time.Duration) error {
+	t := throttled{wait}
+	t.setHeader(c)
+	a.log.Warn("sign-in throttled", "ip", c.RealIP(), "retry_after", wait)
+	return a.authPage(c, http.StatusTooManyRequests, signup, f, t.message())
+}
+
+// login checks, in this order: the form is filled in; the address and the
+// account are not throttled (before any hashing, so a flood is cheap to
+// refuse); the password. Every failure looks the same from outside: same
+// message, same status, same work (a dummy hash for unknown accounts).
 func (a *app) login(c echo.Context) error {
 	f := parseCredentialsForm(c, false)
-	if f.EmailError != "" && f.Email != "" {
-		// A malformed address can't be an account: same answer as any
-		// other wrong credentials, after the same work.
-		a.hasher.VerifyDummy(c.Request().Context(), f.Password)
+	if f.Email == "" || f.Password == "" || f.PasswordError != "" {
+		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
+	}
+	wait, err := a.checkThrottle(c, f.Email)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if wait > 0 {
+		f.EmailError = ""
+		return a.throttledAuthPage(c, false, f, wait)
+	}
+	ctx := c.Request().Context()
+	fail := func(reason string, userID int64) error {
+		a.recordFailure(c, f.Email)
+		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP())
 		f.EmailError = ""
 		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
 	}
-	if !f.valid() {
-		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
+	if f.EmailError != "" {
+		// A malformed address can't be an account: same answer as any
+		// other wrong credentials, after the same work.
+		a.hasher.VerifyDummy(ctx, f.Password)
+		return fail("malformed email", 0)
 	}
-	ctx := c.Request().Context()
 	user, err := a.store.UserByEmail(ctx, f.Email)
 	switch {
 	case errors.Is(err, db.ErrNotFound):
-		// Spend the time a real check would, so timing does not tell
-		// whether the account exists.
 		a.hasher.VerifyDummy(ctx, f.Password)
-		a.log.Info("sign-in failed", "reason", "unknown account", "ip", c.RealIP())
-		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
+		return fail("unknown account", 0)
 	case err != nil:
 		return fmt.Errorf("login: %w", err)
 	}
@@ -199,8 +234,15 @@ func (a *app) login(c echo.Context) error {
 		return fmt.Errorf("login: verify password: %w", err)
 	}
 	if !ok {
-		a.log.Info("sign-in failed", "reason", "wrong password", "user", user.ID, "ip", c.RealIP())
-		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
+		return fail("wrong password", user.ID)
+	}
+	if user.Disabled() {
+		// Said only to someone who knows the password.
+		a.log.Info("sign-in refused", "reason", "user disabled", "user", user.ID)
+		return a.authPage(c, http.StatusForbidden, false, f, "This account has been disabled. Contact the people who run this site.")
+	}
+	if err := a.store.ClearLoginFailures(ctx, f.Email); err != nil {
+		a.log.Error("clear login failures", "err", err)
 	}
 	if err := a.startSession(c, user, methodPassword); err != nil {
 		return err
@@ -219,6 +261,12 @@ func (a *app) startSession(c echo.Context, user db.User, method string) error {
 	gs.Values[valNewUser], gs.Values[valNewMethod] = user, method
 	if err := gs.Save(r, c.Response()); err != nil {
 		return fmt.Errorf("start session: %w", err)
+	}
+	// At the session limit, say which session made room.
+	if evicted, _ := gs.Values[valEvicted].([]db.Session); len(evicted) > 0 {
+		e := evicted[0]
+		a.addFlash(c, flashNotice, fmt.Sprintf("You were signed in on %d devices, the most Doorman keeps, so the one used least recently (%s, %s) was signed out.",
+			a.cfg.MaxSessionsPerUser, e.DeviceLabel, e.Location))
 	}
 	return nil
 }

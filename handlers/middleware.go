@@ -151,14 +151,17 @@ func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		state, _ := gs.Values[valState].(sessionState)
 		row, _ := gs.Values[valSession].(db.Session)
+		user, _ := gs.Values[valUser].(db.User)
 		switch state {
 		case stateAlive:
-			user, _ := gs.Values[valUser].(db.User)
 			c.Set(ctxAuth, &authInfo{User: user, Session: row, gs: gs})
 		case stateEnded:
-			if row.Revoked() {
+			switch {
+			case row.RevokedReason == db.ReasonSessionLimit:
+				a.addFlash(c, flashNotice, "You were signed out of this device because your account signed in on too many others.")
+			case row.Revoked() || user.Disabled():
 				a.addFlash(c, flashNotice, "You were signed out of this device.")
-			} else {
+			default:
 				a.addFlash(c, flashNotice, "Your session expired. Please sign in again.")
 				a.log.Info("session expired", "session", row.ID, "user", row.UserID)
 			}

@@ -23,14 +23,22 @@ import (
 type Store interface {
 	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (db.User, error)
 	UserByEmail(ctx context.Context, email string) (db.User, error)
-	CreateSession(ctx context.Context, s db.Session) error
+	UserByID(ctx context.Context, id int64) (db.User, error)
+	UpdatePassword(ctx context.Context, userID int64, hash string) error
+	UpdateEmail(ctx context.Context, userID int64, email string) error
+	DeleteUser(ctx context.Context, userID int64) error
+	CreateSession(ctx context.Context, s db.Session, maxPerUser int) ([]db.Session, error)
+	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
 	SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error)
 	UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error)
 	ListSessions(ctx context.Context, userID int64, now time.Time) ([]db.Session, error)
 	TouchSession(ctx context.Context, id string, t db.Touch) error
 	RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error)
-	RevokeOtherSessions(ctx context.Context, userID int64, keepID string, now time.Time) (int64, error)
+	RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) (int64, error)
 	RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) (int64, error)
+	RecordLoginFailure(ctx context.Context, email, ip string, at time.Time) error
+	LoginFailuresSince(ctx context.Context, email string, since time.Time) (int, time.Time, error)
+	ClearLoginFailures(ctx context.Context, email string) error
 }
 
 // Config holds the tunable session policy and network settings.
@@ -43,6 +51,21 @@ type Config struct {
 	IdleExtendEvery time.Duration
 	// ActivityWriteEvery is how often a session's last activity is written.
 	ActivityWriteEvery time.Duration
+	// SudoWindow is how long after entering the password a session may do
+	// sensitive things (end sessions, change password or email, delete the
+	// account) without entering it again.
+	SudoWindow time.Duration
+	// MaxSessionsPerUser caps a user's live sessions; at the cap, a new
+	// sign-in ends the least recently active one (and says so).
+	MaxSessionsPerUser int
+	// AccountFailureLimit failed sign-ins (or re-authentications) per email
+	// within FailureWindow lock that email's sign-in until the oldest ages
+	// out. Counted in the database: survives restarts, holds across instances.
+	AccountFailureLimit int
+	// IPFailureLimit failed sign-ins plus sign-ups per client IP within
+	// FailureWindow block that IP (counted in memory, per instance).
+	IPFailureLimit int
+	FailureWindow  time.Duration
 	// TrustedProxies are the peers whose X-Forwarded-For and
 	// X-Forwarded-Proto headers are believed. Empty: no one's.
 	TrustedProxies []netip.Prefix
@@ -55,10 +78,15 @@ type Config struct {
 // DefaultConfig is the documented default policy.
 func DefaultConfig() Config {
 	return Config{
-		IdleTimeout:        28 * 24 * time.Hour,
-		AbsoluteLifetime:   90 * 24 * time.Hour,
-		IdleExtendEvery:    time.Hour,
-		ActivityWriteEvery: time.Minute,
+		IdleTimeout:         28 * 24 * time.Hour,
+		AbsoluteLifetime:    90 * 24 * time.Hour,
+		IdleExtendEvery:     time.Hour,
+		ActivityWriteEvery:  time.Minute,
+		SudoWindow:          10 * time.Minute,
+		MaxSessionsPerUser:  100,
+		AccountFailureLimit: 10,
+		IPFailureLimit:      50,
+		FailureWindow:       15 * time.Minute,
 	}
 }
 
@@ -87,6 +115,7 @@ type app struct {
 	cookies   *sessionStore
 	flashes   *sessions.CookieStore
 	trusted   []netip.Prefix
+	ipLimit   *ipLimiter
 	extractIP echo.IPExtractor
 }
 
@@ -100,6 +129,7 @@ func New(d Deps) *echo.Echo {
 	}
 	a := &app{store: d.Store, geo: d.Geo, hasher: d.Hasher, log: d.Logger, cfg: d.Config, now: d.Now, trusted: d.Config.TrustedProxies}
 	a.cookies = &sessionStore{app: a}
+	a.ipLimit = newIPLimiter(d.Config.IPFailureLimit, d.Config.FailureWindow)
 	a.flashes = sessions.NewCookieStore(d.FlashKey)
 
 	e := echo.New()
@@ -139,5 +169,11 @@ func New(d Deps) *echo.Echo {
 	s.POST("/security/sessions/revoke-all", a.revokeAll)
 	s.GET("/security/sessions/:id", a.sessionDetails)
 	s.POST("/security/sessions/:id/revoke", a.revokeSession)
+	s.GET("/security/password", a.passwordForm)
+	s.POST("/security/password", a.changePassword)
+	s.GET("/account/email", a.emailForm)
+	s.POST("/account/email", a.changeEmail)
+	s.GET("/account/delete", a.confirmDeleteAccount)
+	s.POST("/account/delete", a.deleteAccount)
 	return e
 }

@@ -15,6 +15,10 @@ import (
 
 const securityURL = "/settings/security"
 
+// newSignInWindow is how long a new sign-in elsewhere is called out on the
+// Security page.
+const newSignInWindow = 24 * time.Hour
+
 // sessionRow turns a session into a list row.
 func sessionRow(s db.Session, currentID string, now time.Time) views.SessionRow {
 	return views.SessionRow{
@@ -25,6 +29,8 @@ func sessionRow(s db.Session, currentID string, now time.Time) views.SessionRow 
 		LastActive:    relTime(now, s.LastSeenAt),
 		LastActiveISO: isoTime(s.LastSeenAt),
 		LastActiveAt:  exactTime(s.LastSeenAt),
+		SignedInAgo:   relTime(now, s.CreatedAt),
+		SignedInISO:   isoTime(s.CreatedAt),
 		Current:       s.ID == currentID,
 		DetailsURL:    securityURL + "/sessions/" + s.ID,
 		RevokeURL:     securityURL + "/sessions/" + s.ID + "/revoke",
@@ -51,15 +57,31 @@ func (a *app) otherSessions(c echo.Context, au *authInfo, now time.Time) ([]view
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
 	au, now := authOf(c), a.now()
-	others, err := a.otherSessions(c, au, now)
+	list, err := a.store.ListSessions(c.Request().Context(), au.User.ID, now)
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	others := make([]views.SessionRow, 0, len(list))
+	var fresh []views.SessionRow
+	for _, s := range list {
+		if s.ID == au.Session.ID {
+			continue
+		}
+		row := sessionRow(s, au.Session.ID, now)
+		others = append(others, row)
+		// A sign-in elsewhere, newer than this one and in the last day, is
+		// called out so one the user did not make gets noticed.
+		if now.Sub(s.CreatedAt) < newSignInWindow && s.CreatedAt.After(au.Session.CreatedAt) {
+			fresh = append(fresh, row)
+		}
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
-		Page:        a.page(c, "Security", "security"),
-		Current:     sessionRow(au.Session, au.Session.ID, now),
-		Others:      others,
-		OthersCount: plural(len(others), "other session"),
+		Page:         a.page(c, "Security", "security"),
+		Current:      sessionRow(au.Session, au.Session.ID, now),
+		Others:       others,
+		OthersCount:  plural(len(others), "other session"),
+		NeedPassword: !a.inSudo(au),
+		NewSignIns:   fresh,
 	}))
 }
 
@@ -129,10 +151,29 @@ func (a *app) revokeSession(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	au := authOf(c)
+	au, now := authOf(c), a.now()
 	if id == au.Session.ID {
 		// Ending the session you are using is signing out.
 		return a.logout(c)
+	}
+	target, err := a.store.UserSession(c.Request().Context(), au.User.ID, id, now)
+	if errors.Is(err, db.ErrNotFound) {
+		return errNoSuchSession
+	}
+	if err != nil {
+		return fmt.Errorf("revoke session: %w", err)
+	}
+	if problem, err := a.sudo(c, au, "password"); err != nil || problem != nil {
+		if err != nil {
+			return err
+		}
+		row := sessionRow(target, au.Session.ID, now)
+		return a.render(c, problem.status, views.ConfirmPage(views.ConfirmProps{
+			Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
+			Message:  "This session will be signed out at once.",
+			Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: securityURL,
+			NeedPassword: true, PasswordError: problem.text,
+		}))
 	}
 	s, err := a.store.RevokeSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID, a.now())
 	if errors.Is(err, db.ErrNotFound) {
@@ -149,7 +190,10 @@ func (a *app) revokeSession(c echo.Context) error {
 // confirmRevokeOthers is the no-JavaScript confirm page of "Log out all other
 // sessions", listing what will end.
 func (a *app) confirmRevokeOthers(c echo.Context) error {
-	au := authOf(c)
+	return a.confirmRevokeOthersPage(c, authOf(c), nil)
+}
+
+func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *passwordProblem) error {
 	others, err := a.otherSessions(c, au, a.now())
 	if err != nil {
 		return fmt.Errorf("confirm revoke others: %w", err)
@@ -157,17 +201,28 @@ func (a *app) confirmRevokeOthers(c echo.Context) error {
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out all other sessions", "security"), Heading: "Log out all other sessions?",
 		Sessions: others, Action: securityURL + "/sessions/revoke-others", Button: "Log out", CancelURL: securityURL,
-		Message: plural(len(others), "other session") + " will be signed out. This device stays signed in.",
+		Message:      plural(len(others), "other session") + " will be signed out. This device stays signed in.",
+		NeedPassword: !a.inSudo(au),
 	}
 	if len(others) == 0 {
 		p.Heading, p.Message, p.Nothing = "No other sessions", "This device is the only one signed in to your account.", true
 	}
-	return a.render(c, http.StatusOK, views.ConfirmPage(p))
+	status := http.StatusOK
+	if problem != nil {
+		p.PasswordError, status = problem.text, problem.status
+	}
+	return a.render(c, status, views.ConfirmPage(p))
 }
 
 func (a *app) revokeOthers(c echo.Context) error {
 	au := authOf(c)
-	n, err := a.store.RevokeOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, a.now())
+	if problem, err := a.sudo(c, au, "password"); err != nil || problem != nil {
+		if err != nil {
+			return err
+		}
+		return a.confirmRevokeOthersPage(c, au, problem)
+	}
+	n, err := a.store.RevokeOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, db.ReasonRevokedOthers, a.now())
 	if err != nil {
 		return fmt.Errorf("revoke other sessions: %w", err)
 	}
@@ -182,21 +237,37 @@ func (a *app) revokeOthers(c echo.Context) error {
 
 // confirmRevokeAll is the no-JavaScript confirm page of "Log out everywhere".
 func (a *app) confirmRevokeAll(c echo.Context) error {
-	au, now := authOf(c), a.now()
+	return a.confirmRevokeAllPage(c, authOf(c), nil)
+}
+
+func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwordProblem) error {
+	now := a.now()
 	others, err := a.otherSessions(c, au, now)
 	if err != nil {
 		return fmt.Errorf("confirm revoke all: %w", err)
 	}
 	all := append([]views.SessionRow{sessionRow(au.Session, au.Session.ID, now)}, others...)
-	return a.render(c, http.StatusOK, views.ConfirmPage(views.ConfirmProps{
+	p := views.ConfirmProps{
 		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
 		Message:  "All " + plural(len(all), "session") + ", including this device, will be signed out.",
 		Sessions: all, Action: securityURL + "/sessions/revoke-all", Button: "Log out everywhere", CancelURL: securityURL,
-	}))
+		NeedPassword: !a.inSudo(au),
+	}
+	status := http.StatusOK
+	if problem != nil {
+		p.PasswordError, status = problem.text, problem.status
+	}
+	return a.render(c, status, views.ConfirmPage(p))
 }
 
 func (a *app) revokeAll(c echo.Context) error {
 	au := authOf(c)
+	if problem, err := a.sudo(c, au, "password"); err != nil || problem != nil {
+		if err != nil {
+			return err
+		}
+		return a.confirmRevokeAllPage(c, au, problem)
+	}
 	n, err := a.store.RevokeAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID, a.now())
 	if err != nil {
 		return fmt.Errorf("revoke all sessions: %w", err)

@@ -31,6 +31,11 @@ const (
 	// Set by handlers before Save to start a new session:
 	valNewUser   = "new_user"   // db.User
 	valNewMethod = "new_method" // string: how it signed in
+	// Set by handlers before Save to give the live session a new secret
+	// after the password was entered again:
+	valRotate = "rotate" // bool
+	// Set by Save: sessions ended to make room under the per-user limit.
+	valEvicted = "evicted" // []db.Session
 )
 
 // sessionState is what the cookie on a request turned out to be.
@@ -98,7 +103,7 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 		return sess, nil
 	}
 	switch {
-	case row.Alive(s.app.now()):
+	case row.Alive(s.app.now()) && !user.Disabled():
 		sess.Values[valState] = stateAlive
 		sess.IsNew = false
 	case row.RevokedReason == db.ReasonSignedOut:
@@ -133,6 +138,18 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 		http.SetCookie(w, s.cookie(r, sess.Name(), "", -1))
 		return nil
 	}
+	if rotate, _ := sess.Values[valRotate].(bool); rotate && wasAlive {
+		delete(sess.Values, valRotate)
+		tok := sessiontoken.Rotate(old.ID)
+		if err := s.app.store.RotateSession(r.Context(), old.ID, tok.Hash, now); err != nil {
+			return err
+		}
+		old.SecretHash, old.ReauthAt = tok.Hash, now
+		sess.Values[valSession] = old
+		s.app.log.Info("session rotated", "session", old.ID, "user", old.UserID, "reason", "re-authenticated")
+		http.SetCookie(w, s.cookie(r, sess.Name(), tok.CookieValue, int(old.AbsoluteExpiresAt.Sub(now)/time.Second)))
+		return nil
+	}
 	user, ok := sess.Values[valNewUser].(db.User)
 	if !ok {
 		return nil
@@ -145,10 +162,15 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	}
 	method, _ := sess.Values[valNewMethod].(string)
 	row, value := s.app.newSessionRow(r, user.ID, method, now)
-	if err := s.app.store.CreateSession(r.Context(), row); err != nil {
+	evicted, err := s.app.store.CreateSession(r.Context(), row, s.app.cfg.MaxSessionsPerUser)
+	if err != nil {
 		return err
 	}
 	s.app.log.Info("session created", "session", row.ID, "user", user.ID, "method", method, "device", row.DeviceLabel)
+	for _, e := range evicted {
+		s.app.log.Info("session revoked", "session", e.ID, "user", e.UserID, "reason", db.ReasonSessionLimit, "by", row.ID)
+	}
+	sess.Values[valEvicted] = evicted
 	delete(sess.Values, valNewUser)
 	delete(sess.Values, valNewMethod)
 	sess.ID, sess.IsNew = row.ID, false

@@ -36,12 +36,16 @@ type Token struct {
 // New makes a new session id and secret.
 func New() Token {
 	id := make([]byte, idBytes)
-	secret := make([]byte, secretBytes)
 	rand.Read(id) // crypto/rand.Read never fails (Go 1.24+)
+	return Rotate(strings.ToLower(enc.EncodeToString(id)))
+}
+
+// Rotate makes a new secret for the existing public id: the session keeps its
+// identity in lists and URLs while every earlier cookie stops working.
+func Rotate(id string) Token {
+	secret := make([]byte, secretBytes)
 	rand.Read(secret)
-	t := Token{ID: strings.ToLower(enc.EncodeToString(id)), Hash: hash(secret)}
-	t.CookieValue = t.ID + "." + enc.EncodeToString(secret)
-	return t
+	return Token{ID: id, Hash: hash(secret), CookieValue: id + "." + enc.EncodeToString(secret)}
 }
 
 // Parse splits a cookie value into its public id and secret, checking the

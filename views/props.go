@@ -2,6 +2,8 @@
 // print. Props are ready to show: strings and booleans, no formatting logic.
 package views
 
+import "strconv"
+
 // Flash kinds.
 const (
 	FlashSuccess = "success"
@@ -107,6 +109,8 @@ type SessionRow struct {
 	LastActive    string // "5 minutes ago" or "Active now"
 	LastActiveISO string // for <time datetime>
 	LastActiveAt  string // exact, "22 Nov 2026, 11:32 UTC"
+	SignedInAgo   string // "5 minutes ago"
+	SignedInISO   string
 	Current       bool
 	DetailsURL    string
 	RevokeURL     string
@@ -116,9 +120,11 @@ type SessionRow struct {
 // SecurityProps is Settings → Security.
 type SecurityProps struct {
 	Page
-	Current     SessionRow
-	Others      []SessionRow
-	OthersCount string // "2 other sessions"
+	Current      SessionRow
+	Others       []SessionRow
+	OthersCount  string // "2 other sessions"
+	NeedPassword bool   // outside the sudo window: confirmations ask for the password
+	NewSignIns   []SessionRow
 }
 
 // DetailRow is one label/value pair on the session details page.
@@ -148,6 +154,10 @@ type ConfirmProps struct {
 	Button    string       // "Log out"
 	CancelURL string
 	Nothing   bool // nothing to confirm: show Message and a way back only
+	// NeedPassword puts a password field in the form (outside the sudo
+	// window); PasswordError is shown next to it.
+	NeedPassword  bool
+	PasswordError string
 }
 
 // ErrorProps is an error page.
@@ -156,4 +166,30 @@ type ErrorProps struct {
 	Status  int
 	Heading string
 	Message string
+}
+
+// PasswordProps is the change-password page.
+type PasswordProps struct {
+	Page
+	Others        []SessionRow // what "Sign out of all other sessions" would end
+	SignOutOthers bool
+	CurrentError  string
+	NewError      string
+}
+
+// EmailProps is the change-email page.
+type EmailProps struct {
+	Page
+	CurrentEmail  string
+	Email         string
+	EmailError    string
+	NeedPassword  bool
+	PasswordError string
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
 }

@@ -80,20 +80,20 @@ func SettingsPage(p SettingsProps) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</dd></div></dl></section><section class=\"card\" aria-labelledby=\"security-heading\"><h2 id=\"security-heading\">Security</h2><p>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 3, "</dd></div></dl><div class=\"card-actions\"><a class=\"button button-secondary\" href=\"/settings/account/email\">Change email</a> <a class=\"button button-secondary\" href=\"/settings/security/password\">Change password</a></div></section><section class=\"card\" aria-labelledby=\"security-heading\"><h2 id=\"security-heading\">Security</h2><p>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var6 string
 				templ_7745c5c3_Var6, templ_7745c5c3_Err = templ.JoinStringErrs(p.SessionCount)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/settings.templ`, Line: 16, Col: 23}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/settings.templ`, Line: 20, Col: 23}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var6))
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, ". See where you're logged in and sign out devices you don't use.</p><p><a class=\"button button-secondary\" href=\"/settings/security\">Go to Security</a></p></section>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 4, ". See where you're logged in and sign out devices you don't use.</p><p><a class=\"button button-secondary\" href=\"/settings/security\">Go to Security</a></p></section><section class=\"card\" aria-labelledby=\"delete-heading\"><h2 id=\"delete-heading\">Delete account</h2><p>Deleting your account signs out every session at once and removes all of its data.</p><p><a class=\"button button-danger\" href=\"/settings/account/delete\">Delete account</a></p></section>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}

@@ -1,0 +1,81 @@
+package handlers
+
+import (
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+)
+
+// Sensitive actions (ending sessions, changing the password or email,
+// deleting the account) need the password entered within the last
+// SudoWindow. Outside it, their forms carry a password field, like GitHub's
+// and Jetstream's "confirm password". A wrong password changes nothing and
+// counts toward the same limits as a failed sign-in.
+
+// inSudo reports whether the session entered the password recently enough.
+func (a *app) inSudo(au *authInfo) bool {
+	return a.now().Sub(au.Session.ReauthAt) < a.cfg.SudoWindow
+}
+
+// passwordProblem is why a password check did not pass, ready to show next
+// to the field, with the status to answer with.
+type passwordProblem struct {
+	text   string
+	status int
+}
+
+// sudo lets a sensitive action go ahead: it returns nil when the session is
+// inside its sudo window, or when the form's field holds the right password
+// (then the session is rotated: a new secret, a new window).
+func (a *app) sudo(c echo.Context, au *authInfo, field string) (*passwordProblem, error) {
+	if a.inSudo(au) {
+		return nil, nil
+	}
+	pw := c.FormValue(field)
+	if pw == "" {
+		return &passwordProblem{"Enter your password to continue.", http.StatusForbidden}, nil
+	}
+	if p, err := a.checkPassword(c, au.User, pw); p != nil || err != nil {
+		return p, err
+	}
+	return nil, a.rotate(c, au)
+}
+
+// checkPassword verifies the signed-in user's password, throttled like a
+// sign-in. nil means it was right.
+func (a *app) checkPassword(c echo.Context, user db.User, pw string) (*passwordProblem, error) {
+	wait, err := a.checkThrottle(c, user.Email)
+	if err != nil {
+		return nil, err
+	}
+	if wait > 0 {
+		t := throttled{wait}
+		t.setHeader(c)
+		return &passwordProblem{t.message(), http.StatusTooManyRequests}, nil
+	}
+	ok, err := a.hasher.Verify(c.Request().Context(), user.PasswordHash, pw)
+	if err != nil {
+		return nil, fmt.Errorf("verify password: %w", err)
+	}
+	if !ok {
+		a.recordFailure(c, user.Email)
+		a.log.Info("re-authentication failed", "user", user.ID, "ip", c.RealIP())
+		return &passwordProblem{"Incorrect password.", http.StatusUnprocessableEntity}, nil
+	}
+	return nil, nil
+}
+
+// rotate gives the current session a new secret and starts a new sudo
+// window: after the password is entered again, an earlier copy of the cookie
+// is worth nothing.
+func (a *app) rotate(c echo.Context, au *authInfo) error {
+	au.gs.Values[valRotate] = true
+	if err := au.gs.Save(c.Request(), c.Response()); err != nil {
+		return fmt.Errorf("rotate session: %w", err)
+	}
+	au.Session = au.gs.Values[valSession].(db.Session)
+	return nil
+}

@@ -1,0 +1,153 @@
+// Package operator is the command line for the people who run Doorman:
+//
+//	doorman sessions list   --user EMAIL
+//	doorman sessions revoke --user EMAIL (--id ID | --all)
+//	doorman users disable EMAIL
+//	doorman users enable EMAIL
+//
+// They work on the same database as a running server (SQLite's WAL lets them
+// write alongside it). Because the server reads the sessions table on every
+// request, an ended session is refused on its very next request.
+package operator
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"doorman/db"
+)
+
+// Commands lists the first words that Run handles.
+var Commands = []string{"sessions", "users"}
+
+// Usage is the operator commands' help.
+const Usage = `usage:
+  doorman sessions list   --user EMAIL [-db FILE]
+  doorman sessions revoke --user EMAIL (--id ID | --all) [-db FILE]
+  doorman users disable EMAIL [-db FILE]
+  doorman users enable EMAIL [-db FILE]
+`
+
+// Run runs one operator command. args start with the command ("sessions").
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) < 2 {
+		return fmt.Errorf("%s: which command?\n%s", args[0], Usage)
+	}
+	cmd := args[0] + " " + args[1]
+	fs := flag.NewFlagSet("doorman "+cmd, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dbPath := getenv("DOORMAN_DB")
+	if dbPath == "" {
+		dbPath = "doorman.db"
+	}
+	fs.StringVar(&dbPath, "db", dbPath, "SQLite database file (env DOORMAN_DB)")
+	var email, id string
+	var all bool
+	if args[0] == "sessions" {
+		fs.StringVar(&email, "user", "", "the user's email")
+		fs.StringVar(&id, "id", "", "public id of the session to end")
+		fs.BoolVar(&all, "all", false, "end every session of the user")
+	}
+	if err := fs.Parse(args[2:]); err != nil {
+		return fmt.Errorf("%s: %w\n%s", cmd, err, Usage)
+	}
+	if args[0] == "users" {
+		if fs.NArg() != 1 {
+			return fmt.Errorf("%s: give exactly one EMAIL\n%s", cmd, Usage)
+		}
+		email = fs.Arg(0)
+	} else if fs.NArg() != 0 {
+		return fmt.Errorf("%s: unexpected %q\n%s", cmd, fs.Arg(0), Usage)
+	}
+	email = strings.ToLower(strings.TrimSpace(email))
+	if email == "" {
+		return fmt.Errorf("%s: --user EMAIL is required\n%s", cmd, Usage)
+	}
+
+	store, err := db.Open(ctx, dbPath)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	user, err := store.UserByEmail(ctx, email)
+	if errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("no user with email %s in %s", email, dbPath)
+	}
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+
+	switch cmd {
+	case "sessions list":
+		return list(ctx, store, user, now, stdout)
+	case "sessions revoke":
+		switch {
+		case (id == "") == !all:
+			return fmt.Errorf("%s: give exactly one of --id ID or --all\n%s", cmd, Usage)
+		case all:
+			n, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now)
+			if err != nil {
+				return err
+			}
+			log.Info("sessions revoked", "count", n, "user", user.ID, "reason", db.ReasonOperator, "by", "operator")
+			fmt.Fprintf(stdout, "Ended %d session(s) of %s.\n", n, user.Email)
+		default:
+			s, err := store.RevokeSession(ctx, user.ID, id, db.ReasonOperator, "operator", now)
+			if errors.Is(err, db.ErrNotFound) {
+				return fmt.Errorf("%s has no live session %q", user.Email, id)
+			}
+			if err != nil {
+				return err
+			}
+			log.Info("session revoked", "session", s.ID, "user", user.ID, "reason", db.ReasonOperator, "by", "operator")
+			fmt.Fprintf(stdout, "Ended session %s (%s, %s) of %s.\n", s.ID, s.DeviceLabel, s.Location, user.Email)
+		}
+		return nil
+	case "users disable", "users enable":
+		disable := args[1] == "disable"
+		n, err := store.SetUserDisabled(ctx, user.ID, disable, now)
+		if err != nil {
+			return err
+		}
+		if disable {
+			log.Info("user disabled", "user", user.ID, "sessions_ended", n, "by", "operator")
+			fmt.Fprintf(stdout, "Disabled %s and ended %d session(s).\n", user.Email, n)
+		} else {
+			log.Info("user enabled", "user", user.ID, "by", "operator")
+			fmt.Fprintf(stdout, "Enabled %s.\n", user.Email)
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
+}
+
+func list(ctx context.Context, store *db.Store, user db.User, now time.Time, stdout io.Writer) error {
+	sessions, err := store.ListSessions(ctx, user.ID, now)
+	if err != nil {
+		return err
+	}
+	state := ""
+	if user.Disabled() {
+		state = " (disabled)"
+	}
+	fmt.Fprintf(stdout, "%s%s: %d live session(s)\n", user.Email, state, len(sessions))
+	if len(sessions) == 0 {
+		return nil
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tDEVICE\tLOCATION\tIP\tLAST ACTIVE\tSIGNED IN\tEXPIRES")
+	const layout = "2006-01-02 15:04 UTC"
+	for _, s := range sessions {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.DeviceLabel, s.Location, s.IP,
+			s.LastSeenAt.UTC().Format(layout), s.CreatedAt.UTC().Format(layout), s.ExpiresAt().UTC().Format(layout))
+	}
+	return tw.Flush()
+}
