@@ -123,10 +123,27 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 	return ended, tx.Commit()
 }
 
-// DeleteUser removes the user and, by cascade, every session row of theirs:
-// each of their browsers is signed out on its next request.
+// DeleteUser removes the user, every session row of theirs (by cascade: each
+// of their browsers is signed out on its next request) and the failed
+// sign-ins recorded under their email: nothing that names them is left.
 func (s *Store) DeleteUser(ctx context.Context, userID int64) error {
-	return s.updateUser(ctx, "delete user", `DELETE FROM users WHERE id = ?`, userID)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: delete user: %w", err)
+	}
+	defer tx.Rollback()
+	var email string
+	err = tx.QueryRowContext(ctx, `DELETE FROM users WHERE id = ? RETURNING email`, userID).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("db: delete user: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE email = ?`, email); err != nil {
+		return fmt.Errorf("db: delete user: %w", err)
+	}
+	return tx.Commit()
 }
 
 func (s *Store) updateUser(ctx context.Context, what, query string, args ...any) error {

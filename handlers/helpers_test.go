@@ -45,6 +45,9 @@ type testApp struct {
 	now   time.Time
 	logs  *syncBuffer
 	cfg   handlers.Config
+	// dbPath is the SQLite file, for operator commands run beside the server.
+	dbPath   string
+	resolver *geo.Resolver
 }
 
 type syncBuffer struct {
@@ -70,7 +73,8 @@ func (s *syncBuffer) String() string {
 func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
 	t.Helper()
 	dir := t.TempDir()
-	store, err := db.Open(context.Background(), filepath.Join(dir, "test.db"))
+	dbPath := filepath.Join(dir, "test.db")
+	store, err := db.Open(context.Background(), dbPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,24 +89,34 @@ func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { resolver.Close() })
-	a := &testApp{t: t, store: store, now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{}}
+	a := &testApp{t: t, store: store, now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{}, dbPath: dbPath, resolver: resolver}
 	a.cfg = handlers.DefaultConfig()
 	a.cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	for _, m := range mod {
 		m(&a.cfg)
 	}
+	a.start()
+	return a
+}
+
+// start serves a fresh handlers.New over the app's store: calling it again
+// is a restart (or a second instance on the same database).
+func (a *testApp) start() {
+	if a.srv != nil {
+		a.srv.Close()
+	}
 	e := handlers.New(handlers.Deps{
-		Store:    store,
-		Geo:      resolver,
+		Store:    a.store,
+		Geo:      a.resolver,
 		Hasher:   password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1}, 4),
 		Logger:   slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		Config:   a.cfg,
 		FlashKey: bytes.Repeat([]byte{7}, 32),
 		Now:      a.clock,
 	})
-	a.srv = httptest.NewServer(e)
-	t.Cleanup(a.srv.Close)
-	return a
+	srv := httptest.NewServer(e)
+	a.srv = srv
+	a.t.Cleanup(srv.Close)
 }
 
 func (a *testApp) clock() time.Time {
@@ -317,22 +331,11 @@ func (c *client) currentID() string {
 // nothing.
 func (a *testApp) dump() string {
 	a.t.Helper()
-	var sb strings.Builder
-	for _, email := range []string{"alice@example.com", "bob@example.com"} {
-		u, err := a.store.UserByEmail(context.Background(), email)
-		if err != nil {
-			continue
-		}
-		sb.WriteString(email + "\n")
-		list, err := a.store.ListSessions(context.Background(), u.ID, time.Unix(0, 0))
-		if err != nil {
-			a.t.Fatal(err)
-		}
-		for _, s := range list {
-			sb.WriteString(s.ID + " " + s.LastSeenAt.String() + " " + s.RevokedAt.String() + " " + s.IP + "\n")
-		}
+	d, err := a.store.Dump(context.Background())
+	if err != nil {
+		a.t.Fatal(err)
 	}
-	return sb.String()
+	return d
 }
 
 func mustRequest(method, u string) *http.Request {

@@ -45,9 +45,10 @@ func (a *app) sudo(c echo.Context, au *authInfo, field string) (*passwordProblem
 }
 
 // checkPassword verifies the signed-in user's password, throttled like a
-// sign-in. nil means it was right.
-func (a *app) checkPassword(c echo.Context, user db.User, pw string) (*passwordProblem, error) {
-	wait, err := a.checkThrottle(c, user.Email)
+// sign-in. nil means it was right. The hash is read here, not carried with
+// every request's session check.
+func (a *app) checkPassword(c echo.Context, who db.User, pw string) (*passwordProblem, error) {
+	wait, err := a.checkThrottle(c, who.Email)
 	if err != nil {
 		return nil, err
 	}
@@ -55,6 +56,10 @@ func (a *app) checkPassword(c echo.Context, user db.User, pw string) (*passwordP
 		t := throttled{wait}
 		t.setHeader(c)
 		return &passwordProblem{t.message(), http.StatusTooManyRequests}, nil
+	}
+	user, err := a.store.UserByID(c.Request().Context(), who.ID)
+	if err != nil {
+		return nil, fmt.Errorf("check password: %w", err)
 	}
 	ok, err := a.hasher.Verify(c.Request().Context(), user.PasswordHash, pw)
 	if err != nil {

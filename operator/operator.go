@@ -55,20 +55,21 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs.StringVar(&id, "id", "", "public id of the session to end")
 		fs.BoolVar(&all, "all", false, "end every session of the user")
 	}
-	if err := fs.Parse(args[2:]); err != nil {
+	rest := args[2:]
+	if args[0] == "users" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		email, rest = rest[0], rest[1:] // "users disable EMAIL -db FILE"
+	}
+	if err := fs.Parse(rest); err != nil {
 		return fmt.Errorf("%s: %w\n%s", cmd, err, Usage)
 	}
-	if args[0] == "users" {
-		if fs.NArg() != 1 {
-			return fmt.Errorf("%s: give exactly one EMAIL\n%s", cmd, Usage)
-		}
+	if args[0] == "users" && email == "" && fs.NArg() == 1 {
 		email = fs.Arg(0)
 	} else if fs.NArg() != 0 {
 		return fmt.Errorf("%s: unexpected %q\n%s", cmd, fs.Arg(0), Usage)
 	}
 	email = strings.ToLower(strings.TrimSpace(email))
 	if email == "" {
-		return fmt.Errorf("%s: --user EMAIL is required\n%s", cmd, Usage)
+		return fmt.Errorf("%s: which user? (an EMAIL is required)\n%s", cmd, Usage)
 	}
 
 	store, err := db.Open(ctx, dbPath)
