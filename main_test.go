@@ -37,6 +37,14 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		t.Fatalf("healthz: %v %v", res, err)
 	}
 	res.Body.Close()
+	// Headers are limited by the server, before any handler runs.
+	req, _ := http.NewRequest(http.MethodGet, url+"/login", nil)
+	req.Header.Set("X-Junk", strings.Repeat("j", 64<<10))
+	if res, err := http.DefaultClient.Do(req); err != nil || res.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("giant header: %v %v", res, err)
+	} else {
+		res.Body.Close()
+	}
 	// -demo puts the credentials on the sign-in page.
 	res, err = http.Get(url + "/login")
 	if err != nil {
