@@ -4,11 +4,17 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test setup generate check-generated lint run build screenshots
+.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short
+
+# Every fuzz target, as package:Name.
+FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers:FuzzAuthForms \
+  ./handlers:FuzzSafeNext ./handlers:FuzzEmail ./device:FuzzParse ./geo:FuzzLookup ./password:FuzzVerify
+FUZZTIME ?= 5m
 
 ## test: install what the tests need, then check generated code, lint, and run every test (e2e included)
 test: setup check-generated lint
 	go test -count=1 ./...
+	$(MAKE) --no-print-directory fuzz-short
 
 ## setup: install Chromium, the playwright driver and the GeoIP data (idempotent, ~1 s when done)
 setup:
@@ -43,3 +49,13 @@ screenshots: setup
 	go test -count=1 -run TestWhereYoureLoggedIn ./e2e/
 	cp e2e/screenshots/security-desktop.png docs/security-desktop.png
 	cp e2e/screenshots/security-iphone.png docs/security-iphone.png
+
+## fuzz: run every fuzz target for FUZZTIME (default 5m) each
+fuzz:
+	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
+	  go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
+
+## fuzz-short: every fuzz target briefly (part of make test; the seed corpora also run in go test)
+fuzz-short:
+	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
