@@ -81,7 +81,7 @@ func runMain(m *testing.M) int {
 // startServer runs the real app (handlers.New over a fresh SQLite file) on
 // 127.0.0.1 and returns its base URL. Loopback is a trusted proxy, so each
 // device chooses its address with X-Forwarded-For.
-func startServer(t *testing.T) string {
+func startServer(t *testing.T, mods ...func(*handlers.Config)) string {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := db.Open(context.Background(), filepath.Join(dir, "e2e.db"))
@@ -105,6 +105,9 @@ func startServer(t *testing.T) string {
 	}
 	cfg := handlers.DefaultConfig()
 	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	for _, m := range mods {
+		m(&cfg)
+	}
 	e := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: password.NewHasher(password.DefaultParams, 4),
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, FlashKey: key,

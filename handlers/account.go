@@ -183,7 +183,7 @@ func (a *app) deleteAccount(c echo.Context) error {
 		return fmt.Errorf("delete account: %w", err)
 	}
 	a.log.Info("user deleted", "user", au.User.ID, "by", au.Session.ID)
-	c.SetCookie(a.cookies.cookie(c.Request(), a.cookies.cookieName(c.Request()), "", -1))
+	setCookie(c.Response(), a.cookies.cookie(c.Request(), a.cookies.cookieName(c.Request()), "", -1))
 	a.addFlash(c, flashSuccess, "Your account was deleted and every session signed out.")
 	return c.Redirect(http.StatusSeeOther, "/login")
 }

@@ -262,6 +262,9 @@ func (a *app) startSession(c echo.Context, user db.User, method string) error {
 	if err := gs.Save(r, c.Response()); err != nil {
 		return fmt.Errorf("start session: %w", err)
 	}
+	// A notice about the browser's previous session ("You were signed out
+	// of this device") is moot once it has signed in again.
+	a.flashState(c).pending = nil
 	// At the session limit, say which session made room.
 	if evicted, _ := gs.Values[valEvicted].([]db.Session); len(evicted) > 0 {
 		e := evicted[0]

@@ -219,6 +219,32 @@ func TestRevokeOne(t *testing.T) {
 	}
 }
 
+// TestSignInStraightAfterBeingSignedOut: a browser whose session was ended
+// elsewhere posts the sign-in form without loading a page first (its old
+// cookie still attached). It must get a working new session.
+func TestSignInStraightAfterBeingSignedOut(t *testing.T) {
+	app := newTestApp(t)
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", "correct horse")
+	phone.login("alice@example.com", "correct horse")
+	old := phone.sessionCookie()
+	expectRedirect(t, desktop.post("/settings/security/sessions/"+phone.currentID()+"/revoke", nil), "/settings/security")
+
+	res := phone.post("/login", url.Values{"email": {"alice@example.com"}, "password": {"correct horse"}})
+	expectRedirect(t, res, "/settings/security")
+	if n := strings.Count(strings.Join(res.Header.Values("Set-Cookie"), "\n"), "doorman_session="); n != 1 {
+		t.Fatalf("%d session Set-Cookie headers, want exactly 1", n)
+	}
+	if phone.sessionCookie() == "" || phone.sessionCookie() == old {
+		t.Fatal("no new session cookie")
+	}
+	res, rows := phone.securityPage()
+	expectNoBody(t, res, "You were signed out of this device.")
+	if len(rows) != 2 || !rows[0].Current || !strings.Contains(rows[0].HTML, "Safari on iPhone") {
+		t.Fatalf("after signing in again: %+v", rows)
+	}
+}
+
 func TestRevokeOthersKeepsCurrent(t *testing.T) {
 	app := newTestApp(t)
 	clients := []*client{app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon), app.client(uaMacFirefox, ipTokyo)}

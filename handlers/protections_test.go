@@ -1,6 +1,9 @@
 package handlers_test
 
 import (
+	"crypto/sha256"
+	"encoding/base32"
+	"encoding/hex"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -139,26 +142,99 @@ func TestErrorPagesAndLimits(t *testing.T) {
 func TestLogsNeverContainSecrets(t *testing.T) {
 	app := newTestApp(t)
 	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
-	desktop.signup("alice@example.com", "correct horse")
-	phone.login("alice@example.com", "correct horse")
-	secrets := []string{"correct horse", desktop.sessionCookie(), phone.sessionCookie(), desktop.csrfToken(), phone.csrfToken()}
-	for _, v := range []string{desktop.sessionCookie(), phone.sessionCookie()} {
+	var secrets []string
+	saw := func(c *client) {
+		v := c.sessionCookie()
 		_, secret, _ := strings.Cut(v, ".")
-		secrets = append(secrets, secret)
+		secrets = append(secrets, v, secret, c.csrfToken())
 	}
-	desktop.post("/settings/security/sessions/"+phone.currentID()+"/revoke", nil)
+	// A full run: sign-up, sign-in, a failed sign-in, re-authentication
+	// (rotation), revocation, expiry, password change, sign-out.
+	desktop.signup("alice@example.com", pw)
+	saw(desktop)
+	phone.login("alice@example.com", pw)
+	saw(phone)
+	phone.post("/login", url.Values{"email": {"alice@example.com"}, "password": {"a wrong guess"}})
+	app.outsideSudo()
+	desktop.post("/settings/security/sessions/revoke-others", url.Values{"password": {"another wrong guess"}})
+	desktop.post("/settings/security/sessions/"+phone.currentID()+"/revoke", url.Values{"password": {pw}})
+	saw(desktop)
 	phone.get("/settings")
+	desktop.post("/settings/security/password", url.Values{"current_password": {pw}, "new_password": {"the new password"}})
+	saw(desktop)
+	idle := app.client(uaMacFirefox, ipTokyo)
+	idle.login("alice@example.com", "the new password")
+	saw(idle)
+	app.advance(app.cfg.IdleTimeout)
+	idle.get("/settings")
+	desktop.login("alice@example.com", "the new password")
+	saw(desktop)
 	desktop.post("/logout", nil)
+	secrets = append(secrets, pw, "a wrong guess", "another wrong guess", "the new password")
+
 	logs := app.logs.String()
-	if !strings.Contains(logs, "session created") || !strings.Contains(logs, "session revoked") {
-		t.Fatalf("lifecycle not logged:\n%s", logs)
+	for _, event := range []string{"session created", "session revoked", "session rotated", "session expired", "sign-in failed", "re-authentication failed", "password changed"} {
+		if !strings.Contains(logs, event) {
+			t.Errorf("lifecycle event %q not logged", event)
+		}
 	}
-	for _, s := range secrets {
-		if s == "" {
-			t.Fatal("empty secret in the list: the test would prove nothing")
+	for i, s := range secrets {
+		if len(s) < 8 {
+			t.Fatalf("secret %d %q too short to prove anything", i, s)
 		}
 		if strings.Contains(logs, s) {
 			t.Errorf("logs contain a secret (%d chars)", len(s))
 		}
 	}
 }
+
+// TestDatabaseNeverHoldsSecrets: the cookie's secret is stored only as its
+// SHA-256 hash, and nothing in the database is the cookie (S4).
+func TestDatabaseNeverHoldsSecrets(t *testing.T) {
+	app := newTestApp(t)
+	c := app.client(uaWindowsChrome, ipBerlin)
+	c.signup("alice@example.com", pw)
+	cookie := c.sessionCookie()
+	id, secret, _ := strings.Cut(cookie, ".")
+	dump := app.dump()
+	if strings.Contains(dump, secret) || strings.Contains(dump, cookie) || strings.Contains(dump, strings.ToLower(secret)) {
+		t.Fatal("the database holds the session secret")
+	}
+	raw, err := base32NoPad.DecodeString(secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(raw)
+	if !strings.Contains(dump, id+" | "+hex.EncodeToString(sum[:])) {
+		t.Fatal("the row does not hold the secret's SHA-256")
+	}
+	if strings.Contains(dump, pw) {
+		t.Fatal("the database holds the password")
+	}
+	// The public id in the page is not the secret.
+	res, _ := c.securityPage()
+	if strings.Contains(res.body, secret) {
+		t.Fatal("the page shows the secret")
+	}
+}
+
+// TestSignOutOnEveryAuthenticatedPage (S14).
+func TestSignOutOnEveryAuthenticatedPage(t *testing.T) {
+	app := newTestApp(t)
+	c := app.client(uaWindowsChrome, ipBerlin)
+	c.signup("alice@example.com", pw)
+	id := c.currentID()
+	for _, path := range []string{"/settings", "/settings/security", "/settings/security/sessions/" + id,
+		"/settings/security/sessions/revoke-others", "/settings/security/sessions/revoke-all",
+		"/settings/security/password", "/settings/account/email", "/settings/account/delete", "/settings/nope"} {
+		res := c.get(path)
+		if !strings.Contains(res.body, `<form method="post" action="/logout">`) || !strings.Contains(res.body, ">Sign out</button>") {
+			t.Errorf("%s (%d): no sign-out button", path, res.StatusCode)
+		}
+		if res.Header.Get("Cache-Control") != "no-store" {
+			t.Errorf("%s: Cache-Control %q", path, res.Header.Get("Cache-Control"))
+		}
+	}
+}
+
+var base32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)

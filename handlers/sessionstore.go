@@ -117,28 +117,35 @@ func (s *sessionStore) New(r *http.Request, name string) (*sessions.Session, err
 	return sess, nil
 }
 
-// Save writes the session back:
-//   - Options.MaxAge < 0: the session ends (revoked as signed out, if it was
-//     alive) and the cookie is deleted;
+// Save writes the session back, doing the one thing the handler asked for:
 //   - valNewUser set: a new session row is created with a new id and secret,
 //     and the cookie set. Whatever session the browser had before is ended
 //     first, so a sign-in never adopts an earlier identifier (no fixation).
+//   - Options.MaxAge < 0: the session ends (revoked as signed out, if it was
+//     alive) and the cookie is deleted;
+//   - valRotate set: the live session gets a new secret;
 //   - otherwise nothing: activity is recorded by the session middleware.
 func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessions.Session) error {
 	now := s.app.now()
-	old, hadRow := sess.Values[valSession].(db.Session)
-	wasAlive := hadRow && sess.Values[valState] == stateAlive
+	old, _ := sess.Values[valSession].(db.Session)
+	alive := sess.Values[valState] == stateAlive
+	if user, ok := sess.Values[valNewUser].(db.User); ok {
+		method, _ := sess.Values[valNewMethod].(string)
+		delete(sess.Values, valNewUser)
+		delete(sess.Values, valNewMethod)
+		return s.start(r, w, sess, user, method, old, alive, now)
+	}
 	if sess.Options.MaxAge < 0 {
-		if wasAlive {
-			if _, err := s.app.store.RevokeSession(r.Context(), old.UserID, old.ID, db.ReasonSignedOut, old.ID, now); err != nil && !errors.Is(err, db.ErrNotFound) {
+		if alive {
+			if err := s.end(r, old, "signed out", now); err != nil {
 				return err
 			}
-			s.app.log.Info("session revoked", "session", old.ID, "user", old.UserID, "reason", db.ReasonSignedOut, "by", old.ID)
+			sess.Values[valState] = stateSelf
 		}
-		http.SetCookie(w, s.cookie(r, sess.Name(), "", -1))
+		setCookie(w, s.cookie(r, sess.Name(), "", -1))
 		return nil
 	}
-	if rotate, _ := sess.Values[valRotate].(bool); rotate && wasAlive {
+	if rotate, _ := sess.Values[valRotate].(bool); rotate && alive {
 		delete(sess.Values, valRotate)
 		tok := sessiontoken.Rotate(old.ID)
 		if err := s.app.store.RotateSession(r.Context(), old.ID, tok.Hash, now); err != nil {
@@ -147,20 +154,18 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 		old.SecretHash, old.ReauthAt = tok.Hash, now
 		sess.Values[valSession] = old
 		s.app.log.Info("session rotated", "session", old.ID, "user", old.UserID, "reason", "re-authenticated")
-		http.SetCookie(w, s.cookie(r, sess.Name(), tok.CookieValue, int(old.AbsoluteExpiresAt.Sub(now)/time.Second)))
-		return nil
+		setCookie(w, s.cookie(r, sess.Name(), tok.CookieValue, int(old.AbsoluteExpiresAt.Sub(now)/time.Second)))
 	}
-	user, ok := sess.Values[valNewUser].(db.User)
-	if !ok {
-		return nil
-	}
-	if wasAlive {
-		if _, err := s.app.store.RevokeSession(r.Context(), old.UserID, old.ID, db.ReasonSignedOut, old.ID, now); err != nil && !errors.Is(err, db.ErrNotFound) {
+	return nil
+}
+
+// start signs the browser in as user with a new session row.
+func (s *sessionStore) start(r *http.Request, w http.ResponseWriter, sess *sessions.Session, user db.User, method string, old db.Session, alive bool, now time.Time) error {
+	if alive {
+		if err := s.end(r, old, "replaced by a new sign-in", now); err != nil {
 			return err
 		}
-		s.app.log.Info("session revoked", "session", old.ID, "user", old.UserID, "reason", "replaced by a new sign-in")
 	}
-	method, _ := sess.Values[valNewMethod].(string)
 	row, value := s.app.newSessionRow(r, user.ID, method, now)
 	evicted, err := s.app.store.CreateSession(r.Context(), row, s.app.cfg.MaxSessionsPerUser)
 	if err != nil {
@@ -170,13 +175,39 @@ func (s *sessionStore) Save(r *http.Request, w http.ResponseWriter, sess *sessio
 	for _, e := range evicted {
 		s.app.log.Info("session revoked", "session", e.ID, "user", e.UserID, "reason", db.ReasonSessionLimit, "by", row.ID)
 	}
-	sess.Values[valEvicted] = evicted
-	delete(sess.Values, valNewUser)
-	delete(sess.Values, valNewMethod)
 	sess.ID, sess.IsNew = row.ID, false
-	sess.Values[valState], sess.Values[valSession], sess.Values[valUser] = stateAlive, row, user
-	http.SetCookie(w, s.cookie(r, sess.Name(), value, int(row.AbsoluteExpiresAt.Sub(now)/time.Second)))
+	sess.Options = s.options(r, int(row.AbsoluteExpiresAt.Sub(now)/time.Second))
+	sess.Values[valState], sess.Values[valSession], sess.Values[valUser], sess.Values[valEvicted] = stateAlive, row, user, evicted
+	setCookie(w, s.cookie(r, sess.Name(), value, sess.Options.MaxAge))
 	return nil
+}
+
+// end revokes the browser's own session (signing out).
+func (s *sessionStore) end(r *http.Request, old db.Session, why string, now time.Time) error {
+	_, err := s.app.store.RevokeSession(r.Context(), old.UserID, old.ID, db.ReasonSignedOut, old.ID, now)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil // already ended (for example by "Log out everywhere")
+	}
+	if err != nil {
+		return err
+	}
+	s.app.log.Info("session revoked", "session", old.ID, "user", old.UserID, "reason", db.ReasonSignedOut, "why", why)
+	return nil
+}
+
+// setCookie sets c, replacing any Set-Cookie for the same name already in
+// this response (a sign-in over an ended session first deletes the old
+// cookie, then sets the new one: the browser should see only the last word).
+func setCookie(w http.ResponseWriter, c *http.Cookie) {
+	h := w.Header()
+	kept := h["Set-Cookie"][:0]
+	for _, v := range h["Set-Cookie"] {
+		if !strings.HasPrefix(v, c.Name+"=") {
+			kept = append(kept, v)
+		}
+	}
+	h["Set-Cookie"] = kept
+	http.SetCookie(w, c)
 }
 
 func (s *sessionStore) options(r *http.Request, maxAge int) *sessions.Options {

@@ -1,0 +1,51 @@
+package e2e
+
+import (
+	"testing"
+
+	"github.com/playwright-community/playwright-go"
+
+	"doorman/handlers"
+)
+
+// TestConfirmWithPassword: outside the sudo window (here: always), the
+// confirm dialog carries the password field. A wrong password ends nothing
+// and lands on the confirm page with the error by the field; the right one
+// ends the other sessions.
+func TestConfirmWithPassword(t *testing.T) {
+	base := startServer(t, func(c *handlers.Config) { c.SudoWindow = 0 })
+	desktop := newDevice(t, base, "Desktop Chrome", ipBerlin)
+	phone := newDevice(t, base, "Pixel 7", ipTokyo)
+	signUp(t, desktop, "alice@example.com", "correct horse battery")
+	signIn(t, phone, "alice@example.com", "correct horse battery")
+
+	goTo(t, desktop, "/settings/security")
+	rows := desktop.Locator("[data-session-id]")
+	must(t, expect.Locator(rows).ToHaveCount(2))
+	must(t, expect.Locator(rows.Filter(playwright.LocatorFilterOptions{HasText: "Chrome on Android"})).ToContainText("Tokyo, Japan"))
+	must(t, button(desktop, "Log out all other sessions").Click())
+	dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out all other sessions?"})
+	must(t, expect.Locator(dialog).ToBeVisible())
+	field := dialog.GetByLabel("Your password")
+	must(t, expect.Locator(field).ToBeFocused())
+	screenshot(t, desktop, "dialog-password-desktop")
+
+	// Wrong password: the confirm page, the error announced by the field.
+	must(t, field.Fill("not my password"))
+	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Log out", Exact: playwright.Bool(true)}).Click())
+	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security/sessions/revoke-others$`)))
+	input := desktop.GetByLabel("Your password")
+	must(t, expect.Locator(input).ToHaveAttribute("aria-invalid", "true"))
+	must(t, expect.Locator(input).ToHaveAccessibleDescription("Incorrect password."))
+	goTo(t, phone, "/settings/security")
+	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/settings/security$`)))
+
+	// Right password, on the no-JS confirm page's form.
+	must(t, input.Fill("correct horse battery"))
+	must(t, button(desktop, "Log out").Click())
+	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
+	must(t, expect.Locator(desktop.GetByRole("status")).ToContainText("Signed out 1 other session."))
+	must(t, expect.Locator(rows).ToHaveCount(1))
+	goTo(t, phone, "/settings/security")
+	must(t, expect.Locator(phone.GetByText("You were signed out of this device.")).ToBeVisible())
+}
