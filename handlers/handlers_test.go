@@ -462,3 +462,22 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// TestNewSignInIsCalledOut: a sign-in elsewhere in the last day is announced
+// on the Security page of the older sessions (S18), and not after a day.
+func TestNewSignInIsCalledOut(t *testing.T) {
+	app := newTestApp(t)
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", "correct horse")
+	app.advance(time.Hour)
+	phone.login("alice@example.com", "correct horse")
+	app.advance(5 * time.Minute)
+	res, _ := desktop.securityPage()
+	expectBody(t, res, "New sign-in: Safari on iPhone, London, England, United Kingdom, <time", "5 minutes ago</time>. Not you?")
+	// The newer session is not told about the older one.
+	res, _ = phone.securityPage()
+	expectNoBody(t, res, "New sign-in")
+	app.advance(24 * time.Hour)
+	res, _ = desktop.securityPage()
+	expectNoBody(t, res, "New sign-in")
+}
