@@ -13,7 +13,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/playwright-community/playwright-go"
 
@@ -78,10 +82,30 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// startServer runs the real app (handlers.New over a fresh SQLite file) on
-// 127.0.0.1 and returns its base URL. Loopback is a trusted proxy, so each
-// device chooses its address with X-Forwarded-For.
-func startServer(t *testing.T, mods ...func(*handlers.Config)) string {
+// server is the real app (handlers.New over a fresh SQLite file) on
+// 127.0.0.1, with a clock the test can move forward.
+type server struct {
+	URL    string
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (s *server) now() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Now().Add(s.offset)
+}
+
+// advance moves the server's clock forward.
+func (s *server) advance(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.offset += d
+}
+
+// startServer starts the app. Loopback is a trusted proxy, so each device
+// chooses its address with X-Forwarded-For.
+func startServer(t *testing.T, mods ...func(*handlers.Config)) *server {
 	t.Helper()
 	dir := t.TempDir()
 	store, err := db.Open(context.Background(), filepath.Join(dir, "e2e.db"))
@@ -108,9 +132,10 @@ func startServer(t *testing.T, mods ...func(*handlers.Config)) string {
 	for _, m := range mods {
 		m(&cfg)
 	}
+	s := &server{}
 	e := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: password.NewHasher(password.DefaultParams, 4),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, FlashKey: key,
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, FlashKey: key, Now: s.now,
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -119,34 +144,74 @@ func startServer(t *testing.T, mods ...func(*handlers.Config)) string {
 	srv := &http.Server{Handler: e}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return "http://" + ln.Addr().String()
+	s.URL = "http://" + ln.Addr().String()
+	return s
 }
 
+// deviceOption adjusts a device's browser context.
+type deviceOption func(*playwright.BrowserNewContextOptions)
+
+func dark(o *playwright.BrowserNewContextOptions) { o.ColorScheme = playwright.ColorSchemeDark }
+
+func noJavaScript(o *playwright.BrowserNewContextOptions) {
+	o.JavaScriptEnabled = playwright.Bool(false)
+}
+
+// bypassCSP lets a test inject axe-core. Only the accessibility checks use
+// it; the flows run under the real Content-Security-Policy.
+func bypassCSP(o *playwright.BrowserNewContextOptions) { o.BypassCSP = playwright.Bool(true) }
+
+// Device names: playwright's own profiles (offline, from the driver), plus
+// the desktop at 1280×800.
+const (
+	desktopChrome = "Desktop Chrome"
+	iPhone13      = "iPhone 13"
+	pixel7        = "Pixel 7"
+	iPad          = "iPad (gen 7)"
+	narrowPhone   = "iPhone SE" // 320 px wide
+)
+
 // newDevice opens a browser context emulating the named device from
-// playwright's list ("iPhone 13", "Desktop Chrome", ...), coming from ip.
-func newDevice(t *testing.T, base, name, ip string) playwright.Page {
+// playwright's list, coming from ip.
+func newDevice(t *testing.T, s *server, name, ip string, opts ...deviceOption) playwright.Page {
 	t.Helper()
 	d, ok := pw.Devices[name]
 	if !ok {
 		t.Fatalf("no device %q in playwright's list", name)
 	}
-	ctx, err := browser.NewContext(playwright.BrowserNewContextOptions{
-		BaseURL:           playwright.String(base),
+	viewport := d.Viewport
+	if name == desktopChrome {
+		viewport = &playwright.Size{Width: 1280, Height: 800}
+	}
+	o := playwright.BrowserNewContextOptions{
+		BaseURL:           playwright.String(s.URL),
 		UserAgent:         playwright.String(d.UserAgent),
-		Viewport:          d.Viewport,
+		Viewport:          viewport,
 		DeviceScaleFactor: playwright.Float(d.DeviceScaleFactor),
 		IsMobile:          playwright.Bool(d.IsMobile),
 		HasTouch:          playwright.Bool(d.HasTouch),
 		ExtraHttpHeaders:  map[string]string{"X-Forwarded-For": ip},
-	})
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	ctx, err := browser.NewContext(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ctx.Close() })
+	ctx.SetDefaultTimeout(10000)
 	page, err := ctx.NewPage()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Our own script and styles must never trip the CSP: any violation the
+	// browser reports fails the test.
+	page.OnConsole(func(m playwright.ConsoleMessage) {
+		if strings.Contains(m.Text(), "Content Security Policy") {
+			t.Errorf("%s: CSP violation: %s", name, m.Text())
+		}
+	})
 	return page
 }
 
@@ -166,6 +231,42 @@ func goTo(t *testing.T, p playwright.Page, path string) {
 
 func button(p playwright.Page, name string) playwright.Locator {
 	return p.GetByRole("button", playwright.PageGetByRoleOptions{Name: name, Exact: playwright.Bool(true)})
+}
+
+// signInByRequest signs the device in without the UI, the way a browser
+// would post the form (CSRF token included): faster for tests that are not
+// about signing in. create makes the account first.
+func signInByRequest(t *testing.T, p playwright.Page, email, password string, create bool) {
+	t.Helper()
+	ctx := p.Context()
+	res, err := ctx.Request().Get("/login")
+	must(t, err)
+	must(t, res.Dispose())
+	cookies, err := ctx.Cookies()
+	must(t, err)
+	token := ""
+	for _, c := range cookies {
+		if c.Name == "doorman_csrf" {
+			token = c.Value
+		}
+	}
+	if token == "" {
+		t.Fatal("no CSRF cookie after GET /login")
+	}
+	path := "/login"
+	if create {
+		path = "/signup"
+	}
+	res, err = ctx.Request().Post(path, playwright.APIRequestContextPostOptions{
+		Form:         map[string]any{"email": email, "password": password, "csrf": token},
+		MaxRedirects: playwright.Int(0),
+	})
+	must(t, err)
+	if res.Status() != 303 {
+		body, _ := res.Text()
+		t.Fatalf("POST %s: status %d\n%s", path, res.Status(), body)
+	}
+	must(t, res.Dispose())
 }
 
 // signUp creates the account through the UI and lands on Security.
@@ -193,3 +294,5 @@ func screenshot(t *testing.T, p playwright.Page, name string) {
 	_, err := p.Screenshot(playwright.PageScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", name+".png")), FullPage: playwright.Bool(true)})
 	must(t, err)
 }
+
+func regexpOf(s string) *regexp.Regexp { return regexp.MustCompile(s) }

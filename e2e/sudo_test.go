@@ -13,9 +13,9 @@ import (
 // and lands on the confirm page with the error by the field; the right one
 // ends the other sessions.
 func TestConfirmWithPassword(t *testing.T) {
-	base := startServer(t, func(c *handlers.Config) { c.SudoWindow = 0 })
-	desktop := newDevice(t, base, "Desktop Chrome", ipBerlin)
-	phone := newDevice(t, base, "Pixel 7", ipTokyo)
+	srv := startServer(t, func(c *handlers.Config) { c.SudoWindow = 0 })
+	desktop := newDevice(t, srv, desktopChrome, ipBerlin)
+	phone := newDevice(t, srv, pixel7, ipTokyo)
 	signUp(t, desktop, "alice@example.com", "correct horse battery")
 	signIn(t, phone, "alice@example.com", "correct horse battery")
 

@@ -18,6 +18,23 @@ document.addEventListener("DOMContentLoaded", () => {
     dialog.addEventListener("close", () => {
       if (opener && document.contains(opener)) opener.focus();
     });
+    // Keep Tab and Shift+Tab inside the open dialog: a modal dialog makes
+    // the page behind it inert, but browsers still let focus leave to the
+    // document itself.
+    dialog.addEventListener("keydown", (event) => {
+      if (event.key !== "Tab") return;
+      const items = Array.from(dialog.querySelectorAll("button, input, a[href], select, textarea"))
+        .filter((e) => !e.disabled && e.offsetParent !== null);
+      if (items.length === 0) return;
+      const first = items[0], last = items[items.length - 1];
+      if (event.shiftKey && document.activeElement === first) {
+        event.preventDefault();
+        last.focus();
+      } else if (!event.shiftKey && document.activeElement === last) {
+        event.preventDefault();
+        first.focus();
+      }
+    });
     // A click on the backdrop (outside the dialog box) cancels.
     dialog.addEventListener("click", (event) => {
       if (event.target === dialog) dialog.close("cancel");

@@ -1,0 +1,147 @@
+package e2e
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/playwright-community/playwright-go"
+)
+
+// axeSource is axe-core, installed by `make setup` next to the driver.
+var axeSource = sync.OnceValues(func() (string, error) {
+	driver := os.Getenv("PLAYWRIGHT_DRIVER_PATH")
+	if driver == "" {
+		driver, _ = filepath.Abs("../.pwdriver")
+	}
+	b, err := os.ReadFile(filepath.Join(driver, "npm", "node_modules", "axe-core", "axe.min.js"))
+	return string(b), err
+})
+
+// axeTags are the rule sets run: WCAG 2.0, 2.1 and 2.2, levels A and AA.
+const axeRun = `async () => {
+  const r = await axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22a', 'wcag22aa']}});
+  return r.violations.map(v => v.id + ' (' + v.impact + '): ' + v.help + ' at ' + v.nodes.map(n => n.target.join(' ')).join(' | '));
+}`
+
+// smallTargets lists visible links and buttons smaller than 44×44 CSS px.
+const smallTargets = `() => Array.from(document.querySelectorAll('a[href], button, input[type=submit], [role=button]'))
+  .filter(e => {
+    const r = e.getBoundingClientRect(), s = getComputedStyle(e);
+    return r.width > 0 && r.height > 0 && r.bottom > 0 && s.visibility !== 'hidden' && !e.closest('dialog:not([open])');
+  })
+  .map(e => [e, e.getBoundingClientRect()])
+  .filter(([e, r]) => r.width < 43.5 || r.height < 43.5)
+  .map(([e, r]) => (e.getAttribute('aria-label') || e.textContent.trim()).slice(0, 40) + ' ' + Math.round(r.width) + 'x' + Math.round(r.height))`
+
+// checkPage runs the accessibility and layout checks on the current page
+// and saves its screenshot. phone turns on the touch-target check.
+func checkPage(t *testing.T, p playwright.Page, name string, phone bool) {
+	t.Helper()
+	src, err := axeSource()
+	if err != nil {
+		t.Fatalf("axe-core not installed (run make setup): %v", err)
+	}
+	_, err = p.Evaluate(src)
+	must(t, err)
+	res, err := p.Evaluate(axeRun)
+	must(t, err)
+	if v, _ := res.([]any); len(v) > 0 {
+		t.Errorf("%s: %d axe violations:\n%s", name, len(v), joinAny(v))
+	}
+	wide, err := p.Evaluate(`() => document.documentElement.scrollWidth - window.innerWidth`)
+	must(t, err)
+	if n, _ := wide.(int); n > 0 {
+		t.Errorf("%s: scrolls sideways by %d px", name, n)
+	}
+	if phone {
+		small, err := p.Evaluate(smallTargets)
+		must(t, err)
+		if v, _ := small.([]any); len(v) > 0 {
+			t.Errorf("%s: touch targets under 44×44: %s", name, joinAny(v))
+		}
+	}
+	screenshot(t, p, name)
+}
+
+func joinAny(v []any) string {
+	var sb strings.Builder
+	for _, x := range v {
+		fmt.Fprintf(&sb, "  - %v\n", x)
+	}
+	return sb.String()
+}
+
+// TestEveryPageAccessible visits every page at phone and desktop size, in
+// light and dark, with axe-core (WCAG 2.2 A/AA), the no-sideways-scroll and
+// touch-target checks, and saves a full-page screenshot of each.
+func TestEveryPageAccessible(t *testing.T) {
+	srv := startServer(t)
+	// The account, and a second device so lists, details and confirm pages
+	// have something to show.
+	other := newDevice(t, srv, pixel7, ipTokyo)
+	signInByRequest(t, other, email, pass1, true)
+	_, err := other.Goto("/settings/security")
+	must(t, err)
+	otherID, err := other.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+	must(t, err)
+
+	for _, dev := range []struct {
+		name, short string
+		phone       bool
+	}{{iPhone13, "iphone", true}, {desktopChrome, "desktop", false}, {narrowPhone, "narrow", true}} {
+		for _, scheme := range []string{"light", "dark"} {
+			if dev.short == "narrow" && scheme == "dark" {
+				continue // the narrow phone is for layout; colours are covered by the others
+			}
+			t.Run(dev.short+"-"+scheme, func(t *testing.T) {
+				opts := []deviceOption{bypassCSP}
+				if scheme == "dark" {
+					opts = append(opts, dark)
+				}
+				p := newDevice(t, srv, dev.name, ipBerlin, opts...)
+				suffix := "-" + dev.short + "-" + scheme
+				visit := func(path, name string) {
+					t.Helper()
+					goTo(t, p, path)
+					checkPage(t, p, name+suffix, dev.phone)
+				}
+				visit("/login", "signin")
+				visit("/signup", "signup")
+				visit("/no/such/page", "error-404")
+				// Sign-in with a wrong password: the error page state.
+				goTo(t, p, "/login")
+				must(t, p.GetByLabel("Email").Fill(email))
+				must(t, p.GetByLabel("Password").Fill("wrong password"))
+				must(t, button(p, "Sign in").Click())
+				must(t, expect.Locator(p.GetByRole("alert")).ToContainText("Incorrect email or password"))
+				checkPage(t, p, "signin-error"+suffix, dev.phone)
+
+				signInByRequest(t, p, email, pass1, false)
+				visit("/settings", "settings")
+				visit("/settings/security", "security")
+				// The confirm dialog, open.
+				must(t, button(p, "Log out all other sessions").Click())
+				must(t, expect.Locator(p.GetByRole("dialog")).ToBeVisible())
+				checkPage(t, p, "security-dialog"+suffix, dev.phone)
+				visit("/settings/security/sessions/"+otherID, "session-details")
+				visit("/settings/security/sessions/revoke-others", "confirm-revoke-others")
+				visit("/settings/security/sessions/revoke-all", "confirm-revoke-all")
+				visit("/settings/security/password", "password")
+				visit("/settings/account/email", "email")
+				visit("/settings/account/delete", "confirm-delete")
+				visit("/settings/nope", "error-404-signed-in")
+				// A confirm page with a password error (outside the sudo window).
+				srv.advance(11 * 60e9)
+				goTo(t, p, "/settings/security/sessions/revoke-others")
+				must(t, p.GetByLabel("Your password").Fill("wrong password"))
+				must(t, button(p, "Log out").Click())
+				must(t, expect.Locator(p.GetByText("Incorrect password.")).ToBeVisible())
+				checkPage(t, p, "confirm-password-error"+suffix, dev.phone)
+			})
+		}
+	}
+}
