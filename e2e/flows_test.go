@@ -29,6 +29,7 @@ func expectSignedOut(t *testing.T, p playwright.Page) {
 // Flow 1: sign up, sign out, a wrong password (the error by the field and
 // announced), sign in, sign out — through the UI on a phone.
 func TestFlowSignUpSignInSignOut(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	p := newDevice(t, srv, iPhone13, ipLondon)
 	signUp(t, p, email, pass1)
@@ -70,6 +71,7 @@ func signedInDevices(t *testing.T, srv *server, devices map[string]string, order
 // Flow 2: five devices signed in; each sees the others with the right
 // labels and "This device" on itself; last activity follows use.
 func TestFlowEveryDeviceSeesTheOthers(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	devices := map[string]string{desktopChrome: ipBerlin, iPhone13: ipLondon, pixel7: ipTokyo, iPad: ipBerlin, narrowPhone: ipLondon}
 	order := []string{desktopChrome, iPhone13, pixel7, iPad, narrowPhone}
@@ -104,6 +106,7 @@ func TestFlowEveryDeviceSeesTheOthers(t *testing.T) {
 
 // Flows 3–5 with JavaScript on (dialogs) or off (confirm pages).
 func TestFlowEndingSessions(t *testing.T) {
+	t.Parallel()
 	for _, js := range []bool{true, false} {
 		name := "javascript"
 		var opts []deviceOption
@@ -112,6 +115,7 @@ func TestFlowEndingSessions(t *testing.T) {
 			opts = append(opts, noJavaScript)
 		}
 		t.Run(name, func(t *testing.T) {
+			t.Parallel()
 			srv := startServer(t)
 			devices := map[string]string{desktopChrome: ipBerlin, iPhone13: ipLondon, pixel7: ipTokyo, iPad: ipBerlin}
 			pages := signedInDevices(t, srv, devices, []string{desktopChrome, iPhone13, pixel7, iPad}, opts...)
@@ -221,6 +225,7 @@ func tabTo(t *testing.T, p playwright.Page, key, name string) {
 
 // Flow 7: the same flows with the keyboard only.
 func TestFlowKeyboardOnly(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	devices := map[string]string{desktopChrome: ipBerlin, iPhone13: ipLondon, pixel7: ipTokyo}
 	pages := signedInDevices(t, srv, devices, []string{desktopChrome, iPhone13, pixel7})
@@ -282,6 +287,7 @@ func TestFlowKeyboardOnly(t *testing.T) {
 
 // Flow 8: after signing out, Back shows no private page.
 func TestFlowBackAfterSignOut(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t)
 	p := newDevice(t, srv, desktopChrome, ipBerlin)
 	signInByRequest(t, p, email, pass1, true)

@@ -13,6 +13,7 @@ import (
 // and lands on the confirm page with the error by the field; the right one
 // ends the other sessions.
 func TestConfirmWithPassword(t *testing.T) {
+	t.Parallel()
 	srv := startServer(t, func(c *handlers.Config) { c.SudoWindow = 0 })
 	desktop := newDevice(t, srv, desktopChrome, ipBerlin)
 	phone := newDevice(t, srv, pixel7, ipTokyo)
