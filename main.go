@@ -24,6 +24,7 @@ import (
 	"doorman/geo"
 	"doorman/handlers"
 	"doorman/password"
+	"doorman/seed"
 )
 
 func main() {
@@ -118,6 +119,13 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 
 // run is the whole program: main only adds the signal handling and exit code.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	// Sub-commands; without one, serve.
+	if len(args) > 0 {
+		switch args[0] {
+		case "seed":
+			return runSeed(ctx, args[1:], stdout)
+		}
+	}
 	cfg, err := parseConfig(args, getenv)
 	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -189,6 +197,57 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// runSeed is `doorman seed`: fill a database with users and real sessions
+// for load tests and benchmarks (package seed).
+func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("doorman seed", flag.ContinueOnError)
+	path := fs.String("db", "doorman-seed.db", "SQLite database file to create (must not exist)")
+	users := fs.Int("users", 100_000, "how many users")
+	perUser := fs.Int("sessions-per-user", 10, "live sessions per user")
+	cookiesPath := fs.String("cookies", "", "write \"<email> <session id> <cookie>\" lines here")
+	cookieUsers := fs.Int("cookie-users", 1000, "write the cookies of this many users' sessions")
+	active := fs.Duration("active-within", time.Minute, "spread last activity evenly over this window")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if _, err := os.Stat(*path); err == nil {
+		return fmt.Errorf("seed: %s exists: seed a new file", *path)
+	}
+	start := time.Now()
+	store, err := db.Open(ctx, *path)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	hash, err := password.NewHasher(password.DefaultParams, 1).Hash(ctx, seed.Password)
+	if err != nil {
+		return err
+	}
+	var cookies io.Writer
+	if *cookiesPath != "" {
+		f, err := os.Create(*cookiesPath)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		cookies = f
+	}
+	def := handlers.DefaultConfig()
+	n, err := seed.Run(ctx, store, seed.Options{
+		Users: *users, SessionsPerUser: *perUser, CookieUsers: *cookieUsers, PasswordHash: hash,
+		ActiveWithin: *active, IdleTimeout: def.IdleTimeout, AbsoluteLifetime: def.AbsoluteLifetime, Now: start,
+	}, cookies)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "seeded %d users, %d sessions into %s in %s (password %q)\n",
+		*users, n, *path, time.Since(start).Round(time.Millisecond), seed.Password)
+	return nil
 }
 
 // pruneLoop deletes long-ended session rows once an hour, so the table does
