@@ -5,12 +5,14 @@ package main
 import (
 	"context"
 	"errors"
+	"expvar"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -46,6 +48,7 @@ type Config struct {
 	LogLevel  slog.Level
 	Session   handlers.Config
 	PruneKeep time.Duration
+	DebugAddr string
 }
 
 // parseConfig reads flags, each falling back to a DOORMAN_* environment
@@ -77,6 +80,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("DOORMAN_DEMO: %w", err))
 	}
 	fs.BoolVar(&cfg.Demo, "demo", demoDefault, "seed a demo account with sample sessions (env DOORMAN_DEMO)")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DOORMAN_DEBUG_ADDR", ""), "serve pprof and counters on this address, e.g. 127.0.0.1:6060; off when empty (env DOORMAN_DEBUG_ADDR)")
 	fs.StringVar(&level, "log-level", env("DOORMAN_LOG_LEVEL", "info"), "debug, info, warn or error (env DOORMAN_LOG_LEVEL)")
 	s := &cfg.Session
 	dur(&s.IdleTimeout, "idle-timeout", "DOORMAN_IDLE_TIMEOUT", s.IdleTimeout, "end a session unused for this long")
@@ -185,6 +189,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
 
 	go pruneLoop(ctx, store, cfg.PruneKeep, log)
+	if cfg.DebugAddr != "" {
+		go serveDebug(ctx, cfg.DebugAddr, store, log)
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -197,6 +204,31 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// serveDebug serves profiles (/debug/pprof/), Go's expvar (/debug/vars) and
+// our counters (/debug/doorman) for benchmarks. Off by default: profiles
+// reveal internals, so give it a loopback address only.
+func serveDebug(ctx context.Context, addr string, store *db.Store, log *slog.Logger) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	mux.Handle("/debug/vars", expvar.Handler())
+	mux.HandleFunc("/debug/doorman", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, "{\"sqlite_write_transactions\": %d}\n", store.WriteTransactions())
+	})
+	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		<-ctx.Done()
+		srv.Close()
+	}()
+	log.Info("debug listener", "addr", addr)
+	if err := srv.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		log.Error("debug listener", "err", err)
+	}
 }
 
 // runSeed is `doorman seed`: fill a database with users and real sessions
