@@ -4,7 +4,7 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test setup generate check-generated lint run build screenshots
+.PHONY: test setup generate check-generated lint run build screenshots bench
 
 ## test: install what the tests need, then check generated code, lint, and run every test (e2e included)
 test: setup check-generated lint
@@ -43,3 +43,7 @@ screenshots: setup
 	go test -count=1 -run TestWhereYoureLoggedIn ./e2e/
 	cp e2e/screenshots/security-desktop.png docs/security-desktop.png
 	cp e2e/screenshots/security-iphone.png docs/security-iphone.png
+
+## bench: Go benchmarks and a load test of the real binary; writes docs/BENCHMARKS.md (~5 min, not part of test)
+bench: setup
+	bash bench/run.sh

@@ -75,12 +75,14 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 		if err != nil {
 			return n, err
 		}
-		for range o.SessionsPerUser {
+		for j := range o.SessionsPerUser {
 			tok := sessiontoken.New()
 			smp, dev := samples[n%len(samples)], labels[n%len(samples)]
 			seen := o.Now
 			if spread > 0 {
-				seen = seen.Add(-time.Duration(int64(n)%spread) * time.Second)
+				// Even over the window both across users and across
+				// any one session of each user.
+				seen = seen.Add(-time.Duration(int64(u+7*j)%spread) * time.Second)
 			}
 			// Signed in up to half the absolute lifetime ago: alive.
 			created := seen.Add(-time.Duration(n%30) * (o.AbsoluteLifetime / 60))
