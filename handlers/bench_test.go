@@ -123,6 +123,8 @@ func get(h http.Handler, path, cookie string) *httptest.ResponseRecorder {
 	req.RemoteAddr = "192.0.2.44:51000"
 	req.Header.Set("User-Agent", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36")
 	req.AddCookie(&http.Cookie{Name: "doorman_session", Value: cookie})
+	// A browser has its CSRF cookie after its first page.
+	req.AddCookie(&http.Cookie{Name: "doorman_csrf", Value: "bench-csrf-token-bench-csrf-token-bench-csr"})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec

@@ -70,15 +70,24 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 	}
 	spread := int64(o.ActiveWithin / time.Second)
 	n := 0
-	for u := range o.Users {
-		uid, err := bulk.AddUser(Email(u), o.PasswordHash, o.Now)
+	start := time.Now()
+	// The cookie users go last, their activity spread before Now plus the
+	// time seeding took: a load test starting right after finds their
+	// sessions in steady state however long a large seed ran.
+	order := func(k int) int { return (k + o.CookieUsers) % max(o.Users, 1) }
+	for k := range o.Users {
+		u, now := order(k), o.Now
+		if u < o.CookieUsers {
+			now = now.Add(time.Since(start))
+		}
+		uid, err := bulk.AddUser(Email(u), o.PasswordHash, now)
 		if err != nil {
 			return n, err
 		}
 		for j := range o.SessionsPerUser {
 			tok := sessiontoken.New()
 			smp, dev := samples[n%len(samples)], labels[n%len(samples)]
-			seen := o.Now
+			seen := now
 			if spread > 0 {
 				// Even over the window both across users and across
 				// any one session of each user.
