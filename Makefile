@@ -4,7 +4,7 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short
+.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short bench
 
 # Every fuzz target, as package:Name.
 FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers:FuzzAuthForms \
@@ -59,3 +59,7 @@ fuzz:
 ## fuzz-short: every fuzz target briefly (part of make test; the seed corpora also run in go test)
 fuzz-short:
 	@$(MAKE) --no-print-directory fuzz FUZZTIME=2s
+
+## bench: Go benchmarks and a load test of the real binary; writes docs/BENCHMARKS.md (~5 min, not part of test)
+bench: setup
+	bash bench/run.sh

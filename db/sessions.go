@@ -168,12 +168,14 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 	return nil
 }
 
+var sessionWithUserSQL = `SELECT ` + sessionColumnsOf("s") + `, u.email, u.created_at, u.is_demo, u.disabled_at
+	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`
+
 // SessionWithUser returns the session with that public id, alive or not, and
 // its user: the one query behind every request's session check. The caller
 // verifies the secret and decides what a dead session means.
 func (s *Store) SessionWithUser(ctx context.Context, id string) (Session, User, error) {
-	row := s.read.QueryRowContext(ctx, `SELECT `+sessionColumnsOf("s")+`, u.email, u.created_at, u.is_demo, u.disabled_at
-		FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`, id)
+	row := s.sessionWithUser.QueryRowContext(ctx, id)
 	var u User
 	var created int64
 	var disabled sql.NullInt64
@@ -206,11 +208,12 @@ func (s *Store) UserSession(ctx context.Context, userID int64, id string, now ti
 	return sess, nil
 }
 
+const listSessionsSQL = `SELECT ` + sessionColumns + ` FROM sessions
+	WHERE user_id = ? AND ` + aliveSQL + ` ORDER BY last_seen_at DESC, created_at DESC`
+
 // ListSessions returns the user's live sessions, most recently active first.
 func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = ? AND `+aliveSQL+` ORDER BY last_seen_at DESC, created_at DESC`,
-		userID, now.Unix(), now.Unix())
+	rows, err := s.listSessions.QueryContext(ctx, userID, now.Unix(), now.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions: %w", err)
 	}

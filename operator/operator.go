@@ -24,9 +24,6 @@ import (
 	"doorman/db"
 )
 
-// Commands lists the first words that Run handles.
-var Commands = []string{"sessions", "users"}
-
 // Usage is the operator commands' help.
 const Usage = `usage:
   doorman sessions list   --user EMAIL [-db FILE]

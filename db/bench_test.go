@@ -1,0 +1,98 @@
+package db
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"doorman/sessiontoken"
+)
+
+// benchUser makes a store holding one user with n live sessions and returns
+// it with the user's id and the sessions' ids.
+func benchUser(b *testing.B, n int, now time.Time) (*Store, int64, []string) {
+	b.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(b.TempDir(), "bench.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	bulk, err := s.BeginBulk(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	uid, err := bulk.AddUser("bench@example.com", "x", now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ids := make([]string, n)
+	for i := range n {
+		tok := sessiontoken.New()
+		ids[i] = tok.ID
+		if err := bulk.AddSession(Session{ID: tok.ID, SecretHash: tok.Hash, UserID: uid, CreatedAt: now, LastSeenAt: now,
+			IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour), IP: "192.0.2.1",
+			UserAgent: "Mozilla/5.0", DeviceLabel: "Chrome on Windows", DeviceKind: "desktop",
+			Location: "Berlin, Germany", LocationShort: "Berlin", AuthMethod: "bench"}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := bulk.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return s, uid, ids
+}
+
+// unrevoke brings every session of the user back, outside the timer.
+func unrevoke(b *testing.B, s *Store, uid int64) {
+	b.StopTimer()
+	if _, err := s.write.Exec(`UPDATE sessions SET revoked_at = NULL, revoked_reason = NULL, revoked_by = NULL WHERE user_id = ?`, uid); err != nil {
+		b.Fatal(err)
+	}
+	b.StartTimer()
+}
+
+// BenchmarkRevokeSession ends one session of a user with 100 or 10,000.
+func BenchmarkRevokeSession(b *testing.B) {
+	now := time.Now()
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			s, uid, ids := benchUser(b, n, now)
+			ctx := context.Background()
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if i == len(ids)-1 {
+					unrevoke(b, s, uid)
+					i = 0
+				}
+				if _, err := s.RevokeSession(ctx, uid, ids[i], ReasonRevoked, ids[len(ids)-1], now); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkRevokeOtherSessions is "Log out all other sessions" for a user
+// with 100 or 10,000.
+func BenchmarkRevokeOtherSessions(b *testing.B) {
+	now := time.Now()
+	for _, n := range []int{100, 10_000} {
+		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
+			s, uid, ids := benchUser(b, n, now)
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := s.RevokeOtherSessions(ctx, uid, ids[0], ReasonRevokedOthers, now)
+				if err != nil || got != int64(n-1) {
+					b.Fatalf("RevokeOtherSessions = %d, %v", got, err)
+				}
+				unrevoke(b, s, uid)
+			}
+		})
+	}
+}

@@ -1,0 +1,32 @@
+package db
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+// TestWriteTransactions checks that writes are counted and reads are not.
+func TestWriteTransactions(t *testing.T) {
+	s, ctx, now := openTest(t), context.Background(), time.Now()
+	u, err := s.CreateUser(ctx, "a@example.com", "x", false, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := s.WriteTransactions()
+	if _, err := s.CreateSession(ctx, newSession("aaaaaaaaaaaaaaaa", u.ID, now), 0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.SessionWithUser(ctx, "aaaaaaaaaaaaaaaa"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ListSessions(ctx, u.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeOtherSessions(ctx, u.ID, "aaaaaaaaaaaaaaaa", ReasonRevokedOthers, now); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.WriteTransactions() - before; got != 2 {
+		t.Fatalf("%d write transactions, want 2 (create, revoke)", got)
+	}
+}
