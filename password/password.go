@@ -67,6 +67,9 @@ type Hasher struct {
 	// inSlot, when set, runs while a slot is held, just before hashing.
 	// Tests use it to count how many hashes run at once.
 	inSlot func()
+	// derived, when set, is told the cost inputs of every hash: tests use
+	// it to prove VerifyDummy does exactly the work of a Verify.
+	derived func(p Params, saltLen int, keyLen uint32)
 }
 
 // NewHasher returns a Hasher that hashes with p and runs at most
@@ -176,6 +179,9 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Par
 	defer func() { <-h.sem }()
 	if h.inSlot != nil {
 		h.inSlot()
+	}
+	if h.derived != nil {
+		h.derived(p, len(salt), keyLen)
 	}
 	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, keyLen), nil
 }
