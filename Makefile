@@ -46,9 +46,9 @@ build:
 
 ## screenshots: refresh the README's images in docs/ from the e2e run
 screenshots: setup
-	go test -count=1 -run TestWhereYoureLoggedIn ./e2e/
-	cp e2e/screenshots/security-desktop.png docs/security-desktop.png
-	cp e2e/screenshots/security-iphone.png docs/security-iphone.png
+	go test -count=1 -run 'TestEveryPageAccessible/(desktop|iphone)-light' ./e2e/
+	cp e2e/screenshots/security-desktop-light.png docs/security-desktop.png
+	cp e2e/screenshots/security-iphone-light.png docs/security-iphone.png
 
 ## fuzz: run every fuzz target for FUZZTIME (default 5m) each
 fuzz:
