@@ -52,9 +52,9 @@ screenshots: setup
 
 ## fuzz: run every fuzz target for FUZZTIME (default 5m) each
 fuzz:
-	@for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
+	@status=0; for t in $(FUZZ_TARGETS); do pkg=$${t%%:*}; name=$${t##*:}; \
 	  echo "fuzz $$pkg $$name ($(FUZZTIME))"; \
-	  go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg; done
+	  go test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg || status=1; done; exit $$status
 
 ## fuzz-short: every fuzz target briefly (part of make test; the seed corpora also run in go test)
 fuzz-short:

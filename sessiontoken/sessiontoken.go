@@ -56,8 +56,15 @@ func Parse(value string) (id string, secret []byte, ok bool) {
 	if !found || !ValidID(id) || len(sec) != enc.EncodedLen(secretBytes) {
 		return "", nil, false
 	}
+	// Every character must be upper-case base32: the decoder alone accepts
+	// some malformed input (the fuzzer found one that decoded to 29 bytes).
+	for i := 0; i < len(sec); i++ {
+		if c := sec[i]; (c < 'A' || c > 'Z') && (c < '2' || c > '7') {
+			return "", nil, false
+		}
+	}
 	secret, err := enc.DecodeString(sec)
-	if err != nil {
+	if err != nil || len(secret) != secretBytes {
 		return "", nil, false
 	}
 	return id, secret, true
