@@ -37,9 +37,9 @@ var (
 // Addresses the devices pretend to come from (through the trusted-proxy
 // header), and what the test GeoIP database says about them.
 const (
-	ipBerlin = "89.246.64.10"
-	ipLondon = "81.2.69.160"
-	ipTokyo  = "2400:4050::1"
+	ipBerlin = geotest.SampleBerlin
+	ipLondon = geotest.SampleLondon
+	ipTokyo  = geotest.SampleTokyo
 )
 
 func TestMain(m *testing.M) {
@@ -113,11 +113,7 @@ func startServer(t *testing.T, mods ...func(*handlers.Config)) *server {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	geotest.WriteDB(t, dir, map[string]geotest.Record{
-		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
-		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB"},
-		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
-	})
+	geotest.WriteSample(t, dir)
 	resolver, err := geo.Open(dir)
 	if err != nil {
 		t.Fatal(err)

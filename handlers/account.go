@@ -159,13 +159,8 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 		Message:  "This deletes " + au.User.Email + " and everything Doorman knows about it. Every session ends at once, including this one. It cannot be undone.",
 		Sessions: append([]views.SessionRow{sessionRow(au.Session, au.Session.ID, now)}, others...),
 		Action:   "/settings/account/delete", Button: "Delete account", CancelURL: "/settings",
-		NeedPassword: !a.inSudo(au),
 	}
-	status := http.StatusOK
-	if problem != nil {
-		p.PasswordError, status = problem.text, problem.status
-	}
-	return a.render(c, status, views.ConfirmPage(p))
+	return a.renderConfirm(c, p, au, problem)
 }
 
 // deleteAccount removes the user; their session rows go with them, so every

@@ -30,9 +30,9 @@ const (
 	uaIPhone        = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 	uaMacFirefox    = "Mozilla/5.0 (Macintosh; Intel Mac OS X 14.5; rv:133.0) Gecko/20100101 Firefox/133.0"
 	// Addresses in the test GeoIP database.
-	ipBerlin = "89.246.64.10"
-	ipLondon = "81.2.69.160"
-	ipTokyo  = "2400:4050::1"
+	ipBerlin = geotest.SampleBerlin
+	ipLondon = geotest.SampleLondon
+	ipTokyo  = geotest.SampleTokyo
 )
 
 // testApp is the real server (handlers.New over a real SQLite store) behind
@@ -79,11 +79,7 @@ func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { store.Close() })
-	geotest.WriteDB(t, dir, map[string]geotest.Record{
-		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
-		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB"},
-		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
-	})
+	geotest.WriteSample(t, dir)
 	resolver, err := geo.Open(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -168,12 +168,11 @@ func (a *app) revokeSession(c echo.Context) error {
 			return err
 		}
 		row := sessionRow(target, au.Session.ID, now)
-		return a.render(c, problem.status, views.ConfirmPage(views.ConfirmProps{
+		return a.renderConfirm(c, views.ConfirmProps{
 			Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
 			Message:  "This session will be signed out at once.",
 			Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: securityURL,
-			NeedPassword: true, PasswordError: problem.text,
-		}))
+		}, au, problem)
 	}
 	s, err := a.store.RevokeSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID, a.now())
 	if errors.Is(err, db.ErrNotFound) {
@@ -201,17 +200,12 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out all other sessions", "security"), Heading: "Log out all other sessions?",
 		Sessions: others, Action: securityURL + "/sessions/revoke-others", Button: "Log out", CancelURL: securityURL,
-		Message:      plural(len(others), "other session") + " will be signed out. This device stays signed in.",
-		NeedPassword: !a.inSudo(au),
+		Message: plural(len(others), "other session") + " will be signed out. This device stays signed in.",
 	}
 	if len(others) == 0 {
 		p.Heading, p.Message, p.Nothing = "No other sessions", "This device is the only one signed in to your account.", true
 	}
-	status := http.StatusOK
-	if problem != nil {
-		p.PasswordError, status = problem.text, problem.status
-	}
-	return a.render(c, status, views.ConfirmPage(p))
+	return a.renderConfirm(c, p, au, problem)
 }
 
 func (a *app) revokeOthers(c echo.Context) error {
@@ -251,13 +245,8 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
 		Message:  "All " + plural(len(all), "session") + ", including this device, will be signed out.",
 		Sessions: all, Action: securityURL + "/sessions/revoke-all", Button: "Log out everywhere", CancelURL: securityURL,
-		NeedPassword: !a.inSudo(au),
 	}
-	status := http.StatusOK
-	if problem != nil {
-		p.PasswordError, status = problem.text, problem.status
-	}
-	return a.render(c, status, views.ConfirmPage(p))
+	return a.renderConfirm(c, p, au, problem)
 }
 
 func (a *app) revokeAll(c echo.Context) error {

@@ -7,6 +7,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/views"
 )
 
 // Sensitive actions (ending sessions, changing the password or email,
@@ -83,4 +84,16 @@ func (a *app) rotate(c echo.Context, au *authInfo) error {
 	}
 	au.Session = au.gs.Values[valSession].(db.Session)
 	return nil
+}
+
+// renderConfirm shows a confirm page for a sensitive action: with the
+// password field when the session is outside its sudo window, and with the
+// problem (and its status) when a password check just failed.
+func (a *app) renderConfirm(c echo.Context, p views.ConfirmProps, au *authInfo, problem *passwordProblem) error {
+	p.NeedPassword = !a.inSudo(au)
+	status := http.StatusOK
+	if problem != nil {
+		p.NeedPassword, p.PasswordError, status = true, problem.text, problem.status
+	}
+	return a.render(c, status, views.ConfirmPage(p))
 }

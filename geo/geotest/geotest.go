@@ -144,3 +144,21 @@ func write(t testing.TB, path string, tree *mmdbwriter.Tree) {
 		t.Fatalf("geotest: close %s: %v", path, err)
 	}
 }
+
+// Addresses inside the networks WriteSample stores, and what they resolve to.
+const (
+	SampleBerlin = "89.246.64.10" // Berlin, Germany
+	SampleLondon = "81.2.69.160"  // London, England, United Kingdom
+	SampleTokyo  = "2400:4050::1" // Tokyo, Japan
+)
+
+// WriteSample writes a database with three cities (see the Sample
+// addresses): what handler and browser tests use to show real-looking places.
+func WriteSample(t testing.TB, dir string) {
+	t.Helper()
+	WriteDB(t, dir, map[string]Record{
+		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
+		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB"},
+		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
+	})
+}
