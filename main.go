@@ -35,7 +35,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
-		slog.Error("doorman", "err", err)
+		fmt.Fprintln(os.Stderr, "doorman:", err)
 		os.Exit(1)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -317,8 +319,13 @@ func TestOperatorCommandsOnARunningServer(t *testing.T) {
 		{"sessions", "list"},
 		{"users", "disable"},
 		{"sessions"},
+		{"sessions", "list", "--user", "alice@example.com", "-db", app.dbPath + ".typo"}, // never creates a database
 	} {
-		if _, err := op(withDB(bad...)...); err == nil {
+		args := bad
+		if !slices.Contains(bad, "-db") {
+			args = withDB(bad...)
+		}
+		if _, err := op(args...); err == nil {
 			t.Errorf("%v: no error", bad)
 		}
 	}
@@ -337,6 +344,9 @@ func TestOperatorCommandsOnARunningServer(t *testing.T) {
 	res = app.client(uaIPhone, ipLondon).post("/login", url.Values{"email": {"alice@example.com"}, "password": {"wrong password"}})
 	expectStatus(t, res, http.StatusUnauthorized) // the disabled state is told only to the password's holder
 
+	if _, err := os.Stat(app.dbPath + ".typo"); err == nil {
+		t.Error("an operator command created a database")
+	}
 	if _, err := op(withDB("users", "enable", "alice@example.com")...); err != nil {
 		t.Fatal(err)
 	}

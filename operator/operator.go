@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -69,6 +70,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("%s: which user? (an EMAIL is required)\n%s", cmd, Usage)
 	}
 
+	// Never create a database by accident: a typo in -db must not look
+	// like a user with no sessions.
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("database %s: %w", dbPath, err)
+	}
 	store, err := db.Open(ctx, dbPath)
 	if err != nil {
 		return err
