@@ -96,3 +96,25 @@ func BenchmarkRevokeOtherSessions(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkListSessions compares the list as pages read it (summaries) with
+// every column, for a user with 10 sessions.
+func BenchmarkListSessions(b *testing.B) {
+	now := time.Now()
+	s, uid, _ := benchUser(b, 10, now)
+	ctx := context.Background()
+	b.Run("summaries", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.ListSessionSummaries(ctx, uid, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("every-column", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := s.ListSessions(ctx, uid, now); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

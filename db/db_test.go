@@ -267,3 +267,38 @@ func ids(list []Session) string {
 	}
 	return fmt.Sprint(out)
 }
+
+func TestListSessionSummariesMatchesListSessions(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	a, _ := s.CreateUser(ctx, "a@example.com", "h", false, t0)
+	b, _ := s.CreateUser(ctx, "b@example.com", "h", false, t0)
+	for i, id := range []string{"a1", "a2", "a3"} {
+		if _, err := s.CreateSession(ctx, newSession(id, a.ID, t0.Add(time.Duration(i)*time.Minute)), 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := s.CreateSession(ctx, newSession("b1", b.ID, t0), 0); err != nil {
+		t.Fatal(err)
+	}
+	now := t0.Add(time.Hour)
+	if _, err := s.RevokeSession(ctx, a.ID, "a2", ReasonRevoked, "", now); err != nil {
+		t.Fatal(err)
+	}
+	full, err := s.ListSessions(ctx, a.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sums, err := s.ListSessionSummaries(ctx, a.ID, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sums) != 2 || len(full) != 2 {
+		t.Fatalf("summaries %v, full %d: want the 2 live sessions of a", sums, len(full))
+	}
+	for i := range full {
+		if full[i].Summary() != sums[i] {
+			t.Errorf("row %d: %+v vs %+v", i, full[i].Summary(), sums[i])
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 // settings is the settings home.
 func (a *app) settings(c echo.Context) error {
 	au := authOf(c)
-	list, err := a.store.ListSessions(c.Request().Context(), au.User.ID, a.now())
+	list, err := a.store.ListSessionSummaries(c.Request().Context(), au.User.ID, a.now())
 	if err != nil {
 		return fmt.Errorf("settings: %w", err)
 	}
@@ -157,7 +157,7 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 	p := views.ConfirmProps{
 		Page: a.page(c, "Delete account", "account"), Heading: "Delete your account?",
 		Message:  "This deletes " + au.User.Email + " and everything Doorman knows about it. Every session ends at once, including this one. It cannot be undone.",
-		Sessions: append([]views.SessionRow{sessionRow(au.Session, au.Session.ID, now)}, others...),
+		Sessions: append([]views.SessionRow{sessionRow(au.Session.Summary(), au.Session.ID, now)}, others...),
 		Action:   "/settings/account/delete", Button: "Delete account", CancelURL: "/settings",
 	}
 	return a.renderConfirm(c, p, au, problem)

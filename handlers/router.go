@@ -31,7 +31,7 @@ type Store interface {
 	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
 	SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error)
 	UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error)
-	ListSessions(ctx context.Context, userID int64, now time.Time) ([]db.Session, error)
+	ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error)
 	TouchSession(ctx context.Context, id string, t db.Touch) error
 	RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error)
 	RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) (int64, error)

@@ -20,7 +20,7 @@ const securityURL = "/settings/security"
 const newSignInWindow = 24 * time.Hour
 
 // sessionRow turns a session into a list row.
-func sessionRow(s db.Session, currentID string, now time.Time) views.SessionRow {
+func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.SessionRow {
 	return views.SessionRow{
 		ID:            s.ID,
 		Device:        s.DeviceLabel,
@@ -40,7 +40,7 @@ func sessionRow(s db.Session, currentID string, now time.Time) views.SessionRow 
 
 // otherSessions lists the user's live sessions except the current one.
 func (a *app) otherSessions(c echo.Context, au *authInfo, now time.Time) ([]views.SessionRow, error) {
-	list, err := a.store.ListSessions(c.Request().Context(), au.User.ID, now)
+	list, err := a.store.ListSessionSummaries(c.Request().Context(), au.User.ID, now)
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +57,7 @@ func (a *app) otherSessions(c echo.Context, au *authInfo, now time.Time) ([]view
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
 	au, now := authOf(c), a.now()
-	list, err := a.store.ListSessions(c.Request().Context(), au.User.ID, now)
+	list, err := a.store.ListSessionSummaries(c.Request().Context(), au.User.ID, now)
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
@@ -77,7 +77,7 @@ func (a *app) security(c echo.Context) error {
 	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
 		Page:         a.page(c, "Security", "security"),
-		Current:      sessionRow(au.Session, au.Session.ID, now),
+		Current:      sessionRow(au.Session.Summary(), au.Session.ID, now),
 		Others:       others,
 		OthersCount:  plural(len(others), "other session"),
 		NeedPassword: !a.inSudo(au),
@@ -113,7 +113,7 @@ func (a *app) sessionDetails(c echo.Context) error {
 			return fmt.Errorf("session details: %w", err)
 		}
 	}
-	row := sessionRow(s, au.Session.ID, now)
+	row := sessionRow(s.Summary(), au.Session.ID, now)
 	lastActive := views.DetailRow{Label: "Last active", Value: exactTime(s.LastSeenAt), ISO: isoTime(s.LastSeenAt), Subtitle: relTime(now, s.LastSeenAt)}
 	if row.Current {
 		lastActive = views.DetailRow{Label: "Last active", Value: "Active now"}
@@ -167,7 +167,7 @@ func (a *app) revokeSession(c echo.Context) error {
 		if err != nil {
 			return err
 		}
-		row := sessionRow(target, au.Session.ID, now)
+		row := sessionRow(target.Summary(), au.Session.ID, now)
 		return a.renderConfirm(c, views.ConfirmProps{
 			Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
 			Message:  "This session will be signed out at once.",
@@ -240,7 +240,7 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 	if err != nil {
 		return fmt.Errorf("confirm revoke all: %w", err)
 	}
-	all := append([]views.SessionRow{sessionRow(au.Session, au.Session.ID, now)}, others...)
+	all := append([]views.SessionRow{sessionRow(au.Session.Summary(), au.Session.ID, now)}, others...)
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
 		Message:  "All " + plural(len(all), "session") + ", including this device, will be signed out.",
