@@ -275,16 +275,6 @@ func signUp(t *testing.T, p playwright.Page, email, pw string) {
 	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
 }
 
-// signIn signs in through the UI and lands on Security.
-func signIn(t *testing.T, p playwright.Page, email, pw string) {
-	t.Helper()
-	goTo(t, p, "/login")
-	must(t, p.GetByLabel("Email").Fill(email))
-	must(t, p.GetByLabel("Password").Fill(pw))
-	must(t, button(p, "Sign in").Click())
-	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
-}
-
 func screenshot(t *testing.T, p playwright.Page, name string) {
 	t.Helper()
 	_, err := p.Screenshot(playwright.PageScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", name+".png")), FullPage: playwright.Bool(true)})

@@ -17,8 +17,8 @@ func TestConfirmWithPassword(t *testing.T) {
 	srv := startServer(t, func(c *handlers.Config) { c.SudoWindow = 0 })
 	desktop := newDevice(t, srv, desktopChrome, ipBerlin)
 	phone := newDevice(t, srv, pixel7, ipTokyo)
-	signUp(t, desktop, "alice@example.com", "correct horse battery")
-	signIn(t, phone, "alice@example.com", "correct horse battery")
+	signInByRequest(t, desktop, email, pass1, true)
+	signInByRequest(t, phone, email, pass1, false)
 
 	goTo(t, desktop, "/settings/security")
 	rows := desktop.Locator("[data-session-id]")
@@ -42,7 +42,7 @@ func TestConfirmWithPassword(t *testing.T) {
 	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/settings/security$`)))
 
 	// Right password, on the no-JS confirm page's form.
-	must(t, input.Fill("correct horse battery"))
+	must(t, input.Fill(pass1))
 	must(t, button(desktop, "Log out").Click())
 	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(desktop.GetByRole("status")).ToContainText("Signed out 1 other session."))
