@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -27,6 +28,14 @@ var errorTexts = map[int][2]string{
 // details go to the log, never to the page.
 func (a *app) handleError(err error, c echo.Context) {
 	if c.Response().Committed {
+		return
+	}
+	// The browser went away mid-request (closed the tab, or a load test
+	// stopped): nobody is there to read an error page, and it is not a
+	// server fault. Noted as 499, as nginx does, and logged at Debug.
+	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+		c.Response().Status = 499
+		a.log.Debug("client went away", "method", c.Request().Method, "path", c.Request().URL.Path)
 		return
 	}
 	code, message := http.StatusInternalServerError, ""

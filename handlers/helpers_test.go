@@ -48,6 +48,7 @@ type testApp struct {
 	// dbPath is the SQLite file, for operator commands run beside the server.
 	dbPath   string
 	resolver *geo.Resolver
+	e        http.Handler // the router, for requests served in-process
 }
 
 type syncBuffer struct {
@@ -110,6 +111,7 @@ func (a *testApp) start() {
 		FlashKey: bytes.Repeat([]byte{7}, 32),
 		Now:      a.clock,
 	})
+	a.e = e
 	srv := httptest.NewServer(e)
 	a.srv = srv
 	a.t.Cleanup(srv.Close)

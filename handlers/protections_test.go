@@ -1,10 +1,12 @@
 package handlers_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/base32"
 	"encoding/hex"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"net/url"
 	"strings"
@@ -238,3 +240,23 @@ func TestSignOutOnEveryAuthenticatedPage(t *testing.T) {
 }
 
 var base32NoPad = base32.StdEncoding.WithPadding(base32.NoPadding)
+
+// TestClientGoneIsNotAnError: a request whose browser went away (context
+// canceled) is not logged as a server error, and gets no error page.
+func TestClientGoneIsNotAnError(t *testing.T) {
+	app := newTestApp(t)
+	c := app.client(uaWindowsChrome, ipBerlin)
+	c.signup("alice@example.com", pw)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	req := httptest.NewRequest(http.MethodGet, "/settings/security", nil).WithContext(ctx)
+	req.Header.Set("Cookie", "doorman_session="+c.sessionCookie())
+	rec := httptest.NewRecorder()
+	app.e.ServeHTTP(rec, req)
+	if strings.Contains(app.logs.String(), "level=ERROR") {
+		t.Fatalf("a canceled request was logged as an error:\n%s", app.logs.String())
+	}
+	if !strings.Contains(app.logs.String(), "status=499") || rec.Body.Len() != 0 {
+		t.Fatalf("want status 499 in the access log and no body; body %d bytes", rec.Body.Len())
+	}
+}
