@@ -38,7 +38,7 @@ func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) er
 	if err != nil {
 		return fmt.Errorf("password page: %w", err)
 	}
-	p.Page, p.Others = a.page(c, "Change password", "security"), others
+	p.Page, p.Others, p.OthersCount = a.page(c, "Change password", "security"), others, plural(len(others), "session")
 	return a.render(c, status, views.PasswordPage(p))
 }
 

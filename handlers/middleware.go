@@ -16,7 +16,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
-	"doorman/geo"
 	"doorman/static"
 )
 
@@ -89,10 +88,6 @@ func (a *app) isHTTPS(r *http.Request) bool {
 	return false
 }
 
-func (a *app) locate(ip netip.Addr) geo.Location {
-	return a.geo.Lookup(ip)
-}
-
 // securityHeaders sets the headers every response carries. The CSP allows
 // scripts and styles from our own origin only (no inline code at all), and no
 // framing. Dynamic responses are never stored by the browser or a proxy, so
@@ -123,7 +118,7 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		r := c.Request()
 		level := slog.LevelInfo
-		if strings.HasPrefix(r.URL.Path, static.Prefix) || r.URL.Path == "/healthz" {
+		if sessionless(r.URL.Path) {
 			level = slog.LevelDebug
 		}
 		a.log.Log(r.Context(), level, "request",
@@ -134,6 +129,12 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// sessionless reports whether path is served without looking at the
+// session (static files, the health check): no database read, a quiet log.
+func sessionless(path string) bool {
+	return strings.HasPrefix(path, static.Prefix) || path == "/healthz"
+}
+
 // loadSession finds the request's session (one indexed read) and, when it is
 // alive, makes the user available to handlers. A cookie that is not a live
 // session is deleted; if its session was ended from elsewhere or expired, the
@@ -142,7 +143,7 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if strings.HasPrefix(r.URL.Path, static.Prefix) || r.URL.Path == "/healthz" {
+		if sessionless(r.URL.Path) {
 			return next(c)
 		}
 		gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
@@ -197,7 +198,7 @@ func (a *app) touch(c echo.Context, row db.Session) {
 		t.IdleExpiresAt = next
 	}
 	if ip := a.clientIP(c.Request()); ip.String() != row.IP {
-		loc := a.locate(ip)
+		loc := a.geo.Lookup(ip)
 		t.IP, t.Location, t.LocationShort = ip.String(), loc.Label, loc.Short
 	}
 	if err := a.store.TouchSession(c.Request().Context(), row.ID, t); err != nil {

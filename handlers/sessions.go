@@ -40,48 +40,60 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 
 // otherSessions lists the user's live sessions except the current one.
 func (a *app) otherSessions(c echo.Context, au *authInfo, now time.Time) ([]views.SessionRow, error) {
+	others, err := a.otherSummaries(c, au, now)
+	if err != nil {
+		return nil, err
+	}
+	return sessionRows(others, au.Session.ID, now), nil
+}
+
+// otherSummaries is otherSessions before it is formatted.
+func (a *app) otherSummaries(c echo.Context, au *authInfo, now time.Time) ([]db.SessionSummary, error) {
 	list, err := a.store.ListSessionSummaries(c.Request().Context(), au.User.ID, now)
 	if err != nil {
 		return nil, err
 	}
-	rows := make([]views.SessionRow, 0, len(list))
+	others := list[:0]
 	for _, s := range list {
 		if s.ID != au.Session.ID {
-			rows = append(rows, sessionRow(s, au.Session.ID, now))
+			others = append(others, s)
 		}
 	}
-	return rows, nil
+	return others, nil
+}
+
+func sessionRows(list []db.SessionSummary, currentID string, now time.Time) []views.SessionRow {
+	rows := make([]views.SessionRow, len(list))
+	for i, s := range list {
+		rows[i] = sessionRow(s, currentID, now)
+	}
+	return rows
 }
 
 // security is Settings → Security: the current session first, then every
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
 	au, now := authOf(c), a.now()
-	list, err := a.store.ListSessionSummaries(c.Request().Context(), au.User.ID, now)
+	list, err := a.otherSummaries(c, au, now)
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
-	others := make([]views.SessionRow, 0, len(list))
-	var fresh []views.SessionRow
+	// A sign-in elsewhere, newer than this one and in the last day, is
+	// called out so one the user did not make gets noticed.
+	var fresh []db.SessionSummary
 	for _, s := range list {
-		if s.ID == au.Session.ID {
-			continue
-		}
-		row := sessionRow(s, au.Session.ID, now)
-		others = append(others, row)
-		// A sign-in elsewhere, newer than this one and in the last day, is
-		// called out so one the user did not make gets noticed.
 		if now.Sub(s.CreatedAt) < newSignInWindow && s.CreatedAt.After(au.Session.CreatedAt) {
-			fresh = append(fresh, row)
+			fresh = append(fresh, s)
 		}
 	}
+	others := sessionRows(list, au.Session.ID, now)
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
 		Page:         a.page(c, "Security", "security"),
 		Current:      sessionRow(au.Session.Summary(), au.Session.ID, now),
 		Others:       others,
 		OthersCount:  plural(len(others), "other session"),
 		NeedPassword: !a.inSudo(au),
-		NewSignIns:   fresh,
+		NewSignIns:   sessionRows(fresh, au.Session.ID, now),
 	}))
 }
 

@@ -228,7 +228,7 @@ func (a *app) newSessionRow(r *http.Request, userID int64, method string, now ti
 	ua := truncate(r.UserAgent(), 512)
 	dev := device.Parse(ua)
 	ip := a.clientIP(r)
-	loc := a.locate(ip)
+	loc := a.geo.Lookup(ip)
 	row := db.Session{
 		ID: tok.ID, SecretHash: tok.Hash, UserID: userID,
 		CreatedAt: now, LastSeenAt: now,

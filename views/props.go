@@ -2,8 +2,6 @@
 // print. Props are ready to show: strings and booleans, no formatting logic.
 package views
 
-import "strconv"
-
 // Flash kinds.
 const (
 	FlashSuccess = "success"
@@ -172,6 +170,7 @@ type ErrorProps struct {
 type PasswordProps struct {
 	Page
 	Others        []SessionRow // what "Sign out of all other sessions" would end
+	OthersCount   string       // "2 sessions"
 	SignOutOthers bool
 	CurrentError  string
 	NewError      string
@@ -185,11 +184,4 @@ type EmailProps struct {
 	EmailError    string
 	NeedPassword  bool
 	PasswordError string
-}
-
-func plural(n int, unit string) string {
-	if n == 1 {
-		return "1 " + unit
-	}
-	return strconv.Itoa(n) + " " + unit + "s"
 }
