@@ -51,22 +51,33 @@ func checkPage(t *testing.T, p playwright.Page, name string, phone bool) {
 	must(t, err)
 	res, err := p.Evaluate(axeRun)
 	must(t, err)
-	if v, _ := res.([]any); len(v) > 0 {
+	if v := list(t, res); len(v) > 0 {
 		t.Errorf("%s: %d axe violations:\n%s", name, len(v), joinAny(v))
 	}
-	wide, err := p.Evaluate(`() => document.documentElement.scrollWidth - window.innerWidth`)
+	fits, err := p.Evaluate(`() => document.documentElement.scrollWidth <= window.innerWidth`)
 	must(t, err)
-	if n, _ := wide.(int); n > 0 {
-		t.Errorf("%s: scrolls sideways by %d px", name, n)
+	if fits != true {
+		t.Errorf("%s: scrolls sideways (%v)", name, fits)
 	}
 	if phone {
 		small, err := p.Evaluate(smallTargets)
 		must(t, err)
-		if v, _ := small.([]any); len(v) > 0 {
+		if v := list(t, small); len(v) > 0 {
 			t.Errorf("%s: touch targets under 44×44: %s", name, joinAny(v))
 		}
 	}
 	screenshot(t, p, name)
+}
+
+// list is a JavaScript array returned by Evaluate. Anything else fails the
+// test: a check whose result could not be read must not pass.
+func list(t *testing.T, v any) []any {
+	t.Helper()
+	if v, ok := v.([]any); ok {
+		return v
+	}
+	t.Fatalf("expected an array from the page, got %T %v", v, v)
+	return nil
 }
 
 func joinAny(v []any) string {

@@ -131,7 +131,11 @@ func TestErrorPagesAndLimits(t *testing.T) {
 	expectStatus(t, res, http.StatusForbidden) // no token: refused before anything else
 
 	// Static files are served under hashed names, cached for a year.
-	for _, m := range regexpAll(`/static/[a-z]+\.[0-9a-f]{10}\.(css|js|svg)`, res.body) {
+	assets := regexpAll(`/static/[a-z]+\.[0-9a-f]{10}\.(css|js|svg)`, res.body)
+	if len(assets) != 3 {
+		t.Fatalf("error page links %v, want the stylesheet, script and icon", assets)
+	}
+	for _, m := range assets {
 		r := c.get(m)
 		expectStatus(t, r, http.StatusOK)
 		if !strings.Contains(r.Header.Get("Cache-Control"), "immutable") {
