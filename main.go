@@ -34,7 +34,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, time.Now); err != nil {
 		fmt.Fprintln(os.Stderr, "doorman:", err)
 		os.Exit(1)
 	}
@@ -139,14 +139,15 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 }
 
 // run is the whole program: main only adds the signal handling and exit code.
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+// now is the one clock every part of the program reads (time.Now from main).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, now func() time.Time) error {
 	// Sub-commands; without one, serve.
 	if len(args) > 0 {
 		switch args[0] {
 		case "seed":
-			return runSeed(ctx, args[1:], stdout)
+			return runSeed(ctx, args[1:], stdout, now)
 		case "sessions", "users":
-			return operator.Run(ctx, args, getenv, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)))
+			return operator.Run(ctx, args, getenv, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)), now)
 		}
 	}
 	cfg, err := parseConfig(args, getenv)
@@ -186,7 +187,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if cfg.Demo {
-		if err := demo.Seed(ctx, store, hasher, cfg.Session.IdleTimeout, cfg.Session.AbsoluteLifetime, time.Now()); err != nil {
+		if err := demo.Seed(ctx, store, hasher, cfg.Session.IdleTimeout, cfg.Session.AbsoluteLifetime, now()); err != nil {
 			return err
 		}
 		cfg.Session.Demo, cfg.Session.DemoEmail, cfg.Session.DemoPassword = true, demo.Email, demo.Password
@@ -194,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	e := handlers.New(handlers.Deps{
-		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, FlashKey: flashKey,
+		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, FlashKey: flashKey, Now: now,
 	})
 	srv := &http.Server{
 		Handler:           e,
@@ -211,7 +212,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
 
-	go pruneLoop(ctx, store, cfg.PruneKeep, log)
+	go pruneLoop(ctx, store, cfg.PruneKeep, log, now)
 	if cfg.DebugAddr != "" {
 		go serveDebug(ctx, cfg.DebugAddr, store, log)
 	}
@@ -256,7 +257,7 @@ func serveDebug(ctx context.Context, addr string, store *db.Store, log *slog.Log
 
 // runSeed is `doorman seed`: fill a database with users and real sessions
 // for load tests and benchmarks (package seed).
-func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
+func runSeed(ctx context.Context, args []string, stdout io.Writer, now func() time.Time) error {
 	fs := flag.NewFlagSet("doorman seed", flag.ContinueOnError)
 	path := fs.String("db", "doorman-seed.db", "SQLite database file to create (must not exist)")
 	users := fs.Int("users", 100_000, "how many users")
@@ -273,7 +274,7 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	if _, err := os.Stat(*path); err == nil {
 		return fmt.Errorf("seed: %s exists: seed a new file", *path)
 	}
-	start := time.Now()
+	start := now()
 	store, err := db.Open(ctx, *path)
 	if err != nil {
 		return err
@@ -295,29 +296,29 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer) error {
 	def := handlers.DefaultConfig()
 	n, err := seed.Run(ctx, store, seed.Options{
 		Users: *users, SessionsPerUser: *perUser, CookieUsers: *cookieUsers, PasswordHash: hash,
-		ActiveWithin: *active, IdleTimeout: def.IdleTimeout, AbsoluteLifetime: def.AbsoluteLifetime, Now: start,
+		ActiveWithin: *active, IdleTimeout: def.IdleTimeout, AbsoluteLifetime: def.AbsoluteLifetime, Now: start, Clock: now,
 	}, cookies)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "seeded %d users, %d sessions into %s in %s (password %q)\n",
-		*users, n, *path, time.Since(start).Round(time.Millisecond), seed.Password)
+		*users, n, *path, now().Sub(start).Round(time.Millisecond), seed.Password)
 	return nil
 }
 
 // pruneLoop deletes long-ended session rows once an hour, so the table does
 // not grow forever.
-func pruneLoop(ctx context.Context, store *db.Store, keep time.Duration, log *slog.Logger) {
+func pruneLoop(ctx context.Context, store *db.Store, keep time.Duration, log *slog.Logger, now func() time.Time) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := store.PruneSessions(ctx, time.Now().Add(-keep)); err != nil && ctx.Err() == nil {
+		if n, err := store.PruneSessions(ctx, now().Add(-keep)); err != nil && ctx.Err() == nil {
 			log.Error("prune sessions", "err", err)
 		} else if n > 0 {
 			log.Info("pruned ended sessions", "count", n)
 		}
 		// Failures older than a day are past every throttling window.
-		if _, err := store.PruneLoginFailures(ctx, time.Now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+		if _, err := store.PruneLoginFailures(ctx, now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
 			log.Error("prune login failures", "err", err)
 		}
 		select {

@@ -21,7 +21,7 @@ func TestRunServesAndShutsDown(t *testing.T) {
 	done := make(chan error, 1)
 	env := map[string]string{"DOORMAN_DB": filepath.Join(dir, "env.db"), "DOORMAN_GEOIP_DIR": filepath.Join(dir, "nodata")}
 	go func() {
-		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-demo"}, func(k string) string { return env[k] }, w)
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-demo"}, func(k string) string { return env[k] }, w, time.Now)
 		w.Close()
 	}()
 	line, err := bufio.NewReader(out).ReadString('\n')

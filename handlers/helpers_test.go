@@ -86,7 +86,7 @@ func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { resolver.Close() })
-	a := &testApp{t: t, store: store, now: time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC), logs: &syncBuffer{}, dbPath: dbPath, resolver: resolver}
+	a := &testApp{t: t, store: store, now: time.Now().UTC().Truncate(time.Second), logs: &syncBuffer{}, dbPath: dbPath, resolver: resolver}
 	a.cfg = handlers.DefaultConfig()
 	a.cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
 	for _, m := range mod {

@@ -295,7 +295,8 @@ func TestOperatorCommandsOnARunningServer(t *testing.T) {
 	phoneID := phone.currentID()
 	op := func(args ...string) (string, error) {
 		var out bytes.Buffer
-		err := operator.Run(context.Background(), args, func(string) string { return "" }, &out, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		// The operator runs on the server's clock: one clock for the whole test.
+		err := operator.Run(context.Background(), args, func(string) string { return "" }, &out, slog.New(slog.NewTextHandler(io.Discard, nil)), app.clock)
 		return out.String(), err
 	}
 	withDB := func(args ...string) []string { return append(args, "-db", app.dbPath) }

@@ -34,7 +34,9 @@ const Usage = `usage:
 `
 
 // Run runs one operator command. args start with the command ("sessions").
-func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger) error {
+// now is the clock that decides which sessions are alive: the caller's, so a
+// test and the server it drives agree on the time.
+func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger, now func() time.Time) error {
 	if len(args) < 2 {
 		return fmt.Errorf("%s: which command?\n%s", args[0], Usage)
 	}
@@ -87,24 +89,22 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	now := time.Now()
-
 	switch cmd {
 	case "sessions list":
-		return list(ctx, store, user, now, stdout)
+		return list(ctx, store, user, now(), stdout)
 	case "sessions revoke":
 		switch {
 		case (id == "") == !all:
 			return fmt.Errorf("%s: give exactly one of --id ID or --all\n%s", cmd, Usage)
 		case all:
-			n, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now)
+			n, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now())
 			if err != nil {
 				return err
 			}
 			log.Info("sessions revoked", "count", n, "user", user.ID, "reason", db.ReasonOperator, "by", "operator")
 			fmt.Fprintf(stdout, "Ended %d session(s) of %s.\n", n, user.Email)
 		default:
-			s, err := store.RevokeSession(ctx, user.ID, id, db.ReasonOperator, "operator", now)
+			s, err := store.RevokeSession(ctx, user.ID, id, db.ReasonOperator, "operator", now())
 			if errors.Is(err, db.ErrNotFound) {
 				return fmt.Errorf("%s has no live session %q", user.Email, id)
 			}
@@ -117,7 +117,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	case "users disable", "users enable":
 		disable := args[1] == "disable"
-		n, err := store.SetUserDisabled(ctx, user.ID, disable, now)
+		n, err := store.SetUserDisabled(ctx, user.ID, disable, now())
 		if err != nil {
 			return err
 		}

@@ -33,6 +33,9 @@ type Options struct {
 	// IdleTimeout and AbsoluteLifetime set the expiries, as at sign-in.
 	IdleTimeout, AbsoluteLifetime time.Duration
 	Now                           time.Time
+	// Clock measures how long seeding has taken so far (see Run); nil
+	// treats seeding as instant.
+	Clock func() time.Time
 }
 
 // Password is every seeded user's password.
@@ -70,7 +73,11 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 	}
 	spread := int64(o.ActiveWithin / time.Second)
 	n := 0
-	start := time.Now()
+	clock := o.Clock
+	if clock == nil {
+		clock = func() time.Time { return o.Now }
+	}
+	start := clock()
 	// The cookie users go last, their activity spread before Now plus the
 	// time seeding took: a load test starting right after finds their
 	// sessions in steady state however long a large seed ran.
@@ -78,7 +85,7 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 	for k := range o.Users {
 		u, now := order(k), o.Now
 		if u < o.CookieUsers {
-			now = now.Add(time.Since(start))
+			now = now.Add(clock().Sub(start))
 		}
 		uid, err := bulk.AddUser(Email(u), o.PasswordHash, now)
 		if err != nil {
