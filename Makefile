@@ -30,8 +30,9 @@ check-generated: generate
 	  git diff --stat -- '*_templ.go'; git ls-files --others --exclude-standard -- '*_templ.go'; \
 	  echo "generated templ files are stale: run 'make generate' and commit them" >&2; exit 1; fi
 
-## lint: gofmt, go vet, staticcheck
+## lint: gofmt, go vet, staticcheck, and go.mod/go.sum tidy
 lint:
+	@go mod tidy -diff || { echo "go.mod/go.sum are not tidy: run 'go mod tidy' and commit the result" >&2; exit 1; }
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted" >&2; exit 1; fi
 	go vet ./...
