@@ -1,24 +1,16 @@
-// Package db is Doorman's SQLite store: users, their sessions and a few
-// application secrets. Every method takes a context, returns wrapped errors and
-// keeps ownership checks in the SQL.
+// Package db is the storage-neutral part of Doorman's storage: the domain
+// types (users, their sessions), the sentinel errors and reasons, the one
+// Store interface every part of the app uses (handlers, operator commands,
+// demo and seed), and the event seam through which a store reports what it
+// ended. It imports no driver: each implementation lives in its own package
+// (db/sqlite; package storage opens the one a DSN names), and every
+// implementation passes the same black-box conformance suite, db/storetest.
 package db
 
 import (
 	"context"
-	"database/sql"
-	"embed"
 	"errors"
-	"fmt"
-	"io/fs"
-	"net/url"
-	"runtime"
-	"sort"
-	"strconv"
-	"strings"
-	"sync/atomic"
 	"time"
-
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
 
 // ErrNotFound means no row matched: unknown id, or a row owned by someone else.
@@ -27,158 +19,149 @@ var ErrNotFound = errors.New("db: not found")
 // ErrEmailTaken means a user with that email already exists.
 var ErrEmailTaken = errors.New("db: email already registered")
 
-//go:embed migrations/*.sql
-var migrations embed.FS
+// Store is Doorman's storage. Implementations are safe for concurrent use,
+// keep ownership checks in their queries (another user's id is ErrNotFound),
+// and are the only authority on whether a session lives: the handlers read
+// the session row on every request.
+type Store interface {
+	// CreateUser inserts a user. The email must already be normalised; a
+	// duplicate returns ErrEmailTaken.
+	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (User, error)
+	// UserByEmail returns the user with that (normalised) email, or ErrNotFound.
+	UserByEmail(ctx context.Context, email string) (User, error)
+	// UserByID returns the user with that id, or ErrNotFound.
+	UserByID(ctx context.Context, id int64) (User, error)
+	// UpdatePassword replaces the user's password hash.
+	UpdatePassword(ctx context.Context, userID int64, hash string) error
+	// UpdateEmail changes the user's (normalised) email; ErrEmailTaken if
+	// another account has it.
+	UpdateEmail(ctx context.Context, userID int64, email string) error
+	// SetUserDisabled disables (at now) or re-enables the user. Disabling
+	// ends every live session of theirs in the same transaction and returns
+	// them.
+	SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) (ended []Session, err error)
+	// DeleteUser removes the user, every session row of theirs and the
+	// failed sign-ins recorded under their email. It returns the sessions
+	// that were alive at now.
+	DeleteUser(ctx context.Context, userID int64, now time.Time) (ended []Session, err error)
 
-// Store is the SQLite implementation of Doorman's storage. It is safe for
-// concurrent use.
-//
-// SQLite allows one writer at a time. Instead of letting many connections race
-// for the write lock (and fail with SQLITE_BUSY), every write goes through a
-// pool of exactly one connection, and reads use a separate pool that WAL mode
-// lets run alongside it.
-type Store struct {
-	write *writer
-	read  *sql.DB
-	// Statements every request runs, prepared once: parsing the SQL cost
-	// more than running it (SessionWithUser 41 → 21 µs). database/sql
-	// prepares each on a pool connection the first time it is used there.
-	sessionWithUser, listSessions *sql.Stmt
+	// CreateSession inserts a new session row (the caller makes the id and
+	// passes only the secret's hash). Past maxPerUser live sessions (0: no
+	// limit) the least recently active ones are ended (ReasonSessionLimit)
+	// in the same transaction and returned.
+	CreateSession(ctx context.Context, s Session, maxPerUser int) (evicted []Session, err error)
+	// RotateSession gives a live session a new secret hash and records a
+	// re-authentication at now; ErrNotFound if it is not alive.
+	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
+	// SessionWithUser returns the session with that public id, alive or
+	// not, and its user: the one read behind every request.
+	SessionWithUser(ctx context.Context, id string) (Session, User, error)
+	// UserSession returns one live session of the user, or ErrNotFound.
+	UserSession(ctx context.Context, userID int64, id string, now time.Time) (Session, error)
+	// ListSessions returns the user's live sessions, every column, most
+	// recently active first.
+	ListSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error)
+	// ListSessionSummaries is ListSessions with only the columns a list shows.
+	ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]SessionSummary, error)
+	// TouchSession records activity on a session that is not revoked; it
+	// never revives a revoked one.
+	TouchSession(ctx context.Context, id string, t Touch) error
+	// RevokeSession ends one live session of the user and returns it;
+	// ErrNotFound (nothing changes) for another user's, unknown or ended id.
+	RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (Session, error)
+	// RevokeOtherSessions ends every live session of the user but keepID
+	// (recorded as ended by keepID) and returns them.
+	RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) ([]Session, error)
+	// RevokeAllSessions ends every live session of the user and returns them.
+	RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]Session, error)
+	// DeleteSessionsByMethod removes the user's sessions that signed in with
+	// method (the demo seeder replaces its samples).
+	DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error
+	// PruneSessions deletes rows of sessions revoked or expired before cutoff.
+	PruneSessions(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// RecordLoginFailure notes a failed sign-in for email.
+	RecordLoginFailure(ctx context.Context, email, ip string, at time.Time) error
+	// LoginFailuresSince counts email's failures at or after since, and the
+	// time of the earliest of them (zero when none).
+	LoginFailuresSince(ctx context.Context, email string, since time.Time) (int, time.Time, error)
+	// ClearLoginFailures forgets email's failures.
+	ClearLoginFailures(ctx context.Context, email string) error
+	// PruneLoginFailures deletes failures older than cutoff.
+	PruneLoginFailures(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// AppSecret returns the application secret called name, creating it
+	// with size random bytes the first time: the same on every instance
+	// sharing the store, and across restarts.
+	AppSecret(ctx context.Context, name string, size int, now time.Time) ([]byte, error)
+
+	// BeginBulk starts a fast bulk insert (seeding and benchmarks only).
+	BeginBulk(ctx context.Context) (Bulk, error)
+	// Dump returns every row of every table as text in a stable order, so
+	// a test can prove a refused request changed nothing.
+	Dump(ctx context.Context) (string, error)
+	// Close releases the store.
+	Close() error
 }
 
-// Open opens (creating if needed) the database at path and applies any
-// pending migrations.
-func Open(ctx context.Context, path string) (*Store, error) {
-	// _txlock=immediate takes the write lock at BEGIN, so a transaction that
-	// reads then writes can never deadlock against another writer.
-	pragmas := "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
-	name := "file:" + (&url.URL{Path: path}).EscapedPath()
-	w, err := sql.Open("sqlite", name+"?"+pragmas+"&_txlock=immediate")
-	if err != nil {
-		return nil, fmt.Errorf("db: open %s: %w", path, err)
-	}
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", name+"?"+pragmas+"&_pragma=query_only(1)")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("db: open %s: %w", path, err)
-	}
-	n := max(4, runtime.NumCPU()*2)
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
-	s := &Store{write: &writer{DB: w}, read: r}
-	if err := s.migrate(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	if err := s.prepare(ctx); err != nil {
-		s.Close()
-		return nil, err
-	}
-	return s, nil
+// Bulk inserts many users and sessions fast, bypassing the per-user session
+// limit and events. It is not used by the server.
+type Bulk interface {
+	// AddUser inserts a user and returns its id.
+	AddUser(ctx context.Context, email, passwordHash string, now time.Time) (int64, error)
+	// AddSession inserts a session row, as CreateSession would.
+	AddSession(ctx context.Context, s Session) error
+	// Commit commits what was added and ends the bulk insert.
+	Commit(ctx context.Context) error
 }
 
-// writer is the writer pool, counting what it is asked to do. Every
-// statement sent to it is one write transaction (an autocommit statement, or
-// a BEGIN), so the count is the number of SQLite write transactions: cheap
-// to keep (one atomic add) and what the benchmarks need to show that page
-// views do not write.
-type writer struct {
-	*sql.DB
-	n atomic.Uint64
+// Options are what every implementation's Open takes.
+type Options struct {
+	// Events is told what each committed write started or ended; nil: no
+	// one listens.
+	Events EventSink
+	// Now is the clock for what the store records on its own (when a
+	// migration or a secret was made); nil means time.Now. Every method that
+	// decides liveness takes its time from the caller instead.
+	Now func() time.Time
 }
 
-func (w *writer) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
-	w.n.Add(1)
-	return w.DB.ExecContext(ctx, query, args...)
+// EventKind says what happened to a session.
+type EventKind int
+
+// The kinds of Event.
+const (
+	// SessionStarted: a new session row (a sign-in).
+	SessionStarted EventKind = iota + 1
+	// SessionEnded: a live session was revoked, or deleted with its user.
+	SessionEnded
+)
+
+// Event is one change to a user's sessions. A store reports events only
+// after the transaction that made them committed, and reports each ended
+// session exactly once: the one write that ended it.
+type Event struct {
+	Kind      EventKind
+	UserID    int64
+	SessionID string
+	// Reason and By are the ended session's revoked_reason and revoked_by.
+	Reason, By string
+	At         time.Time
 }
 
-func (w *writer) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
-	w.n.Add(1)
-	return w.DB.QueryRowContext(ctx, query, args...)
+// EventSink receives a store's events. Notify is called synchronously after
+// commit, from the goroutine that wrote: it must not block, and must not
+// call back into the store. The store stays the truth; an event is only a
+// courtesy to whoever wants to know at once (an open tab, a history, a mail).
+type EventSink interface {
+	Notify(events []Event)
 }
 
-func (w *writer) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, error) {
-	w.n.Add(1)
-	return w.DB.BeginTx(ctx, opts)
-}
-
-// WriteTransactions returns how many write transactions the store has run
-// since it was opened.
-func (s *Store) WriteTransactions() uint64 { return s.write.n.Load() }
-
-// prepare prepares the hot statements (after migrating: they name tables).
-func (s *Store) prepare(ctx context.Context) error {
-	var err error
-	if s.sessionWithUser, err = s.read.PrepareContext(ctx, sessionWithUserSQL); err != nil {
-		return fmt.Errorf("db: prepare: %w", err)
+// EndedEvents turns ended sessions into SessionEnded events.
+func EndedEvents(ended []Session) []Event {
+	out := make([]Event, len(ended))
+	for i, s := range ended {
+		out[i] = Event{Kind: SessionEnded, UserID: s.UserID, SessionID: s.ID, Reason: s.RevokedReason, By: s.RevokedBy, At: s.RevokedAt}
 	}
-	if s.listSessions, err = s.read.PrepareContext(ctx, listSessionsSQL); err != nil {
-		return fmt.Errorf("db: prepare: %w", err)
-	}
-	return nil
-}
-
-// Close closes both connection pools.
-func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.sessionWithUser, s.listSessions} {
-		if st != nil {
-			st.Close()
-		}
-	}
-	return errors.Join(s.write.Close(), s.read.Close())
-}
-
-// migrate applies the embedded migrations that have not run yet, each in its
-// own transaction, in file-name order. Migrations are forward-only: a shipped
-// file is never edited.
-func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("db: create schema_migrations: %w", err)
-	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return fmt.Errorf("db: list migrations: %w", err)
-	}
-	sort.Strings(files)
-	for _, f := range files {
-		base := strings.TrimPrefix(f, "migrations/")
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("db: migration %s: name must start with a number", base)
-		}
-		body, err := migrations.ReadFile(f)
-		if err != nil {
-			return fmt.Errorf("db: read migration %s: %w", base, err)
-		}
-		if err := s.applyMigration(ctx, version, string(body)); err != nil {
-			return fmt.Errorf("db: migration %s: %w", base, err)
-		}
-	}
-	return nil
-}
-
-func (s *Store) applyMigration(ctx context.Context, version int, body string) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var applied int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&applied); err != nil {
-		return err
-	}
-	if applied > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, time.Now().Unix()); err != nil {
-		return err
-	}
-	return tx.Commit()
+	return out
 }

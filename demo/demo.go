@@ -42,7 +42,7 @@ var samples = []struct {
 
 // Seed creates the demo user if needed and replaces its sample sessions.
 // Sessions a person made by signing in as the demo user are left alone.
-func Seed(ctx context.Context, store *db.Store, hasher *password.Hasher, idle, absolute time.Duration, now time.Time) error {
+func Seed(ctx context.Context, store db.Store, hasher *password.Hasher, idle, absolute time.Duration, now time.Time) error {
 	user, err := store.UserByEmail(ctx, Email)
 	if errors.Is(err, db.ErrNotFound) {
 		hash, herr := hasher.Hash(ctx, Password)
@@ -54,7 +54,7 @@ func Seed(ctx context.Context, store *db.Store, hasher *password.Hasher, idle, a
 	if err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
-	if err := store.DeleteSessionsByMethod(ctx, user.ID, Method); err != nil {
+	if err := store.DeleteSessionsByMethod(ctx, user.ID, Method, now); err != nil {
 		return fmt.Errorf("demo: %w", err)
 	}
 	for _, s := range samples {

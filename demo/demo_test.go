@@ -8,11 +8,12 @@ import (
 
 	"doorman/db"
 	"doorman/password"
+	"doorman/storage"
 )
 
 func TestSeedIsRepeatable(t *testing.T) {
 	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "demo.db"))
+	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "demo.db"), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,25 +4,20 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/playwright-community/playwright-go"
 
-	"doorman/db"
-	"doorman/geo"
+	"doorman/apptest"
 	"doorman/geo/geotest"
 	"doorman/handlers"
 	"doorman/password"
@@ -82,66 +77,38 @@ func runMain(m *testing.M) int {
 	return m.Run()
 }
 
-// server is the real app (handlers.New over a fresh SQLite file) on
-// 127.0.0.1, with a clock the test can move forward.
+// server is the real app (apptest: handlers.New over a fresh SQLite file)
+// on 127.0.0.1, with a clock that runs with the wall clock and that the test
+// can move forward.
 type server struct {
-	URL    string
-	mu     sync.Mutex
-	offset time.Duration
-}
-
-func (s *server) now() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return time.Now().Add(s.offset)
+	URL   string
+	clock *apptest.Clock
 }
 
 // advance moves the server's clock forward.
-func (s *server) advance(d time.Duration) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.offset += d
-}
+func (s *server) advance(d time.Duration) { s.clock.Advance(d) }
 
 // startServer starts the app. Loopback is a trusted proxy, so each device
 // chooses its address with X-Forwarded-For.
 func startServer(t *testing.T, mods ...func(*handlers.Config)) *server {
 	t.Helper()
-	dir := t.TempDir()
-	store, err := db.Open(context.Background(), filepath.Join(dir, "e2e.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	geotest.WriteSample(t, dir)
-	resolver, err := geo.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resolver.Close() })
-	key, err := store.AppSecret(context.Background(), "flash-cookie-key", 32)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := handlers.DefaultConfig()
-	cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	for _, m := range mods {
-		m(&cfg)
-	}
-	s := &server{}
-	e := handlers.New(handlers.Deps{
-		Store: store, Geo: resolver, Hasher: password.NewHasher(password.DefaultParams, 4),
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Config: cfg, FlashKey: key, Now: s.now,
+	app := apptest.New(t, apptest.Options{
+		Clock:  apptest.NewRunningClock(),
+		Hasher: password.NewHasher(password.DefaultParams(), 4),
+		Config: func(c *handlers.Config) {
+			for _, m := range mods {
+				m(c)
+			}
+		},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := &http.Server{Handler: e}
+	srv := &http.Server{Handler: app.Handler}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	s.URL = "http://" + ln.Addr().String()
-	return s
+	return &server{URL: "http://" + ln.Addr().String(), clock: app.Clock}
 }
 
 // deviceOption adjusts a device's browser context.

@@ -4,11 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/paths"
 	"doorman/views"
 )
 
@@ -53,10 +53,8 @@ func (a *app) changePassword(c echo.Context) error {
 	switch {
 	case next == "":
 		p.NewError = "Enter a new password."
-	case len(next) > maxPasswordBytes:
-		p.NewError = fmt.Sprintf("Use at most %d characters.", maxPasswordBytes)
-	case utf8.RuneCountInString(next) < minPasswordChars:
-		p.NewError = fmt.Sprintf("Use at least %d characters.", minPasswordChars)
+	case newPasswordProblem(next) != "":
+		p.NewError = newPasswordProblem(next)
 	case next == current:
 		p.NewError = "Choose a password different from the current one."
 	}
@@ -83,22 +81,21 @@ func (a *app) changePassword(c echo.Context) error {
 		return fmt.Errorf("change password: %w", err)
 	}
 	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
-	if err := a.rotate(c, au); err != nil {
+	if err := a.sessions.Rotate(c, au); err != nil {
 		return err
 	}
 	msg := "Password changed."
 	if p.SignOutOthers {
-		n, err := a.store.RevokeOtherSessions(ctx, au.User.ID, au.Session.ID, db.ReasonPassword, a.now())
+		ended, err := a.sessions.EndOthers(c, au, db.ReasonPassword)
 		if err != nil {
 			return fmt.Errorf("change password: %w", err)
 		}
-		a.log.Info("sessions revoked", "count", n, "user", au.User.ID, "reason", db.ReasonPassword, "by", au.Session.ID)
-		if n > 0 {
-			msg += " Signed out " + plural(int(n), "other session") + "."
+		if len(ended) > 0 {
+			msg += " Signed out " + plural(len(ended), "other session") + "."
 		}
 	}
 	a.addFlash(c, flashSuccess, msg)
-	return c.Redirect(http.StatusSeeOther, securityURL)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
 // emailForm is the change-email page.
@@ -122,11 +119,11 @@ func (a *app) changeEmail(c echo.Context) error {
 	if p.EmailError != "" {
 		return a.emailPage(c, http.StatusUnprocessableEntity, p)
 	}
-	problem, err := a.sudo(c, au, "password")
-	if err != nil {
-		return err
-	}
-	if problem != nil {
+	ok, problem, err := a.reauthenticate(c, au, "password")
+	if !ok {
+		if err != nil {
+			return err
+		}
 		p.PasswordError = problem.text
 		return a.emailPage(c, problem.status, p)
 	}
@@ -140,7 +137,7 @@ func (a *app) changeEmail(c echo.Context) error {
 	}
 	a.log.Info("email changed", "user", au.User.ID, "session", au.Session.ID)
 	a.addFlash(c, flashSuccess, "Email changed to "+email+".")
-	return c.Redirect(http.StatusSeeOther, "/settings")
+	return c.Redirect(http.StatusSeeOther, paths.Settings)
 }
 
 // confirmDeleteAccount asks before deleting, listing every session that ends.
@@ -158,7 +155,7 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 		Page: a.page(c, "Delete account", "account"), Heading: "Delete your account?",
 		Message:  "This deletes " + au.User.Email + " and everything Doorman knows about it. Every session ends at once, including this one. It cannot be undone.",
 		Sessions: append([]views.SessionRow{sessionRow(au.Session.Summary(), au.Session.ID, now)}, others...),
-		Action:   "/settings/account/delete", Button: "Delete account", CancelURL: "/settings",
+		Action:   paths.DeleteAccount, Button: "Delete account", CancelURL: paths.Settings,
 	}
 	return a.renderConfirm(c, p, au, problem)
 }
@@ -167,18 +164,19 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 // browser of theirs is signed out on its next request.
 func (a *app) deleteAccount(c echo.Context) error {
 	au := authOf(c)
-	problem, err := a.sudo(c, au, "password")
-	if err != nil {
-		return err
-	}
-	if problem != nil {
+	ok, problem, err := a.reauthenticate(c, au, "password")
+	if !ok {
+		if err != nil {
+			return err
+		}
 		return a.confirmDeletePage(c, au, problem)
 	}
-	if err := a.store.DeleteUser(c.Request().Context(), au.User.ID); err != nil {
+	ended, err := a.store.DeleteUser(c.Request().Context(), au.User.ID, a.now())
+	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
 	}
-	a.log.Info("user deleted", "user", au.User.ID, "by", au.Session.ID)
-	setCookie(c.Response(), a.cookies.cookie(c.Request(), a.cookies.cookieName(c.Request()), "", -1))
+	a.log.Info("user deleted", "user", au.User.ID, "by", au.Session.ID, "sessions_ended", len(ended))
+	a.sessions.ClearCookie(c)
 	a.addFlash(c, flashSuccess, "Your account was deleted and every session signed out.")
-	return c.Redirect(http.StatusSeeOther, "/login")
+	return c.Redirect(http.StatusSeeOther, paths.Login)
 }

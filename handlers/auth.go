@@ -13,6 +13,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/paths"
 	"doorman/views"
 )
 
@@ -35,9 +36,9 @@ func healthz(c echo.Context) error { return c.String(http.StatusOK, "ok\n") }
 // home sends people where they most likely want to be.
 func (a *app) home(c echo.Context) error {
 	if authOf(c) != nil {
-		return c.Redirect(http.StatusSeeOther, "/settings/security")
+		return c.Redirect(http.StatusSeeOther, paths.Security)
 	}
-	return c.Redirect(http.StatusSeeOther, "/login")
+	return c.Redirect(http.StatusSeeOther, paths.Login)
 }
 
 // credentialsForm is the sign-in and sign-up form.
@@ -60,12 +61,38 @@ func parseCredentialsForm(c echo.Context, signup bool) credentialsForm {
 	switch {
 	case f.Password == "":
 		f.PasswordError = "Enter your password."
-	case len(f.Password) > maxPasswordBytes:
-		f.PasswordError = fmt.Sprintf("Use at most %d characters.", maxPasswordBytes)
-	case signup && utf8.RuneCountInString(f.Password) < minPasswordChars:
-		f.PasswordError = fmt.Sprintf("Use at least %d characters.", minPasswordChars)
+	case signup:
+		f.PasswordError = newPasswordProblem(f.Password)
+	default:
+		f.PasswordError = enteredPasswordProblem(f.Password)
 	}
 	return f
+}
+
+// The password policy, in one place. A new password (sign-up, change) has
+// at least minPasswordChars characters; any password, new or typed to prove
+// who you are, at most maxPasswordBytes bytes. Both return "" or the
+// problem, ready to show next to the field; an empty field is the form's
+// own message.
+
+// newPasswordProblem says what is wrong with a new password, or "".
+func newPasswordProblem(pw string) string {
+	if p := enteredPasswordProblem(pw); p != "" {
+		return p
+	}
+	if utf8.RuneCountInString(pw) < minPasswordChars {
+		return fmt.Sprintf("Use at least %d characters.", minPasswordChars)
+	}
+	return ""
+}
+
+// enteredPasswordProblem says what is wrong with a password typed to sign in
+// or confirm an action, or "": only one too long to be anyone's.
+func enteredPasswordProblem(pw string) string {
+	if len(pw) > maxPasswordBytes {
+		return fmt.Sprintf("Use at most %d characters.", maxPasswordBytes)
+	}
+	return ""
 }
 
 func normaliseEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
@@ -120,7 +147,7 @@ func afterSignIn(next string) string {
 	if next != "" {
 		return next
 	}
-	return "/settings/security"
+	return paths.Security
 }
 
 func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsForm, formError string) error {
@@ -140,7 +167,7 @@ func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsFor
 
 func (a *app) signupForm(c echo.Context) error {
 	if authOf(c) != nil {
-		return c.Redirect(http.StatusSeeOther, "/settings/security")
+		return c.Redirect(http.StatusSeeOther, paths.Security)
 	}
 	return a.authPage(c, http.StatusOK, true, credentialsForm{Next: safeNext(c.QueryParam("next"))}, "")
 }
@@ -250,23 +277,18 @@ func (a *app) login(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
 }
 
-// startSession signs the browser in as user with a brand-new session (see
-// sessionStore.Save: any earlier session of this browser is ended first).
+// startSession signs the browser in as user with a brand-new session (any
+// earlier session of this browser is ended first) and says so if the session
+// limit made room.
 func (a *app) startSession(c echo.Context, user db.User, method string) error {
-	r := c.Request()
-	gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
+	evicted, err := a.sessions.Start(c, user, method)
 	if err != nil {
-		return fmt.Errorf("start session: %w", err)
-	}
-	gs.Values[valNewUser], gs.Values[valNewMethod] = user, method
-	if err := gs.Save(r, c.Response()); err != nil {
-		return fmt.Errorf("start session: %w", err)
+		return err
 	}
 	// A notice about the browser's previous session ("You were signed out
 	// of this device") is moot once it has signed in again.
 	a.flashState(c).pending = nil
-	// At the session limit, say which session made room.
-	if evicted, _ := gs.Values[valEvicted].([]db.Session); len(evicted) > 0 {
+	if len(evicted) > 0 {
 		e := evicted[0]
 		a.addFlash(c, flashNotice, fmt.Sprintf("You were signed in on %d devices, the most Doorman keeps, so the one used least recently (%s, %s) was signed out.",
 			a.cfg.MaxSessionsPerUser, e.DeviceLabel, e.Location))
@@ -274,26 +296,12 @@ func (a *app) startSession(c echo.Context, user db.User, method string) error {
 	return nil
 }
 
-// endSession ends this browser's session and deletes its cookie.
-func (a *app) endSession(c echo.Context) error {
-	r := c.Request()
-	gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
-	if err != nil {
-		return fmt.Errorf("end session: %w", err)
-	}
-	gs.Options.MaxAge = -1
-	if err := gs.Save(r, c.Response()); err != nil {
-		return fmt.Errorf("end session: %w", err)
-	}
-	return nil
-}
-
 func (a *app) logout(c echo.Context) error {
-	if authOf(c) != nil {
-		if err := a.endSession(c); err != nil {
+	if au := authOf(c); au != nil {
+		if err := a.sessions.End(c, au); err != nil {
 			return err
 		}
 		a.addFlash(c, flashSuccess, "You signed out.")
 	}
-	return c.Redirect(http.StatusSeeOther, "/login")
+	return c.Redirect(http.StatusSeeOther, paths.Login)
 }

@@ -15,12 +15,13 @@ import (
 	"testing"
 	"time"
 
+	"doorman/apptest"
 	"doorman/db"
-	"doorman/geo"
 	"doorman/handlers"
 	"doorman/password"
 	"doorman/seed"
 	"doorman/sessiontoken"
+	"doorman/storage"
 )
 
 // The benchmarks run the real server (handlers.New over a seeded SQLite
@@ -33,7 +34,7 @@ import (
 var benchNow = time.Now().UTC().Truncate(time.Second)
 
 type benchDB struct {
-	store   *db.Store
+	store   db.Store
 	cookies []benchCookie
 }
 
@@ -77,7 +78,7 @@ func seeded(b *testing.B, users, perUser, cookieUsers int) *benchDB {
 		benchDir = dir
 	}
 	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(benchDir, key+".db"))
+	store, err := storage.Open(ctx, filepath.Join(benchDir, key+".db"), db.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -98,23 +99,21 @@ func seeded(b *testing.B, users, perUser, cookieUsers int) *benchDB {
 	return d
 }
 
-// benchServer is handlers.New as main.go builds it, logging at Info to
-// nowhere (the formatting is paid, the write is not).
-func benchServer(b *testing.B, store *db.Store) http.Handler {
+// benchServer is handlers.New as main.go builds it (real hashing
+// parameters, the GeoIP data of `make setup`), logging at Info to nowhere
+// (the formatting is paid, the write is not), on a clock stopped at the
+// seeding time.
+func benchServer(b *testing.B, store db.Store) http.Handler {
 	b.Helper()
-	resolver, err := geo.Open(os.Getenv("DOORMAN_GEOIP_DIR"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { resolver.Close() })
-	return handlers.New(handlers.Deps{
-		Store: store, Geo: resolver,
-		Hasher:   password.NewHasher(password.DefaultParams, 4),
-		Logger:   slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		Config:   handlers.DefaultConfig(),
-		FlashKey: bytes.Repeat([]byte{7}, 32),
-		Now:      func() time.Time { return benchNow },
+	clock := apptest.NewClock()
+	clock.Advance(benchNow.Sub(clock.Now()))
+	app := apptest.New(b, apptest.Options{
+		Store: store, Clock: clock, GeoIPDir: os.Getenv("DOORMAN_GEOIP_DIR"),
+		Hasher: password.NewHasher(password.DefaultParams(), 4),
+		Log:    io.Discard, LogLevel: slog.LevelInfo,
+		Config: func(c *handlers.Config) { c.TrustedProxies = nil },
 	})
+	return app.Handler
 }
 
 // get serves one GET with the session cookie through h.

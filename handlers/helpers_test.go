@@ -1,27 +1,21 @@
 package handlers_test
 
 import (
-	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
-	"net/netip"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"doorman/apptest"
 	"doorman/db"
-	"doorman/geo"
 	"doorman/geo/geotest"
 	"doorman/handlers"
-	"doorman/password"
 )
 
 // User agents of the devices the tests play.
@@ -35,37 +29,18 @@ const (
 	ipTokyo  = geotest.SampleTokyo
 )
 
-// testApp is the real server (handlers.New over a real SQLite store) behind
-// httptest, with a clock the test moves and a log it can read.
+// testApp is the real server (apptest: handlers.New over a real SQLite
+// store) behind httptest, with a clock the test moves and a log it can read.
 type testApp struct {
 	t     *testing.T
 	srv   *httptest.Server
-	store *db.Store
-	mu    sync.Mutex
-	now   time.Time
-	logs  *syncBuffer
+	app   *apptest.App
+	store db.Store
+	logs  *apptest.SyncBuffer
 	cfg   handlers.Config
 	// dbPath is the SQLite file, for operator commands run beside the server.
-	dbPath   string
-	resolver *geo.Resolver
-	e        http.Handler // the router, for requests served in-process
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	dbPath string
+	e      http.Handler // the router, for requests served in-process
 }
 
 // newTestApp starts a server. The loopback peer is a trusted proxy, so
@@ -73,61 +48,33 @@ func (s *syncBuffer) String() string {
 // otherwise.
 func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
 	t.Helper()
-	dir := t.TempDir()
-	dbPath := filepath.Join(dir, "test.db")
-	store, err := db.Open(context.Background(), dbPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { store.Close() })
-	geotest.WriteSample(t, dir)
-	resolver, err := geo.Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { resolver.Close() })
-	a := &testApp{t: t, store: store, now: time.Now().UTC().Truncate(time.Second), logs: &syncBuffer{}, dbPath: dbPath, resolver: resolver}
-	a.cfg = handlers.DefaultConfig()
-	a.cfg.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	for _, m := range mod {
-		m(&a.cfg)
-	}
-	a.start()
+	logs := &apptest.SyncBuffer{}
+	app := apptest.New(t, apptest.Options{Log: logs, Config: func(c *handlers.Config) {
+		for _, m := range mod {
+			m(c)
+		}
+	}})
+	a := &testApp{t: t, app: app, store: app.Store, logs: logs, cfg: app.Config, dbPath: app.DBPath}
+	a.serve(app.Handler)
 	return a
 }
 
-// start serves a fresh handlers.New over the app's store: calling it again
-// is a restart (or a second instance on the same database).
-func (a *testApp) start() {
+// start serves a fresh handlers.New over the app's store: a restart (or a
+// second instance on the same database).
+func (a *testApp) start() { a.serve(a.app.NewHandler()) }
+
+func (a *testApp) serve(h http.Handler) {
 	if a.srv != nil {
 		a.srv.Close()
 	}
-	e := handlers.New(handlers.Deps{
-		Store:    a.store,
-		Geo:      a.resolver,
-		Hasher:   password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1}, 4),
-		Logger:   slog.New(slog.NewTextHandler(a.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Config:   a.cfg,
-		FlashKey: bytes.Repeat([]byte{7}, 32),
-		Now:      a.clock,
-	})
-	a.e = e
-	srv := httptest.NewServer(e)
-	a.srv = srv
-	a.t.Cleanup(srv.Close)
+	a.e = h
+	a.srv = httptest.NewServer(h)
+	a.t.Cleanup(a.srv.Close)
 }
 
-func (a *testApp) clock() time.Time {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return a.now
-}
-
-func (a *testApp) advance(d time.Duration) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.now = a.now.Add(d)
-}
+// clock is the server's time; advance moves it.
+func (a *testApp) clock() time.Time        { return a.app.Clock.Now() }
+func (a *testApp) advance(d time.Duration) { a.app.Clock.Advance(d) }
 
 // client is one browser: its own cookie jar, user agent and address. It does
 // not follow redirects, so tests see every 303.

@@ -8,14 +8,13 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"net/url"
 	"strings"
 	"time"
 
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/paths"
 	"doorman/static"
 )
 
@@ -30,7 +29,6 @@ const (
 type authInfo struct {
 	User    db.User
 	Session db.Session
-	gs      *sessions.Session
 }
 
 // authOf returns the request's signed-in user and session, or nil.
@@ -132,7 +130,7 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // sessionless reports whether path is served without looking at the
 // session (static files, the health check): no database read, a quiet log.
 func sessionless(path string) bool {
-	return strings.HasPrefix(path, static.Prefix) || path == "/healthz"
+	return strings.HasPrefix(path, static.Prefix) || path == paths.Healthz
 }
 
 // loadSession finds the request's session (one indexed read) and, when it is
@@ -146,38 +144,32 @@ func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		if sessionless(r.URL.Path) {
 			return next(c)
 		}
-		gs, err := a.cookies.Get(r, a.cookies.cookieName(r))
+		b, err := a.sessions.Lookup(r)
 		if err != nil {
 			return err
 		}
-		state, _ := gs.Values[valState].(sessionState)
-		row, _ := gs.Values[valSession].(db.Session)
-		user, _ := gs.Values[valUser].(db.User)
-		switch state {
+		switch b.state {
 		case stateAlive:
-			c.Set(ctxAuth, &authInfo{User: user, Session: row, gs: gs})
+			c.Set(ctxAuth, &authInfo{User: b.user, Session: b.row})
 		case stateEnded:
 			switch {
-			case row.RevokedReason == db.ReasonSessionLimit:
+			case b.row.RevokedReason == db.ReasonSessionLimit:
 				a.addFlash(c, flashNotice, "You were signed out of this device because your account signed in on too many others.")
-			case row.Revoked() || user.Disabled():
+			case b.row.Revoked() || b.user.Disabled():
 				a.addFlash(c, flashNotice, "You were signed out of this device.")
 			default:
 				a.addFlash(c, flashNotice, "Your session expired. Please sign in again.")
-				a.log.Info("session expired", "session", row.ID, "user", row.UserID)
+				a.log.Info("session expired", "session", b.row.ID, "user", b.row.UserID)
 			}
-			fallthrough
+			a.sessions.ClearCookie(c)
 		case stateInvalid, stateSelf:
-			gs.Options.MaxAge = -1
-			if err := gs.Save(r, c.Response()); err != nil {
-				return err
-			}
+			a.sessions.ClearCookie(c)
 		}
 		if err := next(c); err != nil {
 			return err
 		}
-		if state == stateAlive && c.Response().Status < 400 {
-			a.touch(c, row)
+		if b.state == stateAlive && c.Response().Status < 400 {
+			a.touch(c, b.row)
 		}
 		return nil
 	}
@@ -213,17 +205,13 @@ func (a *app) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if authOf(c) != nil {
 			return next(c)
 		}
-		target := "/login"
+		target := paths.Login
 		if r := c.Request(); r.Method == http.MethodGet {
-			target += "?next=" + url.QueryEscape(r.URL.RequestURI())
+			target = paths.LoginNext(r.URL.RequestURI())
 		}
 		return c.Redirect(http.StatusSeeOther, target)
 	}
 }
-
-// crossOrigin rejects state-changing requests that a browser marks as coming
-// from another origin (Sec-Fetch-Site), or whose Origin header is foreign.
-var crossOrigin = http.NewCrossOriginProtection()
 
 // csrf protects every POST twice. First by origin: a browser tells us where a
 // request comes from (Sec-Fetch-Site, else Origin), and anything but our own
@@ -244,7 +232,7 @@ func (a *app) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 		switch r.Method {
 		case http.MethodGet, http.MethodHead, http.MethodOptions:
 		default:
-			if err := crossOrigin.Check(r); err != nil {
+			if err := a.crossOrigin.Check(r); err != nil {
 				return echo.NewHTTPError(http.StatusForbidden, "This request came from another site, so it was blocked.")
 			}
 			sent := c.FormValue("csrf")

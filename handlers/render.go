@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
-	"sync"
 
 	"github.com/a-h/templ"
 	"github.com/gorilla/sessions"
@@ -13,14 +12,15 @@ import (
 	"doorman/views"
 )
 
-var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
-
 // render renders a page into a buffer first, so a template error yields a
 // clean error page instead of half a page.
 func (a *app) render(c echo.Context, status int, page templ.Component) error {
-	buf := bufPool.Get().(*bytes.Buffer)
+	buf, _ := a.bufs.Get().(*bytes.Buffer)
+	if buf == nil {
+		buf = new(bytes.Buffer)
+	}
 	buf.Reset()
-	defer bufPool.Put(buf)
+	defer a.bufs.Put(buf)
 	if err := page.Render(c.Request().Context(), buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
@@ -30,7 +30,7 @@ func (a *app) render(c echo.Context, status int, page templ.Component) error {
 // page builds the layout's props for this request. It consumes the flash
 // messages, so call it once, for the page actually rendered.
 func (a *app) page(c echo.Context, title, nav string) views.Page {
-	p := views.Page{Title: title, Nav: nav, Flashes: a.takeFlashes(c)}
+	p := views.Page{Title: title, Nav: nav, Flashes: a.takeFlashes(c), Assets: a.assets}
 	p.CSRF, _ = c.Get(ctxCSRF).(string)
 	if au := authOf(c); au != nil {
 		p.UserEmail, p.IsDemo = au.User.Email, au.User.IsDemo
@@ -46,10 +46,7 @@ const (
 	flashCookie  = "doorman_flash"
 	flashSuccess = views.FlashSuccess
 	flashNotice  = views.FlashNotice
-	flashError   = views.FlashError
 )
-
-var flashKinds = []string{flashError, flashNotice, flashSuccess}
 
 type flashState struct {
 	pending []views.Flash
@@ -95,7 +92,7 @@ func (a *app) takeFlashes(c echo.Context) []views.Flash {
 	var out []views.Flash
 	if _, err := c.Request().Cookie(flashCookie); err == nil {
 		fs := a.flashSession(c)
-		for _, kind := range flashKinds {
+		for _, kind := range [...]string{flashNotice, flashSuccess} {
 			for _, v := range fs.Flashes(kind) {
 				if text, ok := v.(string); ok {
 					out = append(out, views.Flash{Kind: kind, Text: text})

@@ -3,9 +3,12 @@
 package handlers
 
 import (
-	"context"
+	"errors"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/gorilla/sessions"
@@ -15,31 +18,10 @@ import (
 	"doorman/db"
 	"doorman/geo"
 	"doorman/password"
+	"doorman/paths"
 	"doorman/static"
+	"doorman/views"
 )
-
-// Store is the storage the handlers need. db.Store implements it; a
-// PostgreSQL store will too.
-type Store interface {
-	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (db.User, error)
-	UserByEmail(ctx context.Context, email string) (db.User, error)
-	UserByID(ctx context.Context, id int64) (db.User, error)
-	UpdatePassword(ctx context.Context, userID int64, hash string) error
-	UpdateEmail(ctx context.Context, userID int64, email string) error
-	DeleteUser(ctx context.Context, userID int64) error
-	CreateSession(ctx context.Context, s db.Session, maxPerUser int) ([]db.Session, error)
-	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
-	SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error)
-	UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error)
-	ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error)
-	TouchSession(ctx context.Context, id string, t db.Touch) error
-	RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error)
-	RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) (int64, error)
-	RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) (int64, error)
-	RecordLoginFailure(ctx context.Context, email, ip string, at time.Time) error
-	LoginFailuresSince(ctx context.Context, email string, since time.Time) (int, time.Time, error)
-	ClearLoginFailures(ctx context.Context, email string) error
-}
 
 // Config holds the tunable session policy and network settings.
 type Config struct {
@@ -92,7 +74,7 @@ func DefaultConfig() Config {
 
 // Deps is everything New needs.
 type Deps struct {
-	Store  Store
+	Store  db.Store
 	Geo    *geo.Resolver // nil: every location is "Unknown location"
 	Hasher *password.Hasher
 	Logger *slog.Logger
@@ -106,29 +88,51 @@ type Deps struct {
 
 // app holds the dependencies every handler shares.
 type app struct {
-	store     Store
-	geo       *geo.Resolver
-	hasher    *password.Hasher
-	log       *slog.Logger
-	cfg       Config
-	now       func() time.Time
-	cookies   *sessionStore
-	flashes   *sessions.CookieStore
-	trusted   []netip.Prefix
-	ipLimit   *ipLimiter
-	extractIP echo.IPExtractor
+	store       db.Store
+	geo         *geo.Resolver
+	hasher      *password.Hasher
+	log         *slog.Logger
+	cfg         Config
+	now         func() time.Time
+	sessions    *sessionService
+	flashes     *sessions.CookieStore
+	trusted     []netip.Prefix
+	ipLimit     *ipLimiter
+	extractIP   echo.IPExtractor
+	assets      views.Assets
+	crossOrigin *http.CrossOriginProtection
+	bufs        sync.Pool // *bytes.Buffer for render
 }
 
 // New builds the Echo server: the middleware chain and every route.
-func New(d Deps) *echo.Echo {
+func New(d Deps) (*echo.Echo, error) {
+	if d.Store == nil || d.Hasher == nil {
+		return nil, errors.New("handlers: Deps.Store and Deps.Hasher are required")
+	}
 	if d.Now == nil {
 		d.Now = time.Now
 	}
 	if d.Logger == nil {
 		d.Logger = slog.Default()
 	}
-	a := &app{store: d.Store, geo: d.Geo, hasher: d.Hasher, log: d.Logger, cfg: d.Config, now: d.Now, trusted: d.Config.TrustedProxies}
-	a.cookies = &sessionStore{app: a}
+	files, err := static.New()
+	if err != nil {
+		return nil, err
+	}
+	a := &app{store: d.Store, geo: d.Geo, hasher: d.Hasher, log: d.Logger, cfg: d.Config, now: d.Now, trusted: d.Config.TrustedProxies,
+		// Rejects state-changing requests that a browser marks as coming
+		// from another origin (Sec-Fetch-Site), or whose Origin is foreign.
+		crossOrigin: http.NewCrossOriginProtection(),
+	}
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"app.css", &a.assets.CSS}, {"app.js", &a.assets.JS}, {"favicon.svg", &a.assets.Icon}} {
+		if *f.dst, err = files.Path(f.name); err != nil {
+			return nil, err
+		}
+	}
+	a.sessions = &sessionService{a: a}
 	a.ipLimit = newIPLimiter(d.Config.IPFailureLimit, d.Config.FailureWindow)
 	a.flashes = sessions.NewCookieStore(d.FlashKey)
 
@@ -150,30 +154,35 @@ func New(d Deps) *echo.Echo {
 	e.Use(a.csrf)
 	e.Use(a.loadSession)
 
-	e.GET("/healthz", healthz)
-	e.GET(static.Prefix+"*", static.Handler())
-	e.GET("/", a.home)
+	e.GET(paths.Healthz, healthz)
+	e.GET(static.Prefix+"*", files.Handler())
+	e.GET(paths.Home, a.home)
 
-	e.GET("/signup", a.signupForm)
-	e.POST("/signup", a.signup)
-	e.GET("/login", a.loginForm)
-	e.POST("/login", a.login)
-	e.POST("/logout", a.logout)
+	e.GET(paths.Signup, a.signupForm)
+	e.POST(paths.Signup, a.signup)
+	e.GET(paths.Login, a.loginForm)
+	e.POST(paths.Login, a.login)
+	e.POST(paths.Logout, a.logout)
 
-	s := e.Group("/settings", a.requireAuth)
-	s.GET("", a.settings)
-	s.GET("/security", a.security)
-	s.GET("/security/sessions/revoke-others", a.confirmRevokeOthers)
-	s.POST("/security/sessions/revoke-others", a.revokeOthers)
-	s.GET("/security/sessions/revoke-all", a.confirmRevokeAll)
-	s.POST("/security/sessions/revoke-all", a.revokeAll)
-	s.GET("/security/sessions/:id", a.sessionDetails)
-	s.POST("/security/sessions/:id/revoke", a.revokeSession)
-	s.GET("/security/password", a.passwordForm)
-	s.POST("/security/password", a.changePassword)
-	s.GET("/account/email", a.emailForm)
-	s.POST("/account/email", a.changeEmail)
-	s.GET("/account/delete", a.confirmDeleteAccount)
-	s.POST("/account/delete", a.deleteAccount)
-	return e
+	// Everything under /settings needs a signed-in browser; an unknown
+	// path there sends a signed-out one to sign in too.
+	g := e.Group(paths.Settings, a.requireAuth)
+	settings := func(method, path string, h echo.HandlerFunc) {
+		g.Add(method, strings.TrimPrefix(path, paths.Settings), h)
+	}
+	settings(http.MethodGet, paths.Settings, a.settings)
+	settings(http.MethodGet, paths.Security, a.security)
+	settings(http.MethodGet, paths.RevokeOthers, a.confirmRevokeOthers)
+	settings(http.MethodPost, paths.RevokeOthers, a.revokeOthers)
+	settings(http.MethodGet, paths.RevokeAll, a.confirmRevokeAll)
+	settings(http.MethodPost, paths.RevokeAll, a.revokeAll)
+	settings(http.MethodGet, paths.SessionPattern, a.sessionDetails)
+	settings(http.MethodPost, paths.SessionRevokePattern, a.revokeSession)
+	settings(http.MethodGet, paths.Password, a.passwordForm)
+	settings(http.MethodPost, paths.Password, a.changePassword)
+	settings(http.MethodGet, paths.Email, a.emailForm)
+	settings(http.MethodPost, paths.Email, a.changeEmail)
+	settings(http.MethodGet, paths.DeleteAccount, a.confirmDeleteAccount)
+	settings(http.MethodPost, paths.DeleteAccount, a.deleteAccount)
+	return e, nil
 }

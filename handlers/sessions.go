@@ -9,11 +9,10 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/paths"
 	"doorman/sessiontoken"
 	"doorman/views"
 )
-
-const securityURL = "/settings/security"
 
 // newSignInWindow is how long a new sign-in elsewhere is called out on the
 // Security page.
@@ -32,8 +31,8 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 		SignedInAgo:   relTime(now, s.CreatedAt),
 		SignedInISO:   isoTime(s.CreatedAt),
 		Current:       s.ID == currentID,
-		DetailsURL:    securityURL + "/sessions/" + s.ID,
-		RevokeURL:     securityURL + "/sessions/" + s.ID + "/revoke",
+		DetailsURL:    paths.Session(s.ID),
+		RevokeURL:     paths.SessionRevoke(s.ID),
 		RevokeLabel:   "Sign out " + s.DeviceLabel + ", " + s.LocationShort,
 	}
 }
@@ -102,12 +101,17 @@ func (a *app) security(c echo.Context) error {
 func sessionParam(c echo.Context) (string, error) {
 	id := c.Param("id")
 	if !sessiontoken.ValidID(id) {
-		return "", errNoSuchSession
+		return "", errNoSuchSession()
 	}
 	return id, nil
 }
 
-var errNoSuchSession = echo.NewHTTPError(http.StatusNotFound, "There is no such session. It may already have been signed out.")
+// errNoSuchSession is the 404 for a session id that is not a live session of
+// the user's. A new value each time: Echo's SetInternal changes an
+// *echo.HTTPError in place, so a shared one would be a data race.
+func errNoSuchSession() error {
+	return echo.NewHTTPError(http.StatusNotFound, "There is no such session. It may already have been signed out.")
+}
 
 func (a *app) sessionDetails(c echo.Context) error {
 	id, err := sessionParam(c)
@@ -119,7 +123,7 @@ func (a *app) sessionDetails(c echo.Context) error {
 	if id != s.ID {
 		s, err = a.store.UserSession(c.Request().Context(), au.User.ID, id, now)
 		if errors.Is(err, db.ErrNotFound) {
-			return errNoSuchSession
+			return errNoSuchSession()
 		}
 		if err != nil {
 			return fmt.Errorf("session details: %w", err)
@@ -170,12 +174,12 @@ func (a *app) revokeSession(c echo.Context) error {
 	}
 	target, err := a.store.UserSession(c.Request().Context(), au.User.ID, id, now)
 	if errors.Is(err, db.ErrNotFound) {
-		return errNoSuchSession
+		return errNoSuchSession()
 	}
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	if problem, err := a.sudo(c, au, "password"); err != nil || problem != nil {
+	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
 		if err != nil {
 			return err
 		}
@@ -183,19 +187,18 @@ func (a *app) revokeSession(c echo.Context) error {
 		return a.renderConfirm(c, views.ConfirmProps{
 			Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
 			Message:  "This session will be signed out at once.",
-			Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: securityURL,
+			Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: paths.Security,
 		}, au, problem)
 	}
-	s, err := a.store.RevokeSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID, a.now())
+	s, err := a.sessions.EndOne(c, au, id)
 	if errors.Is(err, db.ErrNotFound) {
-		return errNoSuchSession
+		return errNoSuchSession()
 	}
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	a.log.Info("session revoked", "session", s.ID, "user", au.User.ID, "reason", db.ReasonRevoked, "by", au.Session.ID)
 	a.addFlash(c, flashSuccess, "Signed out "+s.DeviceLabel)
-	return c.Redirect(http.StatusSeeOther, securityURL)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
 // confirmRevokeOthers is the no-JavaScript confirm page of "Log out all other
@@ -211,7 +214,7 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 	}
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out all other sessions", "security"), Heading: "Log out all other sessions?",
-		Sessions: others, Action: securityURL + "/sessions/revoke-others", Button: "Log out", CancelURL: securityURL,
+		Sessions: others, Action: paths.RevokeOthers, Button: "Log out", CancelURL: paths.Security,
 		Message: plural(len(others), "other session") + " will be signed out. This device stays signed in.",
 	}
 	if len(others) == 0 {
@@ -222,23 +225,23 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 
 func (a *app) revokeOthers(c echo.Context) error {
 	au := authOf(c)
-	if problem, err := a.sudo(c, au, "password"); err != nil || problem != nil {
+	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
 		if err != nil {
 			return err
 		}
 		return a.confirmRevokeOthersPage(c, au, problem)
 	}
-	n, err := a.store.RevokeOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, db.ReasonRevokedOthers, a.now())
+	ended, err := a.sessions.EndOthers(c, au, db.ReasonRevokedOthers)
 	if err != nil {
-		return fmt.Errorf("revoke other sessions: %w", err)
+		return err
 	}
-	a.log.Info("sessions revoked", "count", n, "user", au.User.ID, "reason", db.ReasonRevokedOthers, "by", au.Session.ID)
+	n := len(ended)
 	if n == 0 {
 		a.addFlash(c, flashNotice, "There were no other sessions to sign out.")
 	} else {
-		a.addFlash(c, flashSuccess, "Signed out "+plural(int(n), "other session")+".")
+		a.addFlash(c, flashSuccess, "Signed out "+plural(n, "other session")+".")
 	}
-	return c.Redirect(http.StatusSeeOther, securityURL)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
 // confirmRevokeAll is the no-JavaScript confirm page of "Log out everywhere".
@@ -256,27 +259,23 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
 		Message:  "All " + plural(len(all), "session") + ", including this device, will be signed out.",
-		Sessions: all, Action: securityURL + "/sessions/revoke-all", Button: "Log out everywhere", CancelURL: securityURL,
+		Sessions: all, Action: paths.RevokeAll, Button: "Log out everywhere", CancelURL: paths.Security,
 	}
 	return a.renderConfirm(c, p, au, problem)
 }
 
 func (a *app) revokeAll(c echo.Context) error {
 	au := authOf(c)
-	if problem, err := a.sudo(c, au, "password"); err != nil || problem != nil {
+	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
 		if err != nil {
 			return err
 		}
 		return a.confirmRevokeAllPage(c, au, problem)
 	}
-	n, err := a.store.RevokeAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID, a.now())
+	ended, err := a.sessions.EndAll(c, au)
 	if err != nil {
-		return fmt.Errorf("revoke all sessions: %w", err)
-	}
-	a.log.Info("sessions revoked", "count", n, "user", au.User.ID, "reason", db.ReasonRevokedAll, "by", au.Session.ID)
-	if err := a.endSession(c); err != nil {
 		return err
 	}
-	a.addFlash(c, flashSuccess, "You signed out everywhere: "+plural(int(n), "session")+" ended.")
-	return c.Redirect(http.StatusSeeOther, "/login")
+	a.addFlash(c, flashSuccess, "You signed out everywhere: "+plural(len(ended), "session")+" ended.")
+	return c.Redirect(http.StatusSeeOther, paths.Login)
 }

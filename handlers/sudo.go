@@ -28,21 +28,27 @@ type passwordProblem struct {
 	status int
 }
 
-// sudo lets a sensitive action go ahead: it returns nil when the session is
-// inside its sudo window, or when the form's field holds the right password
-// (then the session is rotated: a new secret, a new window).
-func (a *app) sudo(c echo.Context, au *authInfo, field string) (*passwordProblem, error) {
+// reauthenticate decides whether a sensitive action may go ahead. It may
+// (ok) when the session is inside its sudo window, or when the form's field
+// holds the right password: then the session has been re-authenticated,
+// which rotates it (a new secret, so an earlier copy of the cookie is worth
+// nothing, and a new window). Otherwise problem says why not, ready to show
+// next to the field, with the status to answer.
+func (a *app) reauthenticate(c echo.Context, au *authInfo, field string) (ok bool, problem *passwordProblem, err error) {
 	if a.inSudo(au) {
-		return nil, nil
+		return true, nil, nil
 	}
 	pw := c.FormValue(field)
 	if pw == "" {
-		return &passwordProblem{"Enter your password to continue.", http.StatusForbidden}, nil
+		return false, &passwordProblem{"Enter your password to continue.", http.StatusForbidden}, nil
 	}
 	if p, err := a.checkPassword(c, au.User, pw); p != nil || err != nil {
-		return p, err
+		return false, p, err
 	}
-	return nil, a.rotate(c, au)
+	if err := a.sessions.Rotate(c, au); err != nil {
+		return false, nil, err
+	}
+	return true, nil, nil
 }
 
 // checkPassword verifies the signed-in user's password, throttled like a
@@ -72,18 +78,6 @@ func (a *app) checkPassword(c echo.Context, who db.User, pw string) (*passwordPr
 		return &passwordProblem{"Incorrect password.", http.StatusUnprocessableEntity}, nil
 	}
 	return nil, nil
-}
-
-// rotate gives the current session a new secret and starts a new sudo
-// window: after the password is entered again, an earlier copy of the cookie
-// is worth nothing.
-func (a *app) rotate(c echo.Context, au *authInfo) error {
-	au.gs.Values[valRotate] = true
-	if err := au.gs.Save(c.Request(), c.Response()); err != nil {
-		return fmt.Errorf("rotate session: %w", err)
-	}
-	au.Session = au.gs.Values[valSession].(db.Session)
-	return nil
 }
 
 // renderConfirm shows a confirm page for a sensitive action: with the

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"doorman/db"
+	"doorman/storage"
 )
 
 // Usage is the operator commands' help.
@@ -77,7 +78,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("database %s: %w", dbPath, err)
 	}
-	store, err := db.Open(ctx, dbPath)
+	store, err := storage.Open(ctx, dbPath, db.Options{Now: now})
 	if err != nil {
 		return err
 	}
@@ -97,7 +98,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		case (id == "") == !all:
 			return fmt.Errorf("%s: give exactly one of --id ID or --all\n%s", cmd, Usage)
 		case all:
-			n, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now())
+			ended, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now())
+			n := len(ended)
 			if err != nil {
 				return err
 			}
@@ -117,7 +119,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	case "users disable", "users enable":
 		disable := args[1] == "disable"
-		n, err := store.SetUserDisabled(ctx, user.ID, disable, now())
+		ended, err := store.SetUserDisabled(ctx, user.ID, disable, now())
+		n := len(ended)
 		if err != nil {
 			return err
 		}
@@ -133,7 +136,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
 }
 
-func list(ctx context.Context, store *db.Store, user db.User, now time.Time, stdout io.Writer) error {
+func list(ctx context.Context, store db.Store, user db.User, now time.Time, stdout io.Writer) error {
 	sessions, err := store.ListSessions(ctx, user.ID, now)
 	if err != nil {
 		return err

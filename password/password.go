@@ -1,7 +1,7 @@
 // Package password hashes and verifies passwords with argon2id, stored as
 // PHC strings ("$argon2id$v=19$m=19456,t=2,p=1$<salt>$<key>").
 //
-// Every hash costs real memory (19 MiB with DefaultParams) and CPU time
+// Every hash costs real memory (19 MiB with DefaultParams()) and CPU time
 // (~0.1 s), so a Hasher runs only a bounded number at once: without the
 // bound, a flood of sign-in attempts would exhaust the server's memory.
 package password
@@ -25,9 +25,9 @@ type Params struct {
 	Threads uint8  // lanes; also how many goroutines one hash uses
 }
 
-// DefaultParams is OWASP's minimum recommendation for argon2id (19 MiB, two
-// passes, one lane): ~115 ms per hash on the machines we measured.
-var DefaultParams = Params{Memory: 19456, Time: 2, Threads: 1}
+// DefaultParams returns OWASP's minimum recommendation for argon2id (19 MiB,
+// two passes, one lane): ~115 ms per hash on the machines we measured.
+func DefaultParams() Params { return Params{Memory: 19456, Time: 2, Threads: 1} }
 
 // ErrMalformedHash is wrapped by every error about an encoded hash that
 // cannot be used: not argon2id, not PHC syntax, or parameters outside the

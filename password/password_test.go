@@ -58,7 +58,7 @@ func TestParseParams(t *testing.T) {
 	}{
 		{vectors[0].encoded, Params{Memory: 64, Time: 2, Threads: 1}, 16, 32},
 		{vectors[1].encoded, Params{Memory: 100, Time: 3, Threads: 2}, 12, 24},
-		{vectors[2].encoded, DefaultParams, 16, 32},
+		{vectors[2].encoded, DefaultParams(), 16, 32},
 	}
 	for _, tt := range tests {
 		ph, err := parse(tt.encoded)
@@ -116,7 +116,7 @@ func TestHashVerify(t *testing.T) {
 }
 
 func TestDefaultParams(t *testing.T) {
-	h := NewHasher(DefaultParams, 1)
+	h := NewHasher(DefaultParams(), 1)
 	ctx := context.Background()
 	encoded, err := h.Hash(ctx, "hunter2")
 	if err != nil {
@@ -128,8 +128,8 @@ func TestDefaultParams(t *testing.T) {
 	if ok, err := h.Verify(ctx, encoded, "hunter2"); err != nil || !ok {
 		t.Errorf("Verify = %v, %v; want true, nil", ok, err)
 	}
-	if NeedsRehash(encoded, DefaultParams) {
-		t.Error("NeedsRehash(fresh default hash, DefaultParams) = true")
+	if NeedsRehash(encoded, DefaultParams()) {
+		t.Error("NeedsRehash(fresh default hash, DefaultParams()) = true")
 	}
 }
 
@@ -236,7 +236,7 @@ func TestNeedsRehash(t *testing.T) {
 		{"time raised", current, Params{Memory: 64, Time: 2, Threads: 1}, true},
 		{"threads raised", current, Params{Memory: 64, Time: 1, Threads: 2}, true},
 		{"lowered", vectors[2].encoded, fast, true},
-		{"default hash, default params", vectors[2].encoded, DefaultParams, false},
+		{"default hash, default params", vectors[2].encoded, DefaultParams(), false},
 		{"12-byte salt, 24-byte key", vectors[1].encoded, Params{Memory: 100, Time: 3, Threads: 2}, true},
 		{"malformed", "not a hash", fast, true},
 	}
@@ -442,7 +442,7 @@ func TestVerifyDummyDoesTheSameWork(t *testing.T) {
 }
 
 func BenchmarkVerify(b *testing.B) {
-	h := NewHasher(DefaultParams, 1)
+	h := NewHasher(DefaultParams(), 1)
 	encoded, _ := h.Hash(context.Background(), "pw")
 	for b.Loop() {
 		h.Verify(context.Background(), encoded, "wrong")
@@ -450,7 +450,7 @@ func BenchmarkVerify(b *testing.B) {
 }
 
 func BenchmarkVerifyDummy(b *testing.B) {
-	h := NewHasher(DefaultParams, 1)
+	h := NewHasher(DefaultParams(), 1)
 	for b.Loop() {
 		h.VerifyDummy(context.Background(), "wrong")
 	}
@@ -489,7 +489,7 @@ func FuzzVerify(f *testing.F) {
 }
 
 func BenchmarkVerifyDefault(b *testing.B) {
-	h := NewHasher(DefaultParams, 1)
+	h := NewHasher(DefaultParams(), 1)
 	ctx := context.Background()
 	encoded, err := h.Hash(ctx, "pw")
 	if err != nil {

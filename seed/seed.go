@@ -58,7 +58,7 @@ var samples = []struct{ ua, ip, location, short string }{
 // per session of the first CookieUsers users to cookies:
 // "<email> <session public id> <cookie value>". It returns how many sessions
 // it made.
-func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (int, error) {
+func Run(ctx context.Context, store db.Store, o Options, cookies io.Writer) (int, error) {
 	labels := make([]device.Info, len(samples))
 	for i, s := range samples {
 		labels[i] = device.Parse(s.ua)
@@ -87,7 +87,7 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 		if u < o.CookieUsers {
 			now = now.Add(clock().Sub(start))
 		}
-		uid, err := bulk.AddUser(Email(u), o.PasswordHash, now)
+		uid, err := bulk.AddUser(ctx, Email(u), o.PasswordHash, now)
 		if err != nil {
 			return n, err
 		}
@@ -102,7 +102,7 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 			}
 			// Signed in up to half the absolute lifetime ago: alive.
 			created := seen.Add(-time.Duration(n%30) * (o.AbsoluteLifetime / 60))
-			if err := bulk.AddSession(db.Session{
+			if err := bulk.AddSession(ctx, db.Session{
 				ID: tok.ID, SecretHash: tok.Hash, UserID: uid,
 				CreatedAt: created, LastSeenAt: seen,
 				IdleExpiresAt: seen.Add(o.IdleTimeout), AbsoluteExpiresAt: created.Add(o.AbsoluteLifetime),
@@ -117,7 +117,7 @@ func Run(ctx context.Context, store *db.Store, o Options, cookies io.Writer) (in
 			}
 		}
 	}
-	if err := bulk.Commit(); err != nil {
+	if err := bulk.Commit(ctx); err != nil {
 		return n, err
 	}
 	if err := out.Flush(); err != nil {

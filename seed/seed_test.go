@@ -11,13 +11,14 @@ import (
 	"doorman/db"
 	"doorman/seed"
 	"doorman/sessiontoken"
+	"doorman/storage"
 )
 
 // TestRun checks that seeded cookies are real, live sessions of the right
 // users.
 func TestRun(t *testing.T) {
 	ctx := context.Background()
-	store, err := db.Open(ctx, filepath.Join(t.TempDir(), "seed.db"))
+	store, err := storage.Open(ctx, filepath.Join(t.TempDir(), "seed.db"), db.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,8 +23,9 @@ const (
 
 var enc = base32.StdEncoding.WithPadding(base32.NoPadding)
 
-// IDLen is the length of a public id: 16 lower-case base32 characters.
-var IDLen = enc.EncodedLen(idBytes)
+// IDLen is the length of a public id: 16 lower-case base32 characters
+// (idBytes·8 bits, 5 bits a character, no padding).
+const IDLen = (idBytes*8 + 4) / 5
 
 // Token is a freshly made session credential.
 type Token struct {

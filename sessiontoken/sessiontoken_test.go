@@ -59,3 +59,9 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+func TestIDLenMatchesEncoding(t *testing.T) {
+	if got := enc.EncodedLen(idBytes); got != IDLen {
+		t.Fatalf("IDLen = %d, encoding gives %d", IDLen, got)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
@@ -27,14 +28,16 @@ type asset struct {
 	contentType string
 }
 
-var (
-	byURL  = map[string]asset{}  // "/static/app.3f2a1b9c.css" → file
-	byName = map[string]string{} // "app.css" → "/static/app.3f2a1b9c.css"
-)
+// Files is the table of embedded files by URL and by name, built once by New
+// and read-only afterwards, so it is safe to share between requests.
+type Files struct {
+	byURL  map[string]asset  // "/static/app.3f2a1b9c.css" → file
+	byName map[string]string // "app.css" → "/static/app.3f2a1b9c.css"
+}
 
-// The table is built once, from files compiled into the binary, so it is
-// read-only afterwards and safe to share.
-func init() {
+// New builds the table from the files compiled into the binary.
+func New() (*Files, error) {
+	f := &Files{byURL: map[string]asset{}, byName: map[string]string{}}
 	err := fs.WalkDir(files, "files", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -47,29 +50,30 @@ func init() {
 		sum := sha256.Sum256(body)
 		ext := path.Ext(name)
 		url := Prefix + strings.TrimSuffix(name, ext) + "." + hex.EncodeToString(sum[:5]) + ext
-		byName[name] = url
-		byURL[url] = asset{body: body, contentType: mime.TypeByExtension(ext)}
+		f.byName[name] = url
+		f.byURL[url] = asset{body: body, contentType: mime.TypeByExtension(ext)}
 		return nil
 	})
 	if err != nil {
-		panic("static: " + err.Error())
+		return nil, fmt.Errorf("static: %w", err)
 	}
+	return f, nil
 }
 
-// Path returns the cache-busting URL of the named file ("app.css"). It
-// panics on an unknown name, which the tests of every page catch.
-func Path(name string) string {
-	u, ok := byName[name]
+// Path returns the cache-busting URL of the named file ("app.css"), or an
+// error for a name that is not embedded.
+func (f *Files) Path(name string) (string, error) {
+	u, ok := f.byName[name]
 	if !ok {
-		panic("static: no file " + name)
+		return "", fmt.Errorf("static: no file %s", name)
 	}
-	return u
+	return u, nil
 }
 
 // Handler serves the embedded files by their hashed URLs, cached for a year.
-func Handler() echo.HandlerFunc {
+func (f *Files) Handler() echo.HandlerFunc {
 	return func(c echo.Context) error {
-		a, ok := byURL[c.Request().URL.Path]
+		a, ok := f.byURL[c.Request().URL.Path]
 		if !ok {
 			return echo.ErrNotFound
 		}

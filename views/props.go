@@ -2,11 +2,12 @@
 // print. Props are ready to show: strings and booleans, no formatting logic.
 package views
 
+import "doorman/paths"
+
 // Flash kinds.
 const (
 	FlashSuccess = "success"
 	FlashNotice  = "notice"
-	FlashError   = "error"
 )
 
 // Flash is a one-time message shown at the top of the next page.
@@ -23,6 +24,12 @@ type Page struct {
 	CSRF      string
 	Flashes   []Flash
 	Nav       string // "account" or "security": the settings tab to mark current
+	Assets    Assets
+}
+
+// Assets are the cache-busting URLs of the files every page links.
+type Assets struct {
+	CSS, JS, Icon string
 }
 
 // SignedIn reports whether the page is shown to a signed-in user.
@@ -44,9 +51,9 @@ type AuthFormProps struct {
 // Action is the form's target.
 func (p AuthFormProps) Action() string {
 	if p.Signup {
-		return "/signup"
+		return paths.Signup
 	}
-	return "/login"
+	return paths.Login
 }
 
 // EmailAutocomplete tells password managers what the email field is.

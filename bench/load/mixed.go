@@ -225,13 +225,10 @@ func signinFlood(srv *server, users []*user, script, pageCookies string, c confi
 	var wg sync.WaitGroup
 	var signins atomic.Int64
 	st := &opStats{}
-	var started time.Time
-	var startOnce sync.Once
 	for range c.signinWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			startOnce.Do(func() { started = time.Now() })
 			for ctx.Err() == nil {
 				t := time.Now()
 				_, err := m.signIn(users[rand.IntN(len(users))].email)
@@ -250,7 +247,6 @@ func signinFlood(srv *server, users []*user, script, pageCookies string, c confi
 	el := time.Since(t0).Seconds()
 	cancel()
 	wg.Wait()
-	_ = started
 	r.signinsPerSecond = float64(n) / el
 	r.requests += n // CPU per request counts both
 	r.errors += st.errs

@@ -1,4 +1,4 @@
-package db
+package sqlite
 
 import (
 	"context"
@@ -10,12 +10,12 @@ import (
 // AppSecret returns the application secret called name, creating it with size
 // random bytes the first time. Keeping it in the database means every instance
 // sharing the database uses the same key, and a restart does not change it.
-func (s *Store) AppSecret(ctx context.Context, name string, size int) ([]byte, error) {
+func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.Time) ([]byte, error) {
 	fresh := make([]byte, size)
 	rand.Read(fresh)
 	if _, err := s.write.ExecContext(ctx,
 		`INSERT INTO app_secrets (name, value, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING`,
-		name, fresh, time.Now().Unix()); err != nil {
+		name, fresh, now.Unix()); err != nil {
 		return nil, fmt.Errorf("db: create app secret: %w", err)
 	}
 	var value []byte

@@ -1,20 +1,22 @@
-package db
+package sqlite
 
 import (
 	"context"
 	"testing"
-	"time"
+
+	"doorman/db"
+	"doorman/db/storetest"
 )
 
 // TestWriteTransactions checks that writes are counted and reads are not.
 func TestWriteTransactions(t *testing.T) {
-	s, ctx, now := openTest(t), context.Background(), time.Now()
+	s, ctx, now := openTest(t, db.Options{}), context.Background(), storetest.T0
 	u, err := s.CreateUser(ctx, "a@example.com", "x", false, now)
 	if err != nil {
 		t.Fatal(err)
 	}
 	before := s.WriteTransactions()
-	if _, err := s.CreateSession(ctx, newSession("aaaaaaaaaaaaaaaa", u.ID, now), 0); err != nil {
+	if _, err := s.CreateSession(ctx, storetest.Session("aaaaaaaaaaaaaaaa", u.ID, now), 0); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.SessionWithUser(ctx, "aaaaaaaaaaaaaaaa"); err != nil {
@@ -23,7 +25,7 @@ func TestWriteTransactions(t *testing.T) {
 	if _, err := s.ListSessions(ctx, u.ID, now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.RevokeOtherSessions(ctx, u.ID, "aaaaaaaaaaaaaaaa", ReasonRevokedOthers, now); err != nil {
+	if _, err := s.RevokeOtherSessions(ctx, u.ID, "aaaaaaaaaaaaaaaa", db.ReasonRevokedOthers, now); err != nil {
 		t.Fatal(err)
 	}
 	if got := s.WriteTransactions() - before; got != 2 {

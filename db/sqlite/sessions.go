@@ -1,4 +1,4 @@
-package db
+package sqlite
 
 import (
 	"context"
@@ -7,58 +7,9 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"doorman/db"
 )
-
-// Why a session ended, stored in sessions.revoked_reason.
-const (
-	ReasonSignedOut     = "signed_out"     // the user signed out on that device
-	ReasonRevoked       = "revoked"        // ended from another session's list (the X button)
-	ReasonRevokedOthers = "revoked_others" // "Log out all other sessions" from another session
-	ReasonRevokedAll    = "revoked_all"    // "Log out everywhere"
-	ReasonPassword      = "password_changed"
-	ReasonSessionLimit  = "session_limit" // the user's least recently active session, ended to make room
-	ReasonOperator      = "operator"      // `doorman sessions revoke`
-	ReasonDisabled      = "user_disabled" // `doorman users disable`
-)
-
-// Session is one signed-in browser.
-type Session struct {
-	ID                string // public id
-	SecretHash        []byte // SHA-256 of the cookie secret
-	UserID            int64
-	CreatedAt         time.Time
-	LastSeenAt        time.Time
-	IdleExpiresAt     time.Time
-	AbsoluteExpiresAt time.Time
-	IP                string
-	UserAgent         string
-	DeviceLabel       string
-	DeviceKind        string
-	Location          string
-	LocationShort     string
-	AuthMethod        string
-	ReauthAt          time.Time // when the password was last entered in this session
-	RevokedAt         time.Time // zero while not revoked
-	RevokedReason     string
-	RevokedBy         string
-}
-
-// ExpiresAt is when the session ends if nothing else happens: the earlier of
-// its idle and absolute expiry.
-func (s Session) ExpiresAt() time.Time {
-	if s.IdleExpiresAt.Before(s.AbsoluteExpiresAt) {
-		return s.IdleExpiresAt
-	}
-	return s.AbsoluteExpiresAt
-}
-
-// Revoked reports whether the session was ended on purpose.
-func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
-
-// Alive reports whether the session may be used at now.
-func (s Session) Alive(now time.Time) bool {
-	return !s.Revoked() && now.Before(s.ExpiresAt())
-}
 
 const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
 	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
@@ -72,15 +23,15 @@ func sessionColumnsOf(alias string) string {
 	return alias + "." + strings.ReplaceAll(strings.Join(strings.Fields(sessionColumns), " "), ", ", ", "+alias+".")
 }
 
-func scanSession(row interface{ Scan(...any) error }, extra ...any) (Session, error) {
-	var s Session
+func scanSession(row interface{ Scan(...any) error }, extra ...any) (db.Session, error) {
+	var s db.Session
 	var created, seen, idle, abs, reauth int64
 	var revokedAt sql.NullInt64
 	var reason, by sql.NullString
 	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
 		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
-		return Session{}, err
+		return db.Session{}, err
 	}
 	s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
 	s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
@@ -92,14 +43,9 @@ func scanSession(row interface{ Scan(...any) error }, extra ...any) (Session, er
 	return s, nil
 }
 
-// CreateSession inserts a new session row. The caller generates the public id
-// and the secret, and passes only the secret's hash.
-//
-// A user has at most maxPerUser live sessions (0: no limit). When the new one
-// would exceed it, the least recently active ones are ended (reason
-// ReasonSessionLimit) in the same transaction and returned, so the caller can
-// say so: the limit is never a silent surprise.
-func (s *Store) CreateSession(ctx context.Context, sess Session, maxPerUser int) (evicted []Session, err error) {
+// CreateSession inserts a new session row, first ending (in the same
+// transaction) the least recently active sessions past maxPerUser.
+func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int) (evicted []db.Session, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("db: create session: %w", err)
@@ -113,24 +59,12 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, maxPerUser int)
 			return nil, fmt.Errorf("db: create session: count: %w", err)
 		}
 		if excess := live - maxPerUser + 1; excess > 0 {
-			rows, err := tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+			evicted, err = scanSessions(tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
 				WHERE id IN (SELECT id FROM sessions WHERE user_id = ? AND `+aliveSQL+`
 					ORDER BY last_seen_at, created_at LIMIT ?)
 				RETURNING `+sessionColumns,
-				now, ReasonSessionLimit, sess.ID, sess.UserID, now, now, excess)
+				now, db.ReasonSessionLimit, sess.ID, sess.UserID, now, now, excess))
 			if err != nil {
-				return nil, fmt.Errorf("db: create session: evict: %w", err)
-			}
-			for rows.Next() {
-				old, err := scanSession(rows)
-				if err != nil {
-					rows.Close()
-					return nil, fmt.Errorf("db: create session: evict: %w", err)
-				}
-				evicted = append(evicted, old)
-			}
-			rows.Close()
-			if err := rows.Err(); err != nil {
 				return nil, fmt.Errorf("db: create session: evict: %w", err)
 			}
 		}
@@ -151,7 +85,26 @@ func (s *Store) CreateSession(ctx context.Context, sess Session, maxPerUser int)
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("db: create session: %w", err)
 	}
+	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
 	return evicted, nil
+}
+
+// scanSessions reads every row a query returned (rows, err as the query
+// gave them), closing them.
+func scanSessions(rows *sql.Rows, err error) ([]db.Session, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []db.Session
+	for rows.Next() {
+		sess, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, sess)
+	}
+	return out, rows.Err()
 }
 
 // RotateSession gives a live session a new secret (its hash) and records a
@@ -163,7 +116,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 		return fmt.Errorf("db: rotate session: %w", err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
-		return ErrNotFound
+		return db.ErrNotFound
 	}
 	return nil
 }
@@ -174,17 +127,17 @@ var sessionWithUserSQL = `SELECT ` + sessionColumnsOf("s") + `, u.email, u.creat
 // SessionWithUser returns the session with that public id, alive or not, and
 // its user: the one query behind every request's session check. The caller
 // verifies the secret and decides what a dead session means.
-func (s *Store) SessionWithUser(ctx context.Context, id string) (Session, User, error) {
+func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error) {
 	row := s.sessionWithUser.QueryRowContext(ctx, id)
-	var u User
+	var u db.User
 	var created int64
 	var disabled sql.NullInt64
 	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo, &disabled)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, User{}, ErrNotFound
+		return db.Session{}, db.User{}, db.ErrNotFound
 	}
 	if err != nil {
-		return Session{}, User{}, fmt.Errorf("db: session with user: %w", err)
+		return db.Session{}, db.User{}, fmt.Errorf("db: session with user: %w", err)
 	}
 	u.ID, u.CreatedAt = sess.UserID, time.Unix(created, 0)
 	if disabled.Valid {
@@ -193,60 +146,30 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (Session, User, 
 	return sess, u, nil
 }
 
-// UserSession returns one live session of the user, or ErrNotFound when the id
+// UserSession returns one live session of the user, or db.ErrNotFound when the id
 // is unknown, ended, or belongs to someone else.
-func (s *Store) UserSession(ctx context.Context, userID int64, id string, now time.Time) (Session, error) {
+func (s *Store) UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error) {
 	row := s.read.QueryRowContext(ctx, `SELECT `+sessionColumns+` FROM sessions
 		WHERE user_id = ? AND id = ? AND `+aliveSQL, userID, id, now.Unix(), now.Unix())
 	sess, err := scanSession(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, ErrNotFound
+		return db.Session{}, db.ErrNotFound
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("db: user session: %w", err)
+		return db.Session{}, fmt.Errorf("db: user session: %w", err)
 	}
 	return sess, nil
 }
 
 // ListSessions returns the user's live sessions, every column, most recently
 // active first (for operators; pages use ListSessionSummaries).
-func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
-		WHERE user_id = ? AND `+aliveSQL+` ORDER BY last_seen_at DESC, created_at DESC`, userID, now.Unix(), now.Unix())
+func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) ([]db.Session, error) {
+	out, err := scanSessions(s.read.QueryContext(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = ? AND `+aliveSQL+` ORDER BY last_seen_at DESC, created_at DESC`, userID, now.Unix(), now.Unix()))
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions: %w", err)
 	}
-	defer rows.Close()
-	var out []Session
-	for rows.Next() {
-		sess, err := scanSession(rows)
-		if err != nil {
-			return nil, fmt.Errorf("db: list sessions: %w", err)
-		}
-		out = append(out, sess)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: list sessions: %w", err)
-	}
 	return out, nil
-}
-
-// SessionSummary is what a list of sessions shows: no secret hash, address
-// or user agent.
-type SessionSummary struct {
-	ID            string
-	CreatedAt     time.Time
-	LastSeenAt    time.Time
-	DeviceLabel   string
-	DeviceKind    string
-	Location      string
-	LocationShort string
-}
-
-// Summary is the session as a list shows it.
-func (s Session) Summary() SessionSummary {
-	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
-		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort}
 }
 
 // listSessionsSQL reads only the columns a list shows: with 10 sessions it
@@ -256,15 +179,15 @@ const listSessionsSQL = `SELECT id, created_at, last_seen_at, device_label, devi
 
 // ListSessionSummaries returns the user's live sessions, most recently
 // active first: the query behind every list page.
-func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]SessionSummary, error) {
+func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error) {
 	rows, err := s.listSessions.QueryContext(ctx, userID, now.Unix(), now.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions: %w", err)
 	}
 	defer rows.Close()
-	var out []SessionSummary
+	var out []db.SessionSummary
 	for rows.Next() {
-		var ss SessionSummary
+		var ss db.SessionSummary
 		var created, seen int64
 		if err := rows.Scan(&ss.ID, &created, &seen, &ss.DeviceLabel, &ss.DeviceKind, &ss.Location, &ss.LocationShort); err != nil {
 			return nil, fmt.Errorf("db: list sessions: %w", err)
@@ -278,18 +201,9 @@ func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time
 	return out, nil
 }
 
-// Touch is what a request changes on its session row.
-type Touch struct {
-	LastSeenAt    time.Time
-	IdleExpiresAt time.Time
-	IP            string
-	Location      string
-	LocationShort string
-}
-
 // TouchSession records activity on a live session. It never revives a revoked
 // one: a touch racing a revocation loses.
-func (s *Store) TouchSession(ctx context.Context, id string, t Touch) error {
+func (s *Store) TouchSession(ctx context.Context, id string, t db.Touch) error {
 	_, err := s.write.ExecContext(ctx, `UPDATE sessions SET last_seen_at = ?, idle_expires_at = ?, ip = ?,
 		location = ?, location_short = ? WHERE id = ? AND revoked_at IS NULL`,
 		t.LastSeenAt.Unix(), t.IdleExpiresAt.Unix(), t.IP, t.Location, t.LocationShort, id)
@@ -299,54 +213,93 @@ func (s *Store) TouchSession(ctx context.Context, id string, t Touch) error {
 	return nil
 }
 
-// RevokeSession ends one live session of the user and returns it as it was.
-// Another user's id, an unknown id or an already ended session give
+// RevokeSession ends one live session of the user and returns it as it was
+// ended. Another user's id, an unknown id or an already ended session give
 // ErrNotFound and change nothing.
-func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (Session, error) {
+func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error) {
 	row := s.write.QueryRowContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
 		WHERE user_id = ? AND id = ? AND `+aliveSQL+` RETURNING `+sessionColumns,
 		now.Unix(), reason, by, userID, id, now.Unix(), now.Unix())
 	sess, err := scanSession(row)
 	if errors.Is(err, sql.ErrNoRows) {
-		return Session{}, ErrNotFound
+		return db.Session{}, db.ErrNotFound
 	}
 	if err != nil {
-		return Session{}, fmt.Errorf("db: revoke session: %w", err)
+		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
 	}
+	s.notify(db.EndedEvents([]db.Session{sess}))
 	return sess, nil
 }
 
 // RevokeOtherSessions ends every live session of the user except keepID and
-// returns how many it ended.
-func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) (int64, error) {
-	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
-		WHERE user_id = ? AND id <> ? AND `+aliveSQL,
-		now.Unix(), reason, keepID, userID, keepID, now.Unix(), now.Unix())
+// returns them.
+func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) ([]db.Session, error) {
+	ended, err := s.revoke(ctx, `user_id = ? AND id <> ?`, reason, keepID, now, userID, keepID)
 	if err != nil {
-		return 0, fmt.Errorf("db: revoke other sessions: %w", err)
+		return nil, fmt.Errorf("db: revoke other sessions: %w", err)
 	}
-	return res.RowsAffected()
+	return ended, nil
 }
 
-// RevokeAllSessions ends every live session of the user and returns how many
-// it ended. by names the session that asked (empty for an operator).
-func (s *Store) RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) (int64, error) {
-	res, err := s.write.ExecContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
-		WHERE user_id = ? AND `+aliveSQL,
-		now.Unix(), reason, by, userID, now.Unix(), now.Unix())
+// RevokeAllSessions ends every live session of the user and returns them. by
+// names the session that asked ("operator" for an operator).
+func (s *Store) RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]db.Session, error) {
+	ended, err := s.revoke(ctx, `user_id = ?`, reason, by, now, userID)
 	if err != nil {
-		return 0, fmt.Errorf("db: revoke all sessions: %w", err)
+		return nil, fmt.Errorf("db: revoke all sessions: %w", err)
 	}
-	return res.RowsAffected()
+	return ended, nil
+}
+
+// revoke ends the live sessions matching where (with args) in one
+// statement, reports them, and returns them.
+func (s *Store) revoke(ctx context.Context, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+	ended, err := s.revokeIn(ctx, s.write, where, reason, by, now, args...)
+	if err != nil {
+		return nil, err
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// revokeIn is revoke's statement on q (the writer, or a transaction), without
+// reporting: a transaction reports after it commits.
+func (s *Store) revokeIn(ctx context.Context, q querier, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+	all := append([]any{now.Unix(), reason, by}, args...)
+	all = append(all, now.Unix(), now.Unix())
+	return scanSessions(q.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+		WHERE `+where+` AND `+aliveSQL+` RETURNING `+sessionColumns, all...))
+}
+
+// querier is what the writer pool and a transaction have in common.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // DeleteSessionsByMethod removes the user's sessions that signed in with
-// method; the demo seeder uses it to replace its sample sessions.
-func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method string) error {
-	if _, err := s.write.ExecContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND auth_method = ?`, userID, method); err != nil {
+// method; the demo seeder uses it to replace its sample sessions. Those alive
+// at now are reported as ended.
+func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error {
+	ended, err := scanSessions(s.write.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND auth_method = ?
+		RETURNING `+sessionColumns, userID, method))
+	if err != nil {
 		return fmt.Errorf("db: delete sessions: %w", err)
 	}
+	s.notify(db.EndedEvents(deletedAlive(ended, now)))
 	return nil
+}
+
+// deletedAlive keeps the deleted sessions that were alive at now, marked as
+// ended by deletion at now.
+func deletedAlive(deleted []db.Session, now time.Time) []db.Session {
+	out := deleted[:0]
+	for _, d := range deleted {
+		if d.Alive(now) {
+			d.RevokedAt, d.RevokedReason = now, db.ReasonDeleted
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 // PruneSessions deletes rows of sessions that were revoked or expired before

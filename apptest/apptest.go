@@ -1,0 +1,200 @@
+// Package apptest builds the real server for tests, one way for every kind of
+// test (handler tests, fuzz targets, benchmarks, the browser suite):
+// handlers.New over a real store in a temp folder, the sample GeoIP data,
+// a fast password hasher and a clock the test controls.
+//
+// How the clocks work: a test clock starts at the real present (in whole
+// seconds, as the stores keep time) and moves only when the test says so
+// (Advance), or, for the browser suite, runs with the wall clock plus what
+// the test advanced. The server, the store and the operator commands of one
+// test all read that one clock, so no test depends on the date it runs.
+package apptest
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/geo"
+	"doorman/geo/geotest"
+	"doorman/handlers"
+	"doorman/password"
+	"doorman/storage"
+)
+
+// Clock is a test clock, safe for concurrent use.
+type Clock struct {
+	mu      sync.Mutex
+	base    time.Time
+	offset  time.Duration
+	running bool
+}
+
+// NewClock returns a clock stopped at the real present.
+func NewClock() *Clock { return &Clock{base: time.Now().UTC().Truncate(time.Second)} }
+
+// NewRunningClock returns a clock that runs with the wall clock, ahead of it
+// by whatever Advance added (the browser suite: pages and scripts see time
+// pass).
+func NewRunningClock() *Clock { return &Clock{running: true} }
+
+// Now is the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.running {
+		return time.Now().Add(c.offset)
+	}
+	return c.base.Add(c.offset)
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.offset += d
+}
+
+// Options say how to build the app; the zero value is a fresh SQLite store,
+// the sample GeoIP data, a fast hasher, a stopped clock, no log, the default
+// config with loopback trusted as a proxy (so test clients choose their
+// address with X-Forwarded-For).
+type Options struct {
+	// Config adjusts the default config.
+	Config func(*handlers.Config)
+	// Store is used instead of a fresh one (a seeded benchmark database);
+	// the caller closes it.
+	Store db.Store
+	// Events receives the store's events (fresh stores only).
+	Events db.EventSink
+	// Clock is the server's clock; nil: NewClock().
+	Clock *Clock
+	// Hasher hashes passwords; nil: a fast one (64 KiB, one pass), which
+	// tests the same code paths in a fraction of the time.
+	Hasher *password.Hasher
+	// Log receives the server's log; nil: discarded.
+	Log io.Writer
+	// LogLevel is the least level logged; nil: Debug (everything).
+	LogLevel slog.Leveler
+	// GeoIPDir is a folder of real .mmdb files; empty: the sample data.
+	GeoIPDir string
+}
+
+// App is the real server and what it was built from.
+type App struct {
+	Handler *echo.Echo
+	Store   db.Store
+	// DBPath is the SQLite file, for operator commands run beside the server.
+	DBPath   string
+	Config   handlers.Config
+	Clock    *Clock
+	Geo      *geo.Resolver
+	deps     handlers.Deps
+	testingT testing.TB
+}
+
+// New builds the app for t; everything it opens is closed by t.Cleanup.
+func New(t testing.TB, o Options) *App {
+	t.Helper()
+	dir := t.TempDir()
+	a := &App{Clock: o.Clock, testingT: t}
+	if a.Clock == nil {
+		a.Clock = NewClock()
+	}
+	a.Store = o.Store
+	if a.Store == nil {
+		a.DBPath = filepath.Join(dir, "test.db")
+		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: o.Events, Now: a.Clock.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		a.Store = s
+	}
+	geoDir := o.GeoIPDir
+	if geoDir == "" {
+		geotest.WriteSample(t, dir)
+		geoDir = dir
+	}
+	resolver, err := geo.Open(geoDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resolver.Close() })
+	a.Geo = resolver
+	a.Config = handlers.DefaultConfig()
+	a.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	if o.Config != nil {
+		o.Config(&a.Config)
+	}
+	hasher := o.Hasher
+	if hasher == nil {
+		hasher = FastHasher()
+	}
+	var logs io.Writer = io.Discard
+	if o.Log != nil {
+		logs = o.Log
+	}
+	var level slog.Leveler = slog.LevelDebug
+	if o.LogLevel != nil {
+		level = o.LogLevel
+	}
+	key, err := a.Store.AppSecret(context.Background(), "flash-cookie-key", 32, a.Clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.deps = handlers.Deps{
+		Store: a.Store, Geo: resolver, Hasher: hasher,
+		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
+		Config:   a.Config,
+		FlashKey: key,
+		Now:      a.Clock.Now,
+	}
+	a.Handler = a.NewHandler()
+	return a
+}
+
+// NewHandler builds another handlers.New over the same store, clock and
+// settings: a restarted server, or a second instance on the same database.
+func (a *App) NewHandler() *echo.Echo {
+	e, err := handlers.New(a.deps)
+	if err != nil {
+		a.testingT.Fatal(err)
+	}
+	return e
+}
+
+// FastHasher is a real argon2id hasher with tiny parameters, for tests.
+func FastHasher() *password.Hasher {
+	return password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1}, 4)
+}
+
+// SyncBuffer is a log destination that tests can read while the server
+// writes to it.
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+// Write appends p.
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String is everything written so far.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}

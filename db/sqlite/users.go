@@ -1,0 +1,171 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"doorman/db"
+)
+
+const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at`
+
+func scanUser(row interface{ Scan(...any) error }) (db.User, error) {
+	var u db.User
+	var created int64
+	var disabled sql.NullInt64
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled)
+	u.CreatedAt = time.Unix(created, 0)
+	if disabled.Valid {
+		u.DisabledAt = time.Unix(disabled.Int64, 0)
+	}
+	return u, err
+}
+
+// CreateUser inserts a user. The email must already be normalised by the
+// caller; a duplicate returns db.ErrEmailTaken.
+func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (db.User, error) {
+	row := s.write.QueryRowContext(ctx,
+		`INSERT INTO users (email, password_hash, created_at, is_demo) VALUES (?, ?, ?, ?)
+		 RETURNING `+userColumns,
+		email, passwordHash, now.Unix(), isDemo)
+	u, err := scanUser(row)
+	if err != nil {
+		if isUniqueViolation(err) {
+			return db.User{}, db.ErrEmailTaken
+		}
+		return db.User{}, fmt.Errorf("db: create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with that (normalised) email, or db.ErrNotFound.
+func (s *Store) UserByEmail(ctx context.Context, email string) (db.User, error) {
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE email = ?`, email))
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.User{}, db.ErrNotFound
+	}
+	if err != nil {
+		return db.User{}, fmt.Errorf("db: user by email: %w", err)
+	}
+	return u, nil
+}
+
+// UserByID returns the user with that id, or db.ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id int64) (db.User, error) {
+	u, err := scanUser(s.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.User{}, db.ErrNotFound
+	}
+	if err != nil {
+		return db.User{}, fmt.Errorf("db: user by id: %w", err)
+	}
+	return u, nil
+}
+
+// UpdatePassword replaces the user's password hash.
+func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) error {
+	return s.updateUser(ctx, "update password", `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+}
+
+// UpdateEmail changes the user's (normalised) email; db.ErrEmailTaken if another
+// account has it.
+func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) error {
+	err := s.updateUser(ctx, "update email", `UPDATE users SET email = ? WHERE id = ?`, email, userID)
+	if isUniqueViolation(err) {
+		return db.ErrEmailTaken
+	}
+	return err
+}
+
+// SetUserDisabled disables (at now) or re-enables the user. Disabling also
+// ends every live session of theirs, in the same transaction, so no request
+// can slip between the two, and returns them.
+func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) ([]db.Session, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("db: disable user: %w", err)
+	}
+	defer tx.Rollback()
+	var at any
+	if disabled {
+		at = now.Unix()
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ?`, at, userID)
+	if err != nil {
+		return nil, fmt.Errorf("db: disable user: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, db.ErrNotFound
+	}
+	var ended []db.Session
+	if disabled {
+		if ended, err = s.revokeIn(ctx, tx, `user_id = ?`, db.ReasonDisabled, "operator", now, userID); err != nil {
+			return nil, fmt.Errorf("db: disable user: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("db: disable user: %w", err)
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// DeleteUser removes the user, every session row of theirs (each of their
+// browsers is signed out on its next request) and the failed sign-ins
+// recorded under their email: nothing that names them is left. It returns
+// the sessions that were alive at now.
+func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]db.Session, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	defer tx.Rollback()
+	var email string
+	err = tx.QueryRowContext(ctx, `SELECT email FROM users WHERE id = ?`, userID).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, db.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	deleted, err := scanSessions(tx.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? RETURNING `+sessionColumns, userID))
+	if err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID); err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE email = ?`, email); err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	ended := deletedAlive(deleted, now)
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// isUniqueViolation reports whether err is SQLite's UNIQUE constraint error,
+// by its extended result code (not its text, which may change).
+func isUniqueViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
+}
+
+func (s *Store) updateUser(ctx context.Context, what, query string, args ...any) error {
+	res, err := s.write.ExecContext(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return db.ErrNotFound
+	}
+	return nil
+}

@@ -1,0 +1,97 @@
+package db
+
+import "time"
+
+// Why a session ended, stored in the session's revoked reason.
+const (
+	ReasonSignedOut     = "signed_out"     // the user signed out on that device
+	ReasonRevoked       = "revoked"        // ended from another session's list (the X button)
+	ReasonRevokedOthers = "revoked_others" // "Log out all other sessions" from another session
+	ReasonRevokedAll    = "revoked_all"    // "Log out everywhere"
+	ReasonPassword      = "password_changed"
+	ReasonSessionLimit  = "session_limit" // the user's least recently active session, ended to make room
+	ReasonOperator      = "operator"      // `doorman sessions revoke`
+	ReasonDisabled      = "user_disabled" // `doorman users disable`
+	ReasonDeleted       = "user_deleted"  // the account was deleted (the row is gone; only events carry this)
+)
+
+// User is an account.
+type User struct {
+	ID           int64
+	Email        string
+	PasswordHash string
+	CreatedAt    time.Time
+	IsDemo       bool
+	DisabledAt   time.Time // zero unless an operator disabled the account
+}
+
+// Disabled reports whether an operator disabled the account.
+func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
+
+// Session is one signed-in browser.
+type Session struct {
+	ID                string // public id
+	SecretHash        []byte // SHA-256 of the cookie secret
+	UserID            int64
+	CreatedAt         time.Time
+	LastSeenAt        time.Time
+	IdleExpiresAt     time.Time
+	AbsoluteExpiresAt time.Time
+	IP                string
+	UserAgent         string
+	DeviceLabel       string
+	DeviceKind        string
+	Location          string
+	LocationShort     string
+	AuthMethod        string
+	ReauthAt          time.Time // when the password was last entered in this session
+	RevokedAt         time.Time // zero while not revoked
+	RevokedReason     string
+	RevokedBy         string
+}
+
+// ExpiresAt is when the session ends if nothing else happens: the earlier of
+// its idle and absolute expiry.
+func (s Session) ExpiresAt() time.Time {
+	if s.IdleExpiresAt.Before(s.AbsoluteExpiresAt) {
+		return s.IdleExpiresAt
+	}
+	return s.AbsoluteExpiresAt
+}
+
+// Revoked reports whether the session was ended on purpose.
+func (s Session) Revoked() bool { return !s.RevokedAt.IsZero() }
+
+// Alive reports whether the session may be used at now: not revoked, and
+// now strictly before both expiries (a session is dead at the very second
+// it expires).
+func (s Session) Alive(now time.Time) bool {
+	return !s.Revoked() && now.Before(s.ExpiresAt())
+}
+
+// SessionSummary is what a list of sessions shows: no secret hash, address
+// or user agent.
+type SessionSummary struct {
+	ID            string
+	CreatedAt     time.Time
+	LastSeenAt    time.Time
+	DeviceLabel   string
+	DeviceKind    string
+	Location      string
+	LocationShort string
+}
+
+// Summary is the session as a list shows it.
+func (s Session) Summary() SessionSummary {
+	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
+		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort}
+}
+
+// Touch is what a request changes on its session row.
+type Touch struct {
+	LastSeenAt    time.Time
+	IdleExpiresAt time.Time
+	IP            string
+	Location      string
+	LocationShort string
+}

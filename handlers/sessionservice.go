@@ -1,0 +1,249 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/gorilla/sessions"
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/device"
+	"doorman/sessiontoken"
+)
+
+// sessionService starts, rotates and ends browser sessions, and is the only
+// code that writes the session cookie. Handlers call it directly: each
+// method does one named thing to the store and the cookie, in that order, so
+// the cookie never claims a session the table does not hold.
+//
+// The cookie holds only an opaque public id and a secret (package
+// sessiontoken); the table, read on every request, decides whether it is a
+// live session. gorilla/sessions builds the cookie (sessions.NewCookie) and
+// carries the flash messages; a signed-cookie session store is not used for
+// the session itself because a signed cookie stays valid until it expires,
+// which is exactly the "revocation that never bites" bug we exist to avoid.
+type sessionService struct {
+	a *app
+}
+
+// sessionState is what the cookie on a request turned out to be.
+type sessionState int
+
+const (
+	stateNone    sessionState = iota // no cookie
+	stateAlive                       // a live session
+	stateInvalid                     // malformed, unknown or forged: never ours, or pruned
+	stateEnded                       // revoked elsewhere or expired
+	stateSelf                        // signed out on this device
+)
+
+// browserSession is the request's cookie, looked up.
+type browserSession struct {
+	state sessionState
+	row   db.Session // set unless stateNone or stateInvalid
+	user  db.User
+}
+
+// cookieName is the session cookie's name for r. Over HTTPS it carries the
+// __Host- prefix, which makes the browser refuse it unless it is Secure, has
+// Path=/ and no Domain: no subdomain or plain-http page can plant or overwrite
+// it.
+func (s *sessionService) cookieName(r *http.Request) string {
+	if s.a.isHTTPS(r) {
+		return "__Host-doorman_session"
+	}
+	return "doorman_session"
+}
+
+// Lookup reads the request's cookie and its session row: one indexed read.
+func (s *sessionService) Lookup(r *http.Request) (browserSession, error) {
+	c, err := r.Cookie(s.cookieName(r))
+	if err != nil {
+		return browserSession{state: stateNone}, nil
+	}
+	id, secret, ok := sessiontoken.Parse(c.Value)
+	if !ok {
+		return browserSession{state: stateInvalid}, nil
+	}
+	row, user, err := s.a.store.SessionWithUser(r.Context(), id)
+	if errors.Is(err, db.ErrNotFound) {
+		return browserSession{state: stateInvalid}, nil
+	}
+	if err != nil {
+		return browserSession{}, err
+	}
+	if !sessiontoken.Matches(secret, row.SecretHash) {
+		// Right id, wrong secret: a forgery (the id is public). Treat it
+		// exactly like an unknown id.
+		return browserSession{state: stateInvalid}, nil
+	}
+	b := browserSession{row: row, user: user}
+	switch {
+	case row.Alive(s.a.now()) && !user.Disabled():
+		b.state = stateAlive
+	case row.RevokedReason == db.ReasonSignedOut:
+		b.state = stateSelf
+	default:
+		b.state = stateEnded
+	}
+	return b, nil
+}
+
+// Start signs the browser in as user with a brand-new session row and sets
+// its cookie. Whatever live session the browser had is ended first, so a
+// sign-in never adopts an earlier identifier (no fixation). It returns the
+// sessions ended to make room under the per-user limit.
+func (s *sessionService) Start(c echo.Context, user db.User, method string) ([]db.Session, error) {
+	r, now := c.Request(), s.a.now()
+	if au := authOf(c); au != nil {
+		if err := s.endOwn(c, au, "replaced by a new sign-in", now); err != nil {
+			return nil, fmt.Errorf("start session: %w", err)
+		}
+	}
+	row, value := s.a.newSessionRow(r, user.ID, method, now)
+	evicted, err := s.a.store.CreateSession(r.Context(), row, s.a.cfg.MaxSessionsPerUser)
+	if err != nil {
+		return nil, fmt.Errorf("start session: %w", err)
+	}
+	s.a.log.Info("session created", "session", row.ID, "user", user.ID, "method", method, "device", row.DeviceLabel)
+	for _, e := range evicted {
+		s.a.log.Info("session revoked", "session", e.ID, "user", e.UserID, "reason", db.ReasonSessionLimit, "by", row.ID)
+	}
+	s.setCookie(c, value, row.AbsoluteExpiresAt.Sub(now))
+	c.Set(ctxAuth, &authInfo{User: user, Session: row})
+	return evicted, nil
+}
+
+// Rotate gives the browser's live session a new secret and starts a new
+// sudo window (the password was just entered again): an earlier copy of the
+// cookie is worth nothing from now on.
+func (s *sessionService) Rotate(c echo.Context, au *authInfo) error {
+	now := s.a.now()
+	tok := sessiontoken.Rotate(au.Session.ID)
+	if err := s.a.store.RotateSession(c.Request().Context(), au.Session.ID, tok.Hash, now); err != nil {
+		return fmt.Errorf("rotate session: %w", err)
+	}
+	au.Session.SecretHash, au.Session.ReauthAt = tok.Hash, now
+	s.a.log.Info("session rotated", "session", au.Session.ID, "user", au.User.ID, "reason", "re-authenticated")
+	s.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
+	return nil
+}
+
+// End signs this browser out: its session ends and its cookie is deleted.
+func (s *sessionService) End(c echo.Context, au *authInfo) error {
+	if err := s.endOwn(c, au, "signed out", s.a.now()); err != nil {
+		return fmt.Errorf("end session: %w", err)
+	}
+	s.ClearCookie(c)
+	return nil
+}
+
+// EndOne ends another session of the user's (by its public id).
+// ErrNotFound: not a live session of theirs; nothing changed.
+func (s *sessionService) EndOne(c echo.Context, au *authInfo, id string) (db.Session, error) {
+	ended, err := s.a.store.RevokeSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID, s.a.now())
+	if err != nil {
+		return db.Session{}, err
+	}
+	s.a.log.Info("session revoked", "session", ended.ID, "user", au.User.ID, "reason", db.ReasonRevoked, "by", au.Session.ID)
+	return ended, nil
+}
+
+// EndOthers ends every session of the user but this browser's, recording
+// why, and returns them.
+func (s *sessionService) EndOthers(c echo.Context, au *authInfo, reason string) ([]db.Session, error) {
+	ended, err := s.a.store.RevokeOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, reason, s.a.now())
+	if err != nil {
+		return nil, fmt.Errorf("end other sessions: %w", err)
+	}
+	s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", reason, "by", au.Session.ID)
+	return ended, nil
+}
+
+// EndAll ends every session of the user, this browser's included, in one
+// statement, deletes this browser's cookie, and returns them.
+func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, error) {
+	ended, err := s.a.store.RevokeAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID, s.a.now())
+	if err != nil {
+		return nil, fmt.Errorf("end all sessions: %w", err)
+	}
+	s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", db.ReasonRevokedAll, "by", au.Session.ID)
+	s.ClearCookie(c)
+	return ended, nil
+}
+
+// endOwn revokes the browser's own session as signed out.
+func (s *sessionService) endOwn(c echo.Context, au *authInfo, why string, now time.Time) error {
+	_, err := s.a.store.RevokeSession(c.Request().Context(), au.User.ID, au.Session.ID, db.ReasonSignedOut, au.Session.ID, now)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil // already ended (for example by "Log out everywhere" elsewhere)
+	}
+	if err != nil {
+		return err
+	}
+	s.a.log.Info("session revoked", "session", au.Session.ID, "user", au.User.ID, "reason", db.ReasonSignedOut, "why", why)
+	return nil
+}
+
+// ClearCookie deletes the browser's session cookie.
+func (s *sessionService) ClearCookie(c echo.Context) {
+	s.writeCookie(c, "", -1)
+}
+
+func (s *sessionService) setCookie(c echo.Context, value string, lifetime time.Duration) {
+	s.writeCookie(c, value, int(lifetime/time.Second))
+}
+
+// writeCookie sets the session cookie: HttpOnly (no script can read it),
+// SameSite=Lax (not sent on cross-site POSTs), Path=/, no Domain, and Secure
+// whenever the request came over HTTPS. maxAge < 0 deletes it. Any
+// Set-Cookie for the same name already in this response is replaced (a
+// sign-in over an ended session first deletes the old cookie, then sets the
+// new one: the browser should see only the last word).
+func (s *sessionService) writeCookie(c echo.Context, value string, maxAge int) {
+	r, w := c.Request(), c.Response()
+	ck := sessions.NewCookie(s.cookieName(r), value, &sessions.Options{
+		Path: "/", MaxAge: maxAge, Secure: s.a.isHTTPS(r), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+	h := w.Header()
+	kept := h["Set-Cookie"][:0]
+	for _, v := range h["Set-Cookie"] {
+		if !strings.HasPrefix(v, ck.Name+"=") {
+			kept = append(kept, v)
+		}
+	}
+	h["Set-Cookie"] = kept
+	http.SetCookie(w, ck)
+}
+
+// newSessionRow makes a session row for a sign-in from r, and the cookie
+// value that unlocks it.
+func (a *app) newSessionRow(r *http.Request, userID int64, method string, now time.Time) (db.Session, string) {
+	tok := sessiontoken.New()
+	ua := truncate(r.UserAgent(), 512)
+	dev := device.Parse(ua)
+	ip := a.clientIP(r)
+	loc := a.geo.Lookup(ip)
+	row := db.Session{
+		ID: tok.ID, SecretHash: tok.Hash, UserID: userID,
+		CreatedAt: now, LastSeenAt: now,
+		IdleExpiresAt:     now.Add(a.cfg.IdleTimeout),
+		AbsoluteExpiresAt: now.Add(a.cfg.AbsoluteLifetime),
+		IP:                ip.String(), UserAgent: ua,
+		DeviceLabel: dev.Label, DeviceKind: string(dev.Kind),
+		Location: loc.Label, LocationShort: loc.Short,
+		AuthMethod: method,
+	}
+	return row, tok.CookieValue
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "")
+}

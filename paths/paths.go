@@ -1,0 +1,36 @@
+// Package paths names every URL path of Doorman's pages in one place, so the
+// router, the handlers and the views never spell one twice.
+package paths
+
+import "net/url"
+
+// The pages.
+const (
+	Home          = "/"
+	Healthz       = "/healthz"
+	Signup        = "/signup"
+	Login         = "/login"
+	Logout        = "/logout"
+	Settings      = "/settings"
+	Security      = Settings + "/security"
+	Sessions      = Security + "/sessions"
+	RevokeOthers  = Sessions + "/revoke-others"
+	RevokeAll     = Sessions + "/revoke-all"
+	Password      = Security + "/password"
+	Email         = Settings + "/account/email"
+	DeleteAccount = Settings + "/account/delete"
+	// SessionPattern and SessionRevokePattern are the router's patterns
+	// of Session and SessionRevoke.
+	SessionPattern       = Sessions + "/:id"
+	SessionRevokePattern = SessionPattern + "/revoke"
+)
+
+// Session is the details page of the session with public id id.
+func Session(id string) string { return Sessions + "/" + id }
+
+// SessionRevoke is where the X button of session id posts.
+func SessionRevoke(id string) string { return Session(id) + "/revoke" }
+
+// LoginNext is the sign-in page that returns to next (a path on this site)
+// afterwards.
+func LoginNext(next string) string { return Login + "?next=" + url.QueryEscape(next) }
