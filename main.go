@@ -52,6 +52,8 @@ type Config struct {
 	Session   handlers.Config
 	PruneKeep time.Duration
 	DebugAddr string
+	// AllowSharedDBFile accepts a database file others may read.
+	AllowSharedDBFile bool
 }
 
 // parseConfig reads flags, each falling back to a DOORMAN_* environment
@@ -83,6 +85,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("DOORMAN_DEMO: %w", err))
 	}
 	fs.BoolVar(&cfg.Demo, "demo", demoDefault, "seed a demo account with sample sessions (env DOORMAN_DEMO)")
+	sharedDefault, err := strconv.ParseBool(env("DOORMAN_DB_ALLOW_SHARED_FILE_MODE", "false"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("DOORMAN_DB_ALLOW_SHARED_FILE_MODE: %w", err))
+	}
+	fs.BoolVar(&cfg.AllowSharedDBFile, "db-allow-shared-file-mode", sharedDefault, "open a database file that other users may read (by default Doorman refuses: it holds password hashes) (env DOORMAN_DB_ALLOW_SHARED_FILE_MODE)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DOORMAN_DEBUG_ADDR", ""), "serve pprof and counters on this address, e.g. 127.0.0.1:6060; off when empty (env DOORMAN_DEBUG_ADDR)")
 	fs.StringVar(&level, "log-level", env("DOORMAN_LOG_LEVEL", "info"), "debug, info, warn or error (env DOORMAN_LOG_LEVEL)")
 	s := &cfg.Session
@@ -91,6 +98,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	dur(&s.IdleExtendEvery, "idle-extend-every", "DOORMAN_IDLE_EXTEND_EVERY", s.IdleExtendEvery, "push the idle expiry forward at most this often")
 	dur(&s.ActivityWriteEvery, "activity-write-every", "DOORMAN_ACTIVITY_WRITE_EVERY", s.ActivityWriteEvery, "record a session's last activity at most this often")
 	dur(&s.SudoWindow, "sudo-window", "DOORMAN_SUDO_WINDOW", s.SudoWindow, "after entering the password, how long sensitive actions need no password again")
+	dur(&s.HSTSMaxAge, "hsts-max-age", "DOORMAN_HSTS_MAX_AGE", s.HSTSMaxAge, "Strict-Transport-Security max-age on HTTPS responses; 0 sends none")
 	dur(&s.FailureWindow, "login-failure-window", "DOORMAN_LOGIN_FAILURE_WINDOW", s.FailureWindow, "window over which failed sign-ins are counted")
 	num := func(p *int, name, envName string, def int, usage string) {
 		v, err := strconv.Atoi(env(envName, strconv.Itoa(def)))
@@ -130,7 +138,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
-	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 {
+	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 {
 		return cfg, errors.New("session timeouts must be positive")
 	}
 	if s.MaxSessionsPerUser < 1 || s.AccountFailureLimit < 1 || s.IPFailureLimit < 1 {
@@ -160,7 +168,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	store, err := storage.Open(ctx, cfg.DB, db.Options{Now: now})
+	store, err := storage.Open(ctx, cfg.DB, db.Options{Now: now, AllowSharedFileMode: cfg.AllowSharedDBFile})
 	if err != nil {
 		return err
 	}
@@ -183,7 +191,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// resident set grew to ~240 MB (make bench).
 	hasher := password.NewHasher(password.DefaultParams(), min(4, max(1, runtime.NumCPU()/2)))
 
-	flashKey, err := store.AppSecret(ctx, "flash-cookie-key", 32, now())
+	// One secret for the whole deployment, kept in the database so every
+	// instance shares it; handlers derive a key per purpose from it.
+	secretKey, err := store.AppSecret(ctx, "secret-key", 32, now())
 	if err != nil {
 		return err
 	}
@@ -196,7 +206,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	e, err := handlers.New(handlers.Deps{
-		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, FlashKey: flashKey, Now: now,
+		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now,
 	})
 	if err != nil {
 		return err

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -90,5 +91,35 @@ func TestParseConfig(t *testing.T) {
 	}
 	if _, err := parseConfig(nil, func(k string) string { return map[string]string{"DOORMAN_DEMO": "maybe"}[k] }); err == nil {
 		t.Error("bad DOORMAN_DEMO accepted")
+	}
+}
+
+// TestRefusesADatabaseOthersCanRead: the server will not open a database
+// file with group or world permissions unless told to.
+func TestRefusesADatabaseOthersCanRead(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "shared.db")
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := func(string) string { return "" }
+	err := run(context.Background(), []string{"-addr", "127.0.0.1:0", "-db", path, "-geoip-dir", dir}, env, io.Discard, time.Now)
+	if err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("run on a 0644 database: %v", err)
+	}
+	// With the flag it starts (and stops when the context ends).
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-db", path, "-geoip-dir", dir, "-db-allow-shared-file-mode"}, env, w, time.Now)
+		w.Close()
+	}()
+	if _, err := bufio.NewReader(out).ReadString('\n'); err != nil {
+		t.Fatalf("did not start with -db-allow-shared-file-mode: %v (%v)", err, <-done)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -148,16 +148,16 @@ func New(t testing.TB, o Options) *App {
 	if o.LogLevel != nil {
 		level = o.LogLevel
 	}
-	key, err := a.Store.AppSecret(context.Background(), "flash-cookie-key", 32, a.Clock.Now())
+	key, err := a.Store.AppSecret(context.Background(), "secret-key", 32, a.Clock.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.deps = handlers.Deps{
 		Store: a.Store, Geo: resolver, Hasher: hasher,
-		Logger:   slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
-		Config:   a.Config,
-		FlashKey: key,
-		Now:      a.Clock.Now,
+		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
+		Config:    a.Config,
+		SecretKey: key,
+		Now:       a.Clock.Now,
 	}
 	a.Handler = a.NewHandler()
 	return a

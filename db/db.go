@@ -19,6 +19,11 @@ var ErrNotFound = errors.New("db: not found")
 // ErrEmailTaken means a user with that email already exists.
 var ErrEmailTaken = errors.New("db: email already registered")
 
+// ErrSignInsReset means CreateSession refused: the user's sign-ins were reset
+// (or the account disabled) after the sign-in read the user, so a sign-in
+// that was in flight then must not produce a session now.
+var ErrSignInsReset = errors.New("db: the user's sign-ins were reset")
+
 // Store is Doorman's storage. Implementations are safe for concurrent use,
 // keep ownership checks in their queries (another user's id is ErrNotFound),
 // and are the only authority on whether a session lives: the handlers read
@@ -37,19 +42,20 @@ type Store interface {
 	// another account has it.
 	UpdateEmail(ctx context.Context, userID int64, email string) error
 	// SetUserDisabled disables (at now) or re-enables the user. Disabling
-	// ends every live session of theirs in the same transaction and returns
-	// them.
+	// ends every live session of theirs and resets their sign-ins (Epoch)
+	// in the same transaction, and returns what it ended.
 	SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) (ended []Session, err error)
-	// DeleteUser removes the user, every session row of theirs and the
-	// failed sign-ins recorded under their email. It returns the sessions
-	// that were alive at now.
+	// DeleteUser removes the user and every session row of theirs, and
+	// returns the sessions that were alive at now.
 	DeleteUser(ctx context.Context, userID int64, now time.Time) (ended []Session, err error)
 
 	// CreateSession inserts a new session row (the caller makes the id and
 	// passes only the secret's hash). Past maxPerUser live sessions (0: no
 	// limit) the least recently active ones are ended (ReasonSessionLimit)
-	// in the same transaction and returned.
-	CreateSession(ctx context.Context, s Session, maxPerUser int) (evicted []Session, err error)
+	// in the same transaction and returned. epoch is the user's Epoch as
+	// the sign-in read it: if it has moved since, or the user is disabled,
+	// nothing is written and the error is ErrSignInsReset.
+	CreateSession(ctx context.Context, s Session, maxPerUser int, epoch int64) (evicted []Session, err error)
 	// RotateSession gives a live session a new secret hash and records a
 	// re-authentication at now; ErrNotFound if it is not alive.
 	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
@@ -70,23 +76,35 @@ type Store interface {
 	// ErrNotFound (nothing changes) for another user's, unknown or ended id.
 	RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (Session, error)
 	// RevokeOtherSessions ends every live session of the user but keepID
-	// (recorded as ended by keepID) and returns them.
+	// (recorded as ended by keepID) and resets the user's sign-ins, in one
+	// transaction, and returns what it ended.
 	RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) ([]Session, error)
-	// RevokeAllSessions ends every live session of the user and returns them.
+	// RevokeAllSessions ends every live session of the user and resets the
+	// user's sign-ins, in one transaction, and returns what it ended.
 	RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]Session, error)
+	// ChangePassword, in one transaction: sets the password hash, resets
+	// the user's sign-ins, gives the live session sessionID of the user's
+	// the new secret hash and a re-authentication at now, and, if
+	// endOthers, ends every other session (ReasonPassword), returning them.
+	// If sessionID is not a live session of the user's, nothing changes
+	// and the error is ErrNotFound.
+	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time) ([]Session, error)
 	// DeleteSessionsByMethod removes the user's sessions that signed in with
 	// method (the demo seeder replaces its samples).
 	DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error
 	// PruneSessions deletes rows of sessions revoked or expired before cutoff.
 	PruneSessions(ctx context.Context, cutoff time.Time) (int64, error)
 
-	// RecordLoginFailure notes a failed sign-in for email.
-	RecordLoginFailure(ctx context.Context, email, ip string, at time.Time) error
-	// LoginFailuresSince counts email's failures at or after since, and the
-	// time of the earliest of them (zero when none).
-	LoginFailuresSince(ctx context.Context, email string, since time.Time) (int, time.Time, error)
-	// ClearLoginFailures forgets email's failures.
-	ClearLoginFailures(ctx context.Context, email string) error
+	// RecordLoginFailure notes a failed password attempt for account (an
+	// opaque key the caller derives, never the address as typed) in scope
+	// (who tried: anonymous, one device, one session).
+	RecordLoginFailure(ctx context.Context, account, scope, ip string, at time.Time) error
+	// LoginFailuresSince counts account's failures in scope at or after
+	// since, and the time of the earliest of them (zero when none).
+	LoginFailuresSince(ctx context.Context, account, scope string, since time.Time) (int, time.Time, error)
+	// ClearLoginFailures forgets account's failures in the given scopes,
+	// or in every scope when none is given.
+	ClearLoginFailures(ctx context.Context, account string, scopes ...string) error
 	// PruneLoginFailures deletes failures older than cutoff.
 	PruneLoginFailures(ctx context.Context, cutoff time.Time) (int64, error)
 
@@ -124,6 +142,17 @@ type Options struct {
 	// migration or a secret was made); nil means time.Now. Every method that
 	// decides liveness takes its time from the caller instead.
 	Now func() time.Time
+	// ReadOnly opens an existing, current Doorman database for reading
+	// only: nothing is created, migrated or written (read-only operator
+	// commands).
+	ReadOnly bool
+	// Existing opens an existing, current Doorman database for reading and
+	// writing, without creating or migrating anything (operator commands
+	// that change data).
+	Existing bool
+	// AllowSharedFileMode (SQLite) accepts a database file that the group
+	// or others may read; by default the store refuses to open one.
+	AllowSharedFileMode bool
 }
 
 // EventKind says what happened to a session.

@@ -23,6 +23,10 @@ type User struct {
 	CreatedAt    time.Time
 	IsDemo       bool
 	DisabledAt   time.Time // zero unless an operator disabled the account
+	// Epoch counts resets of the user's sign-ins (password change, "log
+	// out all other sessions", "log out everywhere", disable). A sign-in
+	// passes the value it read to CreateSession, which refuses if it moved.
+	Epoch int64
 }
 
 // Disabled reports whether an operator disabled the account.

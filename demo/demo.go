@@ -69,7 +69,7 @@ func Seed(ctx context.Context, store db.Store, hasher *password.Hasher, idle, ab
 			IdleExpiresAt: seen.Add(idle), AbsoluteExpiresAt: created.Add(absolute),
 			IP: s.ip, UserAgent: s.ua, DeviceLabel: dev.Label, DeviceKind: string(dev.Kind),
 			Location: s.location, LocationShort: s.short, AuthMethod: Method,
-		}, 0)
+		}, 0, user.Epoch)
 		if err != nil {
 			return fmt.Errorf("demo: %w", err)
 		}

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -48,8 +50,8 @@ func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) er
 // in; every other one ends unless the user unticks the box.
 func (a *app) changePassword(c echo.Context) error {
 	au := authOf(c)
-	current, next := c.FormValue("current_password"), c.FormValue("new_password")
-	p := views.PasswordProps{SignOutOthers: c.FormValue("sign_out_others") != ""}
+	current, next := formValue(c, "current_password"), formValue(c, "new_password")
+	p := views.PasswordProps{SignOutOthers: formValue(c, "sign_out_others") != ""}
 	switch {
 	case next == "":
 		p.NewError = "Enter a new password."
@@ -64,7 +66,7 @@ func (a *app) changePassword(c echo.Context) error {
 	if p.NewError != "" || p.CurrentError != "" {
 		return a.passwordPage(c, http.StatusUnprocessableEntity, p)
 	}
-	problem, err := a.checkPassword(c, au.User, current)
+	problem, err := a.checkPassword(c, au, current)
 	if err != nil {
 		return err
 	}
@@ -77,26 +79,35 @@ func (a *app) changePassword(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("change password: %w", err)
 	}
-	if err := a.store.UpdatePassword(ctx, au.User.ID, hash); err != nil {
-		return fmt.Errorf("change password: %w", err)
+	// One transaction: the new hash, this session's new secret, the other
+	// sessions ended, and every sign-in still in flight with the old
+	// password refused (the user's epoch moves).
+	ended, err := a.sessions.ChangePassword(c, au, hash, p.SignOutOthers)
+	if errors.Is(err, db.ErrNotFound) {
+		// This session was ended elsewhere while the change ran: nothing
+		// was changed, and this browser is signed out.
+		a.sessions.ClearCookie(c)
+		a.addFlash(c, flashNotice, "This device was signed out while you were changing your password, so the password was not changed. Sign in and try again.")
+		return c.Redirect(http.StatusSeeOther, paths.Login)
 	}
-	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
-	if err := a.sessions.Rotate(c, au); err != nil {
+	if err != nil {
 		return err
 	}
+	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
 	msg := "Password changed."
-	if p.SignOutOthers {
-		ended, err := a.sessions.EndOthers(c, au, db.ReasonPassword)
-		if err != nil {
-			return fmt.Errorf("change password: %w", err)
-		}
-		if len(ended) > 0 {
-			msg += " Signed out " + plural(len(ended), "other session") + "."
-		}
+	if len(ended) > 0 {
+		msg += " Signed out " + plural(len(ended), "other session") + "."
 	}
 	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
+
+// Email changes are limited per account: each attempt that gets past the
+// password check counts.
+const (
+	emailChangeLimit  = 5
+	emailChangeWindow = time.Hour
+)
 
 // emailForm is the change-email page.
 func (a *app) emailForm(c echo.Context) error {
@@ -105,13 +116,14 @@ func (a *app) emailForm(c echo.Context) error {
 
 func (a *app) emailPage(c echo.Context, status int, p views.EmailProps) error {
 	au := authOf(c)
-	p.Page, p.CurrentEmail, p.NeedPassword = a.page(c, "Change email", "account"), au.User.Email, !a.inSudo(au)
+	// Changing the email always asks for the password (see confirmPassword).
+	p.Page, p.CurrentEmail, p.NeedPassword = a.page(c, "Change email", "account"), au.User.Email, true
 	return a.render(c, status, views.EmailPage(p))
 }
 
 func (a *app) changeEmail(c echo.Context) error {
 	au := authOf(c)
-	email := normaliseEmail(c.FormValue("email"))
+	email := normaliseEmail(formValue(c, "email"))
 	p := views.EmailProps{Email: email, EmailError: emailError(email)}
 	if p.EmailError == "" && email == au.User.Email {
 		p.EmailError = "That is already your email."
@@ -119,7 +131,21 @@ func (a *app) changeEmail(c echo.Context) error {
 	if p.EmailError != "" {
 		return a.emailPage(c, http.StatusUnprocessableEntity, p)
 	}
-	ok, problem, err := a.reauthenticate(c, au, "password")
+	// At most emailChangeLimit attempts an hour, counted in the database
+	// before the password is checked: an answer saying an address is taken
+	// reveals another account, so it costs the password and is rare.
+	userKey := "user:" + strconv.FormatInt(au.User.ID, 10)
+	wait, err := a.attemptWait(c, userKey, scopeEmailChange, emailChangeLimit, emailChangeWindow)
+	if err != nil {
+		return fmt.Errorf("change email: %w", err)
+	}
+	if wait > 0 {
+		t := throttled{wait}
+		t.setHeader(c)
+		p.EmailError = t.message()
+		return a.emailPage(c, http.StatusTooManyRequests, p)
+	}
+	ok, problem, err := a.confirmPassword(c, au, "password")
 	if !ok {
 		if err != nil {
 			return err
@@ -127,6 +153,7 @@ func (a *app) changeEmail(c echo.Context) error {
 		p.PasswordError = problem.text
 		return a.emailPage(c, problem.status, p)
 	}
+	a.recordAccountFailure(c, userKey, scopeEmailChange)
 	err = a.store.UpdateEmail(c.Request().Context(), au.User.ID, email)
 	if errors.Is(err, db.ErrEmailTaken) {
 		p.EmailError = "Another account uses this email."
@@ -156,6 +183,8 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 		Message:  "This deletes " + au.User.Email + " and everything Doorman knows about it. Every session ends at once, including this one. It cannot be undone.",
 		Sessions: append([]views.SessionRow{sessionRow(au.Session.Summary(), au.Session.ID, now)}, others...),
 		Action:   paths.DeleteAccount, Button: "Delete account", CancelURL: paths.Settings,
+		// Deleting always asks for the password (see confirmPassword).
+		NeedPassword: true,
 	}
 	return a.renderConfirm(c, p, au, problem)
 }
@@ -164,7 +193,7 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 // browser of theirs is signed out on its next request.
 func (a *app) deleteAccount(c echo.Context) error {
 	au := authOf(c)
-	ok, problem, err := a.reauthenticate(c, au, "password")
+	ok, problem, err := a.confirmPassword(c, au, "password")
 	if !ok {
 		if err != nil {
 			return err
@@ -174,6 +203,10 @@ func (a *app) deleteAccount(c echo.Context) error {
 	ended, err := a.store.DeleteUser(c.Request().Context(), au.User.ID, a.now())
 	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
+	}
+	// The failed sign-ins counted under the address go too.
+	if err := a.store.ClearLoginFailures(c.Request().Context(), a.accountKey(au.User.Email)); err != nil {
+		a.log.Error("clear login failures", "err", err)
 	}
 	a.log.Info("user deleted", "user", au.User.ID, "by", au.Session.ID, "sessions_ended", len(ended))
 	a.sessions.ClearCookie(c)

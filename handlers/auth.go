@@ -53,9 +53,9 @@ type credentialsForm struct {
 // look-alike characters create a second account that reads like the first.
 func parseCredentialsForm(c echo.Context, signup bool) credentialsForm {
 	f := credentialsForm{
-		Email:    normaliseEmail(c.FormValue("email")),
-		Password: c.FormValue("password"),
-		Next:     safeNext(c.FormValue("next")),
+		Email:    normaliseEmail(formValue(c, "email")),
+		Password: formValue(c, "password"),
+		Next:     safeNext(formValue(c, "next")),
 	}
 	f.EmailError = emailError(f.Email)
 	switch {
@@ -96,6 +96,11 @@ func enteredPasswordProblem(pw string) string {
 }
 
 func normaliseEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// formValue reads a form field from the request body only, never from the
+// query string: credentials in a URL end up in logs, histories and Referer
+// headers, and a link must not be able to submit a form.
+func formValue(c echo.Context, name string) string { return c.Request().PostFormValue(name) }
 
 // emailError says what is wrong with a normalised email, or "".
 func emailError(email string) string {
@@ -185,11 +190,11 @@ func (a *app) signup(c echo.Context) error {
 	if !f.valid() {
 		return a.authPage(c, http.StatusUnprocessableEntity, true, f, "")
 	}
-	// Every sign-up costs a hash: it counts toward the per-IP limit.
-	if wait := a.ipLimit.retryAfter(c.RealIP(), a.now()); wait > 0 {
+	// Every sign-up costs a hash: it counts toward the per-address limit.
+	if wait := a.ipLimit.retryAfter(a.clientKey(c), a.now()); wait > 0 {
 		return a.throttledAuthPage(c, true, f, wait)
 	}
-	a.ipLimit.add(c.RealIP(), a.now())
+	a.ipLimit.add(a.clientKey(c), a.now())
 	ctx := c.Request().Context()
 	hash, err := a.hasher.Hash(ctx, f.Password)
 	if err != nil {
@@ -207,6 +212,7 @@ func (a *app) signup(c echo.Context) error {
 	if err := a.startSession(c, user, methodSignup); err != nil {
 		return err
 	}
+	a.setDeviceCookie(c, user.Email)
 	a.addFlash(c, flashSuccess, "Welcome to Doorman. This is where you see every device signed in to your account.")
 	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
 }
@@ -214,7 +220,7 @@ func (a *app) signup(c echo.Context) error {
 func (a *app) throttledAuthPage(c echo.Context, signup bool, f credentialsForm, wait time.Duration) error {
 	t := throttled{wait}
 	t.setHeader(c)
-	a.log.Warn("sign-in throttled", "ip", c.RealIP(), "retry_after", wait)
+	a.log.Warn("sign-in throttled", "ip", c.RealIP(), "retry_after", wait.Round(time.Second))
 	return a.authPage(c, http.StatusTooManyRequests, signup, f, t.message())
 }
 
@@ -222,23 +228,36 @@ func (a *app) throttledAuthPage(c echo.Context, signup bool, f credentialsForm, 
 // account are not throttled (before any hashing, so a flood is cheap to
 // refuse); the password. Every failure looks the same from outside: same
 // message, same status, same work (a dummy hash for unknown accounts).
+//
+// The account's counter is the one of this browser's scope (see
+// throttle.go): a browser with a valid device cookie for the address is
+// counted on its own, apart from every anonymous attempt.
 func (a *app) login(c echo.Context) error {
 	f := parseCredentialsForm(c, false)
 	if f.Email == "" || f.Password == "" || f.PasswordError != "" {
 		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
 	}
-	wait, err := a.checkThrottle(c, f.Email)
+	// Input that is not a valid address is counted per address only: it
+	// can be no account, and it is never stored.
+	account, scope := "", scopeAnonymous
+	if f.EmailError == "" {
+		account, scope = a.accountKey(f.Email), a.signInScope(c, f.Email)
+	}
+	now := a.now()
+	wait := a.ipLimit.retryAfter(a.clientKey(c), now)
+	accWait, err := a.accountWait(c, account, scope)
 	if err != nil {
 		return fmt.Errorf("login: %w", err)
 	}
-	if wait > 0 {
+	if wait = max(wait, accWait); wait > 0 {
 		f.EmailError = ""
 		return a.throttledAuthPage(c, false, f, wait)
 	}
 	ctx := c.Request().Context()
 	fail := func(reason string, userID int64) error {
-		a.recordFailure(c, f.Email)
-		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP())
+		a.ipLimit.add(a.clientKey(c), a.now())
+		a.recordAccountFailure(c, account, scope)
+		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP(), "trusted_device", scope != scopeAnonymous)
 		f.EmailError = ""
 		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
 	}
@@ -268,12 +287,24 @@ func (a *app) login(c echo.Context) error {
 		a.log.Info("sign-in refused", "reason", "user disabled", "user", user.ID)
 		return a.authPage(c, http.StatusForbidden, false, f, "This account has been disabled. Contact the people who run this site.")
 	}
-	if err := a.store.ClearLoginFailures(ctx, f.Email); err != nil {
-		a.log.Error("clear login failures", "err", err)
+	// A trusted browser's own count starts again; the anonymous count is
+	// left to age out, so a success here gives a guesser elsewhere nothing.
+	if scope != scopeAnonymous {
+		if err := a.store.ClearLoginFailures(ctx, account, scope); err != nil {
+			a.log.Error("clear login failures", "err", err)
+		}
 	}
-	if err := a.startSession(c, user, methodPassword); err != nil {
+	err = a.startSession(c, user, methodPassword)
+	if errors.Is(err, db.ErrSignInsReset) {
+		// The password was changed, or every session ended, while this
+		// sign-in was checking the password: it must not outlive that.
+		a.log.Info("sign-in refused", "reason", "sign-ins reset while in flight", "user", user.ID)
+		return a.authPage(c, http.StatusConflict, false, f, "Your account's sessions were just reset (for example, the password was changed). Please sign in again.")
+	}
+	if err != nil {
 		return err
 	}
+	a.setDeviceCookie(c, user.Email)
 	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
 }
 

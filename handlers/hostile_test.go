@@ -76,6 +76,13 @@ func TestHostileRequests(t *testing.T) {
 		{"SQL in X-Forwarded-For", alice, "GET", "/settings/security/sessions/aaaaaaaaaaaaaaaa", nil, []string{"X-Forwarded-For", sqlish}, "", 404},
 		{"unknown method with a token", alice, "PATCH", "/settings/security", nil, nil, "", 404},
 		{"unknown method without a token", alice, "DELETE", "/settings/security/sessions/" + bobID, url.Values{"csrf": {""}}, nil, "", 403},
+		// From the security review: a fresh session (inside its sudo
+		// window) still needs the password for these.
+		{"email change without the password, inside the sudo window", alice, "POST", "/settings/account/email", url.Values{"email": {"mallory@example.com"}}, nil, "", 403},
+		{"account deletion without the password, inside the sudo window", alice, "POST", "/settings/account/delete", nil, nil, "", 403},
+		{"password in the query string of an email change", alice, "POST", "/settings/account/email?password=" + url.QueryEscape(pw), url.Values{"email": {"mallory@example.com"}}, nil, "", 403},
+		{"credentials in the query string of a sign-in", app.client(uaWindowsChrome, ipBerlin), "POST", "/login?email=bob%40example.com&password=" + url.QueryEscape(pw), nil, nil, "", 422},
+		{"CSRF token only in the query string", alice, "POST", "/settings/security/sessions/revoke-all?csrf=" + alice.csrfToken(), url.Values{"csrf": {""}}, nil, "", 403},
 	}
 	// Failed sign-ins are recorded on purpose (that is the throttle), so they
 	// are compared separately.
@@ -112,7 +119,7 @@ func TestHostileRequests(t *testing.T) {
 			t.Errorf("%s: no error page", tc.name)
 		}
 	}
-	if len(cases) < 30 {
+	if len(cases) < 40 {
 		t.Fatalf("only %d hostile requests", len(cases))
 	}
 	if after := app.dump(); !sameExceptFailures(before, after) {

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -67,7 +68,13 @@ func (a *app) isHTTPS(r *http.Request) bool {
 	if r.TLS != nil {
 		return true
 	}
-	if len(a.trusted) == 0 || r.Header.Get("X-Forwarded-Proto") != "https" {
+	return r.Header.Get("X-Forwarded-Proto") == "https" && a.fromTrustedProxy(r)
+}
+
+// fromTrustedProxy reports whether the TCP peer is one of the configured
+// proxies.
+func (a *app) fromTrustedProxy(r *http.Request) bool {
+	if len(a.trusted) == 0 {
 		return false
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
@@ -90,10 +97,16 @@ func (a *app) isHTTPS(r *http.Request) bool {
 // scripts and styles from our own origin only (no inline code at all), and no
 // framing. Dynamic responses are never stored by the browser or a proxy, so
 // the Back button after sign-out shows nothing private; static files set their
-// own long-lived caching.
-func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+// own long-lived caching. Over HTTPS, Strict-Transport-Security tells the
+// browser never to use plain http for this host again (HSTSMaxAge; 0: off);
+// over plain http the header would mean nothing and is not sent.
+func (a *app) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	hsts := fmt.Sprintf("max-age=%d", int64(a.cfg.HSTSMaxAge/time.Second))
 	return func(c echo.Context) error {
 		h := c.Response().Header()
+		if a.cfg.HSTSMaxAge > 0 && a.isHTTPS(c.Request()) {
+			h.Set("Strict-Transport-Security", hsts)
+		}
 		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
 			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 		h.Set("X-Content-Type-Options", "nosniff")
@@ -103,6 +116,41 @@ func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 		h.Set("Cache-Control", "no-store")
 		return next(c)
 	}
+}
+
+// requestID gives every request an id for the logs and the X-Request-ID
+// response header. An id sent by the client is believed only from a trusted
+// proxy (which made it, so one request can be followed through both logs),
+// and only if it is short and plain; anyone else's is replaced, so a client
+// can neither forge log lines nor pick ids that collide with others'.
+func (a *app) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		id := r.Header.Get(echo.HeaderXRequestID)
+		if id == "" || !a.fromTrustedProxy(r) || !plainRequestID(id) {
+			b := make([]byte, 16)
+			rand.Read(b)
+			id = base64.RawURLEncoding.EncodeToString(b)
+		}
+		r.Header.Set(echo.HeaderXRequestID, id)
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		return next(c)
+	}
+}
+
+// plainRequestID reports whether id is 1–128 characters of letters, digits,
+// '-', '_', '.' and ':' (what proxies generate).
+func plainRequestID(id string) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '-' || b == '_' || b == '.' || b == ':') {
+			return false
+		}
+	}
+	return true
 }
 
 // accessLog logs one line per request. Only the path is logged: the query
@@ -164,6 +212,10 @@ func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 			a.sessions.ClearCookie(c)
 		case stateInvalid, stateSelf:
 			a.sessions.ClearCookie(c)
+		case stateStale:
+			// A request that left before another tab rotated the secret:
+			// signed out for this request, but the cookie is not deleted,
+			// since in a browser that would delete the new one.
 		}
 		if err := next(c); err != nil {
 			return err
@@ -218,9 +270,16 @@ func (a *app) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 // origin is refused, even a same-site subdomain. Second by a token: a random
 // value in a cookie that must come back in the form's "csrf" field
 // (double-submit), for browsers that send neither header.
+//
+// Static files and the health check skip it: they change nothing, and a
+// static response carrying a Set-Cookie would be refused by a shared cache,
+// or worse, replay one visitor's CSRF cookie to everyone.
 func (a *app) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
+		if sessionless(r.URL.Path) {
+			return next(c)
+		}
 		name := "doorman_csrf"
 		if a.isHTTPS(r) {
 			name = "__Host-doorman_csrf"
@@ -235,7 +294,7 @@ func (a *app) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 			if err := a.crossOrigin.Check(r); err != nil {
 				return echo.NewHTTPError(http.StatusForbidden, "This request came from another site, so it was blocked.")
 			}
-			sent := c.FormValue("csrf")
+			sent := formValue(c, "csrf")
 			if token == "" || subtle.ConstantTimeCompare([]byte(token), []byte(sent)) != 1 {
 				return echo.NewHTTPError(http.StatusForbidden, "This form has expired. Go back, reload the page and try again.")
 			}

@@ -3,6 +3,8 @@
 package handlers
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -48,9 +50,13 @@ type Config struct {
 	// FailureWindow block that IP (counted in memory, per instance).
 	IPFailureLimit int
 	FailureWindow  time.Duration
-	// TrustedProxies are the peers whose X-Forwarded-For and
-	// X-Forwarded-Proto headers are believed. Empty: no one's.
+	// TrustedProxies are the peers whose X-Forwarded-For,
+	// X-Forwarded-Proto and X-Request-ID headers are believed. Empty: no
+	// one's.
 	TrustedProxies []netip.Prefix
+	// HSTSMaxAge is the Strict-Transport-Security max-age sent on HTTPS
+	// responses; 0 sends none.
+	HSTSMaxAge time.Duration
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -69,6 +75,7 @@ func DefaultConfig() Config {
 		AccountFailureLimit: 10,
 		IPFailureLimit:      50,
 		FailureWindow:       15 * time.Minute,
+		HSTSMaxAge:          365 * 24 * time.Hour,
 	}
 }
 
@@ -79,9 +86,10 @@ type Deps struct {
 	Hasher *password.Hasher
 	Logger *slog.Logger
 	Config Config
-	// FlashKey signs the flash-message cookie (32 or 64 random bytes, the
-	// same on every instance).
-	FlashKey []byte
+	// SecretKey is the application's secret (at least 32 random bytes,
+	// the same on every instance): the keys of the flash-message cookie,
+	// the device cookie and the failed-sign-in counters are derived from it.
+	SecretKey []byte
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 }
@@ -101,13 +109,34 @@ type app struct {
 	extractIP   echo.IPExtractor
 	assets      views.Assets
 	crossOrigin *http.CrossOriginProtection
+	keys        appKeys
 	bufs        sync.Pool // *bytes.Buffer for render
+}
+
+// appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
+// key is used for two things.
+type appKeys struct {
+	flash    []byte // signs the flash-message cookie
+	devices  []byte // signs device cookies
+	accounts []byte // keys the failed-sign-in counters (HMAC of the address)
+}
+
+func deriveKeys(secret []byte) appKeys {
+	derive := func(purpose string) []byte {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte("doorman " + purpose))
+		return m.Sum(nil)
+	}
+	return appKeys{flash: derive("flash cookie"), devices: derive("device cookie"), accounts: derive("login failures")}
 }
 
 // New builds the Echo server: the middleware chain and every route.
 func New(d Deps) (*echo.Echo, error) {
 	if d.Store == nil || d.Hasher == nil {
 		return nil, errors.New("handlers: Deps.Store and Deps.Hasher are required")
+	}
+	if len(d.SecretKey) < 32 {
+		return nil, errors.New("handlers: Deps.SecretKey must be at least 32 bytes")
 	}
 	if d.Now == nil {
 		d.Now = time.Now
@@ -134,7 +163,8 @@ func New(d Deps) (*echo.Echo, error) {
 	}
 	a.sessions = &sessionService{a: a}
 	a.ipLimit = newIPLimiter(d.Config.IPFailureLimit, d.Config.FailureWindow)
-	a.flashes = sessions.NewCookieStore(d.FlashKey)
+	a.keys = deriveKeys(d.SecretKey)
+	a.flashes = sessions.NewCookieStore(a.keys.flash)
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
@@ -146,10 +176,10 @@ func New(d Deps) (*echo.Echo, error) {
 	// panicking request is logged with its 500 too. CSRF runs before the
 	// session is loaded so a refused cross-site POST never reaches anything
 	// that writes.
-	e.Use(middleware.RequestID())
+	e.Use(a.requestID)
 	e.Use(a.accessLog)
 	e.Use(middleware.Recover())
-	e.Use(securityHeaders)
+	e.Use(a.securityHeaders)
 	e.Use(middleware.BodyLimit("64K"))
 	e.Use(a.csrf)
 	e.Use(a.loadSession)

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -51,12 +52,12 @@ func TestSudoModeForEndingSessions(t *testing.T) {
 	if after := app.dump(); after != before {
 		t.Fatalf("a refused action changed the database:\n%s\nvs\n%s", before, after)
 	}
-	// Wrong password: refused, counted as a failure.
+	// Wrong password: refused, counted as a failure of this session's.
 	res = desktop.post("/settings/security/sessions/revoke-all", url.Values{"password": {"wrong password"}})
 	expectStatus(t, res, http.StatusUnprocessableEntity)
 	expectBody(t, res, "Incorrect password.")
-	if n, _, _ := app.store.LoginFailuresSince(context.Background(), "alice@example.com", time.Time{}); n != 1 {
-		t.Fatalf("%d failures recorded, want 1", n)
+	if n := strings.Count(app.dump(), "session:"+desktop.currentID()); n != 1 {
+		t.Fatalf("%d failures recorded for the session, want 1", n)
 	}
 	for _, c := range []*client{desktop, phone, laptop} {
 		expectStatus(t, c.get("/settings"), http.StatusOK)
@@ -108,9 +109,13 @@ func TestWrongPasswordsAreThrottledPerAccount(t *testing.T) {
 	if c.sessionCookie() != "" {
 		t.Fatal("a throttled sign-in set a cookie")
 	}
-	// Re-authentication is throttled too, and bob is not affected.
-	res = desktop.post("/settings/security/sessions/revoke-all", url.Values{"password": {pw}})
-	expectStatus(t, res, http.StatusTooManyRequests)
+	// But the owner is not locked out by them (the review's "lockout as a
+	// weapon"): their live session re-enters the password as usual, and
+	// their browser, which carries a device cookie from its sign-up, signs
+	// in. Bob is not affected either.
+	expectRedirect(t, desktop.post("/settings/security/sessions/revoke-others", url.Values{"password": {pw}}), "/settings/security")
+	desktop.post("/logout", nil)
+	desktop.login("alice@example.com", pw)
 	app.client(uaIPhone, ipLondon).login("bob@example.com", "bob's password")
 
 	// The count lives in the database: a restarted server still refuses.
@@ -328,6 +333,29 @@ func TestOperatorCommandsOnARunningServer(t *testing.T) {
 		}
 		if _, err := op(args...); err == nil {
 			t.Errorf("%v: no error", bad)
+		}
+	}
+
+	// Files that are not Doorman databases are refused by every command,
+	// and left exactly as they were (no migration turns them into one).
+	dir := t.TempDir()
+	empty, notes := filepath.Join(dir, "empty.db"), filepath.Join(dir, "notes.txt")
+	os.WriteFile(empty, nil, 0o600)
+	os.WriteFile(notes, []byte("shopping list\n"), 0o600)
+	for _, f := range []string{empty, notes} {
+		for _, cmd := range [][]string{
+			{"sessions", "list", "--user", "alice@example.com"},
+			{"sessions", "revoke", "--user", "alice@example.com", "--all"},
+			{"users", "disable", "alice@example.com"},
+		} {
+			before, _ := os.ReadFile(f)
+			_, err := op(append(cmd, "-db", f)...)
+			if err == nil || !strings.Contains(err.Error(), "not a Doorman database") {
+				t.Errorf("%v on %s: %v, want 'not a Doorman database'", cmd, filepath.Base(f), err)
+			}
+			if after, _ := os.ReadFile(f); string(after) != string(before) {
+				t.Errorf("%v changed %s", cmd, filepath.Base(f))
+			}
 		}
 	}
 

@@ -39,6 +39,7 @@ const (
 	stateInvalid                     // malformed, unknown or forged: never ours, or pruned
 	stateEnded                       // revoked elsewhere or expired
 	stateSelf                        // signed out on this device
+	stateStale                       // a live session's id with an older secret (lost a race with a rotation)
 )
 
 // browserSession is the request's cookie, looked up.
@@ -77,8 +78,14 @@ func (s *sessionService) Lookup(r *http.Request) (browserSession, error) {
 		return browserSession{}, err
 	}
 	if !sessiontoken.Matches(secret, row.SecretHash) {
-		// Right id, wrong secret: a forgery (the id is public). Treat it
-		// exactly like an unknown id.
+		// Right id, wrong secret: a forgery (the id is public), or a
+		// request sent before another tab rotated the secret. Either way
+		// it is signed out. If the row is alive, the cookie is not deleted
+		// (stateStale): in a browser that would delete the new cookie of
+		// the tab that rotated it. A forger keeps a useless cookie.
+		if row.Alive(s.a.now()) {
+			return browserSession{state: stateStale}, nil
+		}
 		return browserSession{state: stateInvalid}, nil
 	}
 	b := browserSession{row: row, user: user}
@@ -105,7 +112,7 @@ func (s *sessionService) Start(c echo.Context, user db.User, method string) ([]d
 		}
 	}
 	row, value := s.a.newSessionRow(r, user.ID, method, now)
-	evicted, err := s.a.store.CreateSession(r.Context(), row, s.a.cfg.MaxSessionsPerUser)
+	evicted, err := s.a.store.CreateSession(r.Context(), row, s.a.cfg.MaxSessionsPerUser, user.Epoch)
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
@@ -131,6 +138,30 @@ func (s *sessionService) Rotate(c echo.Context, au *authInfo) error {
 	s.a.log.Info("session rotated", "session", au.Session.ID, "user", au.User.ID, "reason", "re-authenticated")
 	s.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
 	return nil
+}
+
+// ChangePassword sets the user's new password hash, gives this browser's
+// session a new secret (and a new sudo window), and, if endOthers, ends
+// every other session: one transaction in the store, which also refuses
+// every sign-in still in flight with the old password. db.ErrNotFound: this
+// session was ended meanwhile and nothing changed.
+func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash string, endOthers bool) ([]db.Session, error) {
+	now := s.a.now()
+	tok := sessiontoken.Rotate(au.Session.ID)
+	ended, err := s.a.store.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, now)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("change password: %w", err)
+	}
+	au.Session.SecretHash, au.Session.ReauthAt = tok.Hash, now
+	s.a.log.Info("session rotated", "session", au.Session.ID, "user", au.User.ID, "reason", "password changed")
+	if len(ended) > 0 {
+		s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", db.ReasonPassword, "by", au.Session.ID)
+	}
+	s.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
+	return ended, nil
 }
 
 // End signs this browser out: its session ends and its cookie is deleted.

@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"doorman/db"
 	"doorman/views"
 )
 
@@ -28,21 +27,31 @@ type passwordProblem struct {
 	status int
 }
 
-// reauthenticate decides whether a sensitive action may go ahead. It may
-// (ok) when the session is inside its sudo window, or when the form's field
-// holds the right password: then the session has been re-authenticated,
-// which rotates it (a new secret, so an earlier copy of the cookie is worth
-// nothing, and a new window). Otherwise problem says why not, ready to show
-// next to the field, with the status to answer.
+// reauthenticate decides whether an action that the sudo window covers
+// (ending sessions) may go ahead. It may (ok) when the session is inside its
+// sudo window, or when the form's field holds the right password: then the
+// session has been re-authenticated (see confirmPassword). Otherwise
+// problem says why not, ready to show next to the field, with the status to
+// answer.
 func (a *app) reauthenticate(c echo.Context, au *authInfo, field string) (ok bool, problem *passwordProblem, err error) {
 	if a.inSudo(au) {
 		return true, nil, nil
 	}
-	pw := c.FormValue(field)
+	return a.confirmPassword(c, au, field)
+}
+
+// confirmPassword is for the actions that always ask for the current
+// password, whatever the sudo window says (changing the email, deleting the
+// account): with a copied cookie alone, nobody can take the account. ok
+// when the form's field holds the right password, which re-authenticates
+// the session: it is rotated (a new secret, so an earlier copy of the cookie
+// is worth nothing) and starts a new sudo window.
+func (a *app) confirmPassword(c echo.Context, au *authInfo, field string) (ok bool, problem *passwordProblem, err error) {
+	pw := formValue(c, field)
 	if pw == "" {
 		return false, &passwordProblem{"Enter your password to continue.", http.StatusForbidden}, nil
 	}
-	if p, err := a.checkPassword(c, au.User, pw); p != nil || err != nil {
+	if p, err := a.checkPassword(c, au, pw); p != nil || err != nil {
 		return false, p, err
 	}
 	if err := a.sessions.Rotate(c, au); err != nil {
@@ -51,20 +60,26 @@ func (a *app) reauthenticate(c echo.Context, au *authInfo, field string) (ok boo
 	return true, nil, nil
 }
 
-// checkPassword verifies the signed-in user's password, throttled like a
-// sign-in. nil means it was right. The hash is read here, not carried with
-// every request's session check.
-func (a *app) checkPassword(c echo.Context, who db.User, pw string) (*passwordProblem, error) {
-	wait, err := a.checkThrottle(c, who.Email)
+// checkPassword verifies the signed-in user's password. nil means it was
+// right. Wrong passwords are counted per session (scope "session:<id>"), not
+// against the account's sign-in counters: a stranger failing to sign in can
+// never stop the owner's live session from confirming an action, and a
+// stolen cookie guessing the password is held to the same limit as a
+// sign-in. The hash is read here, not carried with every request's session
+// check.
+func (a *app) checkPassword(c echo.Context, au *authInfo, pw string) (*passwordProblem, error) {
+	account, scope := a.accountKey(au.User.Email), scopeSession+au.Session.ID
+	wait, err := a.accountWait(c, account, scope)
 	if err != nil {
 		return nil, err
 	}
 	if wait > 0 {
 		t := throttled{wait}
 		t.setHeader(c)
+		a.log.Warn("re-authentication throttled", "user", au.User.ID, "session", au.Session.ID, "retry_after", wait)
 		return &passwordProblem{t.message(), http.StatusTooManyRequests}, nil
 	}
-	user, err := a.store.UserByID(c.Request().Context(), who.ID)
+	user, err := a.store.UserByID(c.Request().Context(), au.User.ID)
 	if err != nil {
 		return nil, fmt.Errorf("check password: %w", err)
 	}
@@ -73,18 +88,19 @@ func (a *app) checkPassword(c echo.Context, who db.User, pw string) (*passwordPr
 		return nil, fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {
-		a.recordFailure(c, user.Email)
-		a.log.Info("re-authentication failed", "user", user.ID, "ip", c.RealIP())
+		a.recordAccountFailure(c, account, scope)
+		a.log.Info("re-authentication failed", "user", user.ID, "session", au.Session.ID, "ip", c.RealIP())
 		return &passwordProblem{"Incorrect password.", http.StatusUnprocessableEntity}, nil
 	}
 	return nil, nil
 }
 
 // renderConfirm shows a confirm page for a sensitive action: with the
-// password field when the session is outside its sudo window, and with the
+// password field when the session is outside its sudo window (or the action
+// always asks, p.NeedPassword), and with the
 // problem (and its status) when a password check just failed.
 func (a *app) renderConfirm(c echo.Context, p views.ConfirmProps, au *authInfo, problem *passwordProblem) error {
-	p.NeedPassword = !a.inSudo(au)
+	p.NeedPassword = p.NeedPassword || !a.inSudo(au)
 	status := http.StatusOK
 	if problem != nil {
 		p.NeedPassword, p.PasswordError, status = true, problem.text, problem.status

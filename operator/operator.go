@@ -73,12 +73,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("%s: which user? (an EMAIL is required)\n%s", cmd, Usage)
 	}
 
-	// Never create a database by accident: a typo in -db must not look
-	// like a user with no sessions.
+	// Never create or migrate a database: a typo in -db must not look like
+	// a user with no sessions, and no other file may be turned into a
+	// Doorman database. Listing opens the file read-only.
 	if _, err := os.Stat(dbPath); err != nil {
 		return fmt.Errorf("database %s: %w", dbPath, err)
 	}
-	store, err := storage.Open(ctx, dbPath, db.Options{Now: now})
+	opts := db.Options{Now: now, ReadOnly: cmd == "sessions list", Existing: cmd != "sessions list",
+		AllowSharedFileMode: getenv("DOORMAN_DB_ALLOW_SHARED_FILE_MODE") == "true"}
+	store, err := storage.Open(ctx, dbPath, opts)
 	if err != nil {
 		return err
 	}

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/argon2"
 )
@@ -64,6 +65,8 @@ type Hasher struct {
 	// sem holds one token per running hash. Callers beyond its capacity
 	// wait (or give up when their context ends) instead of allocating.
 	sem chan struct{}
+	// queued counts the calls waiting for a slot or hashing.
+	queued atomic.Int64
 	// inSlot, when set, runs while a slot is held, just before hashing.
 	// Tests use it to count how many hashes run at once.
 	inSlot func()
@@ -171,6 +174,8 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Par
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	h.queued.Add(1)
+	defer h.queued.Add(-1)
 	select {
 	case h.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -185,6 +190,11 @@ func (h *Hasher) derive(ctx context.Context, password string, salt []byte, p Par
 	}
 	return argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, keyLen), nil
 }
+
+// Queued returns how many hashes are running or waiting for a slot: the
+// depth of the hashing queue (for monitoring, and for tests that need to
+// know a sign-in is checking its password).
+func (h *Hasher) Queued() int { return int(h.queued.Load()) }
 
 // NeedsRehash reports whether encoded should be replaced by a new Hash with
 // p: its parameters, salt or key length differ from what Hash makes now, or

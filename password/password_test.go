@@ -501,3 +501,31 @@ func BenchmarkVerifyDefault(b *testing.B) {
 		}
 	}
 }
+
+func TestQueuedCountsWaitingAndRunningHashes(t *testing.T) {
+	h := NewHasher(Params{Memory: 64, Time: 1, Threads: 1}, 1)
+	release := make(chan struct{})
+	h.inSlot = func() { <-release }
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := h.Hash(context.Background(), "pw"); err != nil {
+				t.Error(err)
+			}
+		}()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for h.Queued() != 3 && time.Now().Before(deadline) {
+		time.Sleep(time.Millisecond)
+	}
+	if got := h.Queued(); got != 3 {
+		t.Fatalf("Queued() = %d with one hashing and two waiting, want 3", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := h.Queued(); got != 0 {
+		t.Fatalf("Queued() = %d after all finished", got)
+	}
+}

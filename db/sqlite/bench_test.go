@@ -110,7 +110,7 @@ func BenchmarkListSessions(b *testing.B) {
 		for range 10_000 {
 			tok := sessiontoken.New()
 			if _, err := s.CreateSession(ctx, db.Session{ID: tok.ID, SecretHash: tok.Hash, UserID: uid, CreatedAt: now, LastSeenAt: now,
-				IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour), AuthMethod: "bench"}, 0); err != nil {
+				IdleExpiresAt: now.Add(time.Hour), AbsoluteExpiresAt: now.Add(2 * time.Hour), AuthMethod: "bench"}, 0, 0); err != nil {
 				b.Fatal(err)
 			}
 		}

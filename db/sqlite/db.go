@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"runtime"
 	"sort"
 	"strconv"
@@ -47,20 +48,51 @@ type Store struct {
 
 var _ db.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the database at path and applies any
-// pending migrations.
+// Open opens the database at path. By default it creates the file if
+// needed (mode 0600: it holds password hashes and the application secret)
+// and applies pending migrations. With opts.ReadOnly or opts.Existing it
+// only opens a file that is already a Doorman database of this version,
+// never creates or migrates one. Unless opts.AllowSharedFileMode, it refuses
+// a database file (or its -wal/-shm) that other users may read or write.
 func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
+	existing := opts.ReadOnly || opts.Existing
+	if existing {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("db: database %s: %w", path, err)
+		}
+	} else if err := createPrivate(path); err != nil {
+		return nil, err
+	}
+	if !opts.AllowSharedFileMode {
+		if err := checkPrivate(path); err != nil {
+			return nil, err
+		}
+	}
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction that
 	// reads then writes can never deadlock against another writer.
-	pragmas := "_pragma=busy_timeout(5000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	pragmas := "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
 	name := "file:" + (&url.URL{Path: path}).EscapedPath()
-	w, err := sql.Open("sqlite", name+"?"+pragmas+"&_txlock=immediate")
+	if existing {
+		// Look before touching: even setting the journal mode writes.
+		if err := checkSchema(ctx, name, path); err != nil {
+			return nil, err
+		}
+	}
+	switch {
+	case opts.ReadOnly:
+		name += "?mode=ro&_pragma=query_only(1)&"
+	case opts.Existing:
+		name += "?mode=rw&_pragma=journal_mode(WAL)&"
+	default:
+		name += "?_pragma=journal_mode(WAL)&"
+	}
+	w, err := sql.Open("sqlite", name+pragmas+"&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
 	}
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", name+"?"+pragmas+"&_pragma=query_only(1)")
+	r, err := sql.Open("sqlite", name+pragmas+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
@@ -72,15 +104,80 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if err := s.migrate(ctx); err != nil {
+	if !existing {
+		err = s.migrate(ctx)
+	}
+	if err == nil {
+		err = s.prepare(ctx)
+	}
+	if err != nil {
 		s.Close()
 		return nil, err
 	}
-	if err := s.prepare(ctx); err != nil {
-		s.Close()
-		return nil, err
+	if !opts.AllowSharedFileMode {
+		// SQLite gives -wal and -shm the main file's mode; check anyway.
+		if err := checkPrivate(path); err != nil {
+			s.Close()
+			return nil, err
+		}
 	}
 	return s, nil
+}
+
+// createPrivate creates an empty database file readable by its owner only,
+// if there is none.
+func createPrivate(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("db: create %s: %w", path, err)
+	}
+	return f.Close()
+}
+
+// checkPrivate refuses a database whose file, -wal or -shm grants any
+// permission to the group or others: they hold password hashes and the
+// application secret.
+func checkPrivate(path string) error {
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if errors.Is(err, fs.ErrNotExist) && p != path {
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("db: %s: %w", p, err)
+		}
+		if m := fi.Mode().Perm(); m&0o077 != 0 {
+			return fmt.Errorf("db: %s has mode %04o, so other users can read it (it holds password hashes): run `chmod 600 %s*`, or start with -db-allow-shared-file-mode if this is deliberate", p, m, path)
+		}
+	}
+	return nil
+}
+
+// checkSchema makes sure the file (name, as a DSN) is a Doorman database with
+// every migration of this version applied, reading it through a read-only
+// connection that changes nothing.
+func checkSchema(ctx context.Context, name, path string) error {
+	probe, err := sql.Open("sqlite", name+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)")
+	if err != nil {
+		return fmt.Errorf("db: open %s: %w", path, err)
+	}
+	defer probe.Close()
+	var version sql.NullInt64
+	err = probe.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version)
+	if err != nil || !version.Valid {
+		return fmt.Errorf("db: %s is not a Doorman database", path)
+	}
+	want, err := latestMigration()
+	if err != nil {
+		return err
+	}
+	if int(version.Int64) != want {
+		return fmt.Errorf("db: %s is at schema version %d, this Doorman needs %d: start the server of this version on it once to migrate it", path, version.Int64, want)
+	}
+	return nil
 }
 
 // writer is the writer pool, counting what it is asked to do. Every
@@ -155,18 +252,13 @@ func (s *Store) migrate(ctx context.Context) error {
 		applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("db: create schema_migrations: %w", err)
 	}
-	files, err := fs.Glob(migrations, "migrations/*.sql")
+	files, err := migrationFiles()
 	if err != nil {
-		return fmt.Errorf("db: list migrations: %w", err)
+		return err
 	}
-	sort.Strings(files)
 	for _, f := range files {
-		base := strings.TrimPrefix(f, "migrations/")
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("db: migration %s: name must start with a number", base)
-		}
-		body, err := migrations.ReadFile(f)
+		base, version := f.name, f.version
+		body, err := migrations.ReadFile("migrations/" + base)
 		if err != nil {
 			return fmt.Errorf("db: read migration %s: %w", base, err)
 		}
@@ -175,6 +267,39 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+type migration struct {
+	name    string
+	version int
+}
+
+// migrationFiles lists the embedded migrations in order.
+func migrationFiles() ([]migration, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("db: list migrations: %w", err)
+	}
+	sort.Strings(files)
+	out := make([]migration, len(files))
+	for i, f := range files {
+		base := strings.TrimPrefix(f, "migrations/")
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("db: migration %s: name must start with a number", base)
+		}
+		out[i] = migration{base, version}
+	}
+	return out, nil
+}
+
+// latestMigration is the version of the newest embedded migration.
+func latestMigration() (int, error) {
+	files, err := migrationFiles()
+	if err != nil || len(files) == 0 {
+		return 0, fmt.Errorf("db: no migrations: %v", err)
+	}
+	return files[len(files)-1].version, nil
 }
 
 func (s *Store) applyMigration(ctx context.Context, version int, body string) error {

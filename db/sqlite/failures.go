@@ -3,24 +3,27 @@ package sqlite
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// RecordLoginFailure notes a failed sign-in or re-authentication for email.
-func (s *Store) RecordLoginFailure(ctx context.Context, email, ip string, at time.Time) error {
-	if _, err := s.write.ExecContext(ctx, `INSERT INTO login_failures (email, ip, at) VALUES (?, ?, ?)`, email, ip, at.Unix()); err != nil {
+// RecordLoginFailure notes a failed password attempt for account (an
+// opaque key the caller derives) in scope.
+func (s *Store) RecordLoginFailure(ctx context.Context, account, scope, ip string, at time.Time) error {
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO login_failures (account, scope, ip, at) VALUES (?, ?, ?, ?)`,
+		account, scope, ip, at.Unix()); err != nil {
 		return fmt.Errorf("db: record login failure: %w", err)
 	}
 	return nil
 }
 
-// LoginFailuresSince counts email's failures at or after since, and returns
-// the time of the earliest of them (zero when there are none).
-func (s *Store) LoginFailuresSince(ctx context.Context, email string, since time.Time) (int, time.Time, error) {
+// LoginFailuresSince counts account's failures in scope at or after since,
+// and returns the time of the earliest of them (zero when there are none).
+func (s *Store) LoginFailuresSince(ctx context.Context, account, scope string, since time.Time) (int, time.Time, error) {
 	var n int
 	var first *int64
-	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(at) FROM login_failures WHERE email = ? AND at >= ?`,
-		email, since.Unix()).Scan(&n, &first)
+	err := s.read.QueryRowContext(ctx, `SELECT COUNT(*), MIN(at) FROM login_failures WHERE account = ? AND scope = ? AND at >= ?`,
+		account, scope, since.Unix()).Scan(&n, &first)
 	if err != nil {
 		return 0, time.Time{}, fmt.Errorf("db: login failures: %w", err)
 	}
@@ -30,9 +33,17 @@ func (s *Store) LoginFailuresSince(ctx context.Context, email string, since time
 	return n, time.Unix(*first, 0), nil
 }
 
-// ClearLoginFailures forgets email's failures after a successful sign-in.
-func (s *Store) ClearLoginFailures(ctx context.Context, email string) error {
-	if _, err := s.write.ExecContext(ctx, `DELETE FROM login_failures WHERE email = ?`, email); err != nil {
+// ClearLoginFailures forgets account's failures in the given scopes, or in
+// every scope when none is given.
+func (s *Store) ClearLoginFailures(ctx context.Context, account string, scopes ...string) error {
+	q, args := `DELETE FROM login_failures WHERE account = ?`, []any{account}
+	if len(scopes) > 0 {
+		q += ` AND scope IN (?` + strings.Repeat(`, ?`, len(scopes)-1) + `)`
+		for _, sc := range scopes {
+			args = append(args, sc)
+		}
+	}
+	if _, err := s.write.ExecContext(ctx, q, args...); err != nil {
 		return fmt.Errorf("db: clear login failures: %w", err)
 	}
 	return nil

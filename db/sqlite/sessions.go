@@ -44,14 +44,29 @@ func scanSession(row interface{ Scan(...any) error }, extra ...any) (db.Session,
 }
 
 // CreateSession inserts a new session row, first ending (in the same
-// transaction) the least recently active sessions past maxPerUser.
-func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int) (evicted []db.Session, err error) {
+// transaction) the least recently active sessions past maxPerUser. It
+// refuses (ErrSignInsReset, nothing written) when the user's epoch is no
+// longer epoch or the user is disabled: the sign-in read the user before a
+// reset that has since committed.
+func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64) (evicted []db.Session, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("db: create session: %w", err)
 	}
 	defer tx.Rollback()
 	now := sess.CreatedAt.Unix()
+	var current int64
+	var disabled sql.NullInt64
+	err = tx.QueryRowContext(ctx, `SELECT epoch, disabled_at FROM users WHERE id = ?`, sess.UserID).Scan(&current, &disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, db.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	if current != epoch || disabled.Valid {
+		return nil, db.ErrSignInsReset
+	}
 	if maxPerUser > 0 {
 		var live int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = ? AND `+aliveSQL,
@@ -231,32 +246,80 @@ func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by 
 	return sess, nil
 }
 
-// RevokeOtherSessions ends every live session of the user except keepID and
-// returns them.
+// RevokeOtherSessions ends every live session of the user except keepID,
+// resets the user's sign-ins (epoch) in the same transaction, and returns
+// what it ended.
 func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) ([]db.Session, error) {
-	ended, err := s.revoke(ctx, `user_id = ? AND id <> ?`, reason, keepID, now, userID, keepID)
+	ended, err := s.resetSignIns(ctx, userID, `user_id = ? AND id <> ?`, reason, keepID, now, userID, keepID)
 	if err != nil {
 		return nil, fmt.Errorf("db: revoke other sessions: %w", err)
 	}
 	return ended, nil
 }
 
-// RevokeAllSessions ends every live session of the user and returns them. by
-// names the session that asked ("operator" for an operator).
+// RevokeAllSessions ends every live session of the user, resets the user's
+// sign-ins in the same transaction, and returns what it ended. by names the
+// session that asked ("operator" for an operator).
 func (s *Store) RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]db.Session, error) {
-	ended, err := s.revoke(ctx, `user_id = ?`, reason, by, now, userID)
+	ended, err := s.resetSignIns(ctx, userID, `user_id = ?`, reason, by, now, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: revoke all sessions: %w", err)
 	}
 	return ended, nil
 }
 
-// revoke ends the live sessions matching where (with args) in one
-// statement, reports them, and returns them.
-func (s *Store) revoke(ctx context.Context, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
-	ended, err := s.revokeIn(ctx, s.write, where, reason, by, now, args...)
+// resetSignIns adds one to the user's epoch and ends the live sessions
+// matching where (with args), in one transaction; then reports them.
+func (s *Store) resetSignIns(ctx context.Context, userID int64, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, err
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET epoch = epoch + 1 WHERE id = ?`, userID); err != nil {
+		return nil, err
+	}
+	ended, err := s.revokeIn(ctx, tx, where, reason, by, now, args...)
+	if err != nil {
+		return nil, err
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, err
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// ChangePassword replaces the user's password hash, resets their sign-ins,
+// gives the session sessionID (theirs, and alive) the new secret hash and a
+// re-authentication at now, and, if endOthers, ends every other session of
+// theirs (ReasonPassword): all in one transaction. If sessionID is not a
+// live session of the user's, nothing changes (ErrNotFound).
+func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time) ([]db.Session, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("db: change password: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE sessions SET secret_hash = ?, reauth_at = ?
+		WHERE user_id = ? AND id = ? AND `+aliveSQL, secretHash, now.Unix(), userID, sessionID, now.Unix(), now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("db: change password: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, db.ErrNotFound
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, epoch = epoch + 1 WHERE id = ?`, passwordHash, userID); err != nil {
+		return nil, fmt.Errorf("db: change password: %w", err)
+	}
+	var ended []db.Session
+	if endOthers {
+		if ended, err = s.revokeIn(ctx, tx, `user_id = ? AND id <> ?`, db.ReasonPassword, sessionID, now, userID, sessionID); err != nil {
+			return nil, fmt.Errorf("db: change password: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("db: change password: %w", err)
 	}
 	s.notify(db.EndedEvents(ended))
 	return ended, nil

@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
+	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"doorman/db"
@@ -62,5 +65,131 @@ func TestUniqueViolationByCode(t *testing.T) {
 	_, err = s.write.ExecContext(ctx, `INSERT INTO users (email, password_hash) VALUES ('b@example.com', 'h')`)
 	if err == nil || isUniqueViolation(err) {
 		t.Fatalf("NOT NULL failure %v taken for a unique violation", err)
+	}
+}
+
+// TestFilesArePrivate: a new database and its -wal/-shm are 0600, and a
+// database others can read is refused unless that is allowed.
+func TestFilesArePrivate(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "p.db")
+	s, err := Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, "a@example.com", "h", false, storetest.T0); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatalf("%s: %v", p, err)
+		}
+		if m := fi.Mode().Perm(); m != 0o600 {
+			t.Errorf("%s has mode %04o, want 0600", p, m)
+		}
+	}
+	s.Close()
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(ctx, path, db.Options{}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a world-readable database opened: %v", err)
+	}
+	if _, err := Open(ctx, path, db.Options{ReadOnly: true}); err == nil {
+		t.Fatal("a world-readable database opened read-only")
+	}
+	s, err = Open(ctx, path, db.Options{AllowSharedFileMode: true})
+	if err != nil {
+		t.Fatalf("with AllowSharedFileMode: %v", err)
+	}
+	s.Close()
+}
+
+// TestReadOnlyAndExistingNeverCreateOrMigrate: operator opens refuse what is
+// not a current Doorman database, and change nothing.
+func TestReadOnlyAndExistingNeverCreateOrMigrate(t *testing.T) {
+	ctx, dir := context.Background(), t.TempDir()
+	good := filepath.Join(dir, "good.db")
+	s, err := Open(ctx, good, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateUser(ctx, "a@example.com", "h", false, storetest.T0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	empty := filepath.Join(dir, "empty.db")
+	junk := filepath.Join(dir, "junk.db")
+	other := filepath.Join(dir, "other.db")
+	old := filepath.Join(dir, "old.db")
+	for p, body := range map[string][]byte{empty: nil, junk: []byte("not a database at all, just text\n")} {
+		if err := os.WriteFile(p, body, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Another program's SQLite database, and a Doorman one from before the
+	// newest migration.
+	for p, ddl := range map[string]string{
+		other: `CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)`,
+		old:   `CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL); INSERT INTO schema_migrations VALUES (1, 0)`,
+	} {
+		raw, err := sql.Open("sqlite", "file:"+p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(ddl); err != nil {
+			t.Fatal(err)
+		}
+		raw.Close()
+		os.Chmod(p, 0o600)
+	}
+	sums := map[string][]byte{}
+	for _, p := range []string{empty, junk, other, old} {
+		sums[p], _ = os.ReadFile(p)
+	}
+	for _, mode := range []db.Options{{ReadOnly: true}, {Existing: true}} {
+		for _, p := range []string{empty, junk, other} {
+			if s, err := Open(ctx, p, mode); err == nil || !strings.Contains(err.Error(), "not a Doorman database") {
+				if s != nil {
+					s.Close()
+				}
+				t.Errorf("%+v %s: %v, want 'not a Doorman database'", mode, filepath.Base(p), err)
+			}
+		}
+		if _, err := Open(ctx, old, mode); err == nil || !strings.Contains(err.Error(), "schema version 1") {
+			t.Errorf("%+v old.db: %v, want a version error", mode, err)
+		}
+		if _, err := Open(ctx, filepath.Join(dir, "missing.db"), mode); err == nil {
+			t.Errorf("%+v opened a missing file", mode)
+		}
+	}
+	for p, before := range sums {
+		if after, _ := os.ReadFile(p); string(after) != string(before) {
+			t.Errorf("%s was changed by a read-only or existing open", filepath.Base(p))
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "missing.db")); err == nil {
+		t.Error("a missing database was created")
+	}
+	// A good database: read-only reads and refuses writes; existing writes.
+	ro, err := Open(ctx, good, db.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := ro.UserByEmail(ctx, "a@example.com"); err != nil || u.Email != "a@example.com" {
+		t.Fatalf("read-only read: %+v %v", u, err)
+	}
+	if _, err := ro.CreateUser(ctx, "b@example.com", "h", false, storetest.T0); err == nil {
+		t.Fatal("a read-only store wrote")
+	}
+	ro.Close()
+	rw, err := Open(ctx, good, db.Options{Existing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rw.Close()
+	if _, err := rw.CreateUser(ctx, "b@example.com", "h", false, storetest.T0); err != nil {
+		t.Fatalf("existing store write: %v", err)
 	}
 }

@@ -13,13 +13,13 @@ import (
 	"doorman/db"
 )
 
-const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at`
+const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at, epoch`
 
 func scanUser(row interface{ Scan(...any) error }) (db.User, error) {
 	var u db.User
 	var created int64
 	var disabled sql.NullInt64
-	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled)
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
 	u.CreatedAt = time.Unix(created, 0)
 	if disabled.Valid {
 		u.DisabledAt = time.Unix(disabled.Int64, 0)
@@ -96,7 +96,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 	if disabled {
 		at = now.Unix()
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE users SET disabled_at = ? WHERE id = ?`, at, userID)
+	res, err := tx.ExecContext(ctx, `UPDATE users SET disabled_at = ?, epoch = epoch + 1 WHERE id = ?`, at, userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: disable user: %w", err)
 	}
@@ -116,33 +116,26 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 	return ended, nil
 }
 
-// DeleteUser removes the user, every session row of theirs (each of their
-// browsers is signed out on its next request) and the failed sign-ins
-// recorded under their email: nothing that names them is left. It returns
-// the sessions that were alive at now.
+// DeleteUser removes the user and every session row of theirs (each of their
+// browsers is signed out on its next request). It returns the sessions that
+// were alive at now. (Failed sign-ins are keyed by a hash the caller derives
+// from the address; the caller clears them.)
 func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]db.Session, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("db: delete user: %w", err)
 	}
 	defer tx.Rollback()
-	var email string
-	err = tx.QueryRowContext(ctx, `SELECT email FROM users WHERE id = ?`, userID).Scan(&email)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, db.ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("db: delete user: %w", err)
-	}
 	deleted, err := scanSessions(tx.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? RETURNING `+sessionColumns, userID))
 	if err != nil {
 		return nil, fmt.Errorf("db: delete user: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID); err != nil {
+	res, err := tx.ExecContext(ctx, `DELETE FROM users WHERE id = ?`, userID)
+	if err != nil {
 		return nil, fmt.Errorf("db: delete user: %w", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM login_failures WHERE email = ?`, email); err != nil {
-		return nil, fmt.Errorf("db: delete user: %w", err)
+	if n, _ := res.RowsAffected(); n == 0 {
+		return nil, db.ErrNotFound
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("db: delete user: %w", err)

@@ -16,7 +16,7 @@ func TestWriteTransactions(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := s.WriteTransactions()
-	if _, err := s.CreateSession(ctx, storetest.Session("aaaaaaaaaaaaaaaa", u.ID, now), 0); err != nil {
+	if _, err := s.CreateSession(ctx, storetest.Session("aaaaaaaaaaaaaaaa", u.ID, now), 0, u.Epoch); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, err := s.SessionWithUser(ctx, "aaaaaaaaaaaaaaaa"); err != nil {

@@ -46,6 +46,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Dump", testDump},
 		{"EventsReportEachEndOnce", testEvents},
 		{"ConcurrentRevokeVersusCreate", testConcurrentRevokeCreate},
+		{"SignInsReset", testSignInsReset},
+		{"ChangePasswordIsOneTransaction", testChangePassword},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -111,9 +113,19 @@ func (f *fixture) user(t *testing.T, email string) db.User {
 
 func (f *fixture) session(t *testing.T, sess db.Session) {
 	t.Helper()
-	if _, err := f.s.CreateSession(f.ctx, sess, 0); err != nil {
+	if _, err := f.create(t, sess, 0); err != nil {
 		t.Fatalf("CreateSession(%s): %v", sess.ID, err)
 	}
+}
+
+// create is a sign-in: it reads the user's epoch, then creates the session.
+func (f *fixture) create(t *testing.T, sess db.Session, maxPerUser int) ([]db.Session, error) {
+	t.Helper()
+	u, err := f.s.UserByID(f.ctx, sess.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return f.s.CreateSession(f.ctx, sess, maxPerUser, u.Epoch)
 }
 
 func (f *fixture) live(t *testing.T, userID int64, now time.Time) string {
@@ -339,7 +351,7 @@ func testExpiryEdges(t *testing.T, f *fixture) {
 		t.Errorf("revoke-all after both expired = %s, %v", ids(ended), err)
 	}
 	// At the cap, expired sessions do not count.
-	if evicted, err := f.s.CreateSession(f.ctx, Session("new", a.ID, T0.Add(2*time.Hour)), 1); err != nil || len(evicted) != 0 {
+	if evicted, err := f.create(t, Session("new", a.ID, T0.Add(2*time.Hour)), 1); err != nil || len(evicted) != 0 {
 		t.Errorf("cap of 1 with only expired sessions evicted %s, %v", ids(evicted), err)
 	}
 }
@@ -401,7 +413,7 @@ func testRotate(t *testing.T, f *fixture) {
 
 func testEviction(t *testing.T, f *fixture) {
 	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
-	if _, err := f.s.CreateSession(f.ctx, Session("b1", b.ID, T0), 3); err != nil {
+	if _, err := f.create(t, Session("b1", b.ID, T0), 3); err != nil {
 		t.Fatal(err)
 	}
 	// a1 is the oldest by creation but the most recently active.
@@ -410,13 +422,13 @@ func testEviction(t *testing.T, f *fixture) {
 		if id == "a1" {
 			sess.LastSeenAt = T0.Add(time.Hour)
 		}
-		evicted, err := f.s.CreateSession(f.ctx, sess, 3)
+		evicted, err := f.create(t, sess, 3)
 		if err != nil || len(evicted) != 0 {
 			t.Fatalf("under the limit: evicted %v, %v", evicted, err)
 		}
 	}
 	f.rec.Take()
-	evicted, err := f.s.CreateSession(f.ctx, Session("a4", a.ID, T0.Add(2*time.Hour)), 3)
+	evicted, err := f.create(t, Session("a4", a.ID, T0.Add(2*time.Hour)), 3)
 	if err != nil || ids(evicted) != "a2" || evicted[0].RevokedReason != db.ReasonSessionLimit || evicted[0].RevokedBy != "a4" {
 		t.Fatalf("at the limit: evicted %+v, %v; want a2", evicted, err)
 	}
@@ -436,7 +448,7 @@ func testEviction(t *testing.T, f *fixture) {
 		t.Fatalf("events of an eviction: %+v", ev)
 	}
 	// Several over the cap (the cap was lowered): all the excess goes at once.
-	evicted, err = f.s.CreateSession(f.ctx, Session("a5", a.ID, T0.Add(3*time.Hour)), 1)
+	evicted, err = f.create(t, Session("a5", a.ID, T0.Add(3*time.Hour)), 1)
 	if err != nil || sortedIDs(evicted) != "a1,a3,a4" {
 		t.Fatalf("cap lowered to 1: evicted %s, %v", ids(evicted), err)
 	}
@@ -555,15 +567,8 @@ func testUserCascades(t *testing.T, f *fixture) {
 		t.Fatalf("disabling nobody: %v", err)
 	}
 
-	// Deleting removes the rows, the failures under the email, and
-	// reports the sessions that were alive.
+	// Deleting removes the rows and reports the sessions that were alive.
 	f.session(t, Session("a3", a.ID, now))
-	if err := f.s.RecordLoginFailure(f.ctx, "a@example.com", "192.0.2.1", now); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.s.RecordLoginFailure(f.ctx, "b@example.com", "192.0.2.1", now); err != nil {
-		t.Fatal(err)
-	}
 	f.rec.Take()
 	ended, err = f.s.DeleteUser(f.ctx, a.ID, now)
 	if err != nil || ids(ended) != "a3" || ended[0].RevokedReason != db.ReasonDeleted {
@@ -580,12 +585,6 @@ func testUserCascades(t *testing.T, f *fixture) {
 	if _, err := f.s.UserByEmail(f.ctx, "a@example.com"); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("user survived: %v", err)
 	}
-	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "a@example.com", T0); n != 0 {
-		t.Fatal("the deleted user's failures were kept")
-	}
-	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "b@example.com", T0); n != 1 {
-		t.Fatal("someone else's failures were deleted")
-	}
 	if _, _, err := f.s.SessionWithUser(f.ctx, "b1"); err != nil {
 		t.Fatalf("b's session: %v", err)
 	}
@@ -600,27 +599,45 @@ func testUserCascades(t *testing.T, f *fixture) {
 
 func testLoginFailures(t *testing.T, f *fixture) {
 	for i := range 5 {
-		if err := f.s.RecordLoginFailure(f.ctx, "a@example.com", "192.0.2.4", T0.Add(time.Duration(i)*time.Minute)); err != nil {
+		if err := f.s.RecordLoginFailure(f.ctx, "key-a", "anon", "192.0.2.4", T0.Add(time.Duration(i)*time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := f.s.RecordLoginFailure(f.ctx, "b@example.com", "192.0.2.4", T0); err != nil {
-		t.Fatal(err)
+	for _, k := range [][2]string{{"key-b", "anon"}, {"key-a", "device:1"}, {"key-a", "device:2"}} {
+		if err := f.s.RecordLoginFailure(f.ctx, k[0], k[1], "192.0.2.4", T0); err != nil {
+			t.Fatal(err)
+		}
 	}
-	n, first, err := f.s.LoginFailuresSince(f.ctx, "a@example.com", T0.Add(2*time.Minute))
+	n, first, err := f.s.LoginFailuresSince(f.ctx, "key-a", "anon", T0.Add(2*time.Minute))
 	if err != nil || n != 3 || !first.Equal(T0.Add(2*time.Minute)) {
 		t.Fatalf("since +2m: %d %v %v", n, first, err)
 	}
-	if n, first, _ := f.s.LoginFailuresSince(f.ctx, "nobody@example.com", T0); n != 0 || !first.IsZero() {
+	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "key-a", "device:1", T0); n != 1 {
+		t.Fatalf("scopes are not counted apart: device:1 has %d", n)
+	}
+	if n, first, _ := f.s.LoginFailuresSince(f.ctx, "key-nobody", "anon", T0); n != 0 || !first.IsZero() {
 		t.Fatalf("nobody: %d %v", n, first)
 	}
-	if err := f.s.ClearLoginFailures(f.ctx, "a@example.com"); err != nil {
+	// Clearing one scope leaves the others.
+	if err := f.s.ClearLoginFailures(f.ctx, "key-a", "device:1"); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "a@example.com", T0); n != 0 {
-		t.Fatal("not cleared")
+	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "key-a", "device:1", T0); n != 0 {
+		t.Fatal("scope not cleared")
 	}
-	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "b@example.com", T0); n != 1 {
+	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "key-a", "anon", T0); n != 5 {
+		t.Fatal("clearing a device cleared the anonymous count")
+	}
+	// No scope: every scope of that account, and no other account.
+	if err := f.s.ClearLoginFailures(f.ctx, "key-a"); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range []string{"anon", "device:2"} {
+		if n, _, _ := f.s.LoginFailuresSince(f.ctx, "key-a", sc, T0); n != 0 {
+			t.Fatalf("%s not cleared", sc)
+		}
+	}
+	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "key-b", "anon", T0); n != 1 {
 		t.Fatal("cleared someone else's")
 	}
 	if n, err := f.s.PruneLoginFailures(f.ctx, T0.Add(time.Second)); err != nil || n != 1 {
@@ -688,10 +705,10 @@ func testDump(t *testing.T, f *fixture) {
 	if d2, _ := f.s.Dump(f.ctx); d2 == d1 {
 		t.Fatal("dump did not change with the data")
 	}
-	if err := f.s.RecordLoginFailure(f.ctx, "x@example.com", "192.0.2.1", T0); err != nil {
+	if err := f.s.RecordLoginFailure(f.ctx, "key-x", "anon", "192.0.2.1", T0); err != nil {
 		t.Fatal(err)
 	}
-	if d3, _ := f.s.Dump(f.ctx); !strings.Contains(d3, "x@example.com") {
+	if d3, _ := f.s.Dump(f.ctx); !strings.Contains(d3, "key-x") {
 		t.Fatal("dump lacks the failure table")
 	}
 }
@@ -766,8 +783,10 @@ func sameEvent(a, b db.Event) bool {
 }
 
 // testConcurrentRevokeCreate races sign-ins against "log out everywhere":
-// each session is either alive at the end or reported ended exactly once,
-// never both, never twice, and the events say the same as the return values.
+// each sign-in either creates a session or is refused because a reset
+// committed after it read the user; each created session is either alive at
+// the end or reported ended exactly once, never both, never twice; and the
+// events say the same as the return values.
 func testConcurrentRevokeCreate(t *testing.T, f *fixture) {
 	a := f.user(t, "a@example.com")
 	const creators, perCreator, revokers, rounds = 4, 25, 2, 15
@@ -775,14 +794,25 @@ func testConcurrentRevokeCreate(t *testing.T, f *fixture) {
 	errs := make(chan error, creators*perCreator+revokers*rounds)
 	var mu sync.Mutex
 	endedBy := map[string]int{}
+	created := map[string]bool{}
+	refused := 0
 	for c := range creators {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for i := range perCreator {
-				if _, err := f.s.CreateSession(f.ctx, Session(fmt.Sprintf("c%d-%d", c, i), a.ID, T0), 0); err != nil {
+				id := fmt.Sprintf("c%d-%d", c, i)
+				_, err := f.create(t, Session(id, a.ID, T0), 0)
+				mu.Lock()
+				switch {
+				case err == nil:
+					created[id] = true
+				case errors.Is(err, db.ErrSignInsReset):
+					refused++
+				default:
 					errs <- err
 				}
+				mu.Unlock()
 			}
 		}()
 	}
@@ -817,14 +847,17 @@ func testConcurrentRevokeCreate(t *testing.T, f *fixture) {
 		if endedBy[s.ID] > 0 {
 			t.Errorf("%s is alive but was reported ended", s.ID)
 		}
-	}
-	for id, n := range endedBy {
-		if n != 1 {
-			t.Errorf("%s reported ended %d times", id, n)
+		if !created[s.ID] {
+			t.Errorf("%s is alive but its sign-in was refused", s.ID)
 		}
 	}
-	if len(live)+len(endedBy) != creators*perCreator {
-		t.Errorf("%d alive + %d ended, want %d sessions in all", len(live), len(endedBy), creators*perCreator)
+	for id, n := range endedBy {
+		if n != 1 || !created[id] {
+			t.Errorf("%s reported ended %d times (created: %v)", id, n, created[id])
+		}
+	}
+	if len(live)+len(endedBy) != len(created) || len(created)+refused != creators*perCreator {
+		t.Errorf("%d alive + %d ended, %d created + %d refused; want %d sign-ins in all", len(live), len(endedBy), len(created), refused, creators*perCreator)
 	}
 	started, ended := 0, map[string]int{}
 	for _, e := range f.rec.Take() {
@@ -835,8 +868,8 @@ func testConcurrentRevokeCreate(t *testing.T, f *fixture) {
 			ended[e.SessionID]++
 		}
 	}
-	if started != creators*perCreator || len(ended) != len(endedBy) {
-		t.Errorf("events: %d started, %d ended; want %d, %d", started, len(ended), creators*perCreator, len(endedBy))
+	if started != len(created) || len(ended) != len(endedBy) {
+		t.Errorf("events: %d started, %d ended; want %d, %d", started, len(ended), len(created), len(endedBy))
 	}
 	for id, n := range ended {
 		if n != 1 || endedBy[id] != 1 {
@@ -846,5 +879,132 @@ func testConcurrentRevokeCreate(t *testing.T, f *fixture) {
 	// What the list called alive is exactly what is left to end.
 	if ended, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "", T0); err != nil || len(ended) != len(live) {
 		t.Fatalf("final revoke-all: %d, %v; want %d", len(ended), err, len(live))
+	}
+}
+
+// testSignInsReset: every reset of a user's sign-ins moves their epoch, and
+// a sign-in holding an older epoch (or for a disabled user) creates nothing.
+func testSignInsReset(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	f.session(t, Session("a1", a.ID, T0))
+	f.session(t, Session("b1", b.ID, T0))
+	now := T0.Add(time.Minute)
+	epoch := func(id int64) int64 {
+		u, err := f.s.UserByID(f.ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.Epoch
+	}
+	bEpoch := epoch(b.ID)
+	for _, reset := range []struct {
+		name string
+		do   func() error
+	}{
+		{"revoke others", func() error {
+			_, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "a1", db.ReasonRevokedOthers, now)
+			return err
+		}},
+		{"revoke all", func() error {
+			_, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "", now)
+			return err
+		}},
+		{"password change", func() error {
+			f.session(t, Session("a-cur", a.ID, now))
+			_, err := f.s.ChangePassword(f.ctx, a.ID, "a-cur", "new-hash", []byte("new-secret"), false, now)
+			return err
+		}},
+	} {
+		before := epoch(a.ID)
+		if err := reset.do(); err != nil {
+			t.Fatalf("%s: %v", reset.name, err)
+		}
+		if epoch(a.ID) == before {
+			t.Fatalf("%s did not move the epoch", reset.name)
+		}
+		dump, _ := f.s.Dump(f.ctx)
+		stale := Session("stale-"+strings.ReplaceAll(reset.name, " ", "-"), a.ID, now)
+		if _, err := f.s.CreateSession(f.ctx, stale, 0, before); !errors.Is(err, db.ErrSignInsReset) {
+			t.Fatalf("a sign-in from before %s: %v, want ErrSignInsReset", reset.name, err)
+		}
+		if d, _ := f.s.Dump(f.ctx); d != dump {
+			t.Fatalf("a refused sign-in after %s changed the store", reset.name)
+		}
+	}
+	if epoch(b.ID) != bEpoch {
+		t.Fatal("another user's epoch moved")
+	}
+	// With the current epoch a sign-in works.
+	f.session(t, Session("a-new", a.ID, now))
+	// Disabling moves it too, and a disabled user gets no session even
+	// with the current value.
+	if _, err := f.s.SetUserDisabled(f.ctx, a.ID, true, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.CreateSession(f.ctx, Session("a-disabled", a.ID, now), 0, epoch(a.ID)); !errors.Is(err, db.ErrSignInsReset) {
+		t.Fatalf("a sign-in of a disabled user: %v, want ErrSignInsReset", err)
+	}
+	if _, err := f.s.CreateSession(f.ctx, Session("nobody", 99999, now), 0, 0); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("a session for no user: %v, want ErrNotFound", err)
+	}
+}
+
+// testChangePassword: one transaction that keeps the current session (with
+// its new secret), ends the others if asked, and changes nothing at all
+// when the current session is no longer alive.
+func testChangePassword(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	for _, id := range []string{"a1", "a2", "a3"} {
+		f.session(t, Session(id, a.ID, T0))
+	}
+	f.session(t, Session("b1", b.ID, T0))
+	now := T0.Add(time.Minute)
+	f.rec.Take()
+	ended, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-2", []byte("secret-2"), true, now)
+	if err != nil || sortedIDs(ended) != "a2,a3" || ended[0].RevokedReason != db.ReasonPassword || ended[0].RevokedBy != "a1" {
+		t.Fatalf("ChangePassword = %+v, %v", ended, err)
+	}
+	if ev := f.rec.Take(); len(ev) != 2 || ev[0].Reason != db.ReasonPassword {
+		t.Fatalf("events of a password change: %+v", ev)
+	}
+	if u, _ := f.s.UserByID(f.ctx, a.ID); u.PasswordHash != "hash-2" {
+		t.Fatalf("hash = %q", u.PasswordHash)
+	}
+	row, _, _ := f.s.SessionWithUser(f.ctx, "a1")
+	if !row.Alive(now) || !bytes.Equal(row.SecretHash, []byte("secret-2")) || !row.ReauthAt.Equal(now) {
+		t.Fatalf("current session after the change: %+v", row)
+	}
+	if got := f.live(t, b.ID, now); got != "b1" {
+		t.Fatalf("b's sessions: %s", got)
+	}
+	// Keeping the others.
+	f.session(t, Session("a4", a.ID, now))
+	if ended, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-3", []byte("secret-3"), false, now); err != nil || len(ended) != 0 {
+		t.Fatalf("keeping the others: %s, %v", ids(ended), err)
+	}
+	if got := f.live(t, a.ID, now); got != "a4,a1" && got != "a1,a4" {
+		t.Fatalf("after a change that keeps others: %s", got)
+	}
+	// The current session was ended elsewhere meanwhile: nothing at all.
+	if _, err := f.s.RevokeSession(f.ctx, a.ID, "a1", db.ReasonRevoked, "a4", now); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := f.s.Dump(f.ctx)
+	f.rec.Take()
+	if _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-4", []byte("secret-4"), true, now); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("change from an ended session: %v, want ErrNotFound", err)
+	}
+	if after, _ := f.s.Dump(f.ctx); after != before {
+		t.Fatal("a refused password change changed the store")
+	}
+	if ev := f.rec.Take(); len(ev) != 0 {
+		t.Fatalf("a refused password change reported %+v", ev)
+	}
+	// Another user's session, or an unknown one: the same.
+	if _, err := f.s.ChangePassword(f.ctx, a.ID, "b1", "hash-5", []byte("x"), true, now); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("change through b's session: %v", err)
+	}
+	if u, _ := f.s.UserByID(f.ctx, a.ID); u.PasswordHash != "hash-3" {
+		t.Fatalf("hash after refused changes = %q", u.PasswordHash)
 	}
 }
