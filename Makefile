@@ -11,9 +11,9 @@ FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers
   ./handlers:FuzzSafeNext ./handlers:FuzzEmail ./device:FuzzParse ./geo:FuzzLookup ./password:FuzzVerify
 FUZZTIME ?= 5m
 
-## test: install what the tests need, then check generated code, lint, and run every test (e2e included)
+## test: install what the tests need, then check generated code, lint, and run every test (e2e included) on SQLite and PostgreSQL
 test: setup check-generated lint
-	go test -count=1 ./...
+	bash scripts/test.sh
 	$(MAKE) --no-print-directory fuzz-short
 
 ## setup: install Chromium, the playwright driver and the GeoIP data (idempotent, ~1 s when done)

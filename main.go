@@ -77,7 +77,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		fs.DurationVar(p, name, v, usage+" (env "+envName+")")
 	}
 	fs.StringVar(&cfg.Addr, "addr", env("DOORMAN_ADDR", "127.0.0.1:8080"), "listen address (env DOORMAN_ADDR)")
-	fs.StringVar(&cfg.DB, "db", env("DOORMAN_DB", "doorman.db"), "SQLite database file (env DOORMAN_DB)")
+	fs.StringVar(&cfg.DB, "db", env("DOORMAN_DB", "doorman.db"), "SQLite database file, or a postgres://user@host:port/dbname?sslmode=… URL for PostgreSQL (env DOORMAN_DB)")
 	fs.StringVar(&cfg.GeoIPDir, "geoip-dir", env("DOORMAN_GEOIP_DIR", "data"), "folder with the DB-IP City Lite .mmdb files (env DOORMAN_GEOIP_DIR)")
 	fs.StringVar(&proxies, "trusted-proxy", env("DOORMAN_TRUSTED_PROXY", ""), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed (env DOORMAN_TRUSTED_PROXY)")
 	demoDefault, err := strconv.ParseBool(env("DOORMAN_DEMO", "false"))

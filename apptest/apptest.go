@@ -16,6 +16,7 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -24,6 +25,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/db/postgres/pgtest"
 	"doorman/geo"
 	"doorman/geo/geotest"
 	"doorman/handlers"
@@ -89,11 +91,21 @@ type Options struct {
 	GeoIPDir string
 }
 
+// EnvStore chooses the store every App of the test run uses: "postgres"
+// (each App on its own fresh database of the DOORMAN_TEST_POSTGRES server,
+// see package pgtest) or, by default, "sqlite". `make test` runs the
+// handler and browser tests once with each: a store matrix over one suite.
+const EnvStore = "DOORMAN_TEST_STORE"
+
+// UsePostgres reports whether this test run's Apps use PostgreSQL.
+func UsePostgres() bool { return os.Getenv(EnvStore) == "postgres" }
+
 // App is the real server and what it was built from.
 type App struct {
 	Handler *echo.Echo
 	Store   db.Store
-	// DBPath is the SQLite file, for operator commands run beside the server.
+	// DBPath is the SQLite file or the PostgreSQL DSN, for operator
+	// commands run beside the server.
 	DBPath   string
 	Config   handlers.Config
 	Clock    *Clock
@@ -113,6 +125,9 @@ func New(t testing.TB, o Options) *App {
 	a.Store = o.Store
 	if a.Store == nil {
 		a.DBPath = filepath.Join(dir, "test.db")
+		if UsePostgres() {
+			a.DBPath = pgtest.NewDatabase(t)
+		}
 		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: o.Events, Now: a.Clock.Now})
 		if err != nil {
 			t.Fatal(err)

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -48,7 +49,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if dbPath == "" {
 		dbPath = "doorman.db"
 	}
-	fs.StringVar(&dbPath, "db", dbPath, "SQLite database file (env DOORMAN_DB)")
+	fs.StringVar(&dbPath, "db", dbPath, "SQLite database file, or postgres:// URL (env DOORMAN_DB)")
 	var email, id string
 	var all bool
 	if args[0] == "sessions" {
@@ -76,8 +77,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Never create or migrate a database: a typo in -db must not look like
 	// a user with no sessions, and no other file may be turned into a
 	// Doorman database. Listing opens the file read-only.
-	if _, err := os.Stat(dbPath); err != nil {
-		return fmt.Errorf("database %s: %w", dbPath, err)
+	if !storage.IsPostgres(dbPath) {
+		if _, err := os.Stat(dbPath); err != nil {
+			return fmt.Errorf("database %s: %w", dbPath, err)
+		}
 	}
 	opts := db.Options{Now: now, ReadOnly: cmd == "sessions list", Existing: cmd != "sessions list",
 		AllowSharedFileMode: getenv("DOORMAN_DB_ALLOW_SHARED_FILE_MODE") == "true"}
@@ -88,7 +91,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	defer store.Close()
 	user, err := store.UserByEmail(ctx, email)
 	if errors.Is(err, db.ErrNotFound) {
-		return fmt.Errorf("no user with email %s in %s", email, dbPath)
+		return fmt.Errorf("no user with email %s in %s", email, redact(dbPath))
 	}
 	if err != nil {
 		return err
@@ -160,4 +163,12 @@ func list(ctx context.Context, store db.Store, user db.User, now time.Time, stdo
 			s.LastSeenAt.UTC().Format(layout), s.CreatedAt.UTC().Format(layout), s.ExpiresAt().UTC().Format(layout))
 	}
 	return tw.Flush()
+}
+
+// redact hides the password of a postgres:// DSN in messages.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		return u.Redacted()
+	}
+	return dsn
 }

@@ -6,12 +6,19 @@ import (
 	"context"
 
 	"doorman/db"
+	"doorman/db/postgres"
 	"doorman/db/sqlite"
 )
 
-// Open opens the store for dsn: a SQLite file path (the embedded default,
-// created and migrated if needed). A PostgreSQL URL will select the
-// PostgreSQL store once it exists.
+// Open opens the store for dsn: a postgres:// (or postgresql://) URL selects
+// the PostgreSQL store, anything else is a SQLite file path (the embedded
+// default).
 func Open(ctx context.Context, dsn string, opts db.Options) (db.Store, error) {
+	if IsPostgres(dsn) {
+		return postgres.Open(ctx, dsn, opts)
+	}
 	return sqlite.Open(ctx, dsn, opts)
 }
+
+// IsPostgres reports whether dsn selects the PostgreSQL store.
+func IsPostgres(dsn string) bool { return postgres.IsDSN(dsn) }

@@ -1,0 +1,252 @@
+// Package postgres is Doorman's store for teams that run several instances:
+// db.Store on PostgreSQL through pgx (pgxpool). It keeps the same tables and
+// the same meaning as the SQLite store, passes the same conformance suite
+// (db/storetest), and like it is read on every request: no cache decides
+// whether a session lives. Every method takes a context, returns wrapped
+// errors and keeps ownership checks in the SQL.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"doorman/db"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the advisory lock key held while migrating, so that two
+// instances starting at once apply each migration exactly once.
+const migrationLock = 0x646f6f726d616e // "doorman"
+
+// Store is the PostgreSQL implementation of db.Store. It is safe for
+// concurrent use.
+type Store struct {
+	pool   *pgxpool.Pool
+	events db.EventSink
+	now    func() time.Time
+}
+
+var _ db.Store = (*Store)(nil)
+
+// IsDSN reports whether dsn names a PostgreSQL database (a postgres:// or
+// postgresql:// URL).
+func IsDSN(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// Open connects to the database dsn names and, unless opts.ReadOnly or
+// opts.Existing, applies pending migrations (under an advisory lock). With
+// ReadOnly every transaction is read-only; with either, the schema must
+// already be this version's.
+func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: postgres: %w", err)
+	}
+	if opts.ReadOnly {
+		cfg.ConnConfig.RuntimeParams["default_transaction_read_only"] = "on"
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "doorman"
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: postgres: %w", err)
+	}
+	s := &Store{pool: pool, events: opts.Events, now: opts.Now}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if opts.ReadOnly || opts.Existing {
+		err = s.checkSchema(ctx)
+	} else {
+		err = s.migrate(ctx)
+	}
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Pool is the connection pool (for LISTEN, which needs a connection of its
+// own, and for tests).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) notify(events []db.Event) {
+	if s.events != nil && len(events) > 0 {
+		s.events.Notify(events)
+	}
+}
+
+type migration struct {
+	name    string
+	version int
+}
+
+func migrationFiles() ([]migration, error) {
+	files, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, fmt.Errorf("db: list migrations: %w", err)
+	}
+	sort.Strings(files)
+	out := make([]migration, len(files))
+	for i, f := range files {
+		base := strings.TrimPrefix(f, "migrations/")
+		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return nil, fmt.Errorf("db: migration %s: name must start with a number", base)
+		}
+		out[i] = migration{base, v}
+	}
+	return out, nil
+}
+
+// migrate applies the embedded migrations that have not run yet, each in
+// its own transaction, holding a session advisory lock on one connection so
+// concurrent starts wait for each other. Forward-only: a shipped file is
+// never edited.
+func (s *Store) migrate(ctx context.Context) error {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("db: migrate: %w", err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `SELECT pg_advisory_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("db: migrate: lock: %w", err)
+	}
+	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		applied_at BIGINT NOT NULL)`); err != nil {
+		return fmt.Errorf("db: create schema_migrations: %w", err)
+	}
+	files, err := migrationFiles()
+	if err != nil {
+		return err
+	}
+	for _, m := range files {
+		body, err := migrations.ReadFile("migrations/" + m.name)
+		if err != nil {
+			return fmt.Errorf("db: read migration %s: %w", m.name, err)
+		}
+		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			var applied bool
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&applied); err != nil {
+				return err
+			}
+			if applied {
+				return nil
+			}
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, m.version, s.now().Unix())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("db: migration %s: %w", m.name, err)
+		}
+	}
+	return nil
+}
+
+// checkSchema makes sure the database holds Doorman's schema at this
+// version, changing nothing.
+func (s *Store) checkSchema(ctx context.Context) error {
+	var version *int64
+	err := s.pool.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version)
+	if err != nil || version == nil {
+		return errors.New("db: this PostgreSQL database is not a Doorman database")
+	}
+	files, err := migrationFiles()
+	if err != nil || len(files) == 0 {
+		return fmt.Errorf("db: no migrations: %v", err)
+	}
+	if want := files[len(files)-1].version; int(*version) != want {
+		return fmt.Errorf("db: the database is at schema version %d, this Doorman needs %d: start the server of this version on it once to migrate it", *version, want)
+	}
+	return nil
+}
+
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
+// AppSecret returns the application secret called name, creating it with
+// size random bytes the first time.
+func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.Time) ([]byte, error) {
+	fresh, err := randomBytes(size)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
+		name, fresh, now.Unix()); err != nil {
+		return nil, fmt.Errorf("db: create app secret: %w", err)
+	}
+	var value []byte
+	if err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value); err != nil {
+		return nil, fmt.Errorf("db: read app secret: %w", err)
+	}
+	return value, nil
+}
+
+// Dump returns every row of every table as text, in a stable order.
+func (s *Store) Dump(ctx context.Context) (string, error) {
+	var sb strings.Builder
+	for _, q := range []struct{ table, order string }{
+		{"users", "id"}, {"sessions", "id"}, {"login_failures", "account, scope, at, ip"}, {"app_secrets", "name"}, {"schema_migrations", "version"},
+	} {
+		rows, err := s.pool.Query(ctx, `SELECT * FROM `+q.table+` ORDER BY `+q.order)
+		if err != nil {
+			return "", fmt.Errorf("db: dump %s: %w", q.table, err)
+		}
+		var cols []string
+		for _, f := range rows.FieldDescriptions() {
+			cols = append(cols, f.Name)
+		}
+		fmt.Fprintf(&sb, "# %s (%s)\n", q.table, strings.Join(cols, ", "))
+		for rows.Next() {
+			vals, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return "", fmt.Errorf("db: dump %s: %w", q.table, err)
+			}
+			for i, v := range vals {
+				if i > 0 {
+					sb.WriteString(" | ")
+				}
+				if b, ok := v.([]byte); ok {
+					fmt.Fprintf(&sb, "%x", b)
+				} else {
+					fmt.Fprint(&sb, v)
+				}
+			}
+			sb.WriteByte('\n')
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return "", fmt.Errorf("db: dump %s: %w", q.table, err)
+		}
+	}
+	return sb.String(), nil
+}

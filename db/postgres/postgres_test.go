@@ -1,0 +1,94 @@
+package postgres
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+
+	"doorman/db"
+	"doorman/db/postgres/pgtest"
+	"doorman/db/storetest"
+)
+
+func openTest(t *testing.T, opts db.Options) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), pgtest.NewDatabase(t), opts)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestConformance runs the store-neutral suite, unchanged, on PostgreSQL.
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T, opts db.Options) db.Store { return openTest(t, opts) })
+}
+
+// TestConcurrentStartsMigrateOnce: several instances starting at once on an
+// empty database apply each migration exactly once (the advisory lock).
+func TestConcurrentStartsMigrateOnce(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := Open(context.Background(), dsn, db.Options{})
+			if err != nil {
+				errs <- err
+				return
+			}
+			s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("a concurrent start failed: %v", err)
+	}
+	s, err := Open(context.Background(), dsn, db.Options{Existing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var n int
+	if err := s.pool.QueryRow(context.Background(), `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	files, _ := migrationFiles()
+	if n != len(files) {
+		t.Fatalf("schema_migrations has %d rows, want %d", n, len(files))
+	}
+}
+
+// TestReadOnlyAndExistingNeverMigrate: operator opens refuse a database
+// that is not Doorman's, and read-only never writes.
+func TestReadOnlyAndExistingNeverMigrate(t *testing.T) {
+	ctx := context.Background()
+	empty := pgtest.NewDatabase(t)
+	for _, mode := range []db.Options{{ReadOnly: true}, {Existing: true}} {
+		if s, err := Open(ctx, empty, mode); err == nil || !strings.Contains(err.Error(), "not a Doorman database") {
+			if s != nil {
+				s.Close()
+			}
+			t.Fatalf("%+v on an empty database: %v", mode, err)
+		}
+	}
+	// A normal start migrates it; read-only then opens it and refuses writes.
+	s, err := Open(ctx, empty, db.Options{AllowSharedFileMode: true, ReadOnly: false, Existing: false})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	ro, err := Open(ctx, empty, db.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if _, err := ro.CreateUser(ctx, "a@example.com", "h", false, storetest.T0); err == nil {
+		t.Fatal("a read-only store wrote")
+	}
+}

@@ -1,0 +1,353 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"doorman/db"
+)
+
+const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
+	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
+	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by`
+
+// alive is the one definition, in SQL, of a live session at the time in
+// parameter $1.
+const alive = `revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_at > $1`
+
+func scanSession(row pgx.Row, extra ...any) (db.Session, error) {
+	var s db.Session
+	var created, seen, idle, abs, reauth int64
+	var revokedAt *int64
+	var reason, by *string
+	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
+		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by}
+	if err := row.Scan(append(dest, extra...)...); err != nil {
+		return db.Session{}, err
+	}
+	s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
+	s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
+	s.ReauthAt = time.Unix(reauth, 0)
+	if revokedAt != nil {
+		s.RevokedAt = time.Unix(*revokedAt, 0)
+	}
+	if reason != nil {
+		s.RevokedReason = *reason
+	}
+	if by != nil {
+		s.RevokedBy = *by
+	}
+	return s, nil
+}
+
+// scanSessions reads every row a query returned (rows, err as the query
+// gave them), closing them.
+func scanSessions(rows pgx.Rows, err error) ([]db.Session, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []db.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, s)
+	}
+	return out, rows.Err()
+}
+
+const insertSessionSQL = `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
+	idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+
+func sessionArgs(s db.Session, reauth time.Time) []any {
+	return []any{s.ID, s.SecretHash, s.UserID, s.CreatedAt.Unix(), s.LastSeenAt.Unix(),
+		s.IdleExpiresAt.Unix(), s.AbsoluteExpiresAt.Unix(), s.IP, s.UserAgent,
+		s.DeviceLabel, s.DeviceKind, s.Location, s.LocationShort, s.AuthMethod, reauth.Unix()}
+}
+
+// querier is what the pool and a transaction have in common.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// revokeIn ends the live sessions matching where (whose parameters start
+// at $4: $1 is now, $2 the reason, $3 who) and returns them.
+func revokeIn(ctx context.Context, q querier, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+	all := append([]any{now.Unix(), reason, by}, args...)
+	return scanSessions(q.Query(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2, revoked_by = $3
+		WHERE `+where+` AND `+alive+` RETURNING `+sessionColumns, all...))
+}
+
+// CreateSession inserts a new session row. The user's row is locked first
+// (FOR UPDATE), which orders this sign-in against every reset of the user's
+// sign-ins: if the epoch moved, or the user is disabled, nothing is written
+// (ErrSignInsReset). Past maxPerUser, the least recently active sessions
+// are ended in the same transaction.
+func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64) ([]db.Session, error) {
+	var evicted []db.Session
+	now := sess.CreatedAt.Unix()
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var current int64
+		var disabled *int64
+		err := tx.QueryRow(ctx, `SELECT epoch, disabled_at FROM users WHERE id = $1 FOR UPDATE`, sess.UserID).Scan(&current, &disabled)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return db.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if current != epoch || disabled != nil {
+			return db.ErrSignInsReset
+		}
+		if maxPerUser > 0 {
+			var live int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = $2 AND `+alive, now, sess.UserID).Scan(&live); err != nil {
+				return err
+			}
+			if excess := live - maxPerUser + 1; excess > 0 {
+				evicted, err = revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = $4 AND `+alive+`
+					ORDER BY last_seen_at, created_at LIMIT $5)`, db.ReasonSessionLimit, sess.ID, sess.CreatedAt, sess.UserID, excess)
+				if err != nil {
+					return err
+				}
+			}
+		}
+		reauth := sess.ReauthAt
+		if reauth.IsZero() {
+			reauth = sess.CreatedAt
+		}
+		_, err = tx.Exec(ctx, insertSessionSQL, sessionArgs(sess, reauth)...)
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
+	return evicted, nil
+}
+
+// RotateSession gives a live session a new secret hash and records a
+// re-authentication at now.
+func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE sessions SET secret_hash = $2, reauth_at = $1 WHERE id = $3 AND `+alive,
+		now.Unix(), secretHash, id)
+	if err != nil {
+		return fmt.Errorf("db: rotate session: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return db.ErrNotFound
+	}
+	return nil
+}
+
+var sessionWithUserSQL = `SELECT s.id, s.secret_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
+	s.absolute_expires_at, s.ip, s.user_agent, s.device_label, s.device_kind, s.location, s.location_short,
+	s.auth_method, s.reauth_at, s.revoked_at, s.revoked_reason, s.revoked_by,
+	u.email, u.created_at, u.is_demo, u.disabled_at
+	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
+
+// SessionWithUser returns the session with that public id, alive or not,
+// and its user: the one query behind every request's session check.
+func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error) {
+	var u db.User
+	var created int64
+	var disabled *int64
+	sess, err := scanSession(s.pool.QueryRow(ctx, sessionWithUserSQL, id), &u.Email, &created, &u.IsDemo, &disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.Session{}, db.User{}, db.ErrNotFound
+	}
+	if err != nil {
+		return db.Session{}, db.User{}, fmt.Errorf("db: session with user: %w", err)
+	}
+	u.ID, u.CreatedAt = sess.UserID, time.Unix(created, 0)
+	if disabled != nil {
+		u.DisabledAt = time.Unix(*disabled, 0)
+	}
+	return sess, u, nil
+}
+
+// UserSession returns one live session of the user, or ErrNotFound.
+func (s *Store) UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error) {
+	sess, err := scanSession(s.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $2 AND id = $3 AND `+alive, now.Unix(), userID, id))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.Session{}, db.ErrNotFound
+	}
+	if err != nil {
+		return db.Session{}, fmt.Errorf("db: user session: %w", err)
+	}
+	return sess, nil
+}
+
+// ListSessions returns the user's live sessions, every column, most
+// recently active first.
+func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) ([]db.Session, error) {
+	out, err := scanSessions(s.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $2 AND `+alive+` ORDER BY last_seen_at DESC, created_at DESC`, now.Unix(), userID))
+	if err != nil {
+		return nil, fmt.Errorf("db: list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// ListSessionSummaries returns the user's live sessions with only the
+// columns a list shows, most recently active first.
+func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id, created_at, last_seen_at, device_label, device_kind, location, location_short
+		FROM sessions WHERE user_id = $2 AND `+alive+` ORDER BY last_seen_at DESC, created_at DESC`, now.Unix(), userID)
+	if err != nil {
+		return nil, fmt.Errorf("db: list sessions: %w", err)
+	}
+	defer rows.Close()
+	var out []db.SessionSummary
+	for rows.Next() {
+		var ss db.SessionSummary
+		var created, seen int64
+		if err := rows.Scan(&ss.ID, &created, &seen, &ss.DeviceLabel, &ss.DeviceKind, &ss.Location, &ss.LocationShort); err != nil {
+			return nil, fmt.Errorf("db: list sessions: %w", err)
+		}
+		ss.CreatedAt, ss.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
+		out = append(out, ss)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// TouchSession records activity on a session that is not revoked; a touch
+// racing a revocation loses.
+func (s *Store) TouchSession(ctx context.Context, id string, t db.Touch) error {
+	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET last_seen_at = $1, idle_expires_at = $2, ip = $3,
+		location = $4, location_short = $5 WHERE id = $6 AND revoked_at IS NULL`,
+		t.LastSeenAt.Unix(), t.IdleExpiresAt.Unix(), t.IP, t.Location, t.LocationShort, id); err != nil {
+		return fmt.Errorf("db: touch session: %w", err)
+	}
+	return nil
+}
+
+// RevokeSession ends one live session of the user and returns it.
+func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error) {
+	ended, err := revokeIn(ctx, s.pool, `user_id = $4 AND id = $5`, reason, by, now, userID, id)
+	if err != nil {
+		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
+	}
+	if len(ended) == 0 {
+		return db.Session{}, db.ErrNotFound
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended[0], nil
+}
+
+// RevokeOtherSessions ends every live session of the user except keepID and
+// resets the user's sign-ins, in one transaction.
+func (s *Store) RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) ([]db.Session, error) {
+	ended, err := s.resetSignIns(ctx, userID, `user_id = $4 AND id <> $5`, reason, keepID, now, userID, keepID)
+	if err != nil {
+		return nil, fmt.Errorf("db: revoke other sessions: %w", err)
+	}
+	return ended, nil
+}
+
+// RevokeAllSessions ends every live session of the user and resets the
+// user's sign-ins, in one transaction.
+func (s *Store) RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]db.Session, error) {
+	ended, err := s.resetSignIns(ctx, userID, `user_id = $4`, reason, by, now, userID)
+	if err != nil {
+		return nil, fmt.Errorf("db: revoke all sessions: %w", err)
+	}
+	return ended, nil
+}
+
+// resetSignIns moves the user's epoch (taking the user's row lock, which a
+// sign-in's CreateSession also takes) and ends the matching sessions.
+func (s *Store) resetSignIns(ctx context.Context, userID int64, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+	var ended []db.Session
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE users SET epoch = epoch + 1 WHERE id = $1`, userID); err != nil {
+			return err
+		}
+		var err error
+		ended, err = revokeIn(ctx, tx, where, reason, by, now, args...)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// ChangePassword sets the hash, resets the user's sign-ins, rotates the
+// live session sessionID and, if endOthers, ends the others: one
+// transaction. ErrNotFound (nothing changed) if sessionID is not a live
+// session of the user's.
+func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time) ([]db.Session, error) {
+	var ended []db.Session
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1, epoch = epoch + 1 WHERE id = $2`, passwordHash, userID); err != nil {
+			return err
+		}
+		tag, err := tx.Exec(ctx, `UPDATE sessions SET secret_hash = $2, reauth_at = $1 WHERE user_id = $3 AND id = $4 AND `+alive,
+			now.Unix(), secretHash, userID, sessionID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return db.ErrNotFound
+		}
+		if endOthers {
+			ended, err = revokeIn(ctx, tx, `user_id = $4 AND id <> $5`, db.ReasonPassword, sessionID, now, userID, sessionID)
+		}
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: change password: %w", err)
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// DeleteSessionsByMethod removes the user's sessions that signed in with
+// method (the demo seeder); those alive at now are reported as ended.
+func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error {
+	deleted, err := scanSessions(s.pool.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 AND auth_method = $2 RETURNING `+sessionColumns, userID, method))
+	if err != nil {
+		return fmt.Errorf("db: delete sessions: %w", err)
+	}
+	s.notify(db.EndedEvents(deletedAlive(deleted, now)))
+	return nil
+}
+
+func deletedAlive(deleted []db.Session, now time.Time) []db.Session {
+	out := deleted[:0]
+	for _, d := range deleted {
+		if d.Alive(now) {
+			d.RevokedAt, d.RevokedReason = now, db.ReasonDeleted
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+// PruneSessions deletes rows of sessions revoked or expired before cutoff.
+func (s *Store) PruneSessions(ctx context.Context, cutoff time.Time) (int64, error) {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM sessions WHERE revoked_at < $1 OR idle_expires_at < $1 OR absolute_expires_at < $1`, cutoff.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("db: prune sessions: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}

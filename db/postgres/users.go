@@ -1,0 +1,154 @@
+package postgres
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"doorman/db"
+)
+
+const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at, epoch`
+
+func scanUser(row pgx.Row) (db.User, error) {
+	var u db.User
+	var created int64
+	var disabled *int64
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
+	u.CreatedAt = time.Unix(created, 0)
+	if disabled != nil {
+		u.DisabledAt = time.Unix(*disabled, 0)
+	}
+	return u, err
+}
+
+func randomBytes(n int) ([]byte, error) {
+	b := make([]byte, n)
+	_, err := rand.Read(b)
+	return b, err
+}
+
+// CreateUser inserts a user; a duplicate email returns ErrEmailTaken.
+func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (db.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `INSERT INTO users (email, password_hash, created_at, is_demo)
+		VALUES ($1, $2, $3, $4) RETURNING `+userColumns, email, passwordHash, now.Unix(), isDemo))
+	if isUniqueViolation(err) {
+		return db.User{}, db.ErrEmailTaken
+	}
+	if err != nil {
+		return db.User{}, fmt.Errorf("db: create user: %w", err)
+	}
+	return u, nil
+}
+
+// UserByEmail returns the user with that (normalised) email, or ErrNotFound.
+func (s *Store) UserByEmail(ctx context.Context, email string) (db.User, error) {
+	return s.userWhere(ctx, "user by email", `email = $1`, email)
+}
+
+// UserByID returns the user with that id, or ErrNotFound.
+func (s *Store) UserByID(ctx context.Context, id int64) (db.User, error) {
+	return s.userWhere(ctx, "user by id", `id = $1`, id)
+}
+
+func (s *Store) userWhere(ctx context.Context, what, where string, arg any) (db.User, error) {
+	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, arg))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.User{}, db.ErrNotFound
+	}
+	if err != nil {
+		return db.User{}, fmt.Errorf("db: %s: %w", what, err)
+	}
+	return u, nil
+}
+
+// UpdatePassword replaces the user's password hash.
+func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) error {
+	return s.updateUser(ctx, "update password", `UPDATE users SET password_hash = $1 WHERE id = $2`, hash, userID)
+}
+
+// UpdateEmail changes the user's email; ErrEmailTaken if another has it.
+func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) error {
+	err := s.updateUser(ctx, "update email", `UPDATE users SET email = $1 WHERE id = $2`, email, userID)
+	if isUniqueViolation(err) {
+		return db.ErrEmailTaken
+	}
+	return err
+}
+
+func (s *Store) updateUser(ctx context.Context, what, query string, args ...any) error {
+	tag, err := s.pool.Exec(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return db.ErrNotFound
+	}
+	return nil
+}
+
+// SetUserDisabled disables (at now) or re-enables the user. Disabling also
+// resets their sign-ins and ends every live session, in one transaction.
+func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) ([]db.Session, error) {
+	var ended []db.Session
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var at any
+		if disabled {
+			at = now.Unix()
+		}
+		tag, err := tx.Exec(ctx, `UPDATE users SET disabled_at = $1, epoch = epoch + 1 WHERE id = $2`, at, userID)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return db.ErrNotFound
+		}
+		if disabled {
+			ended, err = revokeIn(ctx, tx, `user_id = $4`, db.ReasonDisabled, "operator", now, userID)
+		}
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: disable user: %w", err)
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}
+
+// DeleteUser removes the user and every session row of theirs, and returns
+// the sessions that were alive at now. The user's row is locked first, so a
+// sign-in committing meanwhile is either ended here or refused.
+func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]db.Session, error) {
+	var deleted []db.Session
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var one int
+		if err := tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&one); err != nil {
+			if errors.Is(err, pgx.ErrNoRows) {
+				return db.ErrNotFound
+			}
+			return err
+		}
+		var err error
+		if deleted, err = scanSessions(tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 RETURNING `+sessionColumns, userID)); err != nil {
+			return err
+		}
+		_, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
+	ended := deletedAlive(deleted, now)
+	s.notify(db.EndedEvents(ended))
+	return ended, nil
+}

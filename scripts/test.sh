@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# test.sh runs every Go test (make test calls it after setup and lint): it
+# brings up a throwaway PostgreSQL server (scripts/pgtest.sh) for the
+# PostgreSQL store's tests, runs the whole suite on the embedded SQLite
+# store, then the handler and browser tests again on PostgreSQL (the store
+# matrix), and removes the server whatever happens.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+pgdir=/tmp/doorman-pgtest-$$
+trap 'bash scripts/pgtest.sh stop "$pgdir" || true' EXIT
+dsn=$(bash scripts/pgtest.sh start "$pgdir")
+export DOORMAN_TEST_POSTGRES=$dsn DOORMAN_REQUIRE_POSTGRES=1
+go test -count=1 ./...
+echo "test: the handler and browser tests again, on PostgreSQL"
+DOORMAN_TEST_STORE=postgres go test -count=1 ./handlers/ ./e2e/
