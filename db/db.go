@@ -186,6 +186,16 @@ type EventSink interface {
 	Notify(events []Event)
 }
 
+// Watcher is implemented by stores that can see what other processes
+// (other instances, operator commands) ended. Watch delivers those events
+// until ctx ends, and calls resync whenever some may have been missed (at
+// the start, and after a lost connection), so the caller rechecks what it
+// holds against the store. Events of this process's own writes go to the
+// EventSink instead, and are not delivered again.
+type Watcher interface {
+	Watch(ctx context.Context, deliver func([]Event), resync func()) error
+}
+
 // EndedEvents turns ended sessions into SessionEnded events.
 func EndedEvents(ended []Session) []Event {
 	out := make([]Event, len(ended))

@@ -6,6 +6,7 @@ package sqlite
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
 	"embed"
 	"errors"
@@ -44,6 +45,8 @@ type Store struct {
 	sessionWithUser, listSessions *sql.Stmt
 	events                        db.EventSink
 	now                           func() time.Time
+	// origin names this process's rows in session_events (see Watch).
+	origin string
 }
 
 var _ db.Store = (*Store)(nil)
@@ -100,7 +103,7 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	n := max(4, runtime.NumCPU()*2)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &Store{write: &writer{DB: w}, read: r, events: opts.Events, now: opts.Now}
+	s := &Store{write: &writer{DB: w}, read: r, events: opts.Events, now: opts.Now, origin: rand.Text()}
 	if s.now == nil {
 		s.now = time.Now
 	}

@@ -88,6 +88,9 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 	if reauth.IsZero() {
 		reauth = sess.CreatedAt
 	}
+	if err := s.logEnded(ctx, tx, evicted); err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
 		idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -232,18 +235,23 @@ func (s *Store) TouchSession(ctx context.Context, id string, t db.Touch) error {
 // ended. Another user's id, an unknown id or an already ended session give
 // ErrNotFound and change nothing.
 func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error) {
-	row := s.write.QueryRowContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
-		WHERE user_id = ? AND id = ? AND `+aliveSQL+` RETURNING `+sessionColumns,
-		now.Unix(), reason, by, userID, id, now.Unix(), now.Unix())
-	sess, err := scanSession(row)
-	if errors.Is(err, sql.ErrNoRows) {
-		return db.Session{}, db.ErrNotFound
-	}
+	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
 	}
-	s.notify(db.EndedEvents([]db.Session{sess}))
-	return sess, nil
+	defer tx.Rollback()
+	ended, err := s.revokeIn(ctx, tx, `user_id = ? AND id = ?`, reason, by, now, userID, id)
+	if err != nil {
+		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
+	}
+	if len(ended) == 0 {
+		return db.Session{}, db.ErrNotFound
+	}
+	if err := tx.Commit(); err != nil {
+		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended[0], nil
 }
 
 // RevokeOtherSessions ends every live session of the user except keepID,
@@ -325,30 +333,60 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 	return ended, nil
 }
 
-// revokeIn is revoke's statement on q (the writer, or a transaction), without
-// reporting: a transaction reports after it commits.
-func (s *Store) revokeIn(ctx context.Context, q querier, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+// revokeIn ends the live sessions matching where (with args) inside tx and
+// records them in session_events; the caller reports them after commit.
+func (s *Store) revokeIn(ctx context.Context, tx *sql.Tx, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
 	all = append(all, now.Unix(), now.Unix())
-	return scanSessions(q.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+	ended, err := scanSessions(tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
 		WHERE `+where+` AND `+aliveSQL+` RETURNING `+sessionColumns, all...))
+	if err != nil {
+		return nil, err
+	}
+	return ended, s.logEnded(ctx, tx, ended)
 }
 
-// querier is what the writer pool and a transaction have in common.
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+// logEnded records ended sessions in session_events, in tx, for the other
+// processes watching the database (see Watch).
+func (s *Store) logEnded(ctx context.Context, tx *sql.Tx, ended []db.Session) error {
+	if len(ended) == 0 {
+		return nil
+	}
+	st, err := tx.PrepareContext(ctx, `INSERT INTO session_events (origin, user_id, session_id, reason, ended_by, at) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	for _, e := range ended {
+		if _, err := st.ExecContext(ctx, s.origin, e.UserID, e.ID, e.RevokedReason, e.RevokedBy, e.RevokedAt.Unix()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // DeleteSessionsByMethod removes the user's sessions that signed in with
 // method; the demo seeder uses it to replace its sample sessions. Those alive
 // at now are reported as ended.
 func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error {
-	ended, err := scanSessions(s.write.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND auth_method = ?
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: delete sessions: %w", err)
+	}
+	defer tx.Rollback()
+	deleted, err := scanSessions(tx.QueryContext(ctx, `DELETE FROM sessions WHERE user_id = ? AND auth_method = ?
 		RETURNING `+sessionColumns, userID, method))
 	if err != nil {
 		return fmt.Errorf("db: delete sessions: %w", err)
 	}
-	s.notify(db.EndedEvents(deletedAlive(ended, now)))
+	ended := deletedAlive(deleted, now)
+	if err := s.logEnded(ctx, tx, ended); err != nil {
+		return fmt.Errorf("db: delete sessions: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("db: delete sessions: %w", err)
+	}
+	s.notify(db.EndedEvents(ended))
 	return nil
 }
 

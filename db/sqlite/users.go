@@ -137,10 +137,13 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, db.ErrNotFound
 	}
+	ended := deletedAlive(deleted, now)
+	if err := s.logEnded(ctx, tx, ended); err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("db: delete user: %w", err)
 	}
-	ended := deletedAlive(deleted, now)
 	s.notify(db.EndedEvents(ended))
 	return ended, nil
 }

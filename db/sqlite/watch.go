@@ -1,0 +1,84 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"doorman/db"
+)
+
+// watchEvery is how often Watch looks for sessions other processes ended:
+// the push then reaches the tab well within a second, for one indexed read.
+const watchEvery = 250 * time.Millisecond
+
+// eventsKept is how long session_events rows are kept.
+const eventsKept = time.Hour
+
+// Watch delivers the sessions that other processes (an operator command on
+// the same file) ended, polling session_events by id, until ctx ends.
+var _ db.Watcher = (*Store)(nil)
+
+// Watch implements db.Watcher.
+func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func()) error {
+	var last int64
+	if err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM session_events`).Scan(&last); err != nil {
+		return fmt.Errorf("db: watch: %w", err)
+	}
+	resync()
+	tick := time.NewTicker(watchEvery)
+	defer tick.Stop()
+	lastPrune, failing := time.Time{}, false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+		events, next, err := s.eventsAfter(ctx, last)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			failing = true // something may be missed meanwhile
+			continue
+		}
+		if failing {
+			failing = false
+			resync()
+		}
+		last = next
+		if len(events) > 0 {
+			deliver(events)
+		}
+		if now := s.now(); now.Sub(lastPrune) > time.Minute {
+			lastPrune = now
+			s.write.ExecContext(ctx, `DELETE FROM session_events WHERE at < ?`, now.Add(-eventsKept).Unix())
+		}
+	}
+}
+
+// eventsAfter reads session_events after id written by other processes.
+func (s *Store) eventsAfter(ctx context.Context, after int64) ([]db.Event, int64, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, origin, user_id, session_id, reason, ended_by, at
+		FROM session_events WHERE id > ? ORDER BY id LIMIT 1000`, after)
+	if err != nil {
+		return nil, after, err
+	}
+	defer rows.Close()
+	var out []db.Event
+	for rows.Next() {
+		var e db.Event
+		var origin string
+		var at int64
+		if err := rows.Scan(&after, &origin, &e.UserID, &e.SessionID, &e.Reason, &e.By, &at); err != nil {
+			return nil, after, err
+		}
+		if origin == s.origin {
+			continue
+		}
+		e.Kind, e.At = db.SessionEnded, time.Unix(at, 0)
+		out = append(out, e)
+	}
+	return out, after, rows.Err()
+}
