@@ -8,6 +8,7 @@ package postgres
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -37,6 +38,8 @@ type Store struct {
 	pool   *pgxpool.Pool
 	events db.EventSink
 	now    func() time.Time
+	// origin names this process in its notifications (see Watch).
+	origin string
 }
 
 var _ db.Store = (*Store)(nil)
@@ -64,7 +67,7 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: postgres: %w", err)
 	}
-	s := &Store{pool: pool, events: opts.Events, now: opts.Now}
+	s := &Store{pool: pool, events: opts.Events, now: opts.Now, origin: rand.Text()}
 	if s.now == nil {
 		s.now = time.Now
 	}

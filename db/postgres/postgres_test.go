@@ -92,3 +92,25 @@ func TestReadOnlyAndExistingNeverMigrate(t *testing.T) {
 		t.Fatal("a read-only store wrote")
 	}
 }
+
+// TestWatch: another instance's endings arrive by LISTEN/NOTIFY, and after
+// the listening connection is killed, Watch reconnects and resyncs.
+func TestWatch(t *testing.T) {
+	dsn := pgtest.NewDatabase(t)
+	a, err := Open(context.Background(), dsn, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), dsn, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RunWatcher(t, a, b, func() {
+		if _, err := b.pool.Exec(context.Background(),
+			`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'doorman-listen' AND datname = current_database()`); err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -72,17 +72,17 @@ func sessionArgs(s db.Session, reauth time.Time) []any {
 		s.DeviceLabel, s.DeviceKind, s.Location, s.LocationShort, s.AuthMethod, reauth.Unix()}
 }
 
-// querier is what the pool and a transaction have in common.
-type querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// revokeIn ends the live sessions matching where (whose parameters start
-// at $4: $1 is now, $2 the reason, $3 who) and returns them.
-func revokeIn(ctx context.Context, q querier, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
+// revokeIn ends, in tx, the live sessions matching where (whose parameters
+// start at $4: $1 is now, $2 the reason, $3 who), sends their NOTIFY in the
+// same transaction, and returns them.
+func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
-	return scanSessions(q.Query(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2, revoked_by = $3
+	ended, err := scanSessions(tx.Query(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2, revoked_by = $3
 		WHERE `+where+` AND `+alive+` RETURNING `+sessionColumns, all...))
+	if err != nil {
+		return nil, err
+	}
+	return ended, s.notifyIn(ctx, tx, ended)
 }
 
 // CreateSession inserts a new session row. The user's row is locked first
@@ -112,7 +112,7 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 				return err
 			}
 			if excess := live - maxPerUser + 1; excess > 0 {
-				evicted, err = revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = $4 AND `+alive+`
+				evicted, err = s.revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = $4 AND `+alive+`
 					ORDER BY last_seen_at, created_at LIMIT $5)`, db.ReasonSessionLimit, sess.ID, sess.CreatedAt, sess.UserID, excess)
 				if err != nil {
 					return err
@@ -238,7 +238,12 @@ func (s *Store) TouchSession(ctx context.Context, id string, t db.Touch) error {
 
 // RevokeSession ends one live session of the user and returns it.
 func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error) {
-	ended, err := revokeIn(ctx, s.pool, `user_id = $4 AND id = $5`, reason, by, now, userID, id)
+	var ended []db.Session
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		ended, err = s.revokeIn(ctx, tx, `user_id = $4 AND id = $5`, reason, by, now, userID, id)
+		return err
+	})
 	if err != nil {
 		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
 	}
@@ -278,7 +283,7 @@ func (s *Store) resetSignIns(ctx context.Context, userID int64, where, reason, b
 			return err
 		}
 		var err error
-		ended, err = revokeIn(ctx, tx, where, reason, by, now, args...)
+		ended, err = s.revokeIn(ctx, tx, where, reason, by, now, args...)
 		return err
 	})
 	if err != nil {
@@ -307,7 +312,7 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 			return db.ErrNotFound
 		}
 		if endOthers {
-			ended, err = revokeIn(ctx, tx, `user_id = $4 AND id <> $5`, db.ReasonPassword, sessionID, now, userID, sessionID)
+			ended, err = s.revokeIn(ctx, tx, `user_id = $4 AND id <> $5`, db.ReasonPassword, sessionID, now, userID, sessionID)
 		}
 		return err
 	})
@@ -324,11 +329,19 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 // DeleteSessionsByMethod removes the user's sessions that signed in with
 // method (the demo seeder); those alive at now are reported as ended.
 func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error {
-	deleted, err := scanSessions(s.pool.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 AND auth_method = $2 RETURNING `+sessionColumns, userID, method))
+	var ended []db.Session
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		deleted, err := scanSessions(tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 AND auth_method = $2 RETURNING `+sessionColumns, userID, method))
+		if err != nil {
+			return err
+		}
+		ended = deletedAlive(deleted, now)
+		return s.notifyIn(ctx, tx, ended)
+	})
 	if err != nil {
 		return fmt.Errorf("db: delete sessions: %w", err)
 	}
-	s.notify(db.EndedEvents(deletedAlive(deleted, now)))
+	s.notify(db.EndedEvents(ended))
 	return nil
 }
 

@@ -108,7 +108,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 			return db.ErrNotFound
 		}
 		if disabled {
-			ended, err = revokeIn(ctx, tx, `user_id = $4`, db.ReasonDisabled, "operator", now, userID)
+			ended, err = s.revokeIn(ctx, tx, `user_id = $4`, db.ReasonDisabled, "operator", now, userID)
 		}
 		return err
 	})
@@ -139,8 +139,11 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 		if deleted, err = scanSessions(tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 RETURNING `+sessionColumns, userID)); err != nil {
 			return err
 		}
-		_, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID)
-		return err
+		if _, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID); err != nil {
+			return err
+		}
+		deleted = deletedAlive(deleted, now)
+		return s.notifyIn(ctx, tx, deleted)
 	})
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, err
@@ -148,7 +151,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 	if err != nil {
 		return nil, fmt.Errorf("db: delete user: %w", err)
 	}
-	ended := deletedAlive(deleted, now)
+	ended := deleted
 	s.notify(db.EndedEvents(ended))
 	return ended, nil
 }

@@ -193,3 +193,20 @@ func TestReadOnlyAndExistingNeverCreateOrMigrate(t *testing.T) {
 		t.Fatalf("existing store write: %v", err)
 	}
 }
+
+// TestWatch: an operator command's endings, written by another handle on
+// the same file, reach the server's Watch.
+func TestWatch(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "w.db")
+	a, err := Open(context.Background(), path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Open(context.Background(), path, db.Options{Existing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	storetest.RunWatcher(t, a, b, nil)
+}
