@@ -26,6 +26,7 @@ import (
 	"doorman/demo"
 	"doorman/geo"
 	"doorman/handlers"
+	"doorman/live"
 	"doorman/operator"
 	"doorman/password"
 	"doorman/seed"
@@ -168,11 +169,29 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
-	store, err := storage.Open(ctx, cfg.DB, db.Options{Now: now, AllowSharedFileMode: cfg.AllowSharedDBFile})
+	// The broker pushes session changes to open tabs. It is the store's
+	// event sink (this process's own writes) and is fed what other
+	// processes end (Watch); it rereads sessions through the store.
+	var store db.Store
+	broker := live.New(cfg.Session.MaxStreamsPerSession, func(ctx context.Context, id string) (bool, string, time.Time, error) {
+		return live.StoreChecker(store, now)(ctx, id)
+	})
+	store, err = storage.Open(ctx, cfg.DB, db.Options{Now: now, AllowSharedFileMode: cfg.AllowSharedDBFile, Events: broker})
 	if err != nil {
 		return err
 	}
 	defer store.Close()
+	if w, ok := store.(db.Watcher); ok {
+		go func() {
+			if err := w.Watch(ctx, broker.Notify, func() {
+				if err := broker.Recheck(ctx); err != nil && ctx.Err() == nil {
+					log.Error("recheck open streams", "err", err)
+				}
+			}); err != nil {
+				log.Error("watch for ended sessions", "err", err)
+			}
+		}()
+	}
 
 	resolver, err := geo.Open(cfg.GeoIPDir)
 	if err != nil {
@@ -206,7 +225,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	e, err := handlers.New(handlers.Deps{
-		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now,
+		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker,
 	})
 	if err != nil {
 		return err
@@ -220,6 +239,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		MaxHeaderBytes:    32 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Open event streams end when shutdown begins, so their connections can
+	// close instead of holding Shutdown until its timeout.
+	srv.RegisterOnShutdown(broker.Close)
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err

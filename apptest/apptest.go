@@ -29,6 +29,7 @@ import (
 	"doorman/geo"
 	"doorman/geo/geotest"
 	"doorman/handlers"
+	"doorman/live"
 	"doorman/password"
 	"doorman/storage"
 )
@@ -106,10 +107,12 @@ type App struct {
 	Store   db.Store
 	// DBPath is the SQLite file or the PostgreSQL DSN, for operator
 	// commands run beside the server.
-	DBPath   string
-	Config   handlers.Config
-	Clock    *Clock
-	Geo      *geo.Resolver
+	DBPath string
+	Config handlers.Config
+	Clock  *Clock
+	Geo    *geo.Resolver
+	// Live is the broker pushing session changes to open streams.
+	Live     *live.Broker
 	deps     handlers.Deps
 	testingT testing.TB
 }
@@ -122,19 +125,36 @@ func New(t testing.TB, o Options) *App {
 	if a.Clock == nil {
 		a.Clock = NewClock()
 	}
+	// The broker is the store's event sink, and needs the store to recheck
+	// sessions: made first, pointed at the store once it is open.
+	var store db.Store
+	a.Live = live.New(4, func(ctx context.Context, id string) (bool, string, time.Time, error) {
+		return live.StoreChecker(store, a.Clock.Now)(ctx, id)
+	})
 	a.Store = o.Store
 	if a.Store == nil {
 		a.DBPath = filepath.Join(dir, "test.db")
 		if UsePostgres() {
 			a.DBPath = pgtest.NewDatabase(t)
 		}
-		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: o.Events, Now: a.Clock.Now})
+		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: live.Fanout{a.Live, o.Events}, Now: a.Clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { s.Close() })
 		a.Store = s
 	}
+	store = a.Store
+	if w, ok := a.Store.(db.Watcher); ok && o.Store == nil {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			w.Watch(ctx, a.Live.Notify, func() { a.Live.Recheck(ctx) })
+		}()
+		t.Cleanup(func() { cancel(); <-done })
+	}
+	t.Cleanup(a.Live.Close)
 	geoDir := o.GeoIPDir
 	if geoDir == "" {
 		geotest.WriteSample(t, dir)
@@ -168,7 +188,7 @@ func New(t testing.TB, o Options) *App {
 		t.Fatal(err)
 	}
 	a.deps = handlers.Deps{
-		Store: a.Store, Geo: resolver, Hasher: hasher,
+		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live,
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
 		Config:    a.Config,
 		SecretKey: key,

@@ -157,6 +157,18 @@ func TestEveryPageAccessible(t *testing.T) {
 				must(t, button(p, "Log out").Click())
 				must(t, expect.Locator(p.GetByText("Incorrect password.")).ToBeVisible())
 				checkPage(t, p, "confirm-password-error"+suffix, dev.phone)
+				// The live notice of a session ended elsewhere, held on
+				// the page (the move to sign-in is stopped) to be checked.
+				goTo(t, p, "/settings/security")
+				id, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+				must(t, err)
+				must(t, p.Route("**/login*", func(r playwright.Route) { r.Abort() }))
+				u, err := srv.app.Store.UserByEmail(t.Context(), email)
+				must(t, err)
+				_, err = srv.app.Store.RevokeSession(t.Context(), u.ID, id, "revoked", "a11y", srv.clock.Now())
+				must(t, err)
+				must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+				checkPage(t, p, "live-signed-out"+suffix, dev.phone)
 			})
 		}
 	}

@@ -83,6 +83,7 @@ func runMain(m *testing.M) int {
 type server struct {
 	URL   string
 	clock *apptest.Clock
+	app   *apptest.App
 }
 
 // advance moves the server's clock forward.
@@ -108,7 +109,7 @@ func startServer(t *testing.T, mods ...func(*handlers.Config)) *server {
 	srv := &http.Server{Handler: app.Handler}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &server{URL: "http://" + ln.Addr().String(), clock: app.Clock}
+	return &server{URL: "http://" + ln.Addr().String(), clock: app.Clock, app: app}
 }
 
 // deviceOption adjusts a device's browser context.

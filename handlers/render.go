@@ -30,13 +30,22 @@ func (a *app) render(c echo.Context, status int, page templ.Component) error {
 // page builds the layout's props for this request. It consumes the flash
 // messages, so call it once, for the page actually rendered.
 func (a *app) page(c echo.Context, title, nav string) views.Page {
-	p := views.Page{Title: title, Nav: nav, Flashes: a.takeFlashes(c), Assets: a.assets}
+	p := views.Page{Title: title, Nav: nav, Assets: a.assets}
+	// The script's in-place refresh of a list (after a push) re-reads the
+	// page in the background: it must not take the one-time messages that
+	// the tab's next real page is to show.
+	if c.Request().Header.Get(refreshHeader) == "" {
+		p.Flashes = a.takeFlashes(c)
+	}
 	p.CSRF, _ = c.Get(ctxCSRF).(string)
 	if au := authOf(c); au != nil {
 		p.UserEmail, p.IsDemo = au.User.Email, au.User.IsDemo
 	}
 	return p
 }
+
+// refreshHeader marks the script's background re-read of a page.
+const refreshHeader = "X-Doorman-Refresh"
 
 // Flash messages travel to the next page in a cookie signed with a key from
 // the database (gorilla/sessions' CookieStore), so they cannot be forged and

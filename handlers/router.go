@@ -19,6 +19,7 @@ import (
 
 	"doorman/db"
 	"doorman/geo"
+	"doorman/live"
 	"doorman/password"
 	"doorman/paths"
 	"doorman/static"
@@ -57,6 +58,12 @@ type Config struct {
 	// HSTSMaxAge is the Strict-Transport-Security max-age sent on HTTPS
 	// responses; 0 sends none.
 	HSTSMaxAge time.Duration
+	// StreamHeartbeat is how often an open event stream gets a comment
+	// (proxies close idle connections) and rereads its session.
+	StreamHeartbeat time.Duration
+	// MaxStreamsPerSession bounds the event streams one session may hold
+	// open (a storm of tabs must not exhaust the server).
+	MaxStreamsPerSession int
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -66,16 +73,18 @@ type Config struct {
 // DefaultConfig is the documented default policy.
 func DefaultConfig() Config {
 	return Config{
-		IdleTimeout:         28 * 24 * time.Hour,
-		AbsoluteLifetime:    90 * 24 * time.Hour,
-		IdleExtendEvery:     time.Hour,
-		ActivityWriteEvery:  time.Minute,
-		SudoWindow:          10 * time.Minute,
-		MaxSessionsPerUser:  100,
-		AccountFailureLimit: 10,
-		IPFailureLimit:      50,
-		FailureWindow:       15 * time.Minute,
-		HSTSMaxAge:          365 * 24 * time.Hour,
+		IdleTimeout:          28 * 24 * time.Hour,
+		AbsoluteLifetime:     90 * 24 * time.Hour,
+		IdleExtendEvery:      time.Hour,
+		ActivityWriteEvery:   time.Minute,
+		SudoWindow:           10 * time.Minute,
+		MaxSessionsPerUser:   100,
+		AccountFailureLimit:  10,
+		IPFailureLimit:       50,
+		FailureWindow:        15 * time.Minute,
+		HSTSMaxAge:           365 * 24 * time.Hour,
+		StreamHeartbeat:      20 * time.Second,
+		MaxStreamsPerSession: 4,
 	}
 }
 
@@ -92,6 +101,10 @@ type Deps struct {
 	SecretKey []byte
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// Live pushes session changes to open tabs (the store's event sink);
+	// nil: the events stream answers 404 and pages work as without
+	// JavaScript.
+	Live *live.Broker
 }
 
 // app holds the dependencies every handler shares.
@@ -111,6 +124,7 @@ type app struct {
 	crossOrigin *http.CrossOriginProtection
 	keys        appKeys
 	bufs        sync.Pool // *bytes.Buffer for render
+	live        *live.Broker
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -152,6 +166,10 @@ func New(d Deps) (*echo.Echo, error) {
 		// Rejects state-changing requests that a browser marks as coming
 		// from another origin (Sec-Fetch-Site), or whose Origin is foreign.
 		crossOrigin: http.NewCrossOriginProtection(),
+		live:        d.Live,
+	}
+	if a.cfg.StreamHeartbeat <= 0 {
+		a.cfg.StreamHeartbeat = 20 * time.Second
 	}
 	for _, f := range []struct {
 		name string
@@ -202,6 +220,7 @@ func New(d Deps) (*echo.Echo, error) {
 	}
 	settings(http.MethodGet, paths.Settings, a.settings)
 	settings(http.MethodGet, paths.Security, a.security)
+	settings(http.MethodGet, paths.Events, a.events)
 	settings(http.MethodGet, paths.RevokeOthers, a.confirmRevokeOthers)
 	settings(http.MethodPost, paths.RevokeOthers, a.revokeOthers)
 	settings(http.MethodGet, paths.RevokeAll, a.confirmRevokeAll)

@@ -224,3 +224,38 @@ func (b *Broker) Close() {
 		}
 	}
 }
+
+// StoreChecker is the Checker of a store: alive exactly as the request path
+// decides it (the row is alive at now, and its user is not disabled).
+func StoreChecker(store db.Store, now func() time.Time) Checker {
+	return func(ctx context.Context, sessionID string) (bool, string, time.Time, error) {
+		s, u, err := store.SessionWithUser(ctx, sessionID)
+		if errors.Is(err, db.ErrNotFound) {
+			return false, db.ReasonDeleted, time.Time{}, nil
+		}
+		if err != nil {
+			return false, "", time.Time{}, err
+		}
+		switch {
+		case s.Revoked():
+			return false, s.RevokedReason, time.Time{}, nil
+		case u.Disabled():
+			return false, db.ReasonDisabled, time.Time{}, nil
+		case !s.Alive(now()):
+			return false, ReasonExpired, time.Time{}, nil
+		}
+		return true, "", s.ExpiresAt(), nil
+	}
+}
+
+// Fanout is an EventSink that tells several sinks.
+type Fanout []db.EventSink
+
+// Notify tells each sink.
+func (f Fanout) Notify(events []db.Event) {
+	for _, s := range f {
+		if s != nil {
+			s.Notify(events)
+		}
+	}
+}

@@ -1,11 +1,18 @@
 // Doorman's only script. Everything works without it; it only enhances:
 //  - a destructive GET form marked data-dialog="<id>" (which without script
 //    leads to a confirm page) opens the <dialog> of that id instead;
-//  - exact times in <time title> are shown in the reader's own time zone.
+//  - exact times in <time title> are shown in the reader's own time zone;
+//  - on signed-in pages, a stream of session events (data-events on <body>):
+//    when this session is ended elsewhere, the page says so at once (in a
+//    live region, without moving focus) and goes to the sign-in page; when
+//    the account's sessions change, the Security page refreshes its list in
+//    place, keeping focus and leaving an open dialog alone.
 "use strict";
 
-document.addEventListener("DOMContentLoaded", () => {
-  for (const form of document.querySelectorAll("form[data-dialog]")) {
+function bindDialogs(root) {
+  for (const form of root.querySelectorAll("form[data-dialog]")) {
+    if (form.dataset.bound) continue;
+    form.dataset.bound = "1";
     const dialog = document.getElementById(form.dataset.dialog);
     if (!dialog || typeof dialog.showModal !== "function") continue;
     const opener = form.querySelector("button");
@@ -13,10 +20,14 @@ document.addEventListener("DOMContentLoaded", () => {
       event.preventDefault();
       dialog.showModal();
     });
+    if (dialog.dataset.bound) continue;
+    dialog.dataset.bound = "1";
     // Give focus back to the button that opened the dialog, however it
     // closed (Cancel, Escape).
     dialog.addEventListener("close", () => {
-      if (opener && document.contains(opener)) opener.focus();
+      const again = document.querySelector(`form[data-dialog="${dialog.id}"] button`) || opener;
+      if (again && document.contains(again)) again.focus();
+      if (pendingRefresh) refreshSessions();
     });
     // Keep Tab and Shift+Tab inside the open dialog: a modal dialog makes
     // the page behind it inert, but browsers still let focus leave to the
@@ -40,12 +51,97 @@ document.addEventListener("DOMContentLoaded", () => {
       if (event.target === dialog) dialog.close("cancel");
     });
   }
+}
 
+function localTimes(root) {
   const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-  for (const t of document.querySelectorAll("time[datetime]")) {
+  for (const t of root.querySelectorAll("time[datetime]")) {
     const d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) continue;
     if (t.title) t.title = fmt.format(d);
     else if (t.closest(".details")) t.textContent = fmt.format(d);
   }
+}
+
+const sessionsSection = 'section[aria-labelledby="sessions-heading"]';
+let pendingRefresh = false;
+let refreshing = false;
+
+// refreshSessions re-reads this page and swaps in its list of sessions
+// (and the confirm dialogs, whose counts change with it). Focus stays on
+// the same control if it still exists, else moves to the list's heading
+// only if it was inside the list; an open dialog is never replaced under
+// the user: the refresh waits until it closes.
+async function refreshSessions() {
+  const current = document.querySelector(sessionsSection);
+  if (!current) return;
+  if (document.querySelector("dialog[open]")) {
+    pendingRefresh = true;
+    return;
+  }
+  if (refreshing) {
+    pendingRefresh = true;
+    return;
+  }
+  pendingRefresh = false;
+  refreshing = true;
+  try {
+    const res = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html", "X-Doorman-Refresh": "1" } });
+    if (!res.ok || res.redirected) return;
+    const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+    const fresh = doc.querySelector(sessionsSection);
+    if (!fresh || document.querySelector("dialog[open]")) {
+      pendingRefresh = true;
+      return;
+    }
+    const active = document.activeElement;
+    const wasInside = current.contains(active);
+    const row = wasInside ? active.closest("[data-session-id]") : null;
+    const key = wasInside ? { row: row && row.dataset.sessionId, label: active.getAttribute("aria-label"), text: active.textContent } : null;
+    current.replaceWith(fresh);
+    for (const d of document.querySelectorAll("dialog[id]")) d.remove();
+    for (const d of doc.querySelectorAll("dialog[id]")) document.querySelector("main").append(d);
+    bindDialogs(document);
+    localTimes(fresh);
+    if (key) {
+      const scope = key.row ? fresh.querySelector(`[data-session-id="${key.row}"]`) : fresh;
+      const same = scope && Array.from(scope.querySelectorAll("a[href], button"))
+        .find((e) => (key.label && e.getAttribute("aria-label") === key.label) || (!key.label && e.textContent === key.text));
+      const heading = fresh.querySelector("#sessions-heading");
+      if (same) same.focus();
+      else if (heading) {
+        heading.setAttribute("tabindex", "-1");
+        heading.focus();
+      }
+    }
+  } catch (e) {
+    // A failed refresh changes nothing; the next event or a reload will do.
+  } finally {
+    refreshing = false;
+    if (pendingRefresh && !document.querySelector("dialog[open]")) refreshSessions();
+  }
+}
+
+function watchSession(url) {
+  if (typeof EventSource !== "function") return;
+  const notice = document.getElementById("live-notice");
+  const events = new EventSource(url);
+  events.addEventListener("signed-out", (event) => {
+    events.close();
+    if (notice) {
+      notice.textContent = event.data || "You were signed out of this device.";
+      notice.hidden = false;
+    }
+    // Long enough for a screen reader to announce the notice.
+    setTimeout(() => location.assign(document.body.dataset.signedOut || "/login"), 1500);
+  });
+  events.addEventListener("sessions", () => refreshSessions());
+  // A stream the server refused (signed out meanwhile) or that broke is
+  // retried by the browser; the next request answers for the session.
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  bindDialogs(document);
+  localTimes(document);
+  if (document.body.dataset.events) watchSession(document.body.dataset.events);
 });

@@ -1,0 +1,62 @@
+package e2e
+
+import (
+	"testing"
+	"time"
+
+	"github.com/playwright-community/playwright-go"
+)
+
+// A session ended from another device: its open tab says so within a
+// second, without a click, in a live region (focus not moved), and goes to
+// the sign-in page. The other tabs' lists refresh in place.
+func TestLiveSignOut(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	devices := map[string]string{desktopChrome: ipBerlin, iPhone13: ipLondon, pixel7: ipTokyo}
+	pages := signedInDevices(t, srv, devices, []string{desktopChrome, iPhone13, pixel7})
+	desktop, phone, pixel := pages[desktopChrome], pages[iPhone13], pages[pixel7]
+	for _, p := range []playwright.Page{desktop, phone, pixel} {
+		reload(t, p) // every tab has seen all three sessions and opened its stream
+		must(t, expect.Locator(p.Locator("[data-session-id]")).ToHaveCount(3))
+	}
+	// The phone's keyboard focus is on its "Change password" link: a push
+	// must not move it.
+	must(t, link(phone, "Change password").Focus())
+
+	// The desktop ends the phone (inside its sudo window: no password).
+	row := desktop.Locator("[data-session-id]").Filter(playwright.LocatorFilterOptions{HasText: "Safari on iPhone"})
+	started := time.Now()
+	must(t, row.GetByRole("button").Click())
+	notice := phone.Locator("#live-notice")
+	must(t, expect.Locator(notice).ToHaveText("You were signed out of this device.", playwright.LocatorAssertionsToHaveTextOptions{Timeout: playwright.Float(1000)}))
+	t.Logf("the ended tab showed the notice %v after the click", time.Since(started).Round(time.Millisecond))
+	must(t, expect.Locator(notice).ToHaveAttribute("role", "status"))
+	must(t, expect.Locator(link(phone, "Change password")).ToBeFocused())
+	screenshot(t, phone, "live-signed-out-iphone")
+	expectSignedOut(t, phone)
+
+	// The Pixel's list lost the phone without a reload, and its focus
+	// stayed where it was.
+	must(t, link(pixel, "Change password").Focus())
+	must(t, expect.Locator(pixel.Locator("[data-session-id]")).ToHaveCount(2, playwright.LocatorAssertionsToHaveCountOptions{Timeout: playwright.Float(2000)}))
+	must(t, expect.Locator(link(pixel, "Change password")).ToBeFocused())
+
+	// A new sign-in appears in the open lists, and an open dialog is not
+	// disturbed: the refresh waits for it to close.
+	must(t, button(pixel, "Log out all other sessions").Click())
+	dialog := pixel.Locator("dialog[open]")
+	must(t, expect.Locator(dialog).ToBeVisible())
+	laptop := newDevice(t, srv, desktopChrome, ipTokyo)
+	signInByRequest(t, laptop, email, pass1, false)
+	must(t, expect.Locator(desktop.Locator("[data-session-id]")).ToHaveCount(3, playwright.LocatorAssertionsToHaveCountOptions{Timeout: playwright.Float(2000)}))
+	must(t, expect.Locator(dialog).ToBeVisible())
+	must(t, expect.Locator(pixel.Locator("[data-session-id]")).ToHaveCount(2))
+	must(t, button(pixel, "Cancel").Click())
+	must(t, expect.Locator(pixel.Locator("[data-session-id]")).ToHaveCount(3, playwright.LocatorAssertionsToHaveCountOptions{Timeout: playwright.Float(2000)}))
+	// The refreshed list still works: its X buttons and dialogs.
+	must(t, expect.Locator(pixel.Locator("[data-session-id] .icon-button")).ToHaveCount(2))
+	must(t, button(pixel, "Log out all other sessions").Click())
+	must(t, expect.Locator(pixel.Locator("dialog[open]")).ToContainText("2 other sessions will be signed out"))
+	must(t, button(pixel, "Cancel").Click())
+}

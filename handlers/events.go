@@ -1,0 +1,110 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/live"
+)
+
+// events is GET /settings/security/events: a text/event-stream for this
+// browser session (the auth group already refused an ended or unknown one,
+// exactly like any other signed-out request). It sends
+//   - "event: signed-out" with the reason in words when this session ends
+//     (from another device, a password change, an operator, the session cap,
+//     expiry), then closes;
+//   - "event: sessions" when the account's list of sessions changes;
+//   - a comment at least every StreamHeartbeat, so proxies keep it open.
+//
+// Each heartbeat also rereads this session from the store: a missed push
+// is made good within one heartbeat, and expiry is noticed even if no one
+// writes.
+func (a *app) events(c echo.Context) error {
+	if a.live == nil {
+		return echo.NewHTTPError(http.StatusNotFound)
+	}
+	au := authOf(c)
+	st, err := a.live.Subscribe(au.User.ID, au.Session.ID)
+	switch {
+	case errors.Is(err, live.ErrTooManyStreams):
+		return echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this session.")
+	case errors.Is(err, live.ErrClosed):
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "The server is restarting. Please try again in a moment.")
+	case err != nil:
+		return err
+	}
+	defer st.Close()
+	ctx := c.Request().Context()
+	w := c.Response()
+	// The server's write timeout is for pages; a stream lives until the tab
+	// or the session ends.
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Time{})
+	h := w.Header()
+	h.Set(echo.HeaderContentType, "text/event-stream")
+	h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
+	w.WriteHeader(http.StatusOK)
+	send := func(s string) bool {
+		if _, err := fmt.Fprint(w, s); err != nil {
+			return false
+		}
+		return rc.Flush() == nil
+	}
+	if !send("retry: 3000\n: stream open\n\n") {
+		return nil
+	}
+	// The session may have ended between the session check and Subscribe.
+	expires, err := a.live.CheckOne(ctx, au.Session.ID)
+	if err != nil {
+		expires = a.now().Add(a.cfg.StreamHeartbeat)
+	}
+	heartbeat := time.NewTicker(a.cfg.StreamHeartbeat)
+	defer heartbeat.Stop()
+	expiry := time.NewTimer(max(expires.Sub(a.now()), time.Second))
+	defer expiry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-st.Stopped():
+			return nil
+		case <-st.Ended():
+			send("event: signed-out\ndata: " + signedOutText(st.Reason()) + "\n\n")
+			return nil
+		case <-st.Refresh:
+			if !send("event: sessions\ndata: changed\n\n") {
+				return nil
+			}
+		case <-heartbeat.C:
+			if !send(": ping\n\n") {
+				return nil
+			}
+			a.live.CheckOne(ctx, au.Session.ID)
+		case <-expiry.C:
+			if next, err := a.live.CheckOne(ctx, au.Session.ID); err == nil {
+				expiry.Reset(max(next.Sub(a.now()), time.Second))
+			} else {
+				expiry.Reset(a.cfg.StreamHeartbeat)
+			}
+		}
+	}
+}
+
+// signedOutText is what the ended tab says, by why its session ended.
+func signedOutText(reason string) string {
+	switch reason {
+	case db.ReasonSessionLimit:
+		return "You were signed out of this device because your account signed in on too many others."
+	case live.ReasonExpired:
+		return "Your session expired. Please sign in again."
+	case db.ReasonSignedOut:
+		return "You signed out of this device."
+	default:
+		return "You were signed out of this device."
+	}
+}

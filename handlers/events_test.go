@@ -1,0 +1,240 @@
+package handlers_test
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"doorman/handlers"
+	"doorman/operator"
+)
+
+// stream is an open GET /settings/security/events, read line by line.
+type stream struct {
+	t      *testing.T
+	res    *http.Response
+	lines  chan string
+	cancel context.CancelFunc
+}
+
+// openStream opens the client's event stream and checks it is one.
+func (c *client) openStream() *stream {
+	c.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, c.app.srv.URL+"/settings/security/events", nil)
+	req.Header.Set("User-Agent", c.ua)
+	req.Header.Set("X-Forwarded-For", c.ip)
+	req.Header.Set("Accept", "text/event-stream")
+	res, err := c.http.Do(req)
+	if err != nil {
+		cancel()
+		c.t.Fatal(err)
+	}
+	s := &stream{t: c.t, res: res, lines: make(chan string, 100), cancel: cancel}
+	c.t.Cleanup(func() { cancel(); res.Body.Close() })
+	if res.StatusCode != http.StatusOK {
+		return s
+	}
+	if ct := res.Header.Get("Content-Type"); ct != "text/event-stream" {
+		c.t.Fatalf("stream Content-Type %q", ct)
+	}
+	go func() {
+		defer close(s.lines)
+		sc := bufio.NewScanner(res.Body)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+	}()
+	return s
+}
+
+// next returns the next event (its name and data), skipping comments,
+// within d; "" if the stream ended.
+func (s *stream) next(d time.Duration) (event, data string) {
+	s.t.Helper()
+	timeout := time.After(d)
+	for {
+		select {
+		case line, ok := <-s.lines:
+			if !ok {
+				return "", ""
+			}
+			switch {
+			case strings.HasPrefix(line, "event: "):
+				event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				data = strings.TrimPrefix(line, "data: ")
+			case line == "" && event != "":
+				return event, data
+			}
+		case <-timeout:
+			s.t.Fatalf("no event within %v", d)
+			return "", ""
+		}
+	}
+}
+
+// expectEvent waits (up to a second: the goal for a push) for the event.
+func (s *stream) expectEvent(event, data string) {
+	s.t.Helper()
+	e, d := s.next(time.Second)
+	if e != event || (data != "" && d != data) {
+		s.t.Fatalf("got event %q data %q, want %q %q", e, d, event, data)
+	}
+}
+
+func (s *stream) expectClosed() {
+	s.t.Helper()
+	select {
+	case line, ok := <-s.lines:
+		for ok {
+			if strings.HasPrefix(line, "event:") {
+				s.t.Fatalf("stream went on with %q", line)
+			}
+			line, ok = <-s.lines
+		}
+	case <-time.After(2 * time.Second):
+		s.t.Fatal("the stream stayed open")
+	}
+}
+
+func TestEventStreamSignsTheEndedTabOut(t *testing.T) {
+	app := newTestApp(t)
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	phoneID := phone.currentID()
+	ps, ds := phone.openStream(), desktop.openStream()
+
+	// Ended from the other device: the phone's tab is told at once, in
+	// words, and its stream closes; the desktop's list refreshes.
+	expectRedirect(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "/settings/security")
+	ps.expectEvent("signed-out", "You were signed out of this device.")
+	ps.expectClosed()
+	ds.expectEvent("sessions", "changed")
+
+	// A signed-out browser gets what any signed-out request gets: no stream.
+	res := phone.openStream().res
+	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+		t.Fatalf("an ended session opened a stream: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	anon := app.client(uaIPhone, ipLondon).openStream().res
+	if anon.StatusCode != http.StatusSeeOther {
+		t.Fatalf("no cookie: %d", anon.StatusCode)
+	}
+
+	// A new sign-in refreshes the other tabs' lists.
+	laptop := app.client(uaMacFirefox, ipTokyo)
+	laptop.login("alice@example.com", pw)
+	ds.expectEvent("sessions", "changed")
+	ls := laptop.openStream()
+
+	// A password change elsewhere ends it too.
+	expectRedirect(t, desktop.post("/settings/security/password", url.Values{"current_password": {pw}, "new_password": {"another password"}, "sign_out_others": {"on"}}), "/settings/security")
+	ls.expectEvent("signed-out", "You were signed out of this device.")
+}
+
+// TestEventStreamSeesTheOperator: an ending written by another process (an
+// operator command on the same database) reaches the open tab within a
+// second, through the store's watcher.
+func TestEventStreamSeesTheOperator(t *testing.T) {
+	app := newTestApp(t)
+	desktop := app.client(uaWindowsChrome, ipBerlin)
+	desktop.signup("alice@example.com", pw)
+	ds := desktop.openStream()
+	var out strings.Builder
+	if err := operator.Run(context.Background(), []string{"sessions", "revoke", "--user", "alice@example.com", "--all", "-db", app.dbPath},
+		func(string) string { return "" }, &out, slog.New(slog.NewTextHandler(io.Discard, nil)), app.clock); err != nil {
+		t.Fatal(err)
+	}
+	ds.expectEvent("signed-out", "You were signed out of this device.")
+}
+
+func TestEventStreamLimitsHeartbeatExpiryShutdown(t *testing.T) {
+	app := newTestApp(t, func(c *handlers.Config) {
+		c.StreamHeartbeat = 50 * time.Millisecond
+		c.IdleTimeout = time.Hour
+	})
+	desktop := app.client(uaWindowsChrome, ipBerlin)
+	desktop.signup("alice@example.com", pw)
+
+	// At most four streams a session: a fifth is refused, and the server
+	// keeps working.
+	var streams []*stream
+	for range 4 {
+		streams = append(streams, desktop.openStream())
+	}
+	if res := desktop.openStream().res; res.StatusCode != http.StatusTooManyRequests {
+		t.Fatalf("a fifth stream: %d, want 429", res.StatusCode)
+	}
+	expectStatus(t, desktop.get("/settings"), http.StatusOK)
+	// Heartbeats come as comments.
+	deadline := time.After(2 * time.Second)
+	for got := false; !got; {
+		select {
+		case line := <-streams[0].lines:
+			got = line == ": ping"
+		case <-deadline:
+			t.Fatal("no heartbeat")
+		}
+	}
+	// Closing tabs frees their places.
+	for _, s := range streams[1:] {
+		s.cancel()
+	}
+	waitUntil(t, func() bool { return app.app.Live.Open() == 1 })
+	extra := desktop.openStream()
+	if extra.res.StatusCode != http.StatusOK {
+		t.Fatalf("after closing tabs: %d", extra.res.StatusCode)
+	}
+
+	// Expiry needs no write: the stream notices at its next check.
+	app.advance(2 * time.Hour)
+	streams[0].expectEvent("signed-out", "Your session expired. Please sign in again.")
+	extra.expectEvent("signed-out", "Your session expired. Please sign in again.")
+
+	// Shutdown ends the streams that are left.
+	app.advance(-2 * time.Hour)
+	other := app.client(uaIPhone, ipLondon)
+	other.login("alice@example.com", pw)
+	os := other.openStream()
+	app.app.Live.Close()
+	os.expectClosed()
+	if res := other.openStream().res; res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("a stream during shutdown: %d, want 503", res.StatusCode)
+	}
+}
+
+func waitUntil(t *testing.T, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatal("timed out")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// TestBackgroundRefreshKeepsMessages: the script's re-read of the page
+// (after a push) must not take the message the tab's next page shows.
+func TestBackgroundRefreshKeepsMessages(t *testing.T) {
+	app := newTestApp(t)
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	desktop.get("/settings") // the welcome message, shown
+	phone.login("alice@example.com", pw)
+	desktop.jar.SetCookies(mustURL(app.srv.URL), nil)
+	res := desktop.post("/settings/security/sessions/"+phone.currentID()+"/revoke", nil)
+	expectRedirect(t, res, "/settings/security")
+	req := mustRequest("GET", app.srv.URL+"/settings/security")
+	req.Header.Set("X-Doorman-Refresh", "1")
+	expectNoBody(t, desktop.do(req), "Signed out Safari on iPhone")
+	expectBody(t, desktop.get("/settings/security"), "Signed out Safari on iPhone")
+}
