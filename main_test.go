@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -121,5 +123,65 @@ func TestRefusesADatabaseOthersCanRead(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestShutdownEndsEventStreams: graceful shutdown does not wait for open
+// event streams to time out.
+func TestShutdownEndsEventStreams(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	env := map[string]string{"DOORMAN_DB": filepath.Join(dir, "s.db"), "DOORMAN_GEOIP_DIR": dir}
+	go func() {
+		done <- run(ctx, []string{"-addr", "127.0.0.1:0", "-demo"}, func(k string) string { return env[k] }, w, time.Now)
+		w.Close()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := strings.TrimSpace(strings.TrimPrefix(line, "Doorman is running at "))
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	res, err := c.Get(base + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	u, _ := url.Parse(base)
+	token := ""
+	for _, ck := range jar.Cookies(u) {
+		if ck.Name == "doorman_csrf" {
+			token = ck.Value
+		}
+	}
+	res, err = c.PostForm(base+"/login", url.Values{"email": {"demo@doorman.test"}, "password": {"doorman-demo"}, "csrf": {token}})
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("sign-in: %v %v", res, err)
+	}
+	res.Body.Close()
+	stream, err := c.Get(base + "/settings/security/events")
+	if err != nil || stream.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("stream: %v %v", stream, err)
+	}
+	defer stream.Body.Close()
+	start := time.Now()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Fatalf("shutdown took %v with a stream open", d)
+		}
+	case <-time.After(8 * time.Second):
+		t.Fatal("shutdown waited for the open stream")
+	}
+	if _, err := io.ReadAll(stream.Body); err != nil && !strings.Contains(err.Error(), "EOF") {
+		t.Logf("stream ended with %v", err)
 	}
 }
