@@ -225,7 +225,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 
 	e, err := handlers.New(handlers.Deps{
-		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker,
+		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker, Unavailable: storage.IsUnavailable,
 	})
 	if err != nil {
 		return err

@@ -77,6 +77,9 @@ type Options struct {
 	// Store is used instead of a fresh one (a seeded benchmark database);
 	// the caller closes it.
 	Store db.Store
+	// DSN opens this database (a file or a postgres:// URL) instead of a
+	// fresh one; it is migrated, and closed at the end of the test.
+	DSN string
 	// Events receives the store's events (fresh stores only).
 	Events db.EventSink
 	// Clock is the server's clock; nil: NewClock().
@@ -134,7 +137,10 @@ func New(t testing.TB, o Options) *App {
 	a.Store = o.Store
 	if a.Store == nil {
 		a.DBPath = filepath.Join(dir, "test.db")
-		if UsePostgres() {
+		switch {
+		case o.DSN != "":
+			a.DBPath = o.DSN
+		case UsePostgres():
 			a.DBPath = pgtest.NewDatabase(t)
 		}
 		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: live.Fanout{a.Live, o.Events}, Now: a.Clock.Now})
@@ -188,7 +194,7 @@ func New(t testing.TB, o Options) *App {
 		t.Fatal(err)
 	}
 	a.deps = handlers.Deps{
-		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live,
+		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live, Unavailable: storage.IsUnavailable,
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
 		Config:    a.Config,
 		SecretKey: key,

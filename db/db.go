@@ -118,6 +118,8 @@ type Store interface {
 	// Dump returns every row of every table as text in a stable order, so
 	// a test can prove a refused request changed nothing.
 	Dump(ctx context.Context) (string, error)
+	// Ping checks the database answers (for /readyz).
+	Ping(ctx context.Context) error
 	// Close releases the store.
 	Close() error
 }

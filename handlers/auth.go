@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -31,7 +32,22 @@ const (
 	incorrectCredentials = "Incorrect email or password"
 )
 
+// healthz says the process serves; it touches nothing (cheap enough for
+// any prober).
 func healthz(c echo.Context) error { return c.String(http.StatusOK, "ok\n") }
+
+// readyz says whether the database answers, within 2 seconds: for load
+// balancers, to send traffic elsewhere while it does not.
+func (a *app) readyz(c echo.Context) error {
+	ctx, cancel := context.WithTimeout(c.Request().Context(), 2*time.Second)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		a.log.Warn("not ready", "err", err)
+		c.Response().Header().Set("Retry-After", "5")
+		return c.String(http.StatusServiceUnavailable, "database unavailable\n")
+	}
+	return c.String(http.StatusOK, "ready\n")
+}
 
 // home sends people where they most likely want to be.
 func (a *app) home(c echo.Context) error {

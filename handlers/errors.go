@@ -21,6 +21,7 @@ var errorTexts = map[int][2]string{
 	http.StatusRequestEntityTooLarge: {"Too much data", "The request was larger than this site accepts."},
 	http.StatusTooManyRequests:       {"Too many attempts", "Please wait a little and try again."},
 	http.StatusInternalServerError:   {"Something went wrong", "The problem is on our side and has been logged. Please try again in a moment."},
+	http.StatusServiceUnavailable:    {"Temporarily unavailable", "Doorman can't serve this right now. Please try again in a moment."},
 }
 
 // handleError is the one HTTPErrorHandler. Expected outcomes arrive as
@@ -39,6 +40,17 @@ func (a *app) handleError(err error, c echo.Context) {
 		return
 	}
 	code, message := http.StatusInternalServerError, ""
+	if a.unavailable != nil && a.unavailable(err) {
+		// The database cannot serve now (down, full, read-only, too slow):
+		// say so, and when to try again. Nothing was half done: every
+		// write is one transaction.
+		code = http.StatusServiceUnavailable
+		message = "Doorman can't reach its database right now. Please try again in a moment."
+		if m := c.Request().Method; m != http.MethodGet && m != http.MethodHead {
+			message = "Doorman can't save changes right now, so nothing was changed. Please try again in a moment."
+		}
+		c.Response().Header().Set("Retry-After", "5")
+	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		code = he.Code

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
@@ -118,6 +119,20 @@ func (a *app) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
+// deadline gives each request (but an event stream) RequestTimeout: every
+// database call it makes inherits it.
+func (a *app) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if a.cfg.RequestTimeout <= 0 || c.Request().URL.Path == paths.Events {
+			return next(c)
+		}
+		ctx, cancel := context.WithTimeout(c.Request().Context(), a.cfg.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
 // requestID gives every request an id for the logs and the X-Request-ID
 // response header. An id sent by the client is believed only from a trusted
 // proxy (which made it, so one request can be followed through both logs),
@@ -178,7 +193,7 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 // sessionless reports whether path is served without looking at the
 // session (static files, the health check): no database read, a quiet log.
 func sessionless(path string) bool {
-	return strings.HasPrefix(path, static.Prefix) || path == paths.Healthz
+	return strings.HasPrefix(path, static.Prefix) || path == paths.Healthz || path == paths.Readyz
 }
 
 // loadSession finds the request's session (one indexed read) and, when it is

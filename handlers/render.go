@@ -2,6 +2,7 @@ package handlers
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net/http"
 
@@ -21,7 +22,9 @@ func (a *app) render(c echo.Context, status int, page templ.Component) error {
 	}
 	buf.Reset()
 	defer a.bufs.Put(buf)
-	if err := page.Render(c.Request().Context(), buf); err != nil {
+	// Rendering is CPU only, and an error page must render even when the
+	// request's deadline (or database call) was what failed.
+	if err := page.Render(context.WithoutCancel(c.Request().Context()), buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
 	return c.HTMLBlob(status, buf.Bytes())

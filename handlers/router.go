@@ -64,6 +64,10 @@ type Config struct {
 	// MaxStreamsPerSession bounds the event streams one session may hold
 	// open (a storm of tabs must not exhaust the server).
 	MaxStreamsPerSession int
+	// RequestTimeout bounds each request, and so every database call it
+	// makes: a stalled database gets a 503, not an ever-growing queue.
+	// (Event streams are exempt; their checks carry their own deadline.)
+	RequestTimeout time.Duration
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -85,6 +89,7 @@ func DefaultConfig() Config {
 		HSTSMaxAge:           365 * 24 * time.Hour,
 		StreamHeartbeat:      20 * time.Second,
 		MaxStreamsPerSession: 4,
+		RequestTimeout:       10 * time.Second,
 	}
 }
 
@@ -101,6 +106,10 @@ type Deps struct {
 	SecretKey []byte
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
+	// Unavailable reports whether a store error means the database cannot
+	// serve right now (storage.IsUnavailable): those requests answer 503
+	// with Retry-After instead of 500. nil: none does.
+	Unavailable func(error) bool
 	// Live pushes session changes to open tabs (the store's event sink);
 	// nil: the events stream answers 404 and pages work as without
 	// JavaScript.
@@ -125,6 +134,7 @@ type app struct {
 	keys        appKeys
 	bufs        sync.Pool // *bytes.Buffer for render
 	live        *live.Broker
+	unavailable func(error) bool
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -167,6 +177,7 @@ func New(d Deps) (*echo.Echo, error) {
 		// from another origin (Sec-Fetch-Site), or whose Origin is foreign.
 		crossOrigin: http.NewCrossOriginProtection(),
 		live:        d.Live,
+		unavailable: d.Unavailable,
 	}
 	if a.cfg.StreamHeartbeat <= 0 {
 		a.cfg.StreamHeartbeat = 20 * time.Second
@@ -199,10 +210,12 @@ func New(d Deps) (*echo.Echo, error) {
 	e.Use(middleware.Recover())
 	e.Use(a.securityHeaders)
 	e.Use(middleware.BodyLimit("64K"))
+	e.Use(a.deadline)
 	e.Use(a.csrf)
 	e.Use(a.loadSession)
 
 	e.GET(paths.Healthz, healthz)
+	e.GET(paths.Readyz, a.readyz)
 	e.GET(static.Prefix+"*", files.Handler())
 	e.GET(paths.Home, a.home)
 

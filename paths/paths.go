@@ -8,6 +8,7 @@ import "net/url"
 const (
 	Home         = "/"
 	Healthz      = "/healthz"
+	Readyz       = "/readyz"
 	Signup       = "/signup"
 	Login        = "/login"
 	Logout       = "/logout"

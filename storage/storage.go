@@ -22,3 +22,7 @@ func Open(ctx context.Context, dsn string, opts db.Options) (db.Store, error) {
 
 // IsPostgres reports whether dsn selects the PostgreSQL store.
 func IsPostgres(dsn string) bool { return postgres.IsDSN(dsn) }
+
+// IsUnavailable reports whether err, from either store, means the database
+// cannot serve right now (so the answer is 503, not 500).
+func IsUnavailable(err error) bool { return sqlite.IsUnavailable(err) || postgres.IsUnavailable(err) }

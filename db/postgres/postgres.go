@@ -83,6 +83,14 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	return s, nil
 }
 
+// Ping checks the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("db: ping: %w", err)
+	}
+	return nil
+}
+
 // Close closes the pool.
 func (s *Store) Close() error {
 	s.pool.Close()

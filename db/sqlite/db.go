@@ -236,6 +236,18 @@ func (s *Store) prepare(ctx context.Context) error {
 	return nil
 }
 
+// Ping checks that a read and the writer both answer.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	if err := s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("db: ping: %w", err)
+	}
+	if err := s.write.PingContext(ctx); err != nil {
+		return fmt.Errorf("db: ping: %w", err)
+	}
+	return nil
+}
+
 // Close closes both connection pools.
 func (s *Store) Close() error {
 	for _, st := range []*sql.Stmt{s.sessionWithUser, s.listSessions} {

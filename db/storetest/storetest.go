@@ -155,6 +155,9 @@ func sortedIDs(list []db.Session) string {
 }
 
 func testUsers(t *testing.T, f *fixture) {
+	if err := f.s.Ping(f.ctx); err != nil {
+		t.Fatalf("Ping: %v", err)
+	}
 	u, err := f.s.CreateUser(f.ctx, "a@example.com", "hash", false, T0)
 	if err != nil {
 		t.Fatal(err)

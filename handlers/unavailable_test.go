@@ -1,0 +1,189 @@
+package handlers_test
+
+import (
+	"database/sql"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"doorman/apptest"
+	"doorman/db/postgres/pgtest"
+)
+
+// expectUnavailable checks a clear 503: Retry-After, the page saying so, no
+// stack or error text.
+func expectUnavailable(t *testing.T, res *response, words string) {
+	t.Helper()
+	expectStatus(t, res, http.StatusServiceUnavailable)
+	if res.Header.Get("Retry-After") == "" {
+		t.Fatalf("%s: 503 without Retry-After", res.Request.URL.Path)
+	}
+	expectBody(t, res, words, "</html>")
+	expectNoBody(t, res, "goroutine", "db:", "dial tcp", "sqlite")
+}
+
+// TestPostgresGoneAndBack: PostgreSQL stopped under a running Doorman: a
+// clear 503 with Retry-After (never a 500), /healthz still fine, /readyz
+// says not ready; started again: normal service within 5 s without a
+// restart, and a revocation through another instance reaches the open tab
+// (the listener reconnected).
+func TestPostgresGoneAndBack(t *testing.T) {
+	if !pgtest.Available() && os.Getenv(pgtest.EnvRequire) == "" {
+		t.Skipf("no PostgreSQL: set %s (make test does)", pgtest.EnvDSN)
+	}
+	dir := filepath.Join(os.TempDir(), "doorman-pgdown-"+strings.ReplaceAll(t.Name(), "/", "-"))
+	start := func() string {
+		out, err := exec.Command("bash", "../scripts/pgtest.sh", "start", dir).Output()
+		if err != nil {
+			t.Fatalf("pgtest start: %v", err)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	dsn := start()
+	t.Cleanup(func() { exec.Command("bash", "../scripts/pgtest.sh", "stop", dir).Run() })
+	pgCtl := func(args ...string) {
+		bins, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pg_ctl")
+		if len(bins) == 0 {
+			t.Fatal("no pg_ctl")
+		}
+		cmd := exec.Command("runuser", append([]string{"-u", "postgres", "--", bins[len(bins)-1], "-D", filepath.Join(dir, "data")}, args...)...)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("pg_ctl %v: %v\n%s", args, err, out)
+		}
+	}
+	port, err := os.ReadFile(filepath.Join(dir, "port"))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	a := newTestAppWith(t, apptest.Options{DSN: dsn})
+	b := newTestAppWith(t, apptest.Options{DSN: dsn}) // a second instance on the same database
+	desktop, phone := a.client(uaWindowsChrome, ipBerlin), a.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	phoneID := phone.currentID()
+
+	pgCtl("stop", "-m", "fast", "-w")
+	expectUnavailable(t, desktop.get("/settings/security"), "reach its database right now")
+	expectUnavailable(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "save changes right now, so nothing was changed")
+	expectUnavailable(t, a.client(uaMacFirefox, ipTokyo).post("/login", url.Values{"email": {"alice@example.com"}, "password": {pw}}), "save changes right now, so nothing was changed")
+	if res := desktop.get("/readyz"); res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz with the database down: %d", res.StatusCode)
+	}
+	expectStatus(t, desktop.get("/healthz"), http.StatusOK)
+
+	pgCtl("start", "-w", "-l", filepath.Join(dir, "log"), "-o", "-p "+strings.TrimSpace(string(port))+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off")
+	back := time.Now()
+	for desktop.get("/settings/security").StatusCode != http.StatusOK || b.client(uaIPhone, ipLondon).get("/readyz").StatusCode != http.StatusOK {
+		if time.Since(back) > 5*time.Second {
+			t.Fatal("no normal service within 5 s of the database's return")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("normal service %v after the database came back", time.Since(back).Round(time.Millisecond))
+	expectStatus(t, desktop.get("/readyz"), http.StatusOK)
+	// Nothing was half done: the phone is still signed in.
+	expectStatus(t, phone.get("/settings"), http.StatusOK)
+
+	// The open tab on instance a is told of an ending through instance b:
+	// a's listener reconnected.
+	ps := phone.openStream()
+	other := b.client(uaMacFirefox, ipTokyo)
+	other.login("alice@example.com", pw)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		res := other.post("/settings/security/sessions/"+phoneID+"/revoke", nil)
+		if res.StatusCode == http.StatusSeeOther {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("revoke through b: %d", res.StatusCode)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	e, _ := ps.next(3 * time.Second) // within a heartbeat at worst
+	if e != "signed-out" {
+		t.Fatalf("the tab on a got %q", e)
+	}
+	for _, app := range []*testApp{a, b} {
+		if strings.Contains(app.logs.String(), "status=500") || strings.Contains(app.logs.String(), "panic") {
+			t.Fatalf("a 500 or a panic while the database was away:\n%s", app.logs.String())
+		}
+	}
+}
+
+// TestDiskFull: SQLite on a small filesystem that fills up. Changes get a
+// clear 503 and nothing half-written; pages and the session check keep
+// working; when space returns, writes work again without a restart.
+func TestDiskFull(t *testing.T) {
+	if apptest.UsePostgres() {
+		t.Skip("the SQLite file's disk: not applicable to the PostgreSQL store")
+	}
+	dir := t.TempDir()
+	if err := syscall.Mount("tmpfs", dir, "tmpfs", 0, "size=2m"); err != nil {
+		t.Fatalf("mount a 2 MB tmpfs for the full-disk drill (needs root, as make test runs): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(dir, syscall.MNT_DETACH) })
+	dbPath := filepath.Join(dir, "full.db")
+	app := newTestAppWith(t, apptest.Options{DSN: dbPath})
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	phoneID := phone.currentID()
+
+	// Empty the WAL into the database, so the next write must grow a file,
+	// then take every free block.
+	raw, err := sql.Open("sqlite", "file:"+dbPath+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	raw.Close()
+	filler := filepath.Join(dir, "filler")
+	f, err := os.Create(filler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, 4096)
+	for {
+		if _, err := f.Write(block); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	f.Close()
+
+	before := app.dump()
+	defer func() {
+		if t.Failed() {
+			t.Log(app.logs.String())
+		}
+	}()
+	expectUnavailable(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "save changes right now, so nothing was changed")
+	expectUnavailable(t, app.client(uaMacFirefox, ipTokyo).post("/login", url.Values{"email": {"alice@example.com"}, "password": {pw}}), "save changes right now, so nothing was changed")
+	// Reads go on: the session check, the list.
+	expectStatus(t, desktop.get("/settings/security"), http.StatusOK)
+	expectStatus(t, phone.get("/settings"), http.StatusOK)
+	if after := app.dump(); after != before {
+		t.Fatalf("a failed write left something behind:\n%s\nvs\n%s", before, after)
+	}
+
+	// Space returns: no restart needed.
+	os.Remove(filler)
+	expectRedirect(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "/settings/security")
+	expectRedirect(t, phone.get("/settings"), "/login?next=%2Fsettings")
+	if strings.Contains(app.logs.String(), "status=500") {
+		t.Fatal("a 500 while the disk was full")
+	}
+}
