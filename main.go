@@ -99,6 +99,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	dur(&s.IdleExtendEvery, "idle-extend-every", "DOORMAN_IDLE_EXTEND_EVERY", s.IdleExtendEvery, "push the idle expiry forward at most this often")
 	dur(&s.ActivityWriteEvery, "activity-write-every", "DOORMAN_ACTIVITY_WRITE_EVERY", s.ActivityWriteEvery, "record a session's last activity at most this often")
 	dur(&s.SudoWindow, "sudo-window", "DOORMAN_SUDO_WINDOW", s.SudoWindow, "after entering the password, how long sensitive actions need no password again")
+	dur(&s.RequestTimeout, "request-timeout", "DOORMAN_REQUEST_TIMEOUT", s.RequestTimeout, "longest a request (and so any database call) may take before it answers 503; event streams excepted")
 	dur(&s.HSTSMaxAge, "hsts-max-age", "DOORMAN_HSTS_MAX_AGE", s.HSTSMaxAge, "Strict-Transport-Security max-age on HTTPS responses; 0 sends none")
 	dur(&s.FailureWindow, "login-failure-window", "DOORMAN_LOGIN_FAILURE_WINDOW", s.FailureWindow, "window over which failed sign-ins are counted")
 	num := func(p *int, name, envName string, def int, usage string) {
@@ -139,7 +140,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
-	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 {
+	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 || s.RequestTimeout < 0 {
 		return cfg, errors.New("session timeouts must be positive")
 	}
 	if s.MaxSessionsPerUser < 1 || s.AccountFailureLimit < 1 || s.IPFailureLimit < 1 {
