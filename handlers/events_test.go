@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -237,4 +238,26 @@ func TestBackgroundRefreshKeepsMessages(t *testing.T) {
 	req.Header.Set("X-Doorman-Refresh", "1")
 	expectNoBody(t, desktop.do(req), "Signed out Safari on iPhone")
 	expectBody(t, desktop.get("/settings/security"), "Signed out Safari on iPhone")
+}
+
+// TestFlashCookieStaysSmall: a client posting again and again without
+// loading a page keeps only the latest messages, and nothing errors.
+func TestFlashCookieStaysSmall(t *testing.T) {
+	app := newTestApp(t)
+	owner := app.client(uaWindowsChrome, ipBerlin)
+	owner.signup("alice@example.com", pw)
+	var last string
+	for i := range 40 {
+		c := app.client(uaIPhone, "81.2.69."+strconv.Itoa(i))
+		c.login("alice@example.com", pw)
+		expectRedirect(t, owner.post("/settings/security/sessions/"+c.currentID()+"/revoke", nil), "/settings/security")
+		last = "Signed out Safari on iPhone"
+	}
+	if strings.Contains(app.logs.String(), "save flash") {
+		t.Fatal("the flash cookie grew too large to save")
+	}
+	res := owner.get("/settings/security")
+	if n := strings.Count(res.body, last); n < 1 || n > 3 {
+		t.Fatalf("%d waiting messages shown, want 1 to 3", n)
+	}
 }

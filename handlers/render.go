@@ -60,6 +60,9 @@ const (
 	flashNotice  = views.FlashNotice
 )
 
+// maxFlashesPerKind bounds the messages of one kind waiting in the cookie.
+const maxFlashesPerKind = 3
+
 type flashState struct {
 	pending []views.Flash
 	hooked  bool
@@ -90,6 +93,12 @@ func (a *app) addFlash(c echo.Context, kind, text string) {
 		fs := a.flashSession(c)
 		for _, f := range st.pending {
 			fs.AddFlash(f.Text, f.Kind)
+			// A client that posts again and again without loading a page
+			// (a script) would grow the cookie past what a browser keeps:
+			// only the latest few messages of each kind ride along.
+			if v, ok := fs.Values[f.Kind].([]any); ok && len(v) > maxFlashesPerKind {
+				fs.Values[f.Kind] = v[len(v)-maxFlashesPerKind:]
+			}
 		}
 		if err := fs.Save(c.Request(), c.Response()); err != nil {
 			a.log.Error("save flash", "err", err)
