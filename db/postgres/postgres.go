@@ -153,6 +153,14 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A database a newer Doorman migrated is refused, not run on.
+	var newest *int64
+	if err := conn.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("db: read schema_migrations: %w", err)
+	}
+	if latest := files[len(files)-1].version; newest != nil && int(*newest) > latest {
+		return fmt.Errorf("db: the database is at schema version %d, made by a newer Doorman; this one knows versions up to %d: run the newer release", *newest, latest)
+	}
 	for _, m := range files {
 		body, err := migrations.ReadFile("migrations/" + m.name)
 		if err != nil {

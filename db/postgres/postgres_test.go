@@ -114,3 +114,22 @@ func TestWatch(t *testing.T) {
 		}
 	})
 }
+
+// TestNewerDatabaseRefused: a database a newer release migrated is refused.
+func TestNewerDatabaseRefused(t *testing.T) {
+	ctx := context.Background()
+	dsn := pgtest.NewDatabase(t)
+	s, err := Open(ctx, dsn, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.pool.Exec(ctx, `INSERT INTO schema_migrations VALUES (999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	for _, opts := range []db.Options{{}, {Existing: true}, {ReadOnly: true}} {
+		if _, err := Open(ctx, dsn, opts); err == nil || !strings.Contains(err.Error(), "999") {
+			t.Errorf("%+v: %v, want a refusal naming version 999", opts, err)
+		}
+	}
+}

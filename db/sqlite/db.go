@@ -271,6 +271,15 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A database a newer Doorman migrated is refused, not run on: this
+	// binary does not know what its newer migrations changed.
+	var newest sql.NullInt64
+	if err := s.write.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
+		return fmt.Errorf("db: read schema_migrations: %w", err)
+	}
+	if latest := files[len(files)-1].version; newest.Valid && int(newest.Int64) > latest {
+		return fmt.Errorf("db: the database is at schema version %d, made by a newer Doorman; this one knows versions up to %d: run the newer release", newest.Int64, latest)
+	}
 	for _, f := range files {
 		base, version := f.name, f.version
 		body, err := migrations.ReadFile("migrations/" + base)

@@ -210,3 +210,90 @@ func TestWatch(t *testing.T) {
 	defer b.Close()
 	storetest.RunWatcher(t, a, b, nil)
 }
+
+// TestUpgradeFromThePreviousRelease: a database as the previous release
+// left it (migrations 0001–0003, rows in their shape) upgrades cleanly: its
+// users and sessions live on; the failed sign-ins it stored as typed are
+// gone (0004).
+func TestUpgradeFromThePreviousRelease(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	raw, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range []string{"0001_init.sql", "0002_security.sql", "0003_list_index.sql"} {
+		v := i + 1
+		body, err := migrations.ReadFile("migrations/" + name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := raw.Exec(string(body)); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	now := storetest.T0
+	s := storetest.Session("oldsession000001", 1, now)
+	for _, q := range []struct {
+		sql  string
+		args []any
+	}{
+		{`INSERT INTO users (id, email, password_hash, created_at, is_demo) VALUES (1, 'old@example.com', 'hash', ?, 0)`, []any{now.Unix()}},
+		{`INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ip, user_agent,
+			device_label, device_kind, location, location_short, auth_method, reauth_at) VALUES (?, ?, 1, ?, ?, ?, ?, '', '', 'Chrome on macOS', 'desktop', '', '', 'password', ?)`,
+			[]any{s.ID, s.SecretHash, now.Unix(), now.Unix(), s.IdleExpiresAt.Unix(), s.AbsoluteExpiresAt.Unix(), now.Unix()}},
+		{`INSERT INTO login_failures (email, ip, at) VALUES ('Tr0ub4dor&3-MyRealPassword', '192.0.2.1', ?)`, []any{now.Unix()}},
+	} {
+		if _, err := raw.Exec(q.sql, q.args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	raw.Close()
+	os.Chmod(path, 0o600)
+
+	st, err := Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatalf("upgrading: %v", err)
+	}
+	defer st.Close()
+	sess, u, err := st.SessionWithUser(ctx, s.ID)
+	if err != nil || !sess.Alive(now) || u.Email != "old@example.com" || u.Epoch != 0 {
+		t.Fatalf("after the upgrade: %+v %+v %v", sess, u, err)
+	}
+	if _, err := st.CreateSession(ctx, storetest.Session("newsession000001", 1, now), 0, u.Epoch); err != nil {
+		t.Fatalf("a sign-in after the upgrade: %v", err)
+	}
+	if d, _ := st.Dump(ctx); strings.Contains(d, "Tr0ub4dor") {
+		t.Fatal("the typed password survived the upgrade")
+	}
+}
+
+// TestNewerDatabaseRefused: a database a newer release migrated is refused
+// with a clear message, and left as it was.
+func TestNewerDatabaseRefused(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "new.db")
+	s, err := Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO schema_migrations VALUES (999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	before, _ := os.ReadFile(path)
+	for _, opts := range []db.Options{{}, {Existing: true}, {ReadOnly: true}} {
+		if _, err := Open(ctx, path, opts); err == nil || !strings.Contains(err.Error(), "999") {
+			t.Errorf("%+v: %v, want a refusal naming version 999", opts, err)
+		}
+	}
+	if after, _ := os.ReadFile(path); string(after) != string(before) {
+		t.Error("a refused open changed the file")
+	}
+}
