@@ -157,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		switch args[0] {
 		case "seed":
 			return runSeed(ctx, args[1:], stdout, now)
-		case "sessions", "users":
+		case "sessions", "users", "backup":
 			return operator.Run(ctx, args, getenv, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)), now)
 		}
 	}

@@ -4,6 +4,7 @@
 //	doorman sessions revoke --user EMAIL (--id ID | --all)
 //	doorman users disable EMAIL
 //	doorman users enable EMAIL
+//	doorman backup -db FILE -out FILE
 //
 // They work on the same database as a running server (SQLite's WAL lets them
 // write alongside it). Because the server reads the sessions table on every
@@ -33,12 +34,55 @@ const Usage = `usage:
   doorman sessions revoke --user EMAIL (--id ID | --all) [-db FILE]
   doorman users disable EMAIL [-db FILE]
   doorman users enable EMAIL [-db FILE]
+  doorman backup -db FILE -out FILE
 `
+
+// backup is `doorman backup -db FILE -out FILE`: a consistent copy of a
+// live SQLite database (PostgreSQL has pg_dump: see docs/DEPLOY.md).
+func backup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, now func() time.Time) error {
+	fs := flag.NewFlagSet("doorman backup", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	dbPath := getenv("DOORMAN_DB")
+	if dbPath == "" {
+		dbPath = "doorman.db"
+	}
+	fs.StringVar(&dbPath, "db", dbPath, "SQLite database file (env DOORMAN_DB)")
+	out := fs.String("out", "", "the copy to write (must not exist)")
+	if err := fs.Parse(args); err != nil || *out == "" || fs.NArg() != 0 {
+		return fmt.Errorf("backup: usage: doorman backup -db FILE -out FILE")
+	}
+	if storage.IsPostgres(dbPath) {
+		return errors.New("backup: for PostgreSQL use pg_dump (see docs/DEPLOY.md, Backups)")
+	}
+	if _, err := os.Stat(dbPath); err != nil {
+		return fmt.Errorf("database %s: %w", dbPath, err)
+	}
+	store, err := storage.Open(ctx, dbPath, db.Options{Now: now, Existing: true,
+		AllowSharedFileMode: getenv("DOORMAN_DB_ALLOW_SHARED_FILE_MODE") == "true"})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	b, ok := store.(interface {
+		BackupTo(ctx context.Context, path string) error
+	})
+	if !ok {
+		return errors.New("backup: this store cannot back itself up")
+	}
+	if err := b.BackupTo(ctx, *out); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "Wrote a consistent copy of %s to %s.\n", dbPath, *out)
+	return nil
+}
 
 // Run runs one operator command. args start with the command ("sessions").
 // now is the clock that decides which sessions are alive: the caller's, so a
 // test and the server it drives agree on the time.
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger, now func() time.Time) error {
+	if len(args) > 0 && args[0] == "backup" {
+		return backup(ctx, args[1:], getenv, stdout, now)
+	}
 	if len(args) < 2 {
 		return fmt.Errorf("%s: which command?\n%s", args[0], Usage)
 	}
