@@ -4,7 +4,7 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short bench
+.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live
 
 # Every fuzz target, as package:Name.
 FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers:FuzzAuthForms \
@@ -64,3 +64,8 @@ fuzz-short:
 ## bench: Go benchmarks and a load test of the real binary; writes docs/BENCHMARKS.md (~5 min, not part of test)
 bench: setup
 	bash bench/run.sh
+	$(MAKE) --no-print-directory bench-live
+
+## bench-live: the live push across two instances, 5,000 idle streams, the Security page on PostgreSQL and SQLite; writes docs/BENCHMARKS-LIVE.md (~2 min)
+bench-live: setup
+	go run ./bench/live -out docs/BENCHMARKS-LIVE.md
