@@ -48,12 +48,20 @@ type testApp struct {
 // otherwise.
 func newTestApp(t *testing.T, mod ...func(*handlers.Config)) *testApp {
 	t.Helper()
-	logs := &apptest.SyncBuffer{}
-	app := apptest.New(t, apptest.Options{Log: logs, Config: func(c *handlers.Config) {
+	return newTestAppWith(t, apptest.Options{Config: func(c *handlers.Config) {
 		for _, m := range mod {
 			m(c)
 		}
 	}})
+}
+
+// newTestAppWith is newTestApp with any apptest options (a slower hasher
+// for the races, a given database).
+func newTestAppWith(t *testing.T, o apptest.Options) *testApp {
+	t.Helper()
+	logs := &apptest.SyncBuffer{}
+	o.Log = logs
+	app := apptest.New(t, o)
 	a := &testApp{t: t, app: app, store: app.Store, logs: logs, cfg: app.Config, dbPath: app.DBPath}
 	a.serve(app.Handler)
 	return a

@@ -22,18 +22,6 @@ import (
 	"doorman/password"
 )
 
-// newTestAppWith is newTestApp with the apptest options given (a slower
-// hasher, for the races).
-func newTestAppWith(t *testing.T, o apptest.Options) *testApp {
-	t.Helper()
-	logs := &apptest.SyncBuffer{}
-	o.Log = logs
-	app := apptest.New(t, o)
-	a := &testApp{t: t, app: app, store: app.Store, logs: logs, cfg: app.Config, dbPath: app.DBPath}
-	a.serve(app.Handler)
-	return a
-}
-
 // TestLockoutIsNoWeapon: a stranger who fails to sign in on purpose can
 // slow down anonymous guessing, but cannot lock the owner out: their live
 // session still confirms actions with the password, and their browser
