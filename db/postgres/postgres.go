@@ -12,9 +12,6 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
-	"sort"
-	"strconv"
 	"strings"
 	"time"
 
@@ -107,28 +104,8 @@ func (s *Store) notify(events []db.Event) {
 	}
 }
 
-type migration struct {
-	name    string
-	version int
-}
-
-func migrationFiles() ([]migration, error) {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("db: list migrations: %w", err)
-	}
-	sort.Strings(files)
-	out := make([]migration, len(files))
-	for i, f := range files {
-		base := strings.TrimPrefix(f, "migrations/")
-		v, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return nil, fmt.Errorf("db: migration %s: name must start with a number", base)
-		}
-		out[i] = migration{base, v}
-	}
-	return out, nil
-}
+// migrationFiles lists the embedded migrations in order.
+func migrationFiles() ([]db.Migration, error) { return db.Migrations(migrations, "migrations") }
 
 // migrate applies the embedded migrations that have not run yet, each in
 // its own transaction, holding a session advisory lock on one connection so
@@ -158,17 +135,17 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := conn.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("db: read schema_migrations: %w", err)
 	}
-	if latest := files[len(files)-1].version; newest != nil && int(*newest) > latest {
+	if latest := files[len(files)-1].Version; newest != nil && int(*newest) > latest {
 		return fmt.Errorf("db: the database is at schema version %d, made by a newer Doorman; this one knows versions up to %d: run the newer release", *newest, latest)
 	}
 	for _, m := range files {
-		body, err := migrations.ReadFile("migrations/" + m.name)
+		body, err := migrations.ReadFile("migrations/" + m.Name)
 		if err != nil {
-			return fmt.Errorf("db: read migration %s: %w", m.name, err)
+			return fmt.Errorf("db: read migration %s: %w", m.Name, err)
 		}
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 			var applied bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.version).Scan(&applied); err != nil {
+			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&applied); err != nil {
 				return err
 			}
 			if applied {
@@ -177,11 +154,11 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, string(body)); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, m.version, s.now().Unix())
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, m.Version, s.now().Unix())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("db: migration %s: %w", m.name, err)
+			return fmt.Errorf("db: migration %s: %w", m.Name, err)
 		}
 	}
 	return nil
@@ -199,7 +176,7 @@ func (s *Store) checkSchema(ctx context.Context) error {
 	if err != nil || len(files) == 0 {
 		return fmt.Errorf("db: no migrations: %v", err)
 	}
-	if want := files[len(files)-1].version; int(*version) != want {
+	if want := files[len(files)-1].Version; int(*version) != want {
 		return fmt.Errorf("db: the database is at schema version %d, this Doorman needs %d: start the server of this version on it once to migrate it", *version, want)
 	}
 	return nil

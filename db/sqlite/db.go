@@ -15,9 +15,6 @@ import (
 	"net/url"
 	"os"
 	"runtime"
-	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -277,11 +274,11 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := s.write.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
 		return fmt.Errorf("db: read schema_migrations: %w", err)
 	}
-	if latest := files[len(files)-1].version; newest.Valid && int(newest.Int64) > latest {
+	if latest := files[len(files)-1].Version; newest.Valid && int(newest.Int64) > latest {
 		return fmt.Errorf("db: the database is at schema version %d, made by a newer Doorman; this one knows versions up to %d: run the newer release", newest.Int64, latest)
 	}
 	for _, f := range files {
-		base, version := f.name, f.version
+		base, version := f.Name, f.Version
 		body, err := migrations.ReadFile("migrations/" + base)
 		if err != nil {
 			return fmt.Errorf("db: read migration %s: %w", base, err)
@@ -293,29 +290,8 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-type migration struct {
-	name    string
-	version int
-}
-
 // migrationFiles lists the embedded migrations in order.
-func migrationFiles() ([]migration, error) {
-	files, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("db: list migrations: %w", err)
-	}
-	sort.Strings(files)
-	out := make([]migration, len(files))
-	for i, f := range files {
-		base := strings.TrimPrefix(f, "migrations/")
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return nil, fmt.Errorf("db: migration %s: name must start with a number", base)
-		}
-		out[i] = migration{base, version}
-	}
-	return out, nil
-}
+func migrationFiles() ([]db.Migration, error) { return db.Migrations(migrations, "migrations") }
 
 // latestMigration is the version of the newest embedded migration.
 func latestMigration() (int, error) {
@@ -323,7 +299,7 @@ func latestMigration() (int, error) {
 	if err != nil || len(files) == 0 {
 		return 0, fmt.Errorf("db: no migrations: %v", err)
 	}
-	return files[len(files)-1].version, nil
+	return files[len(files)-1].Version, nil
 }
 
 func (s *Store) applyMigration(ctx context.Context, version int, body string) error {
