@@ -110,6 +110,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		fs.IntVar(p, name, v, usage+" (env "+envName+")")
 	}
 	num(&s.MaxSessionsPerUser, "max-sessions-per-user", "DOORMAN_MAX_SESSIONS_PER_USER", s.MaxSessionsPerUser, "live sessions a user may have; a new sign-in past it ends the least recently active one")
+	num(&s.MaxInFlight, "max-in-flight", "DOORMAN_MAX_IN_FLIGHT", s.MaxInFlight, "requests served at once that may read the database; past it a request gets 503 at once (load shedding when the database stalls); 0: no bound")
 	num(&s.AccountFailureLimit, "login-failures-per-account", "DOORMAN_LOGIN_FAILURES_PER_ACCOUNT", s.AccountFailureLimit, "failed sign-ins per email within the window before it must wait")
 	num(&s.IPFailureLimit, "login-failures-per-ip", "DOORMAN_LOGIN_FAILURES_PER_IP", s.IPFailureLimit, "failed sign-ins plus sign-ups per client IP within the window before it must wait")
 	dur(&cfg.PruneKeep, "keep-ended", "DOORMAN_KEEP_ENDED", 30*24*time.Hour, "keep rows of ended sessions this long (so a returning browser is told it was signed out)")
@@ -142,6 +143,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 || s.RequestTimeout < 0 {
 		return cfg, errors.New("session timeouts must be positive")
+	}
+	if s.MaxInFlight < 0 {
+		return cfg, errors.New("-max-in-flight must not be negative")
 	}
 	if s.MaxSessionsPerUser < 1 || s.AccountFailureLimit < 1 || s.IPFailureLimit < 1 {
 		return cfg, errors.New("-max-sessions-per-user and the -login-failures-* limits must be at least 1")
@@ -354,15 +358,19 @@ func pruneLoop(ctx context.Context, store db.Store, keep time.Duration, log *slo
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		if n, err := store.PruneSessions(ctx, now().Add(-keep)); err != nil && ctx.Err() == nil {
+		// Pruning deletes in one statement; a minute is ample and bounds a
+		// stalled database.
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		if n, err := store.PruneSessions(pctx, now().Add(-keep)); err != nil && ctx.Err() == nil {
 			log.Error("prune sessions", "err", err)
 		} else if n > 0 {
 			log.Info("pruned ended sessions", "count", n)
 		}
 		// Failures older than a day are past every throttling window.
-		if _, err := store.PruneLoginFailures(ctx, now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+		if _, err := store.PruneLoginFailures(pctx, now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
 			log.Error("prune login failures", "err", err)
 		}
+		cancel()
 		select {
 		case <-ctx.Done():
 			return

@@ -13,6 +13,12 @@ import (
 	"time"
 )
 
+// CallTimeout bounds every database call made outside a request: stream
+// checks, background loops, the watcher's reads. Requests carry their own
+// deadline (handlers.Config.RequestTimeout). A stalled database fails the
+// call rather than holding a goroutine forever.
+const CallTimeout = 5 * time.Second
+
 // ErrNotFound means no row matched: unknown id, or a row owned by someone else.
 var ErrNotFound = errors.New("db: not found")
 

@@ -71,9 +71,12 @@ func (a *app) handleError(err error, c echo.Context) {
 	}
 	r := c.Request()
 	reqID := c.Response().Header().Get(echo.HeaderXRequestID)
-	if code >= 500 {
+	switch {
+	case errors.Is(err, errBusy):
+		a.log.Debug("request shed", "method", r.Method, "path", r.URL.Path, "request_id", reqID)
+	case code >= 500:
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "request_id", reqID, "err", err)
-	} else {
+	default:
 		a.log.Warn("request refused", "method", r.Method, "path", r.URL.Path, "status", code, "request_id", reqID, "reason", fmt.Sprint(err))
 	}
 	if r.Method == http.MethodHead {

@@ -39,7 +39,7 @@ func (a *app) events(c echo.Context) error {
 		return err
 	}
 	defer st.Close()
-	ctx := c.Request().Context()
+	ctx := streamContext(c)
 	w := c.Response()
 	// The server's write timeout is for pages; a stream lives until the tab
 	// or the session ends.

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -25,6 +26,8 @@ const (
 	ctxAuth  = "doorman.auth"  // *authInfo, only when signed in
 	ctxCSRF  = "doorman.csrf"  // string
 	ctxFlash = "doorman.flash" // *flashState
+	// ctxStream is an event stream's context without the page deadline.
+	ctxStream = "doorman.stream"
 )
 
 // authInfo is the signed-in user and the session the request came with.
@@ -119,16 +122,60 @@ func (a *app) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// deadline gives each request (but an event stream) RequestTimeout: every
-// database call it makes inherits it.
+// deadline gives each request RequestTimeout: every database call it makes
+// inherits it. An event stream lives longer than that, so only its session
+// check runs under the deadline; the stream itself gets the request's own
+// context (ctxStream), and each check it makes later carries
+// db.CallTimeout.
 func (a *app) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if a.cfg.RequestTimeout <= 0 || c.Request().URL.Path == paths.Events {
+		if a.cfg.RequestTimeout <= 0 {
 			return next(c)
 		}
-		ctx, cancel := context.WithTimeout(c.Request().Context(), a.cfg.RequestTimeout)
+		r := c.Request()
+		if r.URL.Path == paths.Events {
+			c.Set(ctxStream, r.Context())
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 		defer cancel()
-		c.SetRequest(c.Request().WithContext(ctx))
+		c.SetRequest(r.WithContext(ctx))
+		return next(c)
+	}
+}
+
+// streamContext is the context an event stream lives by: the request's,
+// without the page deadline.
+func streamContext(c echo.Context) context.Context {
+	if ctx, ok := c.Get(ctxStream).(context.Context); ok {
+		return ctx
+	}
+	return c.Request().Context()
+}
+
+// errBusy marks a request shed: expected under overload, so the error log
+// does not get a line for each (the access log still has it, with its 503).
+var errBusy = errors.New("shed: too many requests in flight")
+
+// shed bounds the requests in flight that may touch the database
+// (MaxInFlight). When the database stalls, requests wait for it up to
+// RequestTimeout; past the bound, new ones are refused at once with a 503
+// and Retry-After instead of queueing without limit (goroutines, memory,
+// and a backlog that outlives the stall). Static files, the health checks
+// and open event streams (which hold no database call while they wait) are
+// not counted. (Echo wraps its middleware around the handler on every
+// request, so the slots live on the app, not in this closure.)
+func (a *app) shed(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if p := c.Request().URL.Path; a.slots == nil || sessionless(p) || p == paths.Events {
+			return next(c)
+		}
+		select {
+		case a.slots <- struct{}{}:
+		default:
+			c.Response().Header().Set("Retry-After", "1")
+			return echo.NewHTTPError(http.StatusServiceUnavailable, "Doorman is too busy to answer right now. Please try again in a moment.").SetInternal(errBusy)
+		}
+		defer func() { <-a.slots }()
 		return next(c)
 	}
 }

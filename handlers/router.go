@@ -66,8 +66,13 @@ type Config struct {
 	MaxStreamsPerSession int
 	// RequestTimeout bounds each request, and so every database call it
 	// makes: a stalled database gets a 503, not an ever-growing queue.
-	// (Event streams are exempt; their checks carry their own deadline.)
+	// (An event stream's session check has it; its later checks carry
+	// db.CallTimeout.)
 	RequestTimeout time.Duration
+	// MaxInFlight bounds the requests being served that may read the
+	// database; past it a request is refused at once with a 503 (load
+	// shedding, for a stalled database). 0: no bound.
+	MaxInFlight int
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -90,6 +95,7 @@ func DefaultConfig() Config {
 		StreamHeartbeat:      20 * time.Second,
 		MaxStreamsPerSession: 4,
 		RequestTimeout:       10 * time.Second,
+		MaxInFlight:          256,
 	}
 }
 
@@ -135,6 +141,7 @@ type app struct {
 	bufs        sync.Pool // *bytes.Buffer for render
 	live        *live.Broker
 	unavailable func(error) bool
+	slots       chan struct{} // requests in flight (shed); nil: no bound
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -191,6 +198,9 @@ func New(d Deps) (*echo.Echo, error) {
 		}
 	}
 	a.sessions = &sessionService{a: a}
+	if a.cfg.MaxInFlight > 0 {
+		a.slots = make(chan struct{}, a.cfg.MaxInFlight)
+	}
 	a.ipLimit = newIPLimiter(d.Config.IPFailureLimit, d.Config.FailureWindow)
 	a.keys = deriveKeys(d.SecretKey)
 	a.flashes = sessions.NewCookieStore(a.keys.flash)
@@ -210,6 +220,7 @@ func New(d Deps) (*echo.Echo, error) {
 	e.Use(middleware.Recover())
 	e.Use(a.securityHeaders)
 	e.Use(middleware.BodyLimit("64K"))
+	e.Use(a.shed)
 	e.Use(a.deadline)
 	e.Use(a.csrf)
 	e.Use(a.loadSession)

@@ -229,6 +229,8 @@ func (b *Broker) Close() {
 // decides it (the row is alive at now, and its user is not disabled).
 func StoreChecker(store db.Store, now func() time.Time) Checker {
 	return func(ctx context.Context, sessionID string) (bool, string, time.Time, error) {
+		ctx, cancel := context.WithTimeout(ctx, db.CallTimeout)
+		defer cancel()
 		s, u, err := store.SessionWithUser(ctx, sessionID)
 		if errors.Is(err, db.ErrNotFound) {
 			return false, db.ReasonDeleted, time.Time{}, nil

@@ -89,12 +89,16 @@ func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func
 func (s *Store) listen(ctx context.Context, deliver func([]db.Event), resync func()) error {
 	cfg := s.pool.Config().ConnConfig.Copy()
 	cfg.RuntimeParams["application_name"] = "doorman-listen"
-	conn, err := pgx.ConnectConfig(ctx, cfg)
+	// Connecting and LISTEN are bounded; the wait for a notification is
+	// not (it is idle time, not a query).
+	setup, cancel := context.WithTimeout(ctx, db.CallTimeout)
+	defer cancel()
+	conn, err := pgx.ConnectConfig(setup, cfg)
 	if err != nil {
 		return fmt.Errorf("db: listen: %w", err)
 	}
 	defer conn.Close(context.Background())
-	if _, err := conn.Exec(ctx, `LISTEN `+channel); err != nil {
+	if _, err := conn.Exec(setup, `LISTEN `+channel); err != nil {
 		return fmt.Errorf("db: listen: %w", err)
 	}
 	resync()

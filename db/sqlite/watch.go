@@ -22,7 +22,9 @@ var _ db.Watcher = (*Store)(nil)
 // Watch implements db.Watcher.
 func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func()) error {
 	var last int64
-	if err := s.read.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM session_events`).Scan(&last); err != nil {
+	first, cancel := context.WithTimeout(ctx, db.CallTimeout)
+	defer cancel()
+	if err := s.read.QueryRowContext(first, `SELECT COALESCE(MAX(id), 0) FROM session_events`).Scan(&last); err != nil {
 		return fmt.Errorf("db: watch: %w", err)
 	}
 	resync()
@@ -53,13 +55,17 @@ func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func
 		}
 		if now := s.now(); now.Sub(lastPrune) > time.Minute {
 			lastPrune = now
-			s.write.ExecContext(ctx, `DELETE FROM session_events WHERE at < ?`, now.Add(-eventsKept).Unix())
+			pctx, cancel := context.WithTimeout(ctx, db.CallTimeout)
+			s.write.ExecContext(pctx, `DELETE FROM session_events WHERE at < ?`, now.Add(-eventsKept).Unix())
+			cancel()
 		}
 	}
 }
 
 // eventsAfter reads session_events after id written by other processes.
 func (s *Store) eventsAfter(ctx context.Context, after int64) ([]db.Event, int64, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.CallTimeout)
+	defer cancel()
 	rows, err := s.read.QueryContext(ctx, `SELECT id, origin, user_id, session_id, reason, ended_by, at
 		FROM session_events WHERE id > ? ORDER BY id LIMIT 1000`, after)
 	if err != nil {
