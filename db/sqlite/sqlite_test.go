@@ -1,12 +1,15 @@
 package sqlite
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	_ "embed"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"doorman/db"
 	"doorman/db/storetest"
@@ -211,10 +214,33 @@ func TestWatch(t *testing.T) {
 	storetest.RunWatcher(t, a, b, nil)
 }
 
-// TestUpgradeFromThePreviousRelease: a database as the previous release
-// left it (migrations 0001–0003, rows in their shape) upgrades cleanly: its
-// users and sessions live on; the failed sign-ins it stored as typed are
-// gone (0004).
+// previousRelease is a database as the previous release, v0.1.0, left it:
+// made by that release's own code (its server with -demo, driven over HTTP:
+// sign-ups, sign-ins, a sign-out, failed sign-ins) and dumped as SQL by
+// `scripts/fixture.sh v0.1.0`. Run that again (or `make fixtures`) to
+// refresh it; never edit it by hand.
+//
+//go:embed testdata/v0.1.0.sql
+var previousRelease string
+
+// fixtureSession is what the test remembers of a session row before the
+// upgrade.
+type fixtureSession struct {
+	db.Session
+	email string
+}
+
+// TestUpgradeFromThePreviousRelease: the database in testdata/v0.1.0.sql
+// (made by the previous release itself, see previousRelease) upgrades
+// cleanly: every user and session in it lives on unchanged (a session alive
+// in the fixture is still alive, and found with its user's email), a new
+// sign-in works, the failed sign-ins it stored as typed (one holds a password
+// typed into the email field) are gone (0004), and schema_migrations reaches
+// this version's latest migration.
+//
+// The fixture's times are those of the day it was made, so "alive" is
+// judged at the fixture's own present (its latest recorded time), never at
+// time.Now(): the test passes the same way whenever it runs.
 func TestUpgradeFromThePreviousRelease(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "old.db")
@@ -222,55 +248,172 @@ func TestUpgradeFromThePreviousRelease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if _, err := raw.Exec(previousRelease); err != nil {
+		t.Fatalf("loading the fixture: %v", err)
+	}
+	var version int
+	var unix int64
+	if err := raw.QueryRow(`SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != 3 {
+		t.Fatalf("the fixture is at schema version %d (%v), want the previous release's 3", version, err)
+	}
+	// The fixture's present: the latest time anything in it happened.
+	if err := raw.QueryRow(`SELECT MAX(t) FROM (
+		SELECT MAX(created_at) AS t FROM users UNION ALL
+		SELECT MAX(last_seen_at) FROM sessions UNION ALL SELECT MAX(revoked_at) FROM sessions UNION ALL
+		SELECT MAX(at) FROM login_failures UNION ALL SELECT MAX(applied_at) FROM schema_migrations)`).Scan(&unix); err != nil {
 		t.Fatal(err)
 	}
-	for i, name := range []string{"0001_init.sql", "0002_security.sql", "0003_list_index.sql"} {
-		v := i + 1
-		body, err := migrations.ReadFile("migrations/" + name)
-		if err != nil {
+	then := time.Unix(unix, 0)
+	users := map[string]int64{} // email → id
+	rows, err := raw.Query(`SELECT email, id FROM users`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var email string
+		var id int64
+		if err := rows.Scan(&email, &id); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := raw.Exec(string(body)); err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (?, 0)`, v); err != nil {
+		users[email] = id
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	var sessions []fixtureSession
+	rows, err = raw.Query(`SELECT s.id, s.secret_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
+		s.absolute_expires_at, s.revoked_at, s.revoked_reason, u.email FROM sessions s JOIN users u ON u.id = s.user_id ORDER BY s.rowid`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s fixtureSession
+		var created, seen, idle, abs int64
+		var revokedAt sql.NullInt64
+		var reason sql.NullString
+		if err := rows.Scan(&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &revokedAt, &reason, &s.email); err != nil {
 			t.Fatal(err)
+		}
+		s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
+		s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
+		if revokedAt.Valid {
+			s.RevokedAt = time.Unix(revokedAt.Int64, 0)
+		}
+		s.RevokedReason = reason.String
+		sessions = append(sessions, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	rows.Close()
+	var failures int
+	if err := raw.QueryRow(`SELECT COUNT(*) FROM login_failures WHERE email LIKE '%tr0ub4dor%'`).Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	alive, revoked := 0, 0
+	for _, s := range sessions {
+		if s.Alive(then) {
+			alive++
+		}
+		if s.Revoked() {
+			revoked++
 		}
 	}
-	now := storetest.T0
-	s := storetest.Session("oldsession000001", 1, now)
-	for _, q := range []struct {
-		sql  string
-		args []any
-	}{
-		{`INSERT INTO users (id, email, password_hash, created_at, is_demo) VALUES (1, 'old@example.com', 'hash', ?, 0)`, []any{now.Unix()}},
-		{`INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at, absolute_expires_at, ip, user_agent,
-			device_label, device_kind, location, location_short, auth_method, reauth_at) VALUES (?, ?, 1, ?, ?, ?, ?, '', '', 'Chrome on macOS', 'desktop', '', '', 'password', ?)`,
-			[]any{s.ID, s.SecretHash, now.Unix(), now.Unix(), s.IdleExpiresAt.Unix(), s.AbsoluteExpiresAt.Unix(), now.Unix()}},
-		{`INSERT INTO login_failures (email, ip, at) VALUES ('Tr0ub4dor&3-MyRealPassword', '192.0.2.1', ?)`, []any{now.Unix()}},
-	} {
-		if _, err := raw.Exec(q.sql, q.args...); err != nil {
-			t.Fatal(err)
-		}
+	// A refreshed fixture must still hold what this test is about.
+	if len(users) < 2 || alive < 2 || revoked < 1 || failures < 1 {
+		t.Fatalf("the fixture holds %d users, %d live and %d revoked sessions, %d typed-password failures: run scripts/fixture.sh v0.1.0 again",
+			len(users), alive, revoked, failures)
 	}
 	raw.Close()
-	os.Chmod(path, 0o600)
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
 
-	st, err := Open(ctx, path, db.Options{})
+	st, err := Open(ctx, path, db.Options{Now: func() time.Time { return then }})
 	if err != nil {
 		t.Fatalf("upgrading: %v", err)
 	}
 	defer st.Close()
-	sess, u, err := st.SessionWithUser(ctx, s.ID)
-	if err != nil || !sess.Alive(now) || u.Email != "old@example.com" || u.Epoch != 0 {
-		t.Fatalf("after the upgrade: %+v %+v %v", sess, u, err)
+
+	count := func(table string) int {
+		t.Helper()
+		var n int
+		if err := st.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM `+table).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
 	}
-	if _, err := st.CreateSession(ctx, storetest.Session("newsession000001", 1, now), 0, u.Epoch); err != nil {
-		t.Fatalf("a sign-in after the upgrade: %v", err)
+	if n := count("users"); n != len(users) {
+		t.Errorf("%d users after the upgrade, the fixture has %d", n, len(users))
 	}
-	if d, _ := st.Dump(ctx); strings.Contains(d, "Tr0ub4dor") {
+	if n := count("sessions"); n != len(sessions) {
+		t.Errorf("%d sessions after the upgrade, the fixture has %d", n, len(sessions))
+	}
+	for email, id := range users {
+		if u, err := st.UserByEmail(ctx, email); err != nil || u.ID != id || u.Epoch != 0 || u.Disabled() {
+			t.Errorf("user %s after the upgrade: %+v %v", email, u, err)
+		}
+	}
+	for _, want := range sessions {
+		got, u, err := st.SessionWithUser(ctx, want.ID)
+		switch {
+		case err != nil:
+			t.Errorf("session %s (%s): %v", want.ID, want.email, err)
+		case u.Email != want.email || got.UserID != want.UserID || !bytes.Equal(got.SecretHash, want.SecretHash):
+			t.Errorf("session %s: user %s (%d), want %s (%d), or its secret hash changed", want.ID, u.Email, got.UserID, want.email, want.UserID)
+		case got.Alive(then) != want.Alive(then) || !got.ExpiresAt().Equal(want.ExpiresAt()) || !got.LastSeenAt.Equal(want.LastSeenAt) ||
+			!got.RevokedAt.Equal(want.RevokedAt) || got.RevokedReason != want.RevokedReason:
+			t.Errorf("session %s (%s) changed in the upgrade: alive %v → %v, expires %v → %v, last seen %v → %v, revoked %v %q → %v %q",
+				want.ID, want.email, want.Alive(then), got.Alive(then), want.ExpiresAt(), got.ExpiresAt(), want.LastSeenAt, got.LastSeenAt,
+				want.RevokedAt, want.RevokedReason, got.RevokedAt, got.RevokedReason)
+		}
+	}
+
+	// A new sign-in, for a user who had live sessions, just after the
+	// fixture was made: it joins them in the user's list.
+	var user db.User
+	for _, s := range sessions {
+		if s.Alive(then) {
+			if user, err = st.UserByEmail(ctx, s.email); err != nil {
+				t.Fatal(err)
+			}
+			break
+		}
+	}
+	now, live := then.Add(time.Minute), 0
+	for _, s := range sessions {
+		if s.UserID == user.ID && s.Alive(now) {
+			live++
+		}
+	}
+	// 100 is the default limit (handlers.DefaultConfig): the sign-in counts
+	// the user's live sessions over the upgraded rows first.
+	evicted, err := st.CreateSession(ctx, storetest.Session("newsession000001", user.ID, now), 100, user.Epoch)
+	if err != nil || len(evicted) != 0 {
+		t.Fatalf("a sign-in after the upgrade: %v (evicted %d)", err, len(evicted))
+	}
+	if list, err := st.ListSessions(ctx, user.ID, now); err != nil || len(list) != live+1 {
+		t.Errorf("%s's live sessions after a new sign-in: %d (%v), want %d", user.Email, len(list), err, live+1)
+	}
+
+	// 0004: the failures the old release stored as typed are gone.
+	if n := count("login_failures"); n != 0 {
+		t.Errorf("%d failed sign-ins survived the upgrade, want 0", n)
+	}
+	if d, _ := st.Dump(ctx); strings.Contains(strings.ToLower(d), "tr0ub4dor") {
 		t.Fatal("the typed password survived the upgrade")
+	}
+
+	latest, err := latestMigration()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != latest {
+		t.Errorf("schema_migrations at version %d (%v), want %d", version, err, latest)
+	}
+	if files, _ := migrations.ReadDir("migrations"); count("schema_migrations") != len(files) {
+		t.Errorf("schema_migrations has %d rows, want one per migration (%d)", count("schema_migrations"), len(files))
 	}
 }
 
