@@ -4,7 +4,7 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live fixtures
+.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live fixtures drills
 
 # Every fuzz target, as package:Name.
 FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers:FuzzAuthForms \
@@ -69,6 +69,10 @@ bench: setup
 ## bench-live: the live push across two instances, 5,000 idle streams, the Security page on PostgreSQL and SQLite; writes docs/BENCHMARKS-LIVE.md (~2 min)
 bench-live: setup
 	go run ./bench/live -out docs/BENCHMARKS-LIVE.md
+
+## drills: the long forms of the fault drills (50 kills per store, 10-minute soaks, 30 s database outage and stall, rolling restart); ~25 min, not part of test
+drills: setup
+	bash scripts/drills.sh
 
 ## fixtures: rebuild db/sqlite/testdata/v0.1.0.sql, the upgrade test's database, by running the previous release's own code (needs git, go, curl)
 fixtures:

@@ -255,7 +255,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	go pruneLoop(ctx, store, cfg.PruneKeep, log, now)
 	if cfg.DebugAddr != "" {
-		go serveDebug(ctx, cfg.DebugAddr, store, log)
+		go serveDebug(ctx, cfg.DebugAddr, store, broker, log)
 	}
 
 	errc := make(chan error, 1)
@@ -274,7 +274,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // serveDebug serves profiles (/debug/pprof/), Go's expvar (/debug/vars) and
 // our counters (/debug/doorman) for benchmarks. Off by default: profiles
 // reveal internals, so give it a loopback address only.
-func serveDebug(ctx context.Context, addr string, store db.Store, log *slog.Logger) {
+func serveDebug(ctx context.Context, addr string, store db.Store, broker *live.Broker, log *slog.Logger) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
@@ -288,7 +288,7 @@ func serveDebug(ctx context.Context, addr string, store db.Store, log *slog.Logg
 		if wc, ok := store.(interface{ WriteTransactions() uint64 }); ok {
 			n = wc.WriteTransactions()
 		}
-		fmt.Fprintf(w, "{\"sqlite_write_transactions\": %d}\n", n)
+		fmt.Fprintf(w, "{\"sqlite_write_transactions\": %d, \"open_streams\": %d, \"goroutines\": %d}\n", n, broker.Open(), runtime.NumGoroutine())
 	})
 	srv := &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -165,7 +166,15 @@ func (r stallReport) String() string {
 // unbounded queue; nothing answers 500; pages are served again as soon as
 // the stall ends. The same load without the bound is measured beside it.
 func TestSlowDatabaseSheds(t *testing.T) {
-	const workers, maxInFlight, stall = 64, 8, 2 * time.Second
+	const workers, maxInFlight = 64, 8
+	stall := 2 * time.Second // make drills: DOORMAN_DRILL_STALL
+	if v := os.Getenv("DOORMAN_DRILL_STALL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("DOORMAN_DRILL_STALL=%q: %v", v, err)
+		}
+		stall = d
+	}
 	shed := stallDrill(t, maxInFlight, workers, stall)
 	t.Logf("MaxInFlight %d, %d clients, %v stall: %v", maxInFlight, workers, stall, shed)
 	if shed.busy == 0 || shed.answered != 0 {
