@@ -1,6 +1,8 @@
 package handlers_test
 
 import (
+	"bytes"
+	"context"
 	"database/sql"
 	"errors"
 	"net/http"
@@ -15,6 +17,7 @@ import (
 
 	"doorman/apptest"
 	"doorman/db/postgres/pgtest"
+	"doorman/handlers"
 )
 
 // expectUnavailable checks a clear 503: Retry-After, the page saying so, no
@@ -164,12 +167,127 @@ func TestDiskFull(t *testing.T) {
 	}
 	f.Close()
 
+	expectWritesRefused(t, app, desktop, phone, phoneID)
+
+	// Space returns: no restart needed.
+	os.Remove(filler)
+	expectWritesBack(t, app, desktop, phone, phoneID)
+}
+
+// TestReadOnlyDatabaseFile: the SQLite file made read-only under a running
+// Doorman. Changes get a clear 503 and nothing half-written; pages and the
+// session check keep working, also while the writer connection is replaced;
+// once the file is writable again, writes work without a restart.
+func TestReadOnlyDatabaseFile(t *testing.T) {
+	if apptest.UsePostgres() {
+		t.Skip("the SQLite file's permissions: not applicable to the PostgreSQL store")
+	}
+	// A short deadline, for the interrupted write below.
+	app := newTestApp(t, func(c *handlers.Config) { c.RequestTimeout = 500 * time.Millisecond })
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	phoneID := phone.currentID()
+	// Another connection to the database (as an operator's sqlite3 shell
+	// would be), opened while it is writable.
+	other, err := sql.Open("sqlite", "file:"+app.dbPath+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	ctx := context.Background()
+	lock, err := other.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := lock.ExecContext(ctx, `SELECT COUNT(*) FROM users`); err != nil {
+		t.Fatal(err)
+	}
+
+	// The database and its WAL, where every write lands first (and which a
+	// checkpoint copies into the database). Not the -shm: it is the WAL's
+	// index, which readers write too (their read marks), so a read-only
+	// -shm would stop reads as well, and SQLite maps it, so a write to it
+	// could only fail as a SIGBUS. A read-only disk is a different drill.
+	files := []string{app.dbPath, app.dbPath + "-wal"}
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			t.Fatalf("the running store's file: %v", err)
+		}
+	}
+	setImmutable(t, files...)
+	expectWritesRefused(t, app, desktop, phone, phoneID)
+
+	// A write that waits for that connection's lock past the request's
+	// deadline is interrupted, and database/sql drops the interrupted
+	// connection: the next write opens a new one while the file is
+	// read-only. SQLite would open it read-only for good (every write a 503
+	// long after the file is writable again); the store must refuse it.
 	before := app.dump()
-	defer func() {
+	if _, err := lock.ExecContext(ctx, `BEGIN IMMEDIATE`); err != nil {
+		t.Fatal(err)
+	}
+	expectUnavailable(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "save changes right now, so nothing was changed")
+	if _, err := lock.ExecContext(ctx, `ROLLBACK`); err != nil {
+		t.Fatal(err)
+	}
+	lock.Close()
+	expectUnavailable(t, app.client(uaMacFirefox, ipTokyo).post("/login", url.Values{"email": {"alice@example.com"}, "password": {pw}}), "save changes right now, so nothing was changed")
+	expectStatus(t, phone.get("/settings"), http.StatusOK)
+	if after := app.dump(); after != before {
+		t.Fatalf("a failed write left something behind:\n%s\nvs\n%s", before, after)
+	}
+
+	// Writable again: no restart needed.
+	clearImmutable(t, files...)
+	expectWritesBack(t, app, desktop, phone, phoneID)
+}
+
+// setImmutable makes files read-only in a way the kernel enforces even for
+// root, which chmod is not (the tests run as root): the immutable attribute
+// (chattr +i, the FS_IOC_SETFLAGS ioctl; chattr rather than x/sys/unix,
+// which go.mod has only as an indirect dependency). It is cleared again at
+// cleanup, before the store closes and TempDir is removed.
+func setImmutable(t *testing.T, files ...string) {
+	t.Helper()
+	t.Cleanup(func() { clearImmutable(t, files...) })
+	for _, f := range files {
+		if out, err := exec.Command("chattr", "+i", f).CombinedOutput(); err != nil {
+			t.Fatalf("chattr +i %s: %v: %s\nthe read-only-file drill needs a filesystem with the immutable attribute (ext4, xfs, btrfs) and CAP_LINUX_IMMUTABLE (root, as make test runs)", f, err, bytes.TrimSpace(out))
+		}
+		// Prove it: without this the drill could pass on a file that was
+		// writable all along.
+		if w, err := os.OpenFile(f, os.O_WRONLY, 0); err == nil {
+			w.Close()
+			t.Fatalf("chattr +i %s succeeded but the file still opens for writing", f)
+		} else if !errors.Is(err, syscall.EPERM) {
+			t.Fatalf("open %s for writing after chattr +i: %v, want EPERM", f, err)
+		}
+	}
+}
+
+// clearImmutable undoes setImmutable (harmless on a file without the flag).
+func clearImmutable(t *testing.T, files ...string) {
+	t.Helper()
+	for _, f := range files {
+		if out, err := exec.Command("chattr", "-i", f).CombinedOutput(); err != nil {
+			t.Errorf("chattr -i %s: %v: %s", f, err, bytes.TrimSpace(out))
+		}
+	}
+}
+
+// expectWritesRefused is the drill for a store that cannot write (disk
+// full, read-only file): a revoke and a sign-in get the clear 503, the
+// Security page and another session's check still answer, nothing changed.
+// On failure the test's log shows the server's.
+func expectWritesRefused(t *testing.T, app *testApp, desktop, phone *client, phoneID string) {
+	t.Helper()
+	t.Cleanup(func() {
 		if t.Failed() {
 			t.Log(app.logs.String())
 		}
-	}()
+	})
+	before := app.dump()
 	expectUnavailable(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "save changes right now, so nothing was changed")
 	expectUnavailable(t, app.client(uaMacFirefox, ipTokyo).post("/login", url.Values{"email": {"alice@example.com"}, "password": {pw}}), "save changes right now, so nothing was changed")
 	// Reads go on: the session check, the list.
@@ -178,12 +296,16 @@ func TestDiskFull(t *testing.T) {
 	if after := app.dump(); after != before {
 		t.Fatalf("a failed write left something behind:\n%s\nvs\n%s", before, after)
 	}
+}
 
-	// Space returns: no restart needed.
-	os.Remove(filler)
+// expectWritesBack is the end of that drill, once the cause is fixed: with
+// no restart, the revoke goes through and signs the phone out; there was
+// never a 500.
+func expectWritesBack(t *testing.T, app *testApp, desktop, phone *client, phoneID string) {
+	t.Helper()
 	expectRedirect(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "/settings/security")
 	expectRedirect(t, phone.get("/settings"), "/login?next=%2Fsettings")
 	if strings.Contains(app.logs.String(), "status=500") {
-		t.Fatal("a 500 while the disk was full")
+		t.Fatal("a 500 while the store could not write")
 	}
 }

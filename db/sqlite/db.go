@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"errors"
 	"fmt"
@@ -18,7 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"modernc.org/sqlite" // also registers the "sqlite" driver
 
 	"doorman/db"
 )
@@ -86,10 +87,11 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	default:
 		name += "?_pragma=journal_mode(WAL)&"
 	}
-	w, err := sql.Open("sqlite", name+pragmas+"&_txlock=immediate")
+	wc, err := sqlite.NewConnector(name + pragmas + "&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
 	}
+	w := sql.OpenDB(writerConnector{wc, !opts.ReadOnly})
 	w.SetMaxOpenConns(1)
 	w.SetConnMaxIdleTime(0)
 	r, err := sql.Open("sqlite", name+pragmas+"&_pragma=query_only(1)")
@@ -122,6 +124,55 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// errReadOnlyFile is why a writer connection was refused: SQLite could
+// open the database file for reading only.
+var errReadOnlyFile = errors.New("db: the database file opened read-only")
+
+// writerConnector opens the writer pool's connections, refusing one that
+// could not write (when probe is set: not for a ReadOnly store).
+//
+// Why: when the database file or its -wal cannot be opened for writing
+// (made read-only or immutable, a read-only mount), SQLite does not fail
+// the open but quietly opens them read-only, and that connection stays
+// read-only for its life. The writer pool keeps its one connection
+// forever, so one opened then (after database/sql dropped the old one, as
+// it does when a request deadline interrupts a write) would refuse every
+// write with SQLITE_READONLY long after the file is writable again, until
+// a restart. Failing the open instead gives that request a 503
+// (IsUnavailable) and the next write tries a fresh connection.
+type writerConnector struct {
+	driver.Connector
+	probe bool
+}
+
+func (c writerConnector) Connect(ctx context.Context) (driver.Conn, error) {
+	conn, err := c.Connector.Connect(ctx)
+	if err != nil || !c.probe {
+		return conn, err
+	}
+	// Two checks, as neither catches both cases, and neither writes: a
+	// database file opened read-only shows in sqlite3_db_readonly (BEGIN
+	// IMMEDIATE succeeds on it); a WAL opened read-only does not, but
+	// makes BEGIN IMMEDIATE fail. Once per connection, under the caller's
+	// deadline and the DSN's busy_timeout. (IsReadOnly is modernc's
+	// sqlite3_db_readonly; "main" always exists, so it cannot fail.)
+	if ro, ok := conn.(interface{ IsReadOnly(string) (bool, error) }); ok {
+		if yes, _ := ro.IsReadOnly("main"); yes {
+			conn.Close()
+			return nil, errReadOnlyFile
+		}
+	}
+	ex := conn.(driver.ExecerContext)
+	if _, err = ex.ExecContext(ctx, `BEGIN IMMEDIATE`, nil); err == nil {
+		_, err = ex.ExecContext(ctx, `ROLLBACK`, nil)
+	}
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("db: writer connection cannot write: %w", err)
+	}
+	return conn, nil
 }
 
 // createPrivate creates an empty database file readable by its owner only,

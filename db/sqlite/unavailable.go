@@ -13,15 +13,19 @@ import (
 // error, a deadline) rather than a bug or bad input: the request gets a
 // 503 that says so, not a 500.
 func IsUnavailable(err error) bool {
-	if errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, errReadOnlyFile) {
 		return true
 	}
 	var se *sqlite.Error
 	if !errors.As(err, &se) {
 		return false
 	}
+	// The primary code: a read-only (immutable) file fails a write with
+	// SQLITE_IOERR_WRITE (778) on a connection opened before, and with
+	// SQLITE_READONLY (8) on one opened since. SQLITE_PERM is what the
+	// unix VFS makes of EPERM from the kernel (on a lock): the same family.
 	switch se.Code() & 0xff {
-	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
+	case sqlite3.SQLITE_FULL, sqlite3.SQLITE_READONLY, sqlite3.SQLITE_PERM, sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED,
 		sqlite3.SQLITE_IOERR, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_INTERRUPT:
 		return true
 	}
