@@ -5,12 +5,15 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -81,6 +84,7 @@ func TestPostgresGoneAndBack(t *testing.T) {
 		t.Fatalf("/readyz with the database down: %d", res.StatusCode)
 	}
 	expectStatus(t, desktop.get("/healthz"), http.StatusOK)
+	loadWhileDown(t, []*testApp{a, b}, desktop.sessionCookie())
 
 	pgCtl("start", "-w", "-l", filepath.Join(dir, "log"), "-o", "-p "+strings.TrimSpace(string(port))+" -k "+dir+" -c listen_addresses=127.0.0.1 -c fsync=off")
 	back := time.Now()
@@ -119,6 +123,70 @@ func TestPostgresGoneAndBack(t *testing.T) {
 		if strings.Contains(app.logs.String(), "status=500") || strings.Contains(app.logs.String(), "panic") {
 			t.Fatalf("a 500 or a panic while the database was away:\n%s", app.logs.String())
 		}
+	}
+}
+
+// loadWhileDown requests the Security page on every instance from 16
+// clients for DOORMAN_DRILL_PG_DOWN (2 s; make drills: 30 s) while the
+// database is away: every answer is a 503 with Retry-After, and once the
+// clients stop the server's goroutines are back where they were (nothing
+// piled up waiting for the database).
+func loadWhileDown(t *testing.T, apps []*testApp, cookie string) {
+	t.Helper()
+	down := 2 * time.Second
+	if v := os.Getenv("DOORMAN_DRILL_PG_DOWN"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("DOORMAN_DRILL_PG_DOWN=%q: %v", v, err)
+		}
+		down = d
+	}
+	before := runtime.NumGoroutine()
+	var mu sync.Mutex
+	statuses := map[int]int{}
+	peak := before
+	var wg sync.WaitGroup
+	end := time.Now().Add(down)
+	for i := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := &http.Client{Timeout: 15 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			defer hc.CloseIdleConnections() // so their server goroutines end too
+			for time.Now().Before(end) {
+				req, _ := http.NewRequest(http.MethodGet, apps[i%len(apps)].srv.URL+"/settings/security", nil)
+				req.AddCookie(&http.Cookie{Name: "doorman_session", Value: cookie})
+				res, err := hc.Do(req)
+				code := 0
+				if err == nil {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					code = res.StatusCode
+					if code == http.StatusServiceUnavailable && res.Header.Get("Retry-After") == "" {
+						code = -1 // a 503 without Retry-After
+					}
+				}
+				mu.Lock()
+				statuses[code]++
+				peak = max(peak, runtime.NumGoroutine())
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	var settled int
+	for range 50 {
+		if settled = runtime.NumGoroutine(); settled <= before+4 {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("database down %v under 16 clients: answers by status %v; goroutines %d before, peak %d, %d after", down, statuses, before, peak, settled)
+	if len(statuses) != 1 || statuses[http.StatusServiceUnavailable] == 0 {
+		t.Fatalf("while the database was down, every page should be a 503 with Retry-After: %v", statuses)
+	}
+	if settled > before+4 {
+		t.Fatalf("goroutines piled up: %d before the outage, %d after its load", before, settled)
 	}
 }
 
