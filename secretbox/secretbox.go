@@ -1,0 +1,167 @@
+// Package secretbox seals small secrets (two-factor seeds) with AES-256-GCM
+// under keys that live outside the database: a stolen database file or
+// dump alone does not give away anyone's second factor.
+//
+// A key ring is one or more 32-byte keys, base64, one per line (in a file)
+// or comma-separated (in an environment variable). The first key seals; any
+// of them opens, found by the key id in the sealed text. To rotate: put a
+// new key first and keep the old ones after it until every secret has been
+// sealed again (a secret is re-sealed when its owner sets two-factor up
+// anew); then drop the old key.
+package secretbox
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strings"
+)
+
+// KeySize is the size of each key: AES-256.
+const KeySize = 32
+
+// ErrUnknownKey means the sealed text names a key the ring does not hold
+// (the instance was started with another key file).
+var ErrUnknownKey = errors.New("secretbox: sealed with a key this server does not have")
+
+// ErrOpen means the sealed text is malformed or was altered (or sealed for
+// another purpose: the additional data differs).
+var ErrOpen = errors.New("secretbox: cannot open: altered, or not sealed for this")
+
+type key struct {
+	id   string // first 8 hex digits of SHA-256 of the key
+	aead cipher.AEAD
+}
+
+// Box is a key ring. Safe for concurrent use.
+type Box struct {
+	keys []key
+}
+
+// New makes a ring from raw keys, the first sealing.
+func New(raw ...[]byte) (*Box, error) {
+	if len(raw) == 0 {
+		return nil, errors.New("secretbox: no key")
+	}
+	b := &Box{}
+	for i, k := range raw {
+		if len(k) != KeySize {
+			return nil, fmt.Errorf("secretbox: key %d is %d bytes, want %d", i+1, len(k), KeySize)
+		}
+		block, err := aes.NewCipher(k)
+		if err != nil {
+			return nil, err
+		}
+		aead, err := cipher.NewGCM(block)
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(k)
+		b.keys = append(b.keys, key{id: hex.EncodeToString(sum[:4]), aead: aead})
+	}
+	return b, nil
+}
+
+// Parse reads a ring from text: base64 keys separated by newlines or
+// commas; blank lines and lines starting with # are ignored.
+func Parse(text string) (*Box, error) {
+	var raw [][]byte
+	for _, line := range strings.Split(text, "\n") {
+		if line = strings.TrimSpace(line); strings.HasPrefix(line, "#") {
+			continue
+		}
+		for _, field := range strings.Split(line, ",") {
+			if field = strings.TrimSpace(field); field == "" {
+				continue
+			}
+			k, err := base64.StdEncoding.DecodeString(field)
+			if err != nil {
+				return nil, fmt.Errorf("secretbox: a key is not base64: %w", err)
+			}
+			raw = append(raw, k)
+		}
+	}
+	return New(raw...)
+}
+
+// LoadOrCreate reads the ring in path, or creates the file (mode 0600, one
+// new random key) when there is none; created says which. A file that
+// others may read is refused, as the database is.
+func LoadOrCreate(path string) (b *Box, created bool, err error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		k := make([]byte, KeySize)
+		rand.Read(k)
+		text := "# Doorman's secret key: seals two-factor secrets. Keep it apart from the database, back it up.\n" +
+			base64.StdEncoding.EncodeToString(k) + "\n"
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, false, fmt.Errorf("secretbox: create %s: %w", path, err)
+		}
+		if _, err := f.WriteString(text); err != nil {
+			f.Close()
+			return nil, false, fmt.Errorf("secretbox: write %s: %w", path, err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, false, fmt.Errorf("secretbox: write %s: %w", path, err)
+		}
+		b, err := New(k)
+		return b, true, err
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("secretbox: %w", err)
+	}
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, false, fmt.Errorf("secretbox: %s may be read by other users (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err = Parse(string(data))
+	if err != nil {
+		return nil, false, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return b, false, nil
+}
+
+// Seal encrypts plain for purpose (additional data binding the sealed text
+// to where it is stored, e.g. "two-factor user 42": a sealed secret copied
+// to another row does not open there).
+func (b *Box) Seal(plain []byte, purpose string) string {
+	k := b.keys[0]
+	nonce := make([]byte, k.aead.NonceSize())
+	rand.Read(nonce)
+	out := k.aead.Seal(nonce, nonce, plain, []byte(purpose))
+	return "v1." + k.id + "." + base64.RawURLEncoding.EncodeToString(out)
+}
+
+// Open decrypts what Seal made for the same purpose.
+func (b *Box) Open(sealed, purpose string) ([]byte, error) {
+	parts := strings.Split(sealed, ".")
+	if len(parts) != 3 || parts[0] != "v1" {
+		return nil, ErrOpen
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil {
+		return nil, ErrOpen
+	}
+	for _, k := range b.keys {
+		if k.id != parts[1] {
+			continue
+		}
+		n := k.aead.NonceSize()
+		if len(raw) < n {
+			return nil, ErrOpen
+		}
+		plain, err := k.aead.Open(nil, raw[:n], raw[n:], []byte(purpose))
+		if err != nil {
+			return nil, ErrOpen
+		}
+		return plain, nil
+	}
+	return nil, ErrUnknownKey
+}
