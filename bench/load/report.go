@@ -38,7 +38,7 @@ func buildReport(c config, rs []result, srv *server, seedDur time.Duration, seed
 	fmt.Fprintf(&b, "Measured %s on %d cores (`nproc`), CPU: %s, %s/%s, %s.\n\n",
 		time.Now().UTC().Format("2006-01-02 15:04 MST"), runtime.NumCPU(), cpuModel(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 	fmt.Fprintf(&b, "Command: `%s` (`bash bench/run.sh`: Go benchmarks, then `go run ./bench/load`). Absolute numbers drift on a shared machine; the ratios are the headline.\n\n", c.cmd)
-	fmt.Fprintf(&b, "The live push across instances, idle event streams, and the Security page on PostgreSQL beside SQLite are in [BENCHMARKS-LIVE.md](BENCHMARKS-LIVE.md) (`make bench-live`, also run by `make bench`).\n\n")
+	fmt.Fprintf(&b, "The live push across instances, idle event streams, and the Security page on PostgreSQL beside SQLite are in [BENCHMARKS-LIVE.md](BENCHMARKS-LIVE.md) (`make bench-live`, also run by `make bench`). The fault drills' figures (the 10-minute soaks: RSS, file descriptors, goroutines and open streams over time; kills, outages, stalls, a rolling restart) are in [BENCHMARKS-DRILLS.md](BENCHMARKS-DRILLS.md) (`make drills`).\n\n")
 	fmt.Fprintf(&b, "## Load test: the real binary on 127.0.0.1\n\n")
 	fmt.Fprintf(&b, "Database: %d users × %d sessions = %d sessions, seeded by `doorman seed` in %s. Each phase: %s warm-up, then %s measured, %d connections. The load generator (wrk, and the Go driver in bench/load) runs on the same 2 cores as the server.\n\n",
 		c.users, c.perUser, c.users*c.perUser, seedDur.Round(100*time.Millisecond), c.warm, c.dur, c.conns)
