@@ -29,6 +29,7 @@ import (
 	"doorman/live"
 	"doorman/operator"
 	"doorman/password"
+	"doorman/secretbox"
 	"doorman/seed"
 	"doorman/storage"
 )
@@ -55,6 +56,8 @@ type Config struct {
 	DebugAddr string
 	// AllowSharedDBFile accepts a database file others may read.
 	AllowSharedDBFile bool
+	// SecretKeyFile holds the key ring that seals two-factor secrets.
+	SecretKeyFile string
 }
 
 // parseConfig reads flags, each falling back to a DOORMAN_* environment
@@ -91,6 +94,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("DOORMAN_DB_ALLOW_SHARED_FILE_MODE: %w", err))
 	}
 	fs.BoolVar(&cfg.AllowSharedDBFile, "db-allow-shared-file-mode", sharedDefault, "open a database file that other users may read (by default Doorman refuses: it holds password hashes) (env DOORMAN_DB_ALLOW_SHARED_FILE_MODE)")
+	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", env("DOORMAN_SECRET_KEY_FILE", ""), "file with the key(s) sealing two-factor secrets, kept apart from the database; SQLite default: beside the database file (DB.key, created 0600 if missing); or the keys themselves in env DOORMAN_SECRET_KEY (env DOORMAN_SECRET_KEY_FILE)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DOORMAN_DEBUG_ADDR", ""), "serve pprof and counters on this address, e.g. 127.0.0.1:6060; off when empty (env DOORMAN_DEBUG_ADDR)")
 	fs.StringVar(&level, "log-level", env("DOORMAN_LOG_LEVEL", "info"), "debug, info, warn or error (env DOORMAN_LOG_LEVEL)")
 	s := &cfg.Session
@@ -221,6 +225,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
+	box, err := openSecretBox(cfg, getenv, log)
+	if err != nil {
+		return err
+	}
 	if cfg.Demo {
 		if err := demo.Seed(ctx, store, hasher, cfg.Session.IdleTimeout, cfg.Session.AbsoluteLifetime, now()); err != nil {
 			return err
@@ -231,6 +239,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 
 	e, err := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker, Unavailable: storage.IsUnavailable,
+		SecretBox: box,
 	})
 	if err != nil {
 		return err
@@ -269,6 +278,34 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// openSecretBox loads the key ring that seals two-factor secrets: from
+// DOORMAN_SECRET_KEY, from -secret-key-file, or (SQLite only) from a file
+// beside the database, created on first start. It must not live in the
+// database: a stolen copy of the database alone must not give away anyone's
+// second factor. With PostgreSQL and no key, two-factor cannot be turned on
+// (every instance needs the same key, so none is made up).
+func openSecretBox(cfg Config, getenv func(string) string, log *slog.Logger) (*secretbox.Box, error) {
+	if keys := getenv("DOORMAN_SECRET_KEY"); keys != "" {
+		return secretbox.Parse(keys)
+	}
+	path := cfg.SecretKeyFile
+	if path == "" {
+		if storage.IsPostgres(cfg.DB) {
+			log.Warn("no -secret-key-file or DOORMAN_SECRET_KEY: two-factor authentication can't be turned on (give every instance the same key file; docs/DEPLOY.md)")
+			return nil, nil
+		}
+		path = cfg.DB + ".key"
+	}
+	box, created, err := secretbox.LoadOrCreate(path)
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		log.Info("created the secret key file that seals two-factor secrets: back it up, apart from the database", "path", path)
+	}
+	return box, nil
 }
 
 // serveDebug serves profiles (/debug/pprof/), Go's expvar (/debug/vars) and

@@ -13,6 +13,7 @@ package apptest
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -31,6 +32,7 @@ import (
 	"doorman/handlers"
 	"doorman/live"
 	"doorman/password"
+	"doorman/secretbox"
 	"doorman/storage"
 )
 
@@ -74,6 +76,8 @@ func (c *Clock) Advance(d time.Duration) {
 type Options struct {
 	// Config adjusts the default config.
 	Config func(*handlers.Config)
+	// SecretBox is the two-factor key ring; nil: a fresh random one.
+	SecretBox *secretbox.Box
 	// Store is used instead of a fresh one (a seeded benchmark database);
 	// the caller closes it.
 	Store db.Store
@@ -115,9 +119,12 @@ type App struct {
 	Clock  *Clock
 	Geo    *geo.Resolver
 	// Live is the broker pushing session changes to open streams.
-	Live     *live.Broker
-	deps     handlers.Deps
-	testingT testing.TB
+	Live *live.Broker
+	// SecretBox seals two-factor secrets (a fresh random key per App; a
+	// second instance on the same database must be given this one).
+	SecretBox *secretbox.Box
+	deps      handlers.Deps
+	testingT  testing.TB
 }
 
 // New builds the app for t; everything it opens is closed by t.Cleanup.
@@ -193,8 +200,16 @@ func New(t testing.TB, o Options) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
+	a.SecretBox = o.SecretBox
+	if a.SecretBox == nil {
+		k := make([]byte, secretbox.KeySize)
+		rand.Read(k)
+		if a.SecretBox, err = secretbox.New(k); err != nil {
+			t.Fatal(err)
+		}
+	}
 	a.deps = handlers.Deps{
-		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live, Unavailable: storage.IsUnavailable,
+		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live, Unavailable: storage.IsUnavailable, SecretBox: a.SecretBox,
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
 		Config:    a.Config,
 		SecretKey: key,

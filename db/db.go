@@ -35,6 +35,7 @@ var ErrSignInsReset = errors.New("db: the user's sign-ins were reset")
 // and are the only authority on whether a session lives: the handlers read
 // the session row on every request.
 type Store interface {
+	TwoFactorStore
 	// CreateUser inserts a user. The email must already be normalised; a
 	// duplicate returns ErrEmailTaken.
 	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (User, error)

@@ -9,6 +9,7 @@ const (
 	ReasonRevokedOthers = "revoked_others" // "Log out all other sessions" from another session
 	ReasonRevokedAll    = "revoked_all"    // "Log out everywhere"
 	ReasonPassword      = "password_changed"
+	ReasonTwoFactor     = "two_factor_on" // two-factor was turned on, signing out the other sessions
 	ReasonSessionLimit  = "session_limit" // the user's least recently active session, ended to make room
 	ReasonOperator      = "operator"      // `doorman sessions revoke`
 	ReasonDisabled      = "user_disabled" // `doorman users disable`

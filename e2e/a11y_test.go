@@ -157,6 +157,26 @@ func TestEveryPageAccessible(t *testing.T) {
 				must(t, button(p, "Log out").Click())
 				must(t, expect.Locator(p.GetByText("Incorrect password.")).ToBeVisible())
 				checkPage(t, p, "confirm-password-error"+suffix, dev.phone)
+				// The two-factor pages, on an account of this run's own
+				// (turning it on changes how the shared account signs in).
+				tfEmail := "tf" + suffix + "@example.com"
+				signInByRequest(t, p, tfEmail, pass1, true)
+				visit("/settings/security/two-factor", "two-factor-off")
+				secret := setUpTwoFactor(t, srv, p, func(name string) { checkPage(t, p, name+suffix, dev.phone) })
+				checkPage(t, p, "recovery-codes"+suffix, dev.phone)
+				visit("/settings/security/two-factor", "two-factor-on")
+				must(t, button(p, "Sign out").Click())
+				signInWithPassword(t, p, tfEmail)
+				checkPage(t, p, "signin-two-factor"+suffix, dev.phone)
+				codeField := p.GetByLabel("Code from your authenticator app, or a recovery code")
+				must(t, codeField.Fill("000000"))
+				must(t, button(p, "Verify").Click())
+				must(t, expect.Locator(codeField).ToHaveAttribute("aria-invalid", "true"))
+				checkPage(t, p, "signin-two-factor-error"+suffix, dev.phone)
+				must(t, codeField.Fill(codeNow(t, srv, secret)))
+				must(t, button(p, "Verify").Click())
+				must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+				signInByRequest(t, p, email, pass1, false)
 				// The live notice of a session ended elsewhere, held on
 				// the page (the move to sign-in is stopped) to be checked.
 				goTo(t, p, "/settings/security")

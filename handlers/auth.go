@@ -310,6 +310,13 @@ func (a *app) login(c echo.Context) error {
 			a.log.Error("clear login failures", "err", err)
 		}
 	}
+	tf, err := a.twoFactorState(c, user.ID)
+	if err != nil {
+		return fmt.Errorf("login: %w", err)
+	}
+	if tf.Enabled() {
+		return a.startPending(c, user, f.Next)
+	}
 	err = a.startSession(c, user, methodPassword)
 	if errors.Is(err, db.ErrSignInsReset) {
 		// The password was changed, or every session ended, while this
@@ -332,6 +339,13 @@ func (a *app) startSession(c echo.Context, user db.User, method string) error {
 	if err != nil {
 		return err
 	}
+	a.signedIn(c, evicted)
+	return nil
+}
+
+// signedIn drops notices meant for the browser's earlier session and says
+// so if the session limit made room for this one.
+func (a *app) signedIn(c echo.Context, evicted []db.Session) {
 	// A notice about the browser's previous session ("You were signed out
 	// of this device") is moot once it has signed in again.
 	a.flashState(c).pending = nil
@@ -340,7 +354,6 @@ func (a *app) startSession(c echo.Context, user db.User, method string) error {
 		a.addFlash(c, flashNotice, fmt.Sprintf("You were signed in on %d devices, the most Doorman keeps, so the one used least recently (%s, %s) was signed out.",
 			a.cfg.MaxSessionsPerUser, e.DeviceLabel, e.Location))
 	}
-	return nil
 }
 
 func (a *app) logout(c echo.Context) error {

@@ -22,6 +22,7 @@ import (
 	"doorman/live"
 	"doorman/password"
 	"doorman/paths"
+	"doorman/secretbox"
 	"doorman/static"
 	"doorman/views"
 )
@@ -120,6 +121,9 @@ type Deps struct {
 	// nil: the events stream answers 404 and pages work as without
 	// JavaScript.
 	Live *live.Broker
+	// SecretBox seals two-factor secrets with a key kept outside the
+	// database; nil: two-factor cannot be turned on (the page says why).
+	SecretBox *secretbox.Box
 }
 
 // app holds the dependencies every handler shares.
@@ -142,6 +146,7 @@ type app struct {
 	live        *live.Broker
 	unavailable func(error) bool
 	slots       chan struct{} // requests in flight (shed); nil: no bound
+	box         *secretbox.Box
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -185,6 +190,7 @@ func New(d Deps) (*echo.Echo, error) {
 		crossOrigin: http.NewCrossOriginProtection(),
 		live:        d.Live,
 		unavailable: d.Unavailable,
+		box:         d.SecretBox,
 	}
 	if a.cfg.StreamHeartbeat <= 0 {
 		a.cfg.StreamHeartbeat = 20 * time.Second
@@ -235,6 +241,8 @@ func New(d Deps) (*echo.Echo, error) {
 	e.GET(paths.Login, a.loginForm)
 	e.POST(paths.Login, a.login)
 	e.POST(paths.Logout, a.logout)
+	e.GET(paths.LoginTwoFactor, a.loginTwoFactorForm)
+	e.POST(paths.LoginTwoFactor, a.loginTwoFactor)
 
 	// Everything under /settings needs a signed-in browser; an unknown
 	// path there sends a signed-out one to sign in too.
@@ -253,6 +261,12 @@ func New(d Deps) (*echo.Echo, error) {
 	settings(http.MethodPost, paths.SessionRevokePattern, a.revokeSession)
 	settings(http.MethodGet, paths.Password, a.passwordForm)
 	settings(http.MethodPost, paths.Password, a.changePassword)
+	settings(http.MethodGet, paths.TwoFactor, a.twoFactorPage)
+	settings(http.MethodGet, paths.TwoFactorQR, a.twoFactorQR)
+	settings(http.MethodPost, paths.TwoFactorSetup, a.twoFactorSetup)
+	settings(http.MethodPost, paths.TwoFactorEnable, a.twoFactorEnable)
+	settings(http.MethodPost, paths.TwoFactorDisable, a.twoFactorDisable)
+	settings(http.MethodPost, paths.TwoFactorRecoveryCodes, a.twoFactorRecoveryCodes)
 	settings(http.MethodGet, paths.Email, a.emailForm)
 	settings(http.MethodPost, paths.Email, a.changeEmail)
 	settings(http.MethodGet, paths.DeleteAccount, a.confirmDeleteAccount)

@@ -86,7 +86,12 @@ func (a *app) security(c echo.Context) error {
 		}
 	}
 	others := sessionRows(list, au.Session.ID, now)
+	tf, err := a.twoFactorState(c, au.User.ID)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+		TwoFactorOn:  tf.Enabled(),
 		Page:         a.page(c, "Security", "security"),
 		Current:      sessionRow(au.Session.Summary(), au.Session.ID, now),
 		Others:       others,
@@ -134,7 +139,8 @@ func (a *app) sessionDetails(c echo.Context) error {
 	if row.Current {
 		lastActive = views.DetailRow{Label: "Last active", Value: "Active now"}
 	}
-	method := map[string]string{methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data"}[s.AuthMethod]
+	method := map[string]string{methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data",
+		db.MethodPasswordTOTP: "Password and authenticator app", db.MethodPasswordRecovery: "Password and recovery code"}[s.AuthMethod]
 	if method == "" {
 		method = s.AuthMethod
 	}

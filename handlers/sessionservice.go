@@ -116,13 +116,33 @@ func (s *sessionService) Start(c echo.Context, user db.User, method string) ([]d
 	if err != nil {
 		return nil, fmt.Errorf("start session: %w", err)
 	}
-	s.a.log.Info("session created", "session", row.ID, "user", user.ID, "method", method, "device", row.DeviceLabel)
+	s.started(c, user, row, value, evicted)
+	return evicted, nil
+}
+
+// Complete finishes the pending sign-in pendingID of user (its second
+// factor was just checked): the pending row goes and the session row comes
+// in one transaction, so a pending sign-in yields one session at most.
+func (s *sessionService) Complete(c echo.Context, pendingID string, user db.User, method string) ([]db.Session, error) {
+	r, now := c.Request(), s.a.now()
+	row, value := s.a.newSessionRow(r, user.ID, method, now)
+	evicted, err := s.a.store.CompletePendingSignIn(r.Context(), pendingID, row, s.a.cfg.MaxSessionsPerUser)
+	if err != nil {
+		return nil, fmt.Errorf("complete sign-in: %w", err)
+	}
+	s.started(c, user, row, value, evicted)
+	return evicted, nil
+}
+
+// started logs a new session, sets its cookie and makes it the request's.
+func (s *sessionService) started(c echo.Context, user db.User, row db.Session, value string, evicted []db.Session) {
+	now := row.CreatedAt
+	s.a.log.Info("session created", "session", row.ID, "user", user.ID, "method", row.AuthMethod, "device", row.DeviceLabel)
 	for _, e := range evicted {
 		s.a.log.Info("session revoked", "session", e.ID, "user", e.UserID, "reason", db.ReasonSessionLimit, "by", row.ID)
 	}
 	s.setCookie(c, value, row.AbsoluteExpiresAt.Sub(now))
 	c.Set(ctxAuth, &authInfo{User: user, Session: row})
-	return evicted, nil
 }
 
 // Rotate gives the browser's live session a new secret and starts a new

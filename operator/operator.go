@@ -4,6 +4,7 @@
 //	doorman sessions revoke --user EMAIL (--id ID | --all)
 //	doorman users disable EMAIL
 //	doorman users enable EMAIL
+//	doorman users reset-2fa EMAIL
 //	doorman backup -db FILE -out FILE
 //
 // They work on the same database as a running server (SQLite's WAL lets them
@@ -34,6 +35,7 @@ const Usage = `usage:
   doorman sessions revoke --user EMAIL (--id ID | --all) [-db FILE]
   doorman users disable EMAIL [-db FILE]
   doorman users enable EMAIL [-db FILE]
+  doorman users reset-2fa EMAIL [-db FILE]
   doorman backup -db FILE -out FILE
 `
 
@@ -166,6 +168,20 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			log.Info("session revoked", "session", s.ID, "user", user.ID, "reason", db.ReasonOperator, "by", "operator")
 			fmt.Fprintf(stdout, "Ended session %s (%s, %s) of %s.\n", s.ID, s.DeviceLabel, s.Location, user.Email)
 		}
+		return nil
+	case "users reset-2fa":
+		// For a user who lost both the phone and the recovery codes (and
+		// proved who they are some other way): two-factor off, and every
+		// session ends, so whoever might hold one must sign in again.
+		if err := store.DisableTwoFactor(ctx, user.ID); err != nil {
+			return err
+		}
+		ended, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now())
+		if err != nil {
+			return err
+		}
+		log.Info("two-factor reset", "user", user.ID, "sessions_ended", len(ended), "by", "operator")
+		fmt.Fprintf(stdout, "Turned two-factor off for %s and ended %d session(s).\n", user.Email, len(ended))
 		return nil
 	case "users disable", "users enable":
 		disable := args[1] == "disable"

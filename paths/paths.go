@@ -19,9 +19,18 @@ const (
 	RevokeAll    = Sessions + "/revoke-all"
 	Password     = Security + "/password"
 	// Events is the signed-in browser's stream of session events.
-	Events        = Security + "/events"
-	Email         = Settings + "/account/email"
-	DeleteAccount = Settings + "/account/delete"
+	Events = Security + "/events"
+	// TwoFactor is the authenticator-app page; its forms post to the
+	// paths below it. LoginTwoFactor is a sign-in's second step.
+	TwoFactor              = Security + "/two-factor"
+	TwoFactorSetup         = TwoFactor + "/setup"
+	TwoFactorEnable        = TwoFactor + "/enable"
+	TwoFactorDisable       = TwoFactor + "/disable"
+	TwoFactorRecoveryCodes = TwoFactor + "/recovery-codes"
+	TwoFactorQR            = TwoFactor + "/qr.png"
+	LoginTwoFactor         = Login + "/two-factor"
+	Email                  = Settings + "/account/email"
+	DeleteAccount          = Settings + "/account/delete"
 	// SessionPattern and SessionRevokePattern are the router's patterns
 	// of Session and SessionRevoke.
 	SessionPattern       = Sessions + "/:id"

@@ -130,6 +130,7 @@ type SecurityProps struct {
 	OthersCount  string // "2 other sessions"
 	NeedPassword bool   // outside the sudo window: confirmations ask for the password
 	NewSignIns   []SessionRow
+	TwoFactorOn  bool
 }
 
 // DetailRow is one label/value pair on the session details page.
@@ -191,4 +192,41 @@ type EmailProps struct {
 	EmailError    string
 	NeedPassword  bool
 	PasswordError string
+}
+
+// TwoFactorProps is the authenticator-app page, in one of three states:
+// off (a password form to start), setting up (the secret and a code form),
+// on (recovery codes left, forms to regenerate them or turn it off).
+type TwoFactorProps struct {
+	Page
+	On, SettingUp bool
+	// Setting up: the QR image's URL, the secret in groups, the URI.
+	QRURL, SecretGrouped, URI string
+	OthersCount               string // "2 other sessions"; empty when none
+	RecoveryLeft              string // "7 of 10 recovery codes left"
+	// Unavailable says two-factor cannot be turned on on this server (no
+	// secret key configured), and why.
+	Unavailable   string
+	PasswordError string
+	CodeError     string
+	// Form says which form the errors belong to: "setup", "enable",
+	// "disable" or "recovery".
+	Form string
+}
+
+// RecoveryCodesProps shows freshly made recovery codes, once.
+type RecoveryCodesProps struct {
+	Page
+	Codes []string
+	// Enabled: two-factor was just turned on (rather than codes replaced).
+	Enabled   bool
+	SignedOut string // "2 other sessions were signed out."; may be empty
+}
+
+// LoginTwoFactorProps is a sign-in's second step.
+type LoginTwoFactorProps struct {
+	Page
+	Email     string
+	Next      string // where to go after signing in (a safe path), or ""
+	CodeError string
 }

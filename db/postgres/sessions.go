@@ -92,38 +92,9 @@ func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by strin
 // are ended in the same transaction.
 func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64) ([]db.Session, error) {
 	var evicted []db.Session
-	now := sess.CreatedAt.Unix()
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var current int64
-		var disabled *int64
-		err := tx.QueryRow(ctx, `SELECT epoch, disabled_at FROM users WHERE id = $1 FOR UPDATE`, sess.UserID).Scan(&current, &disabled)
-		if errors.Is(err, pgx.ErrNoRows) {
-			return db.ErrNotFound
-		}
-		if err != nil {
-			return err
-		}
-		if current != epoch || disabled != nil {
-			return db.ErrSignInsReset
-		}
-		if maxPerUser > 0 {
-			var live int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = $2 AND `+alive, now, sess.UserID).Scan(&live); err != nil {
-				return err
-			}
-			if excess := live - maxPerUser + 1; excess > 0 {
-				evicted, err = s.revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = $4 AND `+alive+`
-					ORDER BY last_seen_at, created_at LIMIT $5)`, db.ReasonSessionLimit, sess.ID, sess.CreatedAt, sess.UserID, excess)
-				if err != nil {
-					return err
-				}
-			}
-		}
-		reauth := sess.ReauthAt
-		if reauth.IsZero() {
-			reauth = sess.CreatedAt
-		}
-		_, err = tx.Exec(ctx, insertSessionSQL, sessionArgs(sess, reauth)...)
+		var err error
+		evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
 		return err
 	})
 	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
@@ -132,8 +103,56 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 	if err != nil {
 		return nil, fmt.Errorf("db: create session: %w", err)
 	}
-	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
+	s.notifyCreated(sess, evicted)
 	return evicted, nil
+}
+
+// createSessionIn is CreateSession's work inside tx (CompletePendingSignIn
+// shares it): the user's row lock and the epoch and disabled check
+// (ErrSignInsReset, or ErrNotFound for no such user), the eviction past
+// maxPerUser, and the insert. The caller commits, then calls notifyCreated.
+func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session, maxPerUser int, epoch int64) ([]db.Session, error) {
+	var evicted []db.Session
+	now := sess.CreatedAt.Unix()
+	var current int64
+	var disabled *int64
+	err := tx.QueryRow(ctx, `SELECT epoch, disabled_at FROM users WHERE id = $1 FOR UPDATE`, sess.UserID).Scan(&current, &disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, db.ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	if current != epoch || disabled != nil {
+		return nil, db.ErrSignInsReset
+	}
+	if maxPerUser > 0 {
+		var live int
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = $2 AND `+alive, now, sess.UserID).Scan(&live); err != nil {
+			return nil, err
+		}
+		if excess := live - maxPerUser + 1; excess > 0 {
+			evicted, err = s.revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = $4 AND `+alive+`
+				ORDER BY last_seen_at, created_at LIMIT $5)`, db.ReasonSessionLimit, sess.ID, sess.CreatedAt, sess.UserID, excess)
+			if err != nil {
+				return nil, err
+			}
+		}
+	}
+	reauth := sess.ReauthAt
+	if reauth.IsZero() {
+		reauth = sess.CreatedAt
+	}
+	if _, err := tx.Exec(ctx, insertSessionSQL, sessionArgs(sess, reauth)...); err != nil {
+		return nil, err
+	}
+	return evicted, nil
+}
+
+// notifyCreated reports, after commit, what creating sess did: the
+// sessions it evicted, then its start.
+func (s *Store) notifyCreated(sess db.Session, evicted []db.Session) {
+	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
 }
 
 // RotateSession gives a live session a new secret hash and records a

@@ -54,6 +54,25 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 		return nil, fmt.Errorf("db: create session: %w", err)
 	}
 	defer tx.Rollback()
+	evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
+		return nil, err
+	}
+	if err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("db: create session: %w", err)
+	}
+	s.notifyCreated(sess, evicted)
+	return evicted, nil
+}
+
+// createSessionIn is CreateSession's work inside tx (CompletePendingSignIn
+// shares it): the epoch and disabled check (db.ErrSignInsReset, or
+// db.ErrNotFound for no such user, both unwrapped), the eviction past
+// maxPerUser, and the insert. The caller commits, then calls notifyCreated.
+func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session, maxPerUser int, epoch int64) (evicted []db.Session, err error) {
 	now := sess.CreatedAt.Unix()
 	var current int64
 	var disabled sql.NullInt64
@@ -62,7 +81,7 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 		return nil, db.ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
+		return nil, err
 	}
 	if current != epoch || disabled.Valid {
 		return nil, db.ErrSignInsReset
@@ -71,7 +90,7 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 		var live int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM sessions WHERE user_id = ? AND `+aliveSQL,
 			sess.UserID, now, now).Scan(&live); err != nil {
-			return nil, fmt.Errorf("db: create session: count: %w", err)
+			return nil, fmt.Errorf("count: %w", err)
 		}
 		if excess := live - maxPerUser + 1; excess > 0 {
 			evicted, err = scanSessions(tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
@@ -80,7 +99,7 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 				RETURNING `+sessionColumns,
 				now, db.ReasonSessionLimit, sess.ID, sess.UserID, now, now, excess))
 			if err != nil {
-				return nil, fmt.Errorf("db: create session: evict: %w", err)
+				return nil, fmt.Errorf("evict: %w", err)
 			}
 		}
 	}
@@ -89,7 +108,7 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 		reauth = sess.CreatedAt
 	}
 	if err := s.logEnded(ctx, tx, evicted); err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
+		return nil, err
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
 		idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
@@ -98,13 +117,15 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 		sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
 		sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix())
 	if err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
+		return nil, err
 	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
-	}
-	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
 	return evicted, nil
+}
+
+// notifyCreated reports, after commit, what creating sess did: the
+// sessions it evicted, then its start.
+func (s *Store) notifyCreated(sess db.Session, evicted []db.Session) {
+	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
 }
 
 // scanSessions reads every row a query returned (rows, err as the query

@@ -48,6 +48,15 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentRevokeVersusCreate", testConcurrentRevokeCreate},
 		{"SignInsReset", testSignInsReset},
 		{"ChangePasswordIsOneTransaction", testChangePassword},
+		{"TwoFactorSetup", testTwoFactorSetup},
+		{"TOTPStepsAreUsedOnce", testTOTPSteps},
+		{"RecoveryCodesAreSingleUse", testRecoveryCodes},
+		{"TwoFactorCrossUserIsolation", testTwoFactorCrossUser},
+		{"PendingSignIns", testPendingSignIns},
+		{"CompletePendingSignIn", testCompletePendingSignIn},
+		{"ConcurrentCompletionRedeemsOnce", testConcurrentCompletion},
+		{"CompletionEvictsLikeCreateSession", testCompletionEvicts},
+		{"DeleteUserRemovesTwoFactor", testTwoFactorDeleteUser},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

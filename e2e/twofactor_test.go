@@ -1,0 +1,120 @@
+package e2e
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/playwright-community/playwright-go"
+	"github.com/pquerna/otp"
+
+	"doorman/twofactor"
+)
+
+// setUpTwoFactor turns two-factor on through the UI of p (signed in, on the
+// two-factor page's "Off" state) and returns the secret, read off the page
+// the way an authenticator app reads the QR code's URI.
+func setUpTwoFactor(t *testing.T, srv *server, p playwright.Page, check func(name string)) string {
+	t.Helper()
+	must(t, p.GetByLabel("Your password").Fill(pass1))
+	must(t, button(p, "Set up two-factor").Click())
+	must(t, expect.Locator(heading(p, "1. Add Doorman to your authenticator app")).ToBeVisible())
+	// The QR code is served by Doorman itself and actually loads.
+	qr := p.GetByRole("img", playwright.PageGetByRoleOptions{Name: "QR code to add Doorman to your authenticator app"})
+	must(t, expect.Locator(qr).ToBeVisible())
+	loaded, err := qr.Evaluate("img => img.complete && img.naturalWidth > 0", nil)
+	must(t, err)
+	if loaded != true {
+		t.Fatal("the QR code image did not load")
+	}
+	if check != nil {
+		check("two-factor-setup")
+	}
+	uri, err := p.Locator("[data-otpauth]").GetAttribute("data-otpauth")
+	must(t, err)
+	key, err := otp.NewKeyFromURL(uri)
+	must(t, err)
+	shown, err := p.Locator("[data-secret]").TextContent()
+	must(t, err)
+	if strings.ReplaceAll(shown, " ", "") != key.Secret() {
+		t.Fatalf("the typed secret %q is not the QR code's", shown)
+	}
+	code, err := twofactor.Code(key.Secret(), twofactor.Step(srv.clock.Now()))
+	must(t, err)
+	must(t, p.GetByLabel("Code from your authenticator app").Fill(code))
+	must(t, button(p, "Turn on two-factor").Click())
+	must(t, expect.Locator(heading(p, "Two-factor is on")).ToBeVisible())
+	must(t, expect.Locator(p.Locator("[data-recovery-codes] li")).ToHaveCount(10))
+	return key.Secret()
+}
+
+// codeNow is the authenticator's code for the next time step: the server's
+// clock moves on first, as a person waits for a fresh code (the last one
+// was used and is refused as a replay).
+func codeNow(t *testing.T, srv *server, secret string) string {
+	t.Helper()
+	srv.advance(30 * time.Second)
+	code, err := twofactor.Code(secret, twofactor.Step(srv.clock.Now()))
+	must(t, err)
+	return code
+}
+
+func signInWithPassword(t *testing.T, p playwright.Page, address string) {
+	t.Helper()
+	goTo(t, p, "/login")
+	must(t, p.GetByLabel("Email").Fill(address))
+	must(t, p.GetByLabel("Password").Fill(pass1))
+	must(t, button(p, "Sign in").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/login/two-factor$`)))
+}
+
+// Flow: two-factor on a phone — turn it on, sign in with a code, sign in
+// with a recovery code, turn it off.
+func TestFlowTwoFactor(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	p := newDevice(t, srv, iPhone13, ipLondon)
+	signUp(t, p, email, pass1)
+	must(t, link(p, "Set up two-factor").Click())
+	must(t, expect.Locator(heading(p, "Two-factor authentication")).ToBeVisible())
+	secret := setUpTwoFactor(t, srv, p, nil)
+	codes, err := p.Locator("[data-recovery-codes] code").AllTextContents()
+	must(t, err)
+	must(t, link(p, "I saved them").Click())
+	must(t, expect.Locator(heading(p, "On")).ToBeVisible())
+
+	// Sign in again: password, then the code.
+	must(t, button(p, "Sign out").Click())
+	signInWithPassword(t, p, email)
+	must(t, p.GetByLabel("Code from your authenticator app, or a recovery code").Fill("000000"))
+	must(t, button(p, "Verify").Click())
+	must(t, expect.Locator(p.GetByText("That code didn't work.")).ToBeVisible())
+	must(t, expect.Locator(p.GetByLabel("Code from your authenticator app, or a recovery code")).ToHaveAttribute("aria-invalid", "true"))
+	must(t, p.GetByLabel("Code from your authenticator app, or a recovery code").Fill(codeNow(t, srv, secret)))
+	must(t, button(p, "Verify").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+	must(t, expect.Locator(p.Locator(`[data-current="true"]`)).ToBeVisible())
+
+	// Lost the phone: a recovery code.
+	must(t, button(p, "Sign out").Click())
+	signInWithPassword(t, p, email)
+	must(t, p.GetByLabel("Code from your authenticator app, or a recovery code").Fill(codes[0]))
+	must(t, button(p, "Verify").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+	must(t, expect.Locator(p.GetByRole("status")).ToContainText("9 codes left"))
+	goTo(t, p, "/settings/security/two-factor")
+	must(t, expect.Locator(p.Locator("[data-recovery-left]")).ToContainText("9 of 10 recovery codes left"))
+
+	// Turn it off: password and a current code.
+	off := p.Locator("form").Filter(playwright.LocatorFilterOptions{Has: button(p, "Turn off two-factor")})
+	must(t, off.GetByLabel("Your password").Fill(pass1))
+	must(t, off.GetByLabel("Code from your authenticator app, or a recovery code").Fill(codeNow(t, srv, secret)))
+	must(t, button(p, "Turn off two-factor").Click())
+	must(t, expect.Locator(p.GetByRole("status")).ToContainText("Two-factor authentication is off."))
+	must(t, button(p, "Sign out").Click())
+	goTo(t, p, "/login")
+	must(t, p.GetByLabel("Email").Fill(email))
+	must(t, p.GetByLabel("Password").Fill(pass1))
+	must(t, button(p, "Sign in").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+}
