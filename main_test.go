@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
@@ -183,5 +184,49 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	}
 	if _, err := io.ReadAll(stream.Body); err != nil && !strings.Contains(err.Error(), "EOF") {
 		t.Logf("stream ended with %v", err)
+	}
+}
+
+// TestSecretKeySources: the key ring sealing two-factor secrets comes from
+// DOORMAN_SECRET_KEY, else -secret-key-file, else (SQLite) a file beside
+// the database created 0600 on the first start and read on the next; with
+// PostgreSQL and neither, there is none (two-factor can't be turned on).
+func TestSecretKeySources(t *testing.T) {
+	dir := t.TempDir()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	none := func(string) string { return "" }
+	dbPath := filepath.Join(dir, "d.db")
+	first, err := openSecretBox(Config{DB: dbPath}, none, log)
+	if err != nil || first == nil {
+		t.Fatalf("default key file: %v", err)
+	}
+	if st, err := os.Stat(dbPath + ".key"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("the key file beside the database: %v %v", st, err)
+	}
+	again, err := openSecretBox(Config{DB: dbPath}, none, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := again.Open(first.Seal([]byte("s"), "p"), "p"); err != nil || string(got) != "s" {
+		t.Fatalf("the second start has another key: %v", err)
+	}
+	if box, err := openSecretBox(Config{DB: "postgres://x@127.0.0.1/db"}, none, log); err != nil || box != nil {
+		t.Fatalf("PostgreSQL without a key: %v %v", box, err)
+	}
+	env := map[string]string{"DOORMAN_SECRET_KEY": strings.Repeat("A", 43) + "="}
+	if box, err := openSecretBox(Config{DB: "postgres://x@127.0.0.1/db"}, func(k string) string { return env[k] }, log); err != nil || box == nil {
+		t.Fatalf("DOORMAN_SECRET_KEY: %v", err)
+	}
+	env["DOORMAN_SECRET_KEY"] = "not a key"
+	if _, err := openSecretBox(Config{DB: dbPath}, func(k string) string { return env[k] }, log); err == nil {
+		t.Fatal("a malformed DOORMAN_SECRET_KEY was accepted")
+	}
+	own := filepath.Join(dir, "own.key")
+	if _, err := openSecretBox(Config{DB: dbPath, SecretKeyFile: own}, none, log); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(own, 0o644)
+	if _, err := openSecretBox(Config{DB: dbPath, SecretKeyFile: own}, none, log); err == nil {
+		t.Fatal("a key file others can read was accepted")
 	}
 }
