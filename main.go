@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"doorman/apiclient"
 	"doorman/db"
 	"doorman/demo"
 	"doorman/geo"
@@ -165,7 +166,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		switch args[0] {
 		case "seed":
 			return runSeed(ctx, args[1:], stdout, now)
-		case "sessions", "users", "backup":
+		case "login", "logout":
+			return apiclient.Run(ctx, args, getenv, stdout, nil)
+		case "sessions", "users", "backup", "apps":
+			// `sessions list|revoke` without --user is the API client's
+			// (the signed-in user's own sessions); with it, the operator's.
+			if args[0] == "sessions" && !hasUserFlag(args[1:]) {
+				return apiclient.Run(ctx, args, getenv, stdout, nil)
+			}
 			return operator.Run(ctx, args, getenv, stdout, slog.New(slog.NewTextHandler(os.Stderr, nil)), now)
 		}
 	}
@@ -306,6 +314,16 @@ func openSecretBox(cfg Config, getenv func(string) string, log *slog.Logger) (*s
 		log.Info("created the secret key file that seals two-factor secrets: back it up, apart from the database", "path", path)
 	}
 	return box, nil
+}
+
+// hasUserFlag reports whether args name a user (--user, -user, --user=…).
+func hasUserFlag(args []string) bool {
+	for _, a := range args {
+		if f := strings.SplitN(strings.TrimLeft(a, "-"), "=", 2)[0]; strings.HasPrefix(a, "-") && f == "user" {
+			return true
+		}
+	}
+	return false
 }
 
 // serveDebug serves profiles (/debug/pprof/), Go's expvar (/debug/vars) and

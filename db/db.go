@@ -36,6 +36,7 @@ var ErrSignInsReset = errors.New("db: the user's sign-ins were reset")
 // the session row on every request.
 type Store interface {
 	TwoFactorStore
+	TokenStore
 	// CreateUser inserts a user. The email must already be normalised; a
 	// duplicate returns ErrEmailTaken.
 	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (User, error)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -104,6 +105,7 @@ func TestEveryPageAccessible(t *testing.T) {
 	must(t, err)
 	otherID, err := other.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
 	must(t, err)
+	clientID := registerApp(t, srv, "app_a11y", "Doorman CLI")
 
 	for _, dev := range []struct {
 		name, short string
@@ -176,6 +178,28 @@ func TestEveryPageAccessible(t *testing.T) {
 				must(t, codeField.Fill(codeNow(t, srv, secret)))
 				must(t, button(p, "Verify").Click())
 				must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+				// Access tokens and a connected app (same account).
+				visit("/settings/security/tokens", "tokens")
+				must(t, button(p, "Create token").Click())
+				must(t, expect.Locator(p.GetByText("Give the token a name.")).ToBeVisible())
+				checkPage(t, p, "tokens-errors"+suffix, dev.phone)
+				createTokenInUI(t, p, "a11y token")
+				checkPage(t, p, "tokens-new"+suffix, dev.phone)
+				deviceCode, verify := startDeviceFlow(t, srv, clientID)
+				link, err := url.Parse(verify)
+				must(t, err)
+				visit(link.RequestURI(), "device")
+				must(t, button(p, "Continue").Click())
+				must(t, expect.Locator(heading(p, "Connect Doorman CLI?")).ToBeVisible())
+				checkPage(t, p, "device-approve"+suffix, dev.phone)
+				must(t, p.GetByLabel("Your password").Fill(pass1))
+				must(t, button(p, "Approve").Click())
+				must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+				redeem(t, srv, clientID, deviceCode)
+				visit("/settings/security", "security-inventory")
+				tokenID, err := p.Locator("[data-token-id]").First().GetAttribute("data-token-id")
+				must(t, err)
+				visit("/settings/security/tokens/"+tokenID+"/revoke", "confirm-revoke-token")
 				signInByRequest(t, p, email, pass1, false)
 				// The live notice of a session ended elsewhere, held on
 				// the page (the move to sign-in is stopped) to be checked.

@@ -31,7 +31,7 @@ func (a *app) settings(c echo.Context) error {
 
 // passwordForm is the change-password page.
 func (a *app) passwordForm(c echo.Context) error {
-	return a.passwordPage(c, http.StatusOK, views.PasswordProps{SignOutOthers: true})
+	return a.passwordPage(c, http.StatusOK, views.PasswordProps{SignOutOthers: true, DisconnectTokens: true})
 }
 
 func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) error {
@@ -41,6 +41,11 @@ func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) er
 		return fmt.Errorf("password page: %w", err)
 	}
 	p.Page, p.Others, p.OthersCount = a.page(c, "Change password", "security"), others, plural(len(others), "session")
+	apps, pats, err := a.inventory(c, au.User.ID, a.now())
+	if err != nil {
+		return fmt.Errorf("password page: %w", err)
+	}
+	p.TokensCount = inventoryLabel(len(apps), len(pats))
 	return a.render(c, status, views.PasswordPage(p))
 }
 
@@ -51,7 +56,7 @@ func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) er
 func (a *app) changePassword(c echo.Context) error {
 	au := authOf(c)
 	current, next := formValue(c, "current_password"), formValue(c, "new_password")
-	p := views.PasswordProps{SignOutOthers: formValue(c, "sign_out_others") != ""}
+	p := views.PasswordProps{SignOutOthers: formValue(c, "sign_out_others") != "", DisconnectTokens: formValue(c, "disconnect_tokens") != ""}
 	switch {
 	case next == "":
 		p.NewError = "Enter a new password."
@@ -97,6 +102,15 @@ func (a *app) changePassword(c echo.Context) error {
 	msg := "Password changed."
 	if len(ended) > 0 {
 		msg += " Signed out " + plural(len(ended), "other session") + "."
+	}
+	if p.DisconnectTokens {
+		tokens, err := a.endTokens(c, au, db.ReasonPassword)
+		if err != nil {
+			return err
+		}
+		if len(tokens) > 0 {
+			msg += " Disconnected " + plural(len(tokens), "app or token") + "."
+		}
 	}
 	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)

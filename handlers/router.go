@@ -147,6 +147,8 @@ type app struct {
 	unavailable func(error) bool
 	slots       chan struct{} // requests in flight (shed); nil: no bound
 	box         *secretbox.Box
+	tokenLimit  *tokenLimiter // API requests per token
+	oauthLimit  *tokenLimiter // device authorization requests per address
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -204,6 +206,10 @@ func New(d Deps) (*echo.Echo, error) {
 		}
 	}
 	a.sessions = &sessionService{a: a}
+	// 10 requests a second per token, in bursts of up to 60.
+	a.tokenLimit = newTokenLimiter(10, 60)
+	// A code a minute per address, in bursts of 10.
+	a.oauthLimit = newTokenLimiter(1.0/60, 10)
 	if a.cfg.MaxInFlight > 0 {
 		a.slots = make(chan struct{}, a.cfg.MaxInFlight)
 	}
@@ -267,9 +273,31 @@ func New(d Deps) (*echo.Echo, error) {
 	settings(http.MethodPost, paths.TwoFactorEnable, a.twoFactorEnable)
 	settings(http.MethodPost, paths.TwoFactorDisable, a.twoFactorDisable)
 	settings(http.MethodPost, paths.TwoFactorRecoveryCodes, a.twoFactorRecoveryCodes)
+	settings(http.MethodGet, paths.Tokens, a.tokensPage)
+	settings(http.MethodPost, paths.Tokens, a.createToken)
+	settings(http.MethodGet, paths.TokenRevokePattern, a.revokeToken)
+	settings(http.MethodPost, paths.TokenRevokePattern, a.revokeToken)
 	settings(http.MethodGet, paths.Email, a.emailForm)
 	settings(http.MethodPost, paths.Email, a.changeEmail)
 	settings(http.MethodGet, paths.DeleteAccount, a.confirmDeleteAccount)
 	settings(http.MethodPost, paths.DeleteAccount, a.deleteAccount)
+
+	// The device flow: a signed-in browser approves a tool's code; the
+	// tool's requests carry no cookie.
+	e.GET(paths.OAuthMetadata, a.oauthMetadata)
+	e.POST(paths.OAuthDeviceAuthorization, a.deviceAuthorization)
+	e.POST(paths.OAuthToken, a.oauthToken)
+	dev := e.Group(paths.Device, a.requireAuth)
+	dev.GET("", a.devicePage)
+	dev.POST("", a.deviceLookup)
+	dev.POST(strings.TrimPrefix(paths.DeviceApprove, paths.Device), a.deviceDecide)
+	dev.POST(strings.TrimPrefix(paths.DeviceDeny, paths.Device), a.deviceDecide)
+
+	// The API: bearer tokens only (no cookie is read, no CSRF surface).
+	e.GET(paths.OpenAPI, a.apiOpenAPI)
+	api := e.Group(paths.APIv1, a.apiAuth)
+	api.GET(strings.TrimPrefix(paths.APIMe, paths.APIv1), a.apiMe)
+	api.GET(strings.TrimPrefix(paths.APIList, paths.APIv1), requireScope(ScopeSessionsRead, a.apiSessions))
+	api.DELETE(strings.TrimPrefix(paths.APIOne, paths.APIv1), requireScope(ScopeSessionsWrite, a.apiRevokeSession))
 	return e, nil
 }

@@ -90,14 +90,22 @@ func (a *app) security(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	apps, pats, err := a.inventory(c, au.User.ID, now)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
-		TwoFactorOn:  tf.Enabled(),
-		Page:         a.page(c, "Security", "security"),
-		Current:      sessionRow(au.Session.Summary(), au.Session.ID, now),
-		Others:       others,
-		OthersCount:  plural(len(others), "other session"),
-		NeedPassword: !a.inSudo(au),
-		NewSignIns:   sessionRows(fresh, au.Session.ID, now),
+		TwoFactorOn:       tf.Enabled(),
+		Apps:              a.tokenRows(apps, now),
+		Tokens:            a.tokenRows(pats, now),
+		EverywhereMessage: everywhereMessage(len(others)+1, len(apps), len(pats)),
+		AlsoTokens:        alsoTokensLabel(len(apps), len(pats)),
+		Page:              a.page(c, "Security", "security"),
+		Current:           sessionRow(au.Session.Summary(), au.Session.ID, now),
+		Others:            others,
+		OthersCount:       plural(len(others), "other session"),
+		NeedPassword:      !a.inSudo(au),
+		NewSignIns:        sessionRows(fresh, au.Session.ID, now),
 	}))
 }
 
@@ -226,7 +234,30 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 	if len(others) == 0 {
 		p.Heading, p.Message, p.Nothing = "No other sessions", "This device is the only one signed in to your account.", true
 	}
+	apps, pats, err := a.inventory(c, au.User.ID, a.now())
+	if err != nil {
+		return fmt.Errorf("confirm revoke others: %w", err)
+	}
+	p.AlsoTokens = alsoTokensLabel(len(apps), len(pats))
 	return a.renderConfirm(c, p, au, problem)
+}
+
+// alsoTokensLabel labels the unchecked box that extends "Log out all other
+// sessions" to apps and tokens; "" when there are none.
+func alsoTokensLabel(apps, pats int) string {
+	if l := inventoryLabel(apps, pats); l != "" {
+		return "Also disconnect " + l
+	}
+	return ""
+}
+
+// everywhereMessage says what "Log out everywhere" ends, counted.
+func everywhereMessage(sessions, apps, pats int) string {
+	m := "All " + plural(sessions, "session") + ", including this device, will be signed out"
+	if l := inventoryLabel(apps, pats); l != "" {
+		m += ", and " + l + " disconnected"
+	}
+	return m + "."
 }
 
 func (a *app) revokeOthers(c echo.Context) error {
@@ -241,11 +272,20 @@ func (a *app) revokeOthers(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	var tokens []db.Token
+	if formValue(c, "also_tokens") == "on" {
+		if tokens, err = a.endTokens(c, au, db.ReasonRevokedOthers); err != nil {
+			return err
+		}
+	}
 	n := len(ended)
-	if n == 0 {
+	switch {
+	case n == 0 && len(tokens) == 0:
 		a.addFlash(c, flashNotice, "There were no other sessions to sign out.")
-	} else {
+	case len(tokens) == 0:
 		a.addFlash(c, flashSuccess, "Signed out "+plural(n, "other session")+".")
+	default:
+		a.addFlash(c, flashSuccess, "Signed out "+plural(n, "other session")+" and disconnected "+plural(len(tokens), "app or token")+".")
 	}
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
@@ -262,9 +302,13 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 		return fmt.Errorf("confirm revoke all: %w", err)
 	}
 	all := append([]views.SessionRow{sessionRow(au.Session.Summary(), au.Session.ID, now)}, others...)
+	apps, pats, err := a.inventory(c, au.User.ID, now)
+	if err != nil {
+		return fmt.Errorf("confirm revoke all: %w", err)
+	}
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
-		Message:  "All " + plural(len(all), "session") + ", including this device, will be signed out.",
+		Message:  everywhereMessage(len(all), len(apps), len(pats)),
 		Sessions: all, Action: paths.RevokeAll, Button: "Log out everywhere", CancelURL: paths.Security,
 	}
 	return a.renderConfirm(c, p, au, problem)
@@ -278,10 +322,20 @@ func (a *app) revokeAll(c echo.Context) error {
 		}
 		return a.confirmRevokeAllPage(c, au, problem)
 	}
+	// Apps and tokens first: once the session is gone this request is
+	// still the owner's, but nothing later in it may fail half-way.
+	tokens, err := a.endTokens(c, au, db.ReasonRevokedAll)
+	if err != nil {
+		return err
+	}
 	ended, err := a.sessions.EndAll(c, au)
 	if err != nil {
 		return err
 	}
-	a.addFlash(c, flashSuccess, "You signed out everywhere: "+plural(len(ended), "session")+" ended.")
+	msg := "You signed out everywhere: " + plural(len(ended), "session") + " ended"
+	if len(tokens) > 0 {
+		msg += ", " + plural(len(tokens), "app or token") + " disconnected"
+	}
+	a.addFlash(c, flashSuccess, msg+".")
 	return c.Redirect(http.StatusSeeOther, paths.Login)
 }

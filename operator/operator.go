@@ -5,6 +5,7 @@
 //	doorman users disable EMAIL
 //	doorman users enable EMAIL
 //	doorman users reset-2fa EMAIL
+//	doorman apps add --name NAME | list | remove CLIENT_ID
 //	doorman backup -db FILE -out FILE
 //
 // They work on the same database as a running server (SQLite's WAL lets them
@@ -36,6 +37,9 @@ const Usage = `usage:
   doorman users disable EMAIL [-db FILE]
   doorman users enable EMAIL [-db FILE]
   doorman users reset-2fa EMAIL [-db FILE]
+  doorman apps add --name NAME [-db FILE]     register a command-line tool (prints its client_id)
+  doorman apps list [-db FILE]
+  doorman apps remove CLIENT_ID [-db FILE]    its tokens end at once
   doorman backup -db FILE -out FILE
 `
 
@@ -84,6 +88,9 @@ func backup(ctx context.Context, args []string, getenv func(string) string, stdo
 func Run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, log *slog.Logger, now func() time.Time) error {
 	if len(args) > 0 && args[0] == "backup" {
 		return backup(ctx, args[1:], getenv, stdout, now)
+	}
+	if len(args) > 0 && args[0] == "apps" {
+		return apps(ctx, args[1:], getenv, stdout, log, now)
 	}
 	if len(args) < 2 {
 		return fmt.Errorf("%s: which command?\n%s", args[0], Usage)

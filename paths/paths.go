@@ -30,7 +30,27 @@ const (
 	TwoFactorQR            = TwoFactor + "/qr.png"
 	LoginTwoFactor         = Login + "/two-factor"
 	Email                  = Settings + "/account/email"
-	DeleteAccount          = Settings + "/account/delete"
+	// Tokens lists and creates personal access tokens.
+	Tokens             = Security + "/tokens"
+	TokenRevokePattern = Tokens + "/:id/revoke"
+	// API is the JSON API's root (bearer tokens only); OAuth the device
+	// flow's endpoints.
+	API     = "/api"
+	APIv1   = API + "/v1"
+	APIMe   = APIv1 + "/me"
+	APIList = APIv1 + "/sessions"
+	APIOne  = APIv1 + "/sessions/:id"
+	OpenAPI = APIv1 + "/openapi.json"
+	OAuth   = "/oauth"
+	// Device is where a person enters a command-line tool's code.
+	Device        = "/device"
+	DeviceApprove = Device + "/approve"
+	DeviceDeny    = Device + "/deny"
+	// The device flow's endpoints, and the metadata naming them.
+	OAuthDeviceAuthorization = OAuth + "/device_authorization"
+	OAuthToken               = OAuth + "/token"
+	OAuthMetadata            = "/.well-known/oauth-authorization-server"
+	DeleteAccount            = Settings + "/account/delete"
 	// SessionPattern and SessionRevokePattern are the router's patterns
 	// of Session and SessionRevoke.
 	SessionPattern       = Sessions + "/:id"
@@ -42,6 +62,10 @@ func Session(id string) string { return Sessions + "/" + id }
 
 // SessionRevoke is where the X button of session id posts.
 func SessionRevoke(id string) string { return Session(id) + "/revoke" }
+
+// TokenRevoke is where the trash icon of token id posts (GET: its confirm
+// page).
+func TokenRevoke(id string) string { return Tokens + "/" + id + "/revoke" }
 
 // LoginNext is the sign-in page that returns to next (a path on this site)
 // afterwards.

@@ -131,6 +131,13 @@ type SecurityProps struct {
 	NeedPassword bool   // outside the sudo window: confirmations ask for the password
 	NewSignIns   []SessionRow
 	TwoFactorOn  bool
+	// The rest of the inventory: connected apps and access tokens.
+	Apps, Tokens []TokenRow
+	// EverywhereMessage is what "Log out everywhere" ends, counted.
+	EverywhereMessage string
+	// AlsoTokens labels the "also disconnect apps and tokens" box of "Log
+	// out all other sessions"; empty when there are none.
+	AlsoTokens string
 }
 
 // DetailRow is one label/value pair on the session details page.
@@ -164,6 +171,9 @@ type ConfirmProps struct {
 	// window); PasswordError is shown next to it.
 	NeedPassword  bool
 	PasswordError string
+	// AlsoTokens, when set, is the label of an unchecked checkbox
+	// (also_tokens) that extends the action to apps and tokens.
+	AlsoTokens string
 }
 
 // ErrorProps is an error page.
@@ -180,8 +190,11 @@ type PasswordProps struct {
 	Others        []SessionRow // what "Sign out of all other sessions" would end
 	OthersCount   string       // "2 sessions"
 	SignOutOthers bool
-	CurrentError  string
-	NewError      string
+	// TokensCount is "1 connected app and 2 access tokens"; empty: none.
+	TokensCount      string
+	DisconnectTokens bool
+	CurrentError     string
+	NewError         string
 }
 
 // EmailProps is the change-email page.
@@ -229,4 +242,48 @@ type LoginTwoFactorProps struct {
 	Email     string
 	Next      string // where to go after signing in (a safe path), or ""
 	CodeError string
+}
+
+// TokenRow is one access token (or connected app) in a list.
+type TokenRow struct {
+	ID, Name, Scopes        string
+	Created, CreatedISO     string
+	Expires, ExpiresISO     string
+	LastUsed, LastUsedISO   string // LastUsed "Never used" when never
+	LastUsedWhere           string
+	RevokeURL, RevokeLabel  string
+	DialogID, DialogHeading string
+}
+
+// TokensProps is the personal access tokens page.
+type TokensProps struct {
+	Page
+	// NewToken is the token just made, shown this once.
+	NewToken, NewTokenName string
+	Tokens                 []TokenRow
+	NeedPassword           bool // revoking asks for the password (outside the sudo window)
+	// The create form, and its errors.
+	Name, NameError       string
+	ExpiresInDays         string // "7", "30", "90" or "365"
+	ExpiresError          string
+	ScopeRead, ScopeWrite bool
+	ScopeError            string
+	PasswordError         string
+}
+
+// DeviceProps is /device: enter the code a command-line tool shows.
+type DeviceProps struct {
+	Page
+	Code, CodeError string
+}
+
+// DeviceApproveProps asks whether to connect the app that showed the code.
+type DeviceApproveProps struct {
+	Page
+	AppName, Code              string
+	Access                     []string // what it may do, in words
+	Where                      string   // where the request came from
+	RequestedAgo, RequestedISO string
+	NeedPassword               bool
+	PasswordError              string
 }

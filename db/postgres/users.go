@@ -92,7 +92,9 @@ func (s *Store) updateUser(ctx context.Context, what, query string, args ...any)
 }
 
 // SetUserDisabled disables (at now) or re-enables the user. Disabling also
-// resets their sign-ins and ends every live session, in one transaction.
+// resets their sign-ins and ends every live session and every live API
+// token, in one transaction (the user's row, locked by the UPDATE, comes
+// first: see the Lock order in tokens.go); it returns the sessions ended.
 func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) ([]db.Session, error) {
 	var ended []db.Session
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -107,9 +109,13 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 		if tag.RowsAffected() == 0 {
 			return db.ErrNotFound
 		}
-		if disabled {
-			ended, err = s.revokeIn(ctx, tx, `user_id = $4`, db.ReasonDisabled, "operator", now, userID)
+		if !disabled {
+			return nil
 		}
+		if ended, err = s.revokeIn(ctx, tx, `user_id = $4`, db.ReasonDisabled, "operator", now, userID); err != nil {
+			return err
+		}
+		_, err = revokeTokensIn(ctx, tx, `user_id = $4`, db.ReasonDisabled, "operator", now, userID)
 		return err
 	})
 	if errors.Is(err, db.ErrNotFound) {

@@ -84,8 +84,9 @@ func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) err
 }
 
 // SetUserDisabled disables (at now) or re-enables the user. Disabling also
-// ends every live session of theirs, in the same transaction, so no request
-// can slip between the two, and returns them.
+// ends every live session and every live API token of theirs, in the same
+// transaction, so no request can slip between them, and returns the
+// sessions it ended.
 func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) ([]db.Session, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -106,6 +107,9 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 	var ended []db.Session
 	if disabled {
 		if ended, err = s.revokeIn(ctx, tx, `user_id = ?`, db.ReasonDisabled, "operator", now, userID); err != nil {
+			return nil, fmt.Errorf("db: disable user: %w", err)
+		}
+		if _, err := revokeTokensIn(ctx, tx, `user_id = ?`, db.ReasonDisabled, "operator", now, userID); err != nil {
 			return nil, fmt.Errorf("db: disable user: %w", err)
 		}
 	}

@@ -57,6 +57,20 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentCompletionRedeemsOnce", testConcurrentCompletion},
 		{"CompletionEvictsLikeCreateSession", testCompletionEvicts},
 		{"DeleteUserRemovesTwoFactor", testTwoFactorDeleteUser},
+		{"TokenRoundTrip", testTokenRoundTrip},
+		{"ListTokens", testListTokens},
+		{"TouchToken", testTouchToken},
+		{"RevokeToken", testRevokeToken},
+		{"RevokeTokens", testRevokeTokens},
+		{"Apps", testApps},
+		{"DeviceAuthorizations", testDeviceAuthorizations},
+		{"PollDeviceAuthorization", testPollDeviceAuthorization},
+		{"ConcurrentPollsSlowDown", testConcurrentPolls},
+		{"RedeemDeviceAuthorization", testRedeemDeviceAuthorization},
+		{"ConcurrentRedemptionMakesOneToken", testConcurrentRedemption},
+		{"DisableEndsTokens", testDisableEndsTokens},
+		{"DeleteUserRemovesTokens", testDeleteUserRemovesTokens},
+		{"ConcurrentTokenWritesDoNotDeadlock", testConcurrentTokenWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

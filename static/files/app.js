@@ -140,8 +140,26 @@ function watchSession(url) {
   // retried by the browser; the next request answers for the session.
 }
 
+// A button marked data-copy="<id>" copies that element's text, and says so
+// (in the button, which a screen reader announces as it changes).
+function bindCopyButtons(root) {
+  for (const button of root.querySelectorAll("button[data-copy]")) {
+    button.addEventListener("click", async () => {
+      const source = document.getElementById(button.dataset.copy);
+      if (!source || !navigator.clipboard) return;
+      try {
+        await navigator.clipboard.writeText(source.textContent.trim());
+        button.textContent = "Copied";
+      } catch {
+        button.textContent = "Select the token and copy it";
+      }
+    });
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
   bindDialogs(document);
+  bindCopyButtons(document);
   localTimes(document);
   if (document.body.dataset.events) watchSession(document.body.dataset.events);
 });

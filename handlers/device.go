@@ -1,0 +1,346 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/apitoken"
+	"doorman/db"
+	"doorman/paths"
+	"doorman/views"
+)
+
+// The OAuth 2.0 Device Authorization Grant (RFC 8628), for command-line
+// tools: the tool asks for a code, the person enters it at /device in a
+// browser where they are signed in, approves, and the tool's polling of the
+// token endpoint turns into an access token.
+
+const (
+	grantDeviceCode = "urn:ietf:params:oauth:grant-type:device_code"
+	// deviceCodeLifetime is how long a code may wait for its approval.
+	deviceCodeLifetime = 10 * time.Minute
+	// devicePollInterval is the seconds a client waits between polls.
+	devicePollInterval = 5
+	// appTokenLifetime is how long a connected app's token lasts.
+	appTokenLifetime = 90 * 24 * time.Hour
+	// userCodeAlphabet: consonants only (no words, no 0/O, 1/I mix-ups),
+	// RFC 8628 §6.1's example; 20^8 ≈ 2^34.6 codes.
+	userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
+	// scopeDeviceCode counts wrong codes entered at /device per session.
+	scopeDeviceCode = "device_code:"
+)
+
+// baseURL is the origin the client reached us at (behind a trusted proxy,
+// the one it names), for the absolute URLs of the flow.
+func (a *app) baseURL(r *http.Request) string {
+	scheme := "http"
+	if a.isHTTPS(r) {
+		scheme = "https"
+	}
+	return scheme + "://" + r.Host
+}
+
+// oauthMetadata is RFC 8414's authorization server metadata.
+func (a *app) oauthMetadata(c echo.Context) error {
+	base := a.baseURL(c.Request())
+	return c.JSON(http.StatusOK, map[string]any{
+		"issuer":                                base,
+		"device_authorization_endpoint":         base + paths.OAuthDeviceAuthorization,
+		"token_endpoint":                        base + paths.OAuthToken,
+		"scopes_supported":                      AllScopes,
+		"grant_types_supported":                 []string{grantDeviceCode},
+		"response_types_supported":              []string{},
+		"token_endpoint_auth_methods_supported": []string{"none"},
+	})
+}
+
+// oauthError answers an RFC 6749 §5.2 error.
+func oauthError(c echo.Context, status int, code, description string) error {
+	body := map[string]string{"error": code}
+	if description != "" {
+		body["error_description"] = description
+	}
+	return c.JSON(status, body)
+}
+
+// parseScopes reads a space-separated scope parameter: each must be known;
+// none means every scope.
+func parseScopes(s string) ([]string, bool) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 {
+		return slices.Clone(AllScopes), true
+	}
+	var out []string
+	for _, want := range AllScopes {
+		if slices.Contains(fields, want) {
+			out = append(out, want)
+		}
+	}
+	for _, f := range fields {
+		if !slices.Contains(AllScopes, f) {
+			return nil, false
+		}
+	}
+	return out, true
+}
+
+func newUserCode() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	for i := range b {
+		b[i] = userCodeAlphabet[int(b[i])%len(userCodeAlphabet)]
+	}
+	return string(b)
+}
+
+// normaliseUserCode accepts what people type: any case, with or without
+// the dash or spaces.
+func normaliseUserCode(s string) string {
+	return strings.ToUpper(strings.Map(func(r rune) rune {
+		if r == '-' || r == ' ' {
+			return -1
+		}
+		return r
+	}, strings.TrimSpace(s)))
+}
+
+func showUserCode(code string) string {
+	if len(code) != 8 {
+		return code
+	}
+	return code[:4] + "-" + code[4:]
+}
+
+func hashDeviceCode(code string) []byte {
+	sum := sha256.Sum256([]byte(code))
+	return sum[:]
+}
+
+// deviceAuthorization is POST /oauth/device_authorization.
+func (a *app) deviceAuthorization(c echo.Context) error {
+	r := c.Request()
+	if wait := a.oauthLimit.take("device:"+a.clientKey(c), a.now()); wait > 0 {
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
+		return oauthError(c, http.StatusTooManyRequests, "slow_down", "Too many requests from this address.")
+	}
+	app, err := a.store.App(r.Context(), formValue(c, "client_id"))
+	if errors.Is(err, db.ErrNotFound) {
+		return oauthError(c, http.StatusUnauthorized, "invalid_client", "Unknown client_id.")
+	}
+	if err != nil {
+		return fmt.Errorf("device authorization: %w", err)
+	}
+	scopes, ok := parseScopes(formValue(c, "scope"))
+	if !ok {
+		return oauthError(c, http.StatusBadRequest, "invalid_scope", "Supported scopes: "+strings.Join(AllScopes, " ")+".")
+	}
+	now := a.now()
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	deviceCode := base64.RawURLEncoding.EncodeToString(raw)
+	ip := a.clientIP(r)
+	d := db.DeviceAuthorization{
+		DeviceCodeHash: hashDeviceCode(deviceCode), ClientID: app.ClientID, Scopes: scopes,
+		CreatedAt: now, ExpiresAt: now.Add(deviceCodeLifetime), Interval: devicePollInterval,
+		IP: ip.String(), Location: a.geo.Lookup(ip).Label, Status: db.DevicePending,
+	}
+	for range 5 { // a user code still in use: draw another
+		d.UserCode = newUserCode()
+		if err = a.store.CreateDeviceAuthorization(r.Context(), d); !errors.Is(err, db.ErrConflict) {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("device authorization: %w", err)
+	}
+	a.log.Info("device authorization requested", "client", app.ClientID, "ip", ip.String())
+	verify := a.baseURL(r) + paths.Device
+	return c.JSON(http.StatusOK, map[string]any{
+		"device_code":               deviceCode,
+		"user_code":                 showUserCode(d.UserCode),
+		"verification_uri":          verify,
+		"verification_uri_complete": verify + "?code=" + showUserCode(d.UserCode),
+		"expires_in":                int(deviceCodeLifetime / time.Second),
+		"interval":                  devicePollInterval,
+	})
+}
+
+// oauthToken is POST /oauth/token for the device_code grant, answering as
+// RFC 8628 §3.5 says.
+func (a *app) oauthToken(c echo.Context) error {
+	r := c.Request()
+	if gt := formValue(c, "grant_type"); gt != grantDeviceCode {
+		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "Only "+grantDeviceCode+" is supported.")
+	}
+	deviceCode, clientID := formValue(c, "device_code"), formValue(c, "client_id")
+	if deviceCode == "" || len(deviceCode) > 100 {
+		return oauthError(c, http.StatusBadRequest, "invalid_request", "device_code is required.")
+	}
+	now := a.now()
+	d, tooFast, err := a.store.PollDeviceAuthorization(r.Context(), hashDeviceCode(deviceCode), now)
+	if errors.Is(err, db.ErrNotFound) || (err == nil && d.ClientID != clientID) {
+		return oauthError(c, http.StatusBadRequest, "invalid_grant", "Unknown device_code.")
+	}
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	switch {
+	case !now.Before(d.ExpiresAt):
+		return oauthError(c, http.StatusBadRequest, "expired_token", "The code expired. Start again.")
+	case tooFast:
+		return oauthError(c, http.StatusBadRequest, "slow_down", fmt.Sprintf("Poll at most every %d seconds.", d.Interval))
+	case d.Status == db.DevicePending:
+		return oauthError(c, http.StatusBadRequest, "authorization_pending", "")
+	case d.Status == db.DeviceDenied:
+		return oauthError(c, http.StatusBadRequest, "access_denied", "The request was denied.")
+	case d.Status != db.DeviceApproved:
+		return oauthError(c, http.StatusBadRequest, "invalid_grant", "This code was already used.")
+	}
+	app, err := a.store.App(r.Context(), d.ClientID)
+	if err != nil {
+		return oauthError(c, http.StatusBadRequest, "invalid_grant", "The app was removed.")
+	}
+	tok := apitoken.New(apitoken.AppPrefix)
+	t := db.Token{
+		ID: tok.ID, SecretHash: tok.Hash, UserID: d.UserID, Kind: db.TokenApp, Name: app.Name, ClientID: app.ClientID,
+		Scopes: d.Scopes, CreatedAt: now, ExpiresAt: now.Add(appTokenLifetime), CreatedIP: d.IP, CreatedLocation: d.Location,
+	}
+	err = a.store.RedeemDeviceAuthorization(r.Context(), d.DeviceCodeHash, t)
+	if errors.Is(err, db.ErrNotFound) {
+		return oauthError(c, http.StatusBadRequest, "invalid_grant", "This code was already used.")
+	}
+	if err != nil {
+		return fmt.Errorf("token: %w", err)
+	}
+	a.log.Info("app connected", "client", app.ClientID, "user", d.UserID, "token", tok.ID)
+	return c.JSON(http.StatusOK, map[string]any{
+		"access_token": tok.Value, "token_type": "Bearer", "scope": strings.Join(t.Scopes, " "),
+		"expires_in": int(appTokenLifetime / time.Second),
+	})
+}
+
+// scopeTexts say what each scope lets an app do.
+var scopeTexts = map[string]string{
+	ScopeSessionsRead:  "See where you're logged in",
+	ScopeSessionsWrite: "Sign your sessions out",
+}
+
+// devicePage is GET /device: the form for the code (pre-filled from
+// verification_uri_complete).
+func (a *app) devicePage(c echo.Context) error {
+	return a.render(c, http.StatusOK, views.DevicePage(views.DeviceProps{
+		Page: a.page(c, "Connect a device", "security"), Code: c.QueryParam("code"),
+	}))
+}
+
+// deviceLookup is POST /device: the entered code → the approval page.
+func (a *app) deviceLookup(c echo.Context) error {
+	d, p, err := a.deviceRequest(c)
+	if err != nil || p != nil {
+		if p != nil {
+			return a.render(c, p.status, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), Code: formValue(c, "code"), CodeError: p.text}))
+		}
+		return err
+	}
+	return a.renderApproval(c, http.StatusOK, d, "")
+}
+
+// deviceRequest finds the pending request of the form's code, counting a
+// wrong one against this session (10 per 15 minutes: 2^34 codes, so no
+// one finds another person's by guessing).
+func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordProblem, error) {
+	au := authOf(c)
+	account, scope := "user:"+fmt.Sprint(au.User.ID), scopeDeviceCode+au.Session.ID
+	wait, err := a.attemptWait(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
+	if err != nil {
+		return db.DeviceAuthorization{}, nil, err
+	}
+	if wait > 0 {
+		t := throttled{wait}
+		t.setHeader(c)
+		return db.DeviceAuthorization{}, &passwordProblem{t.message(), http.StatusTooManyRequests}, nil
+	}
+	code := normaliseUserCode(formValue(c, "code"))
+	d, err := a.store.DeviceAuthorizationByUserCode(c.Request().Context(), code)
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return d, nil, fmt.Errorf("device: %w", err)
+	}
+	now := a.now()
+	switch {
+	case len(code) != 8 || errors.Is(err, db.ErrNotFound):
+		a.recordAccountFailure(c, account, scope)
+		return d, &passwordProblem{"That code isn't right. Check the code your device shows (8 letters).", http.StatusUnprocessableEntity}, nil
+	case !now.Before(d.ExpiresAt):
+		return d, &passwordProblem{"That code expired. Start again on your device to get a new one.", http.StatusGone}, nil
+	case d.Status != db.DevicePending:
+		return d, &passwordProblem{"That code was already used.", http.StatusConflict}, nil
+	}
+	return d, nil, nil
+}
+
+func (a *app) renderApproval(c echo.Context, status int, d db.DeviceAuthorization, passwordError string) error {
+	au := authOf(c)
+	app, err := a.store.App(c.Request().Context(), d.ClientID)
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	var access []string
+	for _, s := range d.Scopes {
+		access = append(access, scopeTexts[s])
+	}
+	where := d.Location
+	if d.IP != "" {
+		where += " (" + d.IP + ")"
+	}
+	return a.render(c, status, views.DeviceApprovePage(views.DeviceApproveProps{
+		Page: a.page(c, "Connect "+app.Name, "security"), AppName: app.Name, Code: showUserCode(d.UserCode),
+		Access: access, Where: where, RequestedAgo: relTime(a.now(), d.CreatedAt), RequestedISO: isoTime(d.CreatedAt),
+		NeedPassword: !a.inSudo(au), PasswordError: passwordError,
+	}))
+}
+
+// deviceDecide is POST /device/approve and /device/deny.
+func (a *app) deviceDecide(c echo.Context) error {
+	approve := c.Path() == paths.DeviceApprove
+	d, p, err := a.deviceRequest(c)
+	if err != nil || p != nil {
+		if p != nil {
+			return a.render(c, p.status, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), Code: formValue(c, "code"), CodeError: p.text}))
+		}
+		return err
+	}
+	au := authOf(c)
+	if approve {
+		// Approving hands out a credential: the sudo rules of ending
+		// sessions (the password within the window).
+		if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
+			if err != nil {
+				return err
+			}
+			return a.renderApproval(c, problem.status, d, problem.text)
+		}
+	}
+	err = a.store.DecideDeviceAuthorization(c.Request().Context(), d.UserCode, au.User.ID, approve, a.now())
+	if errors.Is(err, db.ErrNotFound) {
+		return a.render(c, http.StatusConflict, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), CodeError: "That code was already used or expired."}))
+	}
+	if err != nil {
+		return fmt.Errorf("device: %w", err)
+	}
+	a.log.Info("device authorization decided", "client", d.ClientID, "user", au.User.ID, "approved", approve)
+	if approve {
+		a.addFlash(c, flashSuccess, "Connected. You can go back to your device; it finishes signing in by itself.")
+	} else {
+		a.addFlash(c, flashNotice, "Denied. The device was not connected.")
+	}
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
