@@ -118,6 +118,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	num(&s.MaxInFlight, "max-in-flight", "DOORMAN_MAX_IN_FLIGHT", s.MaxInFlight, "requests served at once that may read the database; past it a request gets 503 at once (load shedding when the database stalls); 0: no bound")
 	num(&s.AccountFailureLimit, "login-failures-per-account", "DOORMAN_LOGIN_FAILURES_PER_ACCOUNT", s.AccountFailureLimit, "failed sign-ins per email within the window before it must wait")
 	num(&s.IPFailureLimit, "login-failures-per-ip", "DOORMAN_LOGIN_FAILURES_PER_IP", s.IPFailureLimit, "failed sign-ins plus sign-ups per client IP within the window before it must wait")
+	dur(&s.HistoryKeep, "history-keep", "DOORMAN_HISTORY_KEEP", s.HistoryKeep, "keep the security history this long (then pruned)")
 	dur(&cfg.PruneKeep, "keep-ended", "DOORMAN_KEEP_ENDED", 30*24*time.Hour, "keep rows of ended sessions this long (so a returning browser is told it was signed out)")
 	if len(errs) > 0 {
 		return cfg, errors.Join(errs...)
@@ -146,7 +147,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
-	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 || s.RequestTimeout < 0 {
+	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 || s.RequestTimeout < 0 || s.HistoryKeep <= 0 {
 		return cfg, errors.New("session timeouts must be positive")
 	}
 	if s.MaxInFlight < 0 {
@@ -270,7 +271,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
 
-	go pruneLoop(ctx, store, cfg.PruneKeep, log, now)
+	go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
 	if cfg.DebugAddr != "" {
 		go serveDebug(ctx, cfg.DebugAddr, store, broker, log)
 	}
@@ -409,7 +410,7 @@ func runSeed(ctx context.Context, args []string, stdout io.Writer, now func() ti
 
 // pruneLoop deletes long-ended session rows once an hour, so the table does
 // not grow forever.
-func pruneLoop(ctx context.Context, store db.Store, keep time.Duration, log *slog.Logger, now func() time.Time) {
+func pruneLoop(ctx context.Context, store db.Store, keep, historyKeep time.Duration, log *slog.Logger, now func() time.Time) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -424,6 +425,15 @@ func pruneLoop(ctx context.Context, store db.Store, keep time.Duration, log *slo
 		// Failures older than a day are past every throttling window.
 		if _, err := store.PruneLoginFailures(pctx, now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
 			log.Error("prune login failures", "err", err)
+		}
+		if _, err := store.PruneSecurityEvents(pctx, now().Add(-historyKeep)); err != nil && ctx.Err() == nil {
+			log.Error("prune security history", "err", err)
+		}
+		if _, err := store.PrunePendingSignIns(pctx, now()); err != nil && ctx.Err() == nil {
+			log.Error("prune pending sign-ins", "err", err)
+		}
+		if _, err := store.PruneDeviceAuthorizations(pctx, now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("prune device authorizations", "err", err)
 		}
 		cancel()
 		select {

@@ -37,6 +37,7 @@ var ErrSignInsReset = errors.New("db: the user's sign-ins were reset")
 type Store interface {
 	TwoFactorStore
 	TokenStore
+	HistoryStore
 	// CreateUser inserts a user. The email must already be normalised; a
 	// duplicate returns ErrEmailTaken.
 	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (User, error)
@@ -149,8 +150,10 @@ type Options struct {
 	// one listens.
 	Events EventSink
 	// Now is the clock for what the store records on its own (when a
-	// migration or a secret was made); nil means time.Now. Every method that
-	// decides liveness takes its time from the caller instead.
+	// migration or a secret was made, and the time of the history event of
+	// a method that takes no time: UpdatePassword, UpdateEmail,
+	// DisableTwoFactor); nil means time.Now. Every method that decides
+	// liveness takes its time from the caller instead.
 	Now func() time.Time
 	// ReadOnly opens an existing, current Doorman database for reading
 	// only: nothing is created, migrated or written (read-only operator

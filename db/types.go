@@ -53,6 +53,10 @@ type Session struct {
 	RevokedAt         time.Time // zero while not revoked
 	RevokedReason     string
 	RevokedBy         string
+	// RefusedCount requests came with this session's cookie after it was
+	// revoked (someone still holds it); the last at LastRefusedAt.
+	RefusedCount  int
+	LastRefusedAt time.Time
 }
 
 // ExpiresAt is when the session ends if nothing else happens: the earlier of

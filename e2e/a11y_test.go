@@ -200,6 +200,7 @@ func TestEveryPageAccessible(t *testing.T) {
 				tokenID, err := p.Locator("[data-token-id]").First().GetAttribute("data-token-id")
 				must(t, err)
 				visit("/settings/security/tokens/"+tokenID+"/revoke", "confirm-revoke-token")
+				visit("/settings/security/activity", "activity")
 				signInByRequest(t, p, email, pass1, false)
 				// The live notice of a session ended elsewhere, held on
 				// the page (the move to sign-in is stopped) to be checked.

@@ -153,4 +153,13 @@ func TestFlowTokensAndConnectedApps(t *testing.T) {
 	if apiStatus(t, srv, appToken) != http.StatusUnauthorized {
 		t.Fatal("a disconnected app's token still works")
 	}
+
+	// The history shows all of it.
+	must(t, link(p, "See all activity").Click())
+	must(t, expect.Locator(heading(p, "Security activity")).ToBeVisible())
+	for _, kind := range []string{"token_created", "app_approved", "sign_in"} {
+		must(t, expect.Locator(p.Locator(`[data-event="`+kind+`"]`).First()).ToBeVisible())
+	}
+	must(t, expect.Locator(p.Locator(`[data-event="token_revoked"]`)).ToHaveCount(2))
+	must(t, expect.Locator(p.Locator(`[data-event="token_revoked"]`).First()).ToContainText("“Doorman CLI” disconnected"))
 }

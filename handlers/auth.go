@@ -296,6 +296,7 @@ func (a *app) login(c echo.Context) error {
 		return fmt.Errorf("login: verify password: %w", err)
 	}
 	if !ok {
+		a.recordEvent(c, db.SecurityEvent{UserID: user.ID, Kind: db.EventSignInFailed})
 		return fail("wrong password", user.ID)
 	}
 	if user.Disabled() {

@@ -267,6 +267,13 @@ func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 				a.addFlash(c, flashNotice, "You were signed out of this device because your account signed in on too many others.")
 			case b.row.Revoked() || b.user.Disabled():
 				a.addFlash(c, flashNotice, "You were signed out of this device.")
+				// Counted on the ended session's details page: someone
+				// (this browser, or whoever copied its cookie) still holds it.
+				if b.row.Revoked() {
+					if err := a.store.NoteRefusedUse(r.Context(), b.row.ID, a.now()); err != nil {
+						a.log.Error("note refused use", "session", b.row.ID, "err", err)
+					}
+				}
 			default:
 				a.addFlash(c, flashNotice, "Your session expired. Please sign in again.")
 				a.log.Info("session expired", "session", b.row.ID, "user", b.row.UserID)

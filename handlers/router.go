@@ -74,6 +74,9 @@ type Config struct {
 	// database; past it a request is refused at once with a 503 (load
 	// shedding, for a stalled database). 0: no bound.
 	MaxInFlight int
+	// HistoryKeep is how far back the security history goes (older
+	// entries are pruned).
+	HistoryKeep time.Duration
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -97,6 +100,7 @@ func DefaultConfig() Config {
 		MaxStreamsPerSession: 4,
 		RequestTimeout:       10 * time.Second,
 		MaxInFlight:          256,
+		HistoryKeep:          90 * 24 * time.Hour,
 	}
 }
 
@@ -194,6 +198,9 @@ func New(d Deps) (*echo.Echo, error) {
 		unavailable: d.Unavailable,
 		box:         d.SecretBox,
 	}
+	if a.cfg.HistoryKeep <= 0 {
+		a.cfg.HistoryKeep = 90 * 24 * time.Hour
+	}
 	if a.cfg.StreamHeartbeat <= 0 {
 		a.cfg.StreamHeartbeat = 20 * time.Second
 	}
@@ -273,6 +280,7 @@ func New(d Deps) (*echo.Echo, error) {
 	settings(http.MethodPost, paths.TwoFactorEnable, a.twoFactorEnable)
 	settings(http.MethodPost, paths.TwoFactorDisable, a.twoFactorDisable)
 	settings(http.MethodPost, paths.TwoFactorRecoveryCodes, a.twoFactorRecoveryCodes)
+	settings(http.MethodGet, paths.Activity, a.activityPage)
 	settings(http.MethodGet, paths.Tokens, a.tokensPage)
 	settings(http.MethodPost, paths.Tokens, a.createToken)
 	settings(http.MethodGet, paths.TokenRevokePattern, a.revokeToken)

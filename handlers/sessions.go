@@ -94,7 +94,12 @@ func (a *app) security(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	activity, _, err := a.recentEvents(c, au, 0, 5)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+		Activity:          activity,
 		TwoFactorOn:       tf.Enabled(),
 		Apps:              a.tokenRows(apps, now),
 		Tokens:            a.tokenRows(pats, now),
@@ -134,7 +139,8 @@ func (a *app) sessionDetails(c echo.Context) error {
 	au, now := authOf(c), a.now()
 	s := au.Session
 	if id != s.ID {
-		s, err = a.store.UserSession(c.Request().Context(), au.User.ID, id, now)
+		// The history links to ended sessions too: the user's own only.
+		s, err = a.endedSession(c, au.User.ID, id)
 		if errors.Is(err, db.ErrNotFound) {
 			return errNoSuchSession()
 		}
@@ -142,28 +148,28 @@ func (a *app) sessionDetails(c echo.Context) error {
 			return fmt.Errorf("session details: %w", err)
 		}
 	}
+	ended := !s.Alive(now)
 	row := sessionRow(s.Summary(), au.Session.ID, now)
 	lastActive := views.DetailRow{Label: "Last active", Value: exactTime(s.LastSeenAt), ISO: isoTime(s.LastSeenAt), Subtitle: relTime(now, s.LastSeenAt)}
 	if row.Current {
 		lastActive = views.DetailRow{Label: "Last active", Value: "Active now"}
 	}
-	method := map[string]string{methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data",
-		db.MethodPasswordTOTP: "Password and authenticator app", db.MethodPasswordRecovery: "Password and recovery code"}[s.AuthMethod]
-	if method == "" {
-		method = s.AuthMethod
+	method := methodLabel(s.AuthMethod)
+	details := []views.DetailRow{
+		{Label: "Device", Value: s.DeviceLabel},
+		{Label: "Location", Value: s.Location, Subtitle: "Estimated from the IP address"},
+		{Label: "IP address", Value: s.IP, Mono: true},
+		lastActive,
+		{Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt), Subtitle: relTime(now, s.CreatedAt) + " · " + method},
+		{Label: "Expires", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()), Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"},
+		{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true},
+	}
+	if ended {
+		details = append(details[:5], a.endedSessionDetails(c, s, au, now)...)
+		details = append(details, views.DetailRow{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true})
 	}
 	return a.render(c, http.StatusOK, views.SessionDetailsPage(views.SessionDetailsProps{
-		Page: a.page(c, s.DeviceLabel, "security"),
-		Row:  row,
-		Details: []views.DetailRow{
-			{Label: "Device", Value: s.DeviceLabel},
-			{Label: "Location", Value: s.Location, Subtitle: "Estimated from the IP address"},
-			{Label: "IP address", Value: s.IP, Mono: true},
-			lastActive,
-			{Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt), Subtitle: relTime(now, s.CreatedAt) + " · " + method},
-			{Label: "Expires", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()), Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"},
-			{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true},
-		},
+		Page: a.page(c, s.DeviceLabel, "security"), Row: row, Details: details, Ended: ended,
 	}))
 }
 

@@ -235,6 +235,7 @@ func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope st
 		}
 	}
 	a.recordAccountFailure(c, account, scope)
+	a.recordEvent(c, db.SecurityEvent{UserID: tf.UserID, Kind: db.EventTwoFactorFailed})
 	a.log.Info("two-factor code wrong", "user", tf.UserID, "ip", c.RealIP())
 	return "", 0, false, nil
 }

@@ -30,6 +30,8 @@ const (
 	TwoFactorQR            = TwoFactor + "/qr.png"
 	LoginTwoFactor         = Login + "/two-factor"
 	Email                  = Settings + "/account/email"
+	// Activity is the account's security history.
+	Activity = Security + "/activity"
 	// Tokens lists and creates personal access tokens.
 	Tokens             = Security + "/tokens"
 	TokenRevokePattern = Tokens + "/:id/revoke"

@@ -138,6 +138,8 @@ type SecurityProps struct {
 	// AlsoTokens labels the "also disconnect apps and tokens" box of "Log
 	// out all other sessions"; empty when there are none.
 	AlsoTokens string
+	// Activity is the latest few entries of the history.
+	Activity []EventRow
 }
 
 // DetailRow is one label/value pair on the session details page.
@@ -154,6 +156,8 @@ type SessionDetailsProps struct {
 	Page
 	Row     SessionRow
 	Details []DetailRow
+	// Ended: the session is over (reached from the history); no button.
+	Ended bool
 }
 
 // ConfirmProps is a confirm page for a destructive action, the no-JavaScript
@@ -286,4 +290,22 @@ type DeviceApproveProps struct {
 	RequestedAgo, RequestedISO string
 	NeedPassword               bool
 	PasswordError              string
+}
+
+// EventRow is one entry of the security history.
+type EventRow struct {
+	Kind          string // data-event
+	Title, Detail string
+	At, AtISO     string
+	Ago           string
+	URL           string // the session's details page, when there is one
+}
+
+// ActivityProps is the security history page.
+type ActivityProps struct {
+	Page
+	Events   []EventRow
+	OlderURL string // the next page, "" at the end
+	First    bool   // the newest page
+	Keep     string // "90 days"
 }

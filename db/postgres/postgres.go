@@ -212,7 +212,8 @@ func (s *Store) Dump(ctx context.Context) (string, error) {
 	for _, q := range []struct{ table, order string }{
 		{"users", "id"}, {"sessions", "id"}, {"login_failures", "account, scope, at, ip"}, {"app_secrets", "name"},
 		{"two_factor", "user_id"}, {"recovery_codes", "user_id, code_hash"}, {"pending_sign_ins", "id"},
-		{"tokens", "id"}, {"apps", "client_id"}, {"device_authorizations", "device_code_hash"}, {"schema_migrations", "version"},
+		{"tokens", "id"}, {"apps", "client_id"}, {"device_authorizations", "device_code_hash"}, {"security_events", "id"},
+		{"schema_migrations", "version"},
 	} {
 		rows, err := s.pool.Query(ctx, `SELECT * FROM `+q.table+` ORDER BY `+q.order)
 		if err != nil {

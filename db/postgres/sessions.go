@@ -13,7 +13,7 @@ import (
 
 const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
 	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
-	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by`
+	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by, refused_count, last_refused_at`
 
 // alive is the one definition, in SQL, of a live session at the time in
 // parameter $1.
@@ -21,17 +21,18 @@ const alive = `revoked_at IS NULL AND idle_expires_at > $1 AND absolute_expires_
 
 func scanSession(row pgx.Row, extra ...any) (db.Session, error) {
 	var s db.Session
-	var created, seen, idle, abs, reauth int64
+	var created, seen, idle, abs, reauth, refused int64
 	var revokedAt *int64
 	var reason, by *string
 	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
-		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by}
+		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by,
+		&s.RefusedCount, &refused}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return db.Session{}, err
 	}
 	s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
 	s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
-	s.ReauthAt = time.Unix(reauth, 0)
+	s.ReauthAt, s.LastRefusedAt = time.Unix(reauth, 0), fromUnix(refused)
 	if revokedAt != nil {
 		s.RevokedAt = time.Unix(*revokedAt, 0)
 	}
@@ -73,8 +74,12 @@ func sessionArgs(s db.Session, reauth time.Time) []any {
 }
 
 // revokeIn ends, in tx, the live sessions matching where (whose parameters
-// start at $4: $1 is now, $2 the reason, $3 who), sends their NOTIFY in the
-// same transaction, and returns them.
+// start at $4: $1 is now, $2 the reason, $3 who), sends their NOTIFY and
+// records them in their users' security history in the same transaction,
+// and returns them: every revocation goes through here, so each ending is
+// recorded once, by the write that made it. The caller must hold the
+// user's row lock already (see Lock order in tokens.go): the history's
+// foreign key check takes it.
 func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
 	ended, err := scanSessions(tx.Query(ctx, `UPDATE sessions SET revoked_at = $1, revoked_reason = $2, revoked_by = $3
@@ -82,7 +87,10 @@ func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by strin
 	if err != nil {
 		return nil, err
 	}
-	return ended, s.notifyIn(ctx, tx, ended)
+	if err := s.notifyIn(ctx, tx, ended); err != nil {
+		return nil, err
+	}
+	return ended, recordIn(ctx, tx, sessionEndedEvents(ended)...)
 }
 
 // CreateSession inserts a new session row. The user's row is locked first
@@ -110,7 +118,8 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 // createSessionIn is CreateSession's work inside tx (CompletePendingSignIn
 // shares it): the user's row lock and the epoch and disabled check
 // (ErrSignInsReset, or ErrNotFound for no such user), the eviction past
-// maxPerUser, and the insert. The caller commits, then calls notifyCreated.
+// maxPerUser, the insert, and their security events (each eviction, the
+// sign-in). The caller commits, then calls notifyCreated.
 func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session, maxPerUser int, epoch int64) ([]db.Session, error) {
 	var evicted []db.Session
 	now := sess.CreatedAt.Unix()
@@ -146,6 +155,9 @@ func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session,
 	if _, err := tx.Exec(ctx, insertSessionSQL, sessionArgs(sess, reauth)...); err != nil {
 		return nil, err
 	}
+	if err := recordIn(ctx, tx, signInEvent(sess)); err != nil {
+		return nil, err
+	}
 	return evicted, nil
 }
 
@@ -171,7 +183,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 
 var sessionWithUserSQL = `SELECT s.id, s.secret_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
 	s.absolute_expires_at, s.ip, s.user_agent, s.device_label, s.device_kind, s.location, s.location_short,
-	s.auth_method, s.reauth_at, s.revoked_at, s.revoked_reason, s.revoked_by,
+	s.auth_method, s.reauth_at, s.revoked_at, s.revoked_reason, s.revoked_by, s.refused_count, s.last_refused_at,
 	u.email, u.created_at, u.is_demo, u.disabled_at
 	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
 
@@ -255,14 +267,23 @@ func (s *Store) TouchSession(ctx context.Context, id string, t db.Touch) error {
 	return nil
 }
 
-// RevokeSession ends one live session of the user and returns it.
+// RevokeSession ends one live session of the user and returns it. The
+// user's row is locked first (KEY SHARE, see Lock order in tokens.go): the
+// ending's history row takes that lock, and DeleteUser takes the user's
+// row before their sessions.
 func (s *Store) RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error) {
 	var ended []db.Session
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockUserKey(ctx, tx, userID); err != nil {
+			return err
+		}
 		var err error
 		ended, err = s.revokeIn(ctx, tx, `user_id = $4 AND id = $5`, reason, by, now, userID, id)
 		return err
 	})
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Session{}, err
+	}
 	if err != nil {
 		return db.Session{}, fmt.Errorf("db: revoke session: %w", err)
 	}
@@ -322,13 +343,17 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1, epoch = epoch + 1 WHERE id = $2`, passwordHash, userID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE sessions SET secret_hash = $2, reauth_at = $1 WHERE user_id = $3 AND id = $4 AND `+alive,
-			now.Unix(), secretHash, userID, sessionID)
+		e := db.SecurityEvent{UserID: userID, Kind: db.EventPasswordChanged, At: now, SessionID: sessionID}
+		err := tx.QueryRow(ctx, `UPDATE sessions SET secret_hash = $2, reauth_at = $1 WHERE user_id = $3 AND id = $4 AND `+alive+`
+			RETURNING device_label, location, ip`, now.Unix(), secretHash, userID, sessionID).Scan(&e.Device, &e.Location, &e.IP)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return db.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return db.ErrNotFound
+		if err := recordIn(ctx, tx, e); err != nil {
+			return err
 		}
 		if endOthers {
 			ended, err = s.revokeIn(ctx, tx, `user_id = $4 AND id <> $5`, db.ReasonPassword, sessionID, now, userID, sessionID)

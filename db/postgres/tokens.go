@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"doorman/db"
 )
@@ -29,6 +28,11 @@ import (
 // touching theirs. So a redemption racing the app's removal either commits
 // first, and its token is ended by the removal, or waits and finds nothing
 // to redeem: no live token of a removed app remains.
+//
+// The security history (security_events) references users too, so every
+// write that records an event holds the user's row lock before it locks
+// other rows of the user's: RevokeToken and RevokeSession, which touched
+// one row and needed no user lock before, now take it (KEY SHARE) first.
 
 const tokenColumns = `id, secret_hash, user_id, kind, name, client_id, scopes, created_at, expires_at,
 	created_ip, created_location, last_used_at, last_used_ip, last_used_location,
@@ -112,15 +116,8 @@ func fromUnix(n int64) time.Time {
 	return time.Unix(n, 0)
 }
 
-// querier is what the helpers below read and write through: the pool or a
-// transaction.
-type querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// insertToken inserts t through q (unwrapped errors).
-func insertToken(ctx context.Context, q querier, t db.Token) error {
+// insertToken inserts t in tx (unwrapped errors).
+func insertToken(ctx context.Context, tx pgx.Tx, t db.Token) error {
 	scopes, err := joinScopes(t.Scopes)
 	if err != nil {
 		return err
@@ -131,7 +128,7 @@ func insertToken(ctx context.Context, q querier, t db.Token) error {
 		at := t.RevokedAt.Unix()
 		revokedAt, reason, by = &at, &t.RevokedReason, &t.RevokedBy
 	}
-	_, err = q.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`)
+	_, err = tx.Exec(ctx, `INSERT INTO tokens (`+tokenColumns+`)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
 		t.ID, t.SecretHash, t.UserID, t.Kind, t.Name, t.ClientID, scopes, t.CreatedAt.Unix(), t.ExpiresAt.Unix(),
 		t.CreatedIP, t.CreatedLocation, toUnix(t.LastUsedAt), t.LastUsedIP, t.LastUsedLocation, revokedAt, reason, by)
@@ -139,9 +136,19 @@ func insertToken(ctx context.Context, q querier, t db.Token) error {
 }
 
 // CreateToken inserts a token (the caller made the id and passes only the
-// secret's hash); ErrNotFound if its user does not exist.
+// secret's hash) and, for a personal one, records its creation in the
+// user's history in the same transaction (an app's token is recorded by
+// RedeemDeviceAuthorization, which makes it); ErrNotFound if its user does
+// not exist. The insert's foreign key check takes the user's row lock
+// before anything else (see Lock order).
 func (s *Store) CreateToken(ctx context.Context, t db.Token) error {
-	err := insertToken(ctx, s.pool, t)
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := insertToken(ctx, tx, t); err != nil || t.Kind != db.TokenPersonal {
+			return err
+		}
+		return recordIn(ctx, tx, db.SecurityEvent{UserID: t.UserID, Kind: db.EventTokenCreated, At: t.CreatedAt,
+			TokenID: t.ID, Detail: t.Name, IP: t.CreatedIP, Location: t.CreatedLocation})
+	})
 	if isForeignKeyViolation(err) {
 		return db.ErrNotFound
 	}
@@ -199,14 +206,20 @@ func (s *Store) TouchToken(ctx context.Context, id string, at time.Time, ip, loc
 	return nil
 }
 
-// revokeTokensIn ends, through q, the live tokens matching where (whose
-// parameters start at $4: $1 is now, $2 the reason, $3 who) and returns
-// them. It locks them in id order first (see Lock order).
-func revokeTokensIn(ctx context.Context, q querier, where, reason, by string, now time.Time, args ...any) ([]db.Token, error) {
+// revokeTokensIn ends, in tx, the live tokens matching where (whose
+// parameters start at $4: $1 is now, $2 the reason, $3 who), records each
+// ending in its user's history, and returns them: every token revocation
+// goes through here. It locks them in id order first; the caller holds
+// their users' row locks already (see Lock order).
+func revokeTokensIn(ctx context.Context, tx pgx.Tx, where, reason, by string, now time.Time, args ...any) ([]db.Token, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
-	return scanTokens(q.Query(ctx, `UPDATE tokens SET revoked_at = $1, revoked_reason = $2, revoked_by = $3
+	ended, err := scanTokens(tx.Query(ctx, `UPDATE tokens SET revoked_at = $1, revoked_reason = $2, revoked_by = $3
 		WHERE id IN (SELECT id FROM tokens WHERE `+where+` AND `+tokenAlive+` ORDER BY id FOR UPDATE) AND `+tokenAlive+`
 		RETURNING `+tokenColumns, all...))
+	if err != nil {
+		return nil, err
+	}
+	return ended, recordIn(ctx, tx, tokenRevokedEvents(ended)...)
 }
 
 // lockUserTokens takes the user's row lock before their tokens (see Lock
@@ -218,10 +231,22 @@ func lockUserTokens(ctx context.Context, tx pgx.Tx, userID int64) error {
 
 // RevokeToken ends one live token of the user and returns it as ended.
 // Another user's id, an unknown id or an ended token give ErrNotFound and
-// change nothing: the ownership check is in the UPDATE's WHERE. (One row:
-// it needs no user lock.)
+// change nothing: the ownership check is in the UPDATE's WHERE. The user's
+// row is locked first, as the ending's history row needs it (see Lock
+// order).
 func (s *Store) RevokeToken(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Token, error) {
-	ended, err := revokeTokensIn(ctx, s.pool, `user_id = $4 AND id = $5`, reason, by, now, userID, id)
+	var ended []db.Token
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockUserKey(ctx, tx, userID); err != nil {
+			return err
+		}
+		var err error
+		ended, err = revokeTokensIn(ctx, tx, `user_id = $4 AND id = $5`, reason, by, now, userID, id)
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Token{}, err
+	}
 	if err != nil {
 		return db.Token{}, fmt.Errorf("db: revoke token: %w", err)
 	}
@@ -540,9 +565,10 @@ func tooFast(d db.DeviceAuthorization, now time.Time) bool {
 
 // RedeemDeviceAuthorization, in one transaction, marks the approved request
 // redeemed (it must be unexpired at t.CreatedAt and approved by t.UserID)
-// and creates token t. The conditional UPDATE redeems it once: a second
-// call waits for the first's row lock, re-checks the WHERE and finds it
-// redeemed (ErrNotFound), and creates nothing. Locks: the user's row, then
+// and creates token t, and records the app's connection in the user's
+// history. The conditional UPDATE redeems it once: a second call waits for
+// the first's row lock, re-checks the WHERE and finds it redeemed
+// (ErrNotFound), and creates nothing. Locks: the user's row, then
 // the app's (so a removal of the app either ends this token or comes first
 // and leaves nothing to redeem), then the request (see Lock order).
 func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []byte, t db.Token) error {
@@ -560,16 +586,22 @@ func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []
 		if err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE device_authorizations SET status = $1
-			WHERE device_code_hash = $2 AND status = $3 AND expires_at > $4 AND user_id = $5`,
-			db.DeviceRedeemed, deviceCodeHash, db.DeviceApproved, t.CreatedAt.Unix(), t.UserID)
+		// The app connected: its history event names the app (the token's
+		// name) and where the request for it came from.
+		e := db.SecurityEvent{UserID: t.UserID, Kind: db.EventAppApproved, At: t.CreatedAt, TokenID: t.ID, Detail: t.Name}
+		err = tx.QueryRow(ctx, `UPDATE device_authorizations SET status = $1
+			WHERE device_code_hash = $2 AND status = $3 AND expires_at > $4 AND user_id = $5 RETURNING ip, location`,
+			db.DeviceRedeemed, deviceCodeHash, db.DeviceApproved, t.CreatedAt.Unix(), t.UserID).Scan(&e.IP, &e.Location)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return db.ErrNotFound
+		}
 		if err != nil {
 			return err
 		}
-		if tag.RowsAffected() == 0 {
-			return db.ErrNotFound
+		if err := insertToken(ctx, tx, t); err != nil {
+			return err
 		}
-		return insertToken(ctx, tx, t)
+		return recordIn(ctx, tx, e)
 	})
 	if errors.Is(err, db.ErrNotFound) {
 		return err

@@ -16,7 +16,9 @@ import (
 // inserts recovery codes (whose foreign key check takes a KEY SHARE lock on
 // the user's row) first takes that lock itself: DeleteUser locks the user's
 // row and then, by cascade, the two-factor rows, so taking them the other
-// way round could deadlock with it. CompletePendingSignIn locks the user's
+// way round could deadlock with it. The same holds for every write that
+// records a security event (security_events references users): the user's
+// row comes first. CompletePendingSignIn locks the user's
 // row (FOR UPDATE, as CreateSession does) before the pending sign-in, for
 // the same reason.
 
@@ -85,7 +87,10 @@ func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed 
 			}
 			return db.ErrNotFound
 		}
-		return replaceRecoveryCodesIn(ctx, tx, userID, recoveryHashes, now)
+		if err := replaceRecoveryCodesIn(ctx, tx, userID, recoveryHashes, now); err != nil {
+			return err
+		}
+		return recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now})
 	})
 	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) {
 		return err
@@ -122,17 +127,33 @@ func replaceRecoveryCodesIn(ctx context.Context, tx pgx.Tx, userID int64, hashes
 }
 
 // DisableTwoFactor removes the user's two-factor state and recovery codes,
-// in one transaction (no error when there was none). The two_factor row
-// goes first: ReplaceRecoveryCodes locks it before touching the codes, so
-// both take their locks in the same order.
+// in one transaction (no error when there was none). Turning off two-factor
+// that was on is recorded in the user's history (at the store's clock: the
+// method takes no time); removing a setup never confirmed, or nothing, is
+// not: two-factor was not on. Locks: the user's row first (KEY SHARE, which
+// the history row needs; see Lock order), then the two_factor row:
+// ReplaceRecoveryCodes takes the same two before touching the codes.
 func (s *Store) DisableTwoFactor(ctx context.Context, userID int64) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM two_factor WHERE user_id = $1`, userID); err != nil {
+		if err := lockUserKey(ctx, tx, userID); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID)
-		return err
+		var wasOn bool
+		err := tx.QueryRow(ctx, `DELETE FROM two_factor WHERE user_id = $1 RETURNING enabled_at IS NOT NULL`, userID).Scan(&wasOn)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
+			return err
+		}
+		if !wasOn {
+			return nil
+		}
+		return recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()})
 	})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil // no such user: there was nothing to turn off
+	}
 	if err != nil {
 		return fmt.Errorf("db: disable two-factor: %w", err)
 	}

@@ -66,27 +66,44 @@ func (s *Store) userWhere(ctx context.Context, what, where string, arg any) (db.
 	return u, nil
 }
 
-// UpdatePassword replaces the user's password hash.
+// UpdatePassword replaces the user's password hash and records the change
+// in their history (at the store's clock: the method takes no time).
 func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) error {
-	return s.updateUser(ctx, "update password", `UPDATE users SET password_hash = $1 WHERE id = $2`, hash, userID)
+	return s.updateUser(ctx, "update password", db.SecurityEvent{UserID: userID, Kind: db.EventPasswordChanged},
+		`UPDATE users SET password_hash = $1 WHERE id = $2`, hash, userID)
 }
 
-// UpdateEmail changes the user's email; ErrEmailTaken if another has it.
+// UpdateEmail changes the user's email and records the new address in
+// their history; ErrEmailTaken if another has it.
 func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) error {
-	err := s.updateUser(ctx, "update email", `UPDATE users SET email = $1 WHERE id = $2`, email, userID)
+	err := s.updateUser(ctx, "update email", db.SecurityEvent{UserID: userID, Kind: db.EventEmailChanged, Detail: email},
+		`UPDATE users SET email = $1 WHERE id = $2`, email, userID)
 	if isUniqueViolation(err) {
 		return db.ErrEmailTaken
 	}
 	return err
 }
 
-func (s *Store) updateUser(ctx context.Context, what, query string, args ...any) error {
-	tag, err := s.pool.Exec(ctx, query, args...)
+// updateUser runs query (an UPDATE of e.UserID's row, which locks it first)
+// and records e, at the store's clock, in one transaction; ErrNotFound if
+// no row changed.
+func (s *Store) updateUser(ctx context.Context, what string, e db.SecurityEvent, query string, args ...any) error {
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, query, args...)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return db.ErrNotFound
+		}
+		e.At = s.now()
+		return recordIn(ctx, tx, e)
+	})
+	if errors.Is(err, db.ErrNotFound) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("db: %s: %w", what, err)
-	}
-	if tag.RowsAffected() == 0 {
-		return db.ErrNotFound
 	}
 	return nil
 }

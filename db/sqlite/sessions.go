@@ -13,7 +13,7 @@ import (
 
 const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
 	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
-	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by`
+	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by, refused_count, last_refused_at`
 
 // aliveSQL is the one definition, in SQL, of a live session. It takes now twice.
 const aliveSQL = `revoked_at IS NULL AND idle_expires_at > ? AND absolute_expires_at > ?`
@@ -25,17 +25,18 @@ func sessionColumnsOf(alias string) string {
 
 func scanSession(row interface{ Scan(...any) error }, extra ...any) (db.Session, error) {
 	var s db.Session
-	var created, seen, idle, abs, reauth int64
+	var created, seen, idle, abs, reauth, refused int64
 	var revokedAt sql.NullInt64
 	var reason, by sql.NullString
 	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
-		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by}
+		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by,
+		&s.RefusedCount, &refused}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return db.Session{}, err
 	}
 	s.CreatedAt, s.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
 	s.IdleExpiresAt, s.AbsoluteExpiresAt = time.Unix(idle, 0), time.Unix(abs, 0)
-	s.ReauthAt = time.Unix(reauth, 0)
+	s.ReauthAt, s.LastRefusedAt = time.Unix(reauth, 0), fromUnix(refused)
 	if revokedAt.Valid {
 		s.RevokedAt = time.Unix(revokedAt.Int64, 0)
 	}
@@ -71,7 +72,8 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 // createSessionIn is CreateSession's work inside tx (CompletePendingSignIn
 // shares it): the epoch and disabled check (db.ErrSignInsReset, or
 // db.ErrNotFound for no such user, both unwrapped), the eviction past
-// maxPerUser, and the insert. The caller commits, then calls notifyCreated.
+// maxPerUser, the insert, and their security events (the sign-in, each
+// eviction). The caller commits, then calls notifyCreated.
 func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session, maxPerUser int, epoch int64) (evicted []db.Session, err error) {
 	now := sess.CreatedAt.Unix()
 	var current int64
@@ -93,11 +95,10 @@ func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session
 			return nil, fmt.Errorf("count: %w", err)
 		}
 		if excess := live - maxPerUser + 1; excess > 0 {
-			evicted, err = scanSessions(tx.QueryContext(ctx, `UPDATE sessions SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
-				WHERE id IN (SELECT id FROM sessions WHERE user_id = ? AND `+aliveSQL+`
-					ORDER BY last_seen_at, created_at LIMIT ?)
-				RETURNING `+sessionColumns,
-				now, db.ReasonSessionLimit, sess.ID, sess.UserID, now, now, excess))
+			// revokeIn also records the evictions (session_events, history).
+			evicted, err = s.revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = ? AND `+aliveSQL+`
+				ORDER BY last_seen_at, created_at LIMIT ?)`,
+				db.ReasonSessionLimit, sess.ID, sess.CreatedAt, sess.UserID, now, now, excess)
 			if err != nil {
 				return nil, fmt.Errorf("evict: %w", err)
 			}
@@ -107,9 +108,6 @@ func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session
 	if reauth.IsZero() {
 		reauth = sess.CreatedAt
 	}
-	if err := s.logEnded(ctx, tx, evicted); err != nil {
-		return nil, err
-	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
 		idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -117,6 +115,9 @@ func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session
 		sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
 		sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix())
 	if err != nil {
+		return nil, err
+	}
+	if err := recordIn(ctx, tx, signInEvent(sess)); err != nil {
 		return nil, err
 	}
 	return evicted, nil
@@ -330,15 +331,20 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 		return nil, fmt.Errorf("db: change password: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE sessions SET secret_hash = ?, reauth_at = ?
-		WHERE user_id = ? AND id = ? AND `+aliveSQL, secretHash, now.Unix(), userID, sessionID, now.Unix(), now.Unix())
+	e := db.SecurityEvent{UserID: userID, Kind: db.EventPasswordChanged, At: now, SessionID: sessionID}
+	err = tx.QueryRowContext(ctx, `UPDATE sessions SET secret_hash = ?, reauth_at = ?
+		WHERE user_id = ? AND id = ? AND `+aliveSQL+` RETURNING device_label, location, ip`,
+		secretHash, now.Unix(), userID, sessionID, now.Unix(), now.Unix()).Scan(&e.Device, &e.Location, &e.IP)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, db.ErrNotFound
+	}
 	if err != nil {
 		return nil, fmt.Errorf("db: change password: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil, db.ErrNotFound
-	}
 	if _, err := tx.ExecContext(ctx, `UPDATE users SET password_hash = ?, epoch = epoch + 1 WHERE id = ?`, passwordHash, userID); err != nil {
+		return nil, fmt.Errorf("db: change password: %w", err)
+	}
+	if err := recordIn(ctx, tx, e); err != nil {
 		return nil, fmt.Errorf("db: change password: %w", err)
 	}
 	var ended []db.Session
@@ -355,7 +361,9 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 }
 
 // revokeIn ends the live sessions matching where (with args) inside tx and
-// records them in session_events; the caller reports them after commit.
+// records them in session_events and in their users' security history:
+// every revocation goes through here, so each ending is recorded once, by
+// the write that made it. The caller reports them after commit.
 func (s *Store) revokeIn(ctx context.Context, tx *sql.Tx, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
 	all = append(all, now.Unix(), now.Unix())
@@ -364,7 +372,10 @@ func (s *Store) revokeIn(ctx context.Context, tx *sql.Tx, where, reason, by stri
 	if err != nil {
 		return nil, err
 	}
-	return ended, s.logEnded(ctx, tx, ended)
+	if err := s.logEnded(ctx, tx, ended); err != nil {
+		return nil, err
+	}
+	return ended, recordIn(ctx, tx, sessionEndedEvents(ended)...)
 }
 
 // logEnded records ended sessions in session_events, in tx, for the other

@@ -367,7 +367,13 @@ func TestUpgradeFromThePreviousRelease(t *testing.T) {
 			t.Errorf("session %s (%s) changed in the upgrade: alive %v → %v, expires %v → %v, last seen %v → %v, revoked %v %q → %v %q",
 				want.ID, want.email, want.Alive(then), got.Alive(then), want.ExpiresAt(), got.ExpiresAt(), want.LastSeenAt, got.LastSeenAt,
 				want.RevokedAt, want.RevokedReason, got.RevokedAt, got.RevokedReason)
+		case got.RefusedCount != 0 || !got.LastRefusedAt.IsZero():
+			// 0008's columns start at "never refused".
+			t.Errorf("session %s: refused %d times, last %v, after the upgrade; want never", want.ID, got.RefusedCount, got.LastRefusedAt)
 		}
+	}
+	if n := count("security_events"); n != 0 {
+		t.Errorf("%d security events after the upgrade, want none", n)
 	}
 
 	// A new sign-in, for a user who had live sessions, just after the

@@ -100,18 +100,8 @@ func isTaken(err error) bool {
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
 }
 
-// execer and querier are what the helpers below write through: the
-// writer pool or a transaction on it.
-type execer interface {
-	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
-}
-
-type querier interface {
-	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
-}
-
-// insertToken inserts t through x (unwrapped errors).
-func insertToken(ctx context.Context, x execer, t db.Token) error {
+// insertToken inserts t inside tx (unwrapped errors).
+func insertToken(ctx context.Context, tx *sql.Tx, t db.Token) error {
 	scopes, err := joinScopes(t.Scopes)
 	if err != nil {
 		return err
@@ -120,7 +110,7 @@ func insertToken(ctx context.Context, x execer, t db.Token) error {
 	if t.Revoked() {
 		revokedAt, reason, by = t.RevokedAt.Unix(), t.RevokedReason, t.RevokedBy
 	}
-	_, err = x.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
+	_, err = tx.ExecContext(ctx, `INSERT INTO tokens (`+tokenColumns+`)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		t.ID, t.SecretHash, t.UserID, t.Kind, t.Name, t.ClientID, scopes, t.CreatedAt.Unix(), t.ExpiresAt.Unix(),
 		t.CreatedIP, t.CreatedLocation, toUnix(t.LastUsedAt), t.LastUsedIP, t.LastUsedLocation, revokedAt, reason, by)
@@ -128,13 +118,30 @@ func insertToken(ctx context.Context, x execer, t db.Token) error {
 }
 
 // CreateToken inserts a token (the caller made the id and passes only the
-// secret's hash); db.ErrNotFound if its user does not exist.
+// secret's hash) and, for a personal one, records its creation in the
+// user's history in the same transaction (an app's token is recorded by
+// RedeemDeviceAuthorization, which makes it); db.ErrNotFound if its user
+// does not exist.
 func (s *Store) CreateToken(ctx context.Context, t db.Token) error {
-	err := insertToken(ctx, s.write, t)
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: create token: %w", err)
+	}
+	defer tx.Rollback()
+	err = insertToken(ctx, tx, t)
 	if isForeignKeyViolation(err) {
 		return db.ErrNotFound
 	}
 	if err != nil {
+		return fmt.Errorf("db: create token: %w", err)
+	}
+	if t.Kind == db.TokenPersonal {
+		if err := recordIn(ctx, tx, db.SecurityEvent{UserID: t.UserID, Kind: db.EventTokenCreated, At: t.CreatedAt,
+			TokenID: t.ID, Detail: t.Name, IP: t.CreatedIP, Location: t.CreatedLocation}); err != nil {
+			return fmt.Errorf("db: create token: %w", err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: create token: %w", err)
 	}
 	return nil
@@ -188,22 +195,45 @@ func (s *Store) TouchToken(ctx context.Context, id string, at time.Time, ip, loc
 	return nil
 }
 
-// revokeTokensIn ends the live tokens matching where (with args) through x
-// (the writer or a transaction) and returns them as ended.
-func revokeTokensIn(ctx context.Context, x querier, where, reason, by string, now time.Time, args ...any) ([]db.Token, error) {
+// revokeTokensIn ends the live tokens matching where (with args) inside tx,
+// records each ending in its user's history, and returns them as ended:
+// every token revocation goes through here.
+func revokeTokensIn(ctx context.Context, tx *sql.Tx, where, reason, by string, now time.Time, args ...any) ([]db.Token, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
 	all = append(all, now.Unix())
-	return scanTokens(x.QueryContext(ctx, `UPDATE tokens SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
+	ended, err := scanTokens(tx.QueryContext(ctx, `UPDATE tokens SET revoked_at = ?, revoked_reason = ?, revoked_by = ?
 		WHERE `+where+` AND `+tokenAliveSQL+` RETURNING `+tokenColumns, all...))
+	if err != nil {
+		return nil, err
+	}
+	return ended, recordIn(ctx, tx, tokenRevokedEvents(ended)...)
+}
+
+// revokeTokens is revokeTokensIn in a transaction of its own (what names
+// the method, for errors).
+func (s *Store) revokeTokens(ctx context.Context, what, where, reason, by string, now time.Time, args ...any) ([]db.Token, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("db: %s: %w", what, err)
+	}
+	defer tx.Rollback()
+	ended, err := revokeTokensIn(ctx, tx, where, reason, by, now, args...)
+	if err != nil {
+		return nil, fmt.Errorf("db: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return nil, fmt.Errorf("db: %s: %w", what, err)
+	}
+	return ended, nil
 }
 
 // RevokeToken ends one live token of the user and returns it as ended.
 // Another user's id, an unknown id or an ended token give db.ErrNotFound
 // and change nothing: the ownership check is in the UPDATE's WHERE.
 func (s *Store) RevokeToken(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Token, error) {
-	ended, err := revokeTokensIn(ctx, s.write, `user_id = ? AND id = ?`, reason, by, now, userID, id)
+	ended, err := s.revokeTokens(ctx, "revoke token", `user_id = ? AND id = ?`, reason, by, now, userID, id)
 	if err != nil {
-		return db.Token{}, fmt.Errorf("db: revoke token: %w", err)
+		return db.Token{}, err
 	}
 	if len(ended) == 0 {
 		return db.Token{}, db.ErrNotFound
@@ -212,24 +242,16 @@ func (s *Store) RevokeToken(ctx context.Context, userID int64, id, reason, by st
 }
 
 // RevokeTokens ends every live token of the user of kind ("" every kind),
-// in one statement, and returns them.
+// in one transaction, and returns them.
 func (s *Store) RevokeTokens(ctx context.Context, userID int64, kind, reason, by string, now time.Time) ([]db.Token, error) {
-	ended, err := revokeTokensIn(ctx, s.write, `user_id = ? AND (? = '' OR kind = ?)`, reason, by, now, userID, kind, kind)
-	if err != nil {
-		return nil, fmt.Errorf("db: revoke tokens: %w", err)
-	}
-	return ended, nil
+	return s.revokeTokens(ctx, "revoke tokens", `user_id = ? AND (? = '' OR kind = ?)`, reason, by, now, userID, kind, kind)
 }
 
 // RevokeAppTokens ends every live token the user gave the app clientID and
 // returns them (none is not an error). Only app tokens: a personal token's
 // client_id is empty, and disconnecting an app must never end those.
 func (s *Store) RevokeAppTokens(ctx context.Context, userID int64, clientID, reason, by string, now time.Time) ([]db.Token, error) {
-	ended, err := revokeTokensIn(ctx, s.write, `user_id = ? AND kind = ? AND client_id = ?`, reason, by, now, userID, db.TokenApp, clientID)
-	if err != nil {
-		return nil, fmt.Errorf("db: revoke app tokens: %w", err)
-	}
-	return ended, nil
+	return s.revokeTokens(ctx, "revoke app tokens", `user_id = ? AND kind = ? AND client_id = ?`, reason, by, now, userID, db.TokenApp, clientID)
 }
 
 // CreateApp registers an app; db.ErrConflict if the client_id is taken.
@@ -468,25 +490,32 @@ func tooFast(d db.DeviceAuthorization, now time.Time) bool {
 
 // RedeemDeviceAuthorization, in one transaction, marks the approved request
 // redeemed (it must be unexpired at t.CreatedAt and approved by t.UserID)
-// and creates token t. The conditional UPDATE redeems it once: a second
-// call, or one on a request not approved, finds no row (db.ErrNotFound)
-// and creates nothing.
+// and creates token t, and records the app's connection in the user's
+// history. The conditional UPDATE redeems it once: a second call, or one on
+// a request not approved, finds no row (db.ErrNotFound) and creates
+// nothing.
 func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []byte, t db.Token) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: redeem device authorization: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE device_authorizations SET status = ?
-		WHERE device_code_hash = ? AND status = ? AND expires_at > ? AND user_id = ?`,
-		db.DeviceRedeemed, deviceCodeHash, db.DeviceApproved, t.CreatedAt.Unix(), t.UserID)
+	// The app connected: its history event names the app (the token's name)
+	// and where the request for it came from.
+	e := db.SecurityEvent{UserID: t.UserID, Kind: db.EventAppApproved, At: t.CreatedAt, TokenID: t.ID, Detail: t.Name}
+	err = tx.QueryRowContext(ctx, `UPDATE device_authorizations SET status = ?
+		WHERE device_code_hash = ? AND status = ? AND expires_at > ? AND user_id = ? RETURNING ip, location`,
+		db.DeviceRedeemed, deviceCodeHash, db.DeviceApproved, t.CreatedAt.Unix(), t.UserID).Scan(&e.IP, &e.Location)
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.ErrNotFound
+	}
 	if err != nil {
 		return fmt.Errorf("db: redeem device authorization: %w", err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return db.ErrNotFound
-	}
 	if err := insertToken(ctx, tx, t); err != nil {
+		return fmt.Errorf("db: redeem device authorization: %w", err)
+	}
+	if err := recordIn(ctx, tx, e); err != nil {
 		return fmt.Errorf("db: redeem device authorization: %w", err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -83,6 +83,9 @@ func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed 
 	if err := replaceRecoveryCodesIn(ctx, tx, userID, recoveryHashes, now); err != nil {
 		return fmt.Errorf("db: enable two-factor: %w", err)
 	}
+	if err := recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now}); err != nil {
+		return fmt.Errorf("db: enable two-factor: %w", err)
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: enable two-factor: %w", err)
 	}
@@ -111,18 +114,28 @@ func replaceRecoveryCodesIn(ctx context.Context, tx *sql.Tx, userID int64, hashe
 }
 
 // DisableTwoFactor removes the user's two-factor state and recovery codes,
-// in one transaction (no error when there was none).
+// in one transaction (no error when there was none). Turning off two-factor
+// that was on is recorded in the user's history (at the store's clock: the
+// method takes no time); removing a setup never confirmed, or nothing, is
+// not: two-factor was not on.
 func (s *Store) DisableTwoFactor(ctx context.Context, userID int64) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: disable two-factor: %w", err)
 	}
 	defer tx.Rollback()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM two_factor WHERE user_id = ?`, userID); err != nil {
+	var wasOn bool
+	err = tx.QueryRowContext(ctx, `DELETE FROM two_factor WHERE user_id = ? RETURNING enabled_at IS NOT NULL`, userID).Scan(&wasOn)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
 		return fmt.Errorf("db: disable two-factor: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
 		return fmt.Errorf("db: disable two-factor: %w", err)
+	}
+	if wasOn {
+		if err := recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()}); err != nil {
+			return fmt.Errorf("db: disable two-factor: %w", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: disable two-factor: %w", err)

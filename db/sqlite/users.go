@@ -68,15 +68,18 @@ func (s *Store) UserByID(ctx context.Context, id int64) (db.User, error) {
 	return u, nil
 }
 
-// UpdatePassword replaces the user's password hash.
+// UpdatePassword replaces the user's password hash and records the change
+// in their history (at the store's clock: the method takes no time).
 func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) error {
-	return s.updateUser(ctx, "update password", `UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
+	return s.updateUser(ctx, "update password", db.SecurityEvent{UserID: userID, Kind: db.EventPasswordChanged},
+		`UPDATE users SET password_hash = ? WHERE id = ?`, hash, userID)
 }
 
-// UpdateEmail changes the user's (normalised) email; db.ErrEmailTaken if another
-// account has it.
+// UpdateEmail changes the user's (normalised) email and records the new
+// address in their history; db.ErrEmailTaken if another account has it.
 func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) error {
-	err := s.updateUser(ctx, "update email", `UPDATE users SET email = ? WHERE id = ?`, email, userID)
+	err := s.updateUser(ctx, "update email", db.SecurityEvent{UserID: userID, Kind: db.EventEmailChanged, Detail: email},
+		`UPDATE users SET email = ? WHERE id = ?`, email, userID)
 	if isUniqueViolation(err) {
 		return db.ErrEmailTaken
 	}
@@ -159,13 +162,27 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE
 }
 
-func (s *Store) updateUser(ctx context.Context, what, query string, args ...any) error {
-	res, err := s.write.ExecContext(ctx, query, args...)
+// updateUser runs query (an UPDATE of e.UserID's row) and records e, at the
+// store's clock, in one transaction; db.ErrNotFound if no row changed.
+func (s *Store) updateUser(ctx context.Context, what string, e db.SecurityEvent, query string, args ...any) error {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("db: %s: %w", what, err)
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return db.ErrNotFound
+	}
+	e.At = s.now()
+	if err := recordIn(ctx, tx, e); err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("db: %s: %w", what, err)
 	}
 	return nil
 }

@@ -71,6 +71,14 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DisableEndsTokens", testDisableEndsTokens},
 		{"DeleteUserRemovesTokens", testDeleteUserRemovesTokens},
 		{"ConcurrentTokenWritesDoNotDeadlock", testConcurrentTokenWrites},
+		{"HistoryOfSessions", testHistoryOfSessions},
+		{"HistoryOfCompletion", testHistoryOfCompletion},
+		{"HistoryOfAccount", testHistoryOfAccount},
+		{"HistoryOfTokens", testHistoryOfTokens},
+		{"HistoryListing", testHistoryListing},
+		{"DeleteUserWithHistory", testDeleteUserWithHistory},
+		{"NoteRefusedUse", testNoteRefusedUse},
+		{"ConcurrentHistoryWritesDoNotDeadlock", testConcurrentHistoryWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,59 @@
+package db
+
+import (
+	"context"
+	"time"
+)
+
+// Kinds of security event (the account's history).
+const (
+	EventSignIn          = "sign_in"           // a session started (Method says how)
+	EventSignInFailed    = "sign_in_failed"    // a wrong password for the account
+	EventSessionEnded    = "session_ended"     // Reason and By say why and by whom
+	EventTokenCreated    = "token_created"     // a personal access token
+	EventTokenRevoked    = "token_revoked"     // a token or an app's token ended (Reason, By)
+	EventAppApproved     = "app_approved"      // a device code approved and redeemed: an app connected
+	EventPasswordChanged = "password_changed"  //
+	EventEmailChanged    = "email_changed"     // Detail: the new address
+	EventTwoFactorOn     = "two_factor_on"     //
+	EventTwoFactorOff    = "two_factor_off"    //
+	EventTwoFactorFailed = "two_factor_failed" // a wrong second-factor code after the right password
+)
+
+// SecurityEvent is one entry of an account's security history.
+type SecurityEvent struct {
+	ID     int64 // increasing; pages of history are "before ID"
+	UserID int64
+	Kind   string
+	At     time.Time
+	// What it is about: a session (browser) or a token / app.
+	SessionID, TokenID string
+	// The device, place and address it happened from, and the sign-in
+	// method ("password", "password+totp", …) for sign-ins.
+	Device, Location, IP, Method string
+	// For endings: the reason (a Reason… constant) and who ended it (a
+	// session id, a token id, "operator", or "").
+	Reason, By string
+	// Detail is a short free text (a token's or app's name, an address).
+	Detail string
+}
+
+// HistoryStore is the security-history part of Store. Events that record a
+// write of the store's own (a session started or ended, a token created or
+// ended, an app connected, the password or email changed, two-factor turned
+// on or off) are written by that write, in its transaction; the caller does
+// not record them. Events with no write of their own (failed sign-ins,
+// wrong codes) are recorded with RecordSecurityEvent.
+type HistoryStore interface {
+	// RecordSecurityEvent appends e (its ID is assigned).
+	RecordSecurityEvent(ctx context.Context, e SecurityEvent) error
+	// ListSecurityEvents returns the user's events with ID < before (0: from
+	// the newest) and At >= since, newest first, at most limit.
+	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]SecurityEvent, error)
+	// PruneSecurityEvents deletes events older than cutoff.
+	PruneSecurityEvents(ctx context.Context, cutoff time.Time) (int64, error)
+	// NoteRefusedUse counts a request refused because session id had been
+	// revoked (someone still holds its cookie): RefusedCount + 1 and
+	// LastRefusedAt = at, on a revoked session only.
+	NoteRefusedUse(ctx context.Context, sessionID string, at time.Time) error
+}

@@ -1,0 +1,206 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/device"
+	"doorman/paths"
+	"doorman/views"
+)
+
+// historyPage is how many entries the activity page shows at a time.
+const historyPage = 50
+
+// methodLabels say how a session signed in.
+var methodLabels = map[string]string{
+	methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data",
+	db.MethodPasswordTOTP: "Password and authenticator app", db.MethodPasswordRecovery: "Password and recovery code",
+}
+
+func methodLabel(m string) string {
+	if l, ok := methodLabels[m]; ok {
+		return l
+	}
+	return m
+}
+
+// recordEvent appends an event that has no write of its own (a failed
+// sign-in, a wrong code). A failure to record it is logged, never the
+// request's failure: the history is a record, not a gate.
+func (a *app) recordEvent(c echo.Context, e db.SecurityEvent) {
+	r := c.Request()
+	ip := a.clientIP(r)
+	e.At, e.IP, e.Location = a.now(), ip.String(), a.geo.Lookup(ip).Label
+	if e.Device == "" {
+		e.Device = device.Parse(truncate(r.UserAgent(), 512)).Label
+	}
+	if err := a.store.RecordSecurityEvent(r.Context(), e); err != nil {
+		a.log.Error("record security event", "kind", e.Kind, "user", e.UserID, "err", err)
+	}
+}
+
+// endedBy says who or what ended a session or token, in words; names is
+// the page's cache of the user's session and token names by id.
+func (a *app) endedBy(c echo.Context, reason, by, currentID string, names map[string]string) string {
+	who := func() string {
+		if by == currentID {
+			return "this device"
+		}
+		if n, ok := names[by]; ok {
+			return n
+		}
+		name := "another device"
+		if s, _, err := a.store.SessionWithUser(c.Request().Context(), by); err == nil {
+			name = s.DeviceLabel + ", " + s.Location
+		} else if t, _, err := a.store.TokenWithUser(c.Request().Context(), by); err == nil {
+			name = "“" + t.Name + "”"
+		}
+		names[by] = name
+		return name
+	}
+	switch reason {
+	case db.ReasonSignedOut:
+		return "signed out on that device"
+	case db.ReasonRevoked, db.ReasonTokenRevoked:
+		return "ended from " + who()
+	case db.ReasonRevokedOthers:
+		return "ended by “Log out all other sessions” on " + who()
+	case db.ReasonRevokedAll:
+		return "ended by “Log out everywhere” on " + who()
+	case db.ReasonPassword:
+		return "ended when the password was changed on " + who()
+	case db.ReasonTwoFactor:
+		return "ended when two-factor was turned on on " + who()
+	case db.ReasonSessionLimit:
+		return "ended to make room for a new sign-in (at most " + strconv.Itoa(a.cfg.MaxSessionsPerUser) + " sessions)"
+	case db.ReasonOperator:
+		return "ended by the people who run this site"
+	case db.ReasonDisabled:
+		return "ended when the account was disabled"
+	case db.ReasonRevokedViaAPI:
+		return "ended through the API by " + who()
+	case db.ReasonAppRemoved:
+		return "ended when the site removed the app"
+	}
+	return "ended"
+}
+
+// eventRow is the view of one history entry.
+func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names map[string]string, now time.Time) views.EventRow {
+	r := views.EventRow{Kind: e.Kind, At: exactTime(e.At), AtISO: isoTime(e.At), Ago: relTime(now, e.At)}
+	where := e.Location
+	if e.IP != "" {
+		where += " · " + e.IP
+	}
+	switch e.Kind {
+	case db.EventSignIn:
+		r.Title, r.Detail = "Signed in on "+e.Device, where+" · "+methodLabel(e.Method)
+		r.URL = paths.Session(e.SessionID)
+	case db.EventSignInFailed:
+		r.Title, r.Detail = "A wrong password was entered", e.Device+" · "+where
+	case db.EventTwoFactorFailed:
+		r.Title, r.Detail = "A wrong two-factor code was entered after the right password", e.Device+" · "+where
+	case db.EventSessionEnded:
+		r.Title, r.Detail = e.Device+" signed out", a.endedBy(c, e.Reason, e.By, au.Session.ID, names)
+		r.URL = paths.Session(e.SessionID)
+	case db.EventTokenCreated:
+		r.Title, r.Detail = "Access token “"+e.Detail+"” created", where
+	case db.EventTokenRevoked:
+		r.Title, r.Detail = "“"+e.Detail+"” disconnected", a.endedBy(c, e.Reason, e.By, au.Session.ID, names)
+	case db.EventAppApproved:
+		r.Title, r.Detail = "App “"+e.Detail+"” connected", "requested from "+where
+	case db.EventPasswordChanged:
+		r.Title, r.Detail = "Password changed", e.Device+" · "+where
+	case db.EventEmailChanged:
+		r.Title, r.Detail = "Email changed to "+e.Detail, e.Device+" · "+where
+	case db.EventTwoFactorOn:
+		r.Title = "Two-factor authentication turned on"
+	case db.EventTwoFactorOff:
+		r.Title = "Two-factor authentication turned off"
+	default:
+		r.Title = e.Kind
+	}
+	return r
+}
+
+// recentEvents is the latest n entries of the user's history, as rows.
+func (a *app) recentEvents(c echo.Context, au *authInfo, before int64, n int) ([]views.EventRow, int64, error) {
+	now := a.now()
+	list, err := a.store.ListSecurityEvents(c.Request().Context(), au.User.ID, before, now.Add(-a.cfg.HistoryKeep), n+1)
+	if err != nil {
+		return nil, 0, err
+	}
+	var next int64
+	if len(list) > n {
+		list, next = list[:n], list[n-1].ID
+	}
+	names := map[string]string{}
+	rows := make([]views.EventRow, 0, len(list))
+	for _, e := range list {
+		rows = append(rows, a.eventRow(c, e, au, names, now))
+	}
+	return rows, next, nil
+}
+
+// activityPage is the account's security history, newest first, a page at
+// a time (?before=<id>).
+func (a *app) activityPage(c echo.Context) error {
+	au := authOf(c)
+	var before int64
+	if v := c.QueryParam("before"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n <= 0 {
+			return echo.NewHTTPError(http.StatusBadRequest, "That page of the history does not exist.")
+		}
+		before = n
+	}
+	rows, next, err := a.recentEvents(c, au, before, historyPage)
+	if err != nil {
+		return fmt.Errorf("activity page: %w", err)
+	}
+	p := views.ActivityProps{Page: a.page(c, "Security activity", "security"), Events: rows,
+		Keep: strconv.Itoa(int(a.cfg.HistoryKeep/(24*time.Hour))) + " days", First: before == 0}
+	if next != 0 {
+		p.OlderURL = paths.Activity + "?before=" + strconv.FormatInt(next, 10)
+	}
+	return a.render(c, http.StatusOK, views.ActivityPage(p))
+}
+
+// endedSessionDetails are the rows the details page adds for a session
+// that ended: when, by whom, and the uses of its cookie refused since.
+func (a *app) endedSessionDetails(c echo.Context, s db.Session, au *authInfo, now time.Time) []views.DetailRow {
+	var rows []views.DetailRow
+	if s.Revoked() {
+		rows = append(rows, views.DetailRow{Label: "Ended", Value: exactTime(s.RevokedAt), ISO: isoTime(s.RevokedAt),
+			Subtitle: a.endedBy(c, s.RevokedReason, s.RevokedBy, au.Session.ID, map[string]string{})})
+		refused := views.DetailRow{Label: "Later uses of its cookie", Value: "None"}
+		if s.RefusedCount > 0 {
+			refused = views.DetailRow{Label: "Later uses of its cookie", Value: exactTime(s.LastRefusedAt), ISO: isoTime(s.LastRefusedAt),
+				Subtitle: "Refused " + plural(s.RefusedCount, "time") + "; this was the last"}
+		}
+		rows = append(rows, refused)
+	} else {
+		rows = append(rows, views.DetailRow{Label: "Ended", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()), Subtitle: "It expired"})
+	}
+	return rows
+}
+
+// endedSession is the user's own session id, alive or not (the history
+// links to ended ones); ErrNotFound for another user's.
+func (a *app) endedSession(c echo.Context, userID int64, id string) (db.Session, error) {
+	s, _, err := a.store.SessionWithUser(c.Request().Context(), id)
+	if err == nil && s.UserID != userID {
+		return db.Session{}, db.ErrNotFound
+	}
+	if errors.Is(err, db.ErrNotFound) {
+		return db.Session{}, db.ErrNotFound
+	}
+	return s, err
+}
