@@ -272,6 +272,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
 
 	go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
+	go expiryLoop(ctx, store, log, now)
 	if cfg.DebugAddr != "" {
 		go serveDebug(ctx, cfg.DebugAddr, store, broker, log)
 	}
@@ -315,6 +316,32 @@ func openSecretBox(cfg Config, getenv func(string) string, log *slog.Logger) (*s
 		log.Info("created the secret key file that seals two-factor secrets: back it up, apart from the database", "path", path)
 	}
 	return box, nil
+}
+
+// expiryLoop writes the history entry of every session that expires by
+// itself, within about a minute of its expiry (each once, whichever
+// instance sees it first).
+func expiryLoop(ctx context.Context, store db.Store, log *slog.Logger, now func() time.Time) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for {
+			rctx, cancel := context.WithTimeout(ctx, db.CallTimeout)
+			n, err := store.RecordExpiredSessions(rctx, now(), 500)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Error("record expired sessions", "err", err)
+			}
+			if err != nil || n < 500 {
+				break
+			}
+		}
+	}
 }
 
 // hasUserFlag reports whether args name a user (--user, -user, --user=…).

@@ -52,8 +52,27 @@ type HistoryStore interface {
 	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]SecurityEvent, error)
 	// PruneSecurityEvents deletes events older than cutoff.
 	PruneSecurityEvents(ctx context.Context, cutoff time.Time) (int64, error)
+	// RecordExpiredSessions writes an EventSessionEnded (Reason
+	// ReasonIdleExpired or ReasonAbsoluteExpired, At the moment it expired)
+	// for each session that expired at or before now without being
+	// revoked, at most limit of them, each once whichever instance calls
+	// it (a marker on the row, set in the same transaction). It returns how
+	// many it recorded.
+	RecordExpiredSessions(ctx context.Context, now time.Time, limit int) (int, error)
 	// NoteRefusedUse counts a request refused because session id had been
 	// revoked (someone still holds its cookie): RefusedCount + 1 and
 	// LastRefusedAt = at, on a revoked session only.
 	NoteRefusedUse(ctx context.Context, sessionID string, at time.Time) error
+}
+
+// ExpiredEvent is the history entry of session sess expiring by itself: at
+// its expiry, for whichever came first, the idle timeout or the absolute
+// lifetime.
+func ExpiredEvent(sess Session) SecurityEvent {
+	e := SecurityEvent{UserID: sess.UserID, Kind: EventSessionEnded, At: sess.ExpiresAt(), SessionID: sess.ID,
+		Device: sess.DeviceLabel, Location: sess.Location, IP: sess.IP, Reason: ReasonIdleExpired}
+	if !sess.AbsoluteExpiresAt.After(sess.IdleExpiresAt) {
+		e.Reason = ReasonAbsoluteExpired
+	}
+	return e
 }

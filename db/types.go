@@ -4,16 +4,18 @@ import "time"
 
 // Why a session ended, stored in the session's revoked reason.
 const (
-	ReasonSignedOut     = "signed_out"     // the user signed out on that device
-	ReasonRevoked       = "revoked"        // ended from another session's list (the X button)
-	ReasonRevokedOthers = "revoked_others" // "Log out all other sessions" from another session
-	ReasonRevokedAll    = "revoked_all"    // "Log out everywhere"
-	ReasonPassword      = "password_changed"
-	ReasonTwoFactor     = "two_factor_on" // two-factor was turned on, signing out the other sessions
-	ReasonSessionLimit  = "session_limit" // the user's least recently active session, ended to make room
-	ReasonOperator      = "operator"      // `doorman sessions revoke`
-	ReasonDisabled      = "user_disabled" // `doorman users disable`
-	ReasonDeleted       = "user_deleted"  // the account was deleted (the row is gone; only events carry this)
+	ReasonSignedOut       = "signed_out"     // the user signed out on that device
+	ReasonRevoked         = "revoked"        // ended from another session's list (the X button)
+	ReasonRevokedOthers   = "revoked_others" // "Log out all other sessions" from another session
+	ReasonRevokedAll      = "revoked_all"    // "Log out everywhere"
+	ReasonPassword        = "password_changed"
+	ReasonTwoFactor       = "two_factor_on"    // two-factor was turned on, signing out the other sessions
+	ReasonSessionLimit    = "session_limit"    // the user's least recently active session, ended to make room
+	ReasonOperator        = "operator"         // `doorman sessions revoke`
+	ReasonDisabled        = "user_disabled"    // `doorman users disable`
+	ReasonIdleExpired     = "idle_expired"     // unused for the idle timeout (history only: no write ends it)
+	ReasonAbsoluteExpired = "absolute_expired" // reached its absolute lifetime (history only)
+	ReasonDeleted         = "user_deleted"     // the account was deleted (the row is gone; only events carry this)
 )
 
 // User is an account.

@@ -88,8 +88,20 @@ func (a *app) endedBy(c echo.Context, reason, by, currentID string, names map[st
 		return "ended through the API by " + who()
 	case db.ReasonAppRemoved:
 		return "ended when the site removed the app"
+	case db.ReasonIdleExpired:
+		return "expired after " + durationWords(a.cfg.IdleTimeout) + " unused"
+	case db.ReasonAbsoluteExpired:
+		return "expired at the end of its " + durationWords(a.cfg.AbsoluteLifetime) + " lifetime"
 	}
 	return "ended"
+}
+
+// durationWords is d in whole days or hours ("28 days", "12 hours").
+func durationWords(d time.Duration) string {
+	if d >= 24*time.Hour {
+		return plural(int(d/(24*time.Hour)), "day")
+	}
+	return plural(max(1, int(d/time.Hour)), "hour")
 }
 
 // eventRow is the view of one history entry.

@@ -119,3 +119,25 @@ func TestSecurityHistoryPagesAndRetention(t *testing.T) {
 	app.advance(3 * time.Hour)
 	expectBody(t, desktop.get("/settings/security/activity"), "Nothing here.")
 }
+
+// TestExpiryInHistory: a session that expires by itself is in the history,
+// with why.
+func TestExpiryInHistory(t *testing.T) {
+	app := newTestApp(t, func(c *handlers.Config) { c.IdleTimeout = time.Hour; c.IdleExtendEvery = time.Minute })
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	// The desktop stays in use; the phone does not.
+	for range 4 {
+		app.advance(20 * time.Minute)
+		expectStatus(t, desktop.get("/settings"), http.StatusOK)
+	}
+	if n, err := app.store.RecordExpiredSessions(context.Background(), app.clock(), 100); err != nil || n != 1 {
+		t.Fatalf("expired sessions recorded: %d %v", n, err)
+	}
+	page := desktop.get("/settings/security/activity")
+	if got := events(page.body); got[0] != "session_ended" {
+		t.Fatalf("history %v", got)
+	}
+	expectBody(t, page, "Safari on iPhone signed out", "expired after 1 hour unused")
+}

@@ -139,3 +139,53 @@ func (s *Store) NoteRefusedUse(ctx context.Context, sessionID string, at time.Ti
 	}
 	return nil
 }
+
+// RecordExpiredSessions implements db.Store. Users are locked before their
+// sessions (the lock order of this store: a user's deletion locks the user,
+// then cascades to the sessions); the conditional UPDATE makes each session
+// recorded once, whichever instance gets there first.
+func (s *Store) RecordExpiredSessions(ctx context.Context, now time.Time, limit int) (int, error) {
+	var n int
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `SELECT id, user_id FROM sessions WHERE NOT expiry_recorded AND revoked_at IS NULL
+			AND (idle_expires_at <= $1 OR absolute_expires_at <= $1) LIMIT $2`, now.Unix(), limit)
+		if err != nil {
+			return err
+		}
+		var ids []string
+		var users []int64
+		for rows.Next() {
+			var id string
+			var user int64
+			if err := rows.Scan(&id, &user); err != nil {
+				rows.Close()
+				return err
+			}
+			ids, users = append(ids, id), append(users, user)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil || len(ids) == 0 {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`, users); err != nil {
+			return err
+		}
+		ended, err := scanSessions(tx.Query(ctx, `UPDATE sessions SET expiry_recorded = true
+			WHERE id = ANY($1) AND NOT expiry_recorded AND revoked_at IS NULL
+				AND (idle_expires_at <= $2 OR absolute_expires_at <= $2)
+			RETURNING `+sessionColumns, ids, now.Unix()))
+		if err != nil {
+			return err
+		}
+		events := make([]db.SecurityEvent, 0, len(ended))
+		for _, sess := range ended {
+			events = append(events, db.ExpiredEvent(sess))
+		}
+		n = len(ended)
+		return recordIn(ctx, tx, events...)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("db: record expired sessions: %w", err)
+	}
+	return n, nil
+}

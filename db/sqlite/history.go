@@ -142,3 +142,32 @@ func (s *Store) NoteRefusedUse(ctx context.Context, sessionID string, at time.Ti
 	}
 	return nil
 }
+
+// RecordExpiredSessions implements db.Store: one write transaction marks
+// the rows and writes their events, so no session is recorded twice.
+func (s *Store) RecordExpiredSessions(ctx context.Context, now time.Time, limit int) (int, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("db: record expired sessions: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `UPDATE sessions SET expiry_recorded = 1
+		WHERE id IN (SELECT id FROM sessions WHERE expiry_recorded = 0 AND revoked_at IS NULL
+			AND (idle_expires_at <= ? OR absolute_expires_at <= ?) LIMIT ?)
+		RETURNING `+sessionColumns, now.Unix(), now.Unix(), limit)
+	ended, err := scanSessions(rows, err)
+	if err != nil {
+		return 0, fmt.Errorf("db: record expired sessions: %w", err)
+	}
+	events := make([]db.SecurityEvent, 0, len(ended))
+	for _, sess := range ended {
+		events = append(events, db.ExpiredEvent(sess))
+	}
+	if err := recordIn(ctx, tx, events...); err != nil {
+		return 0, fmt.Errorf("db: record expired sessions: %w", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("db: record expired sessions: %w", err)
+	}
+	return len(ended), nil
+}

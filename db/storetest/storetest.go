@@ -78,6 +78,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"HistoryListing", testHistoryListing},
 		{"DeleteUserWithHistory", testDeleteUserWithHistory},
 		{"NoteRefusedUse", testNoteRefusedUse},
+		{"ExpiredSessionsRecordedOnce", testExpiredSessionsRecorded},
 		{"ConcurrentHistoryWritesDoNotDeadlock", testConcurrentHistoryWrites},
 	}
 	for _, tc := range tests {

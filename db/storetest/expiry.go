@@ -1,0 +1,95 @@
+package storetest
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"doorman/db"
+)
+
+// testExpiredSessionsRecorded: a session that expires by itself gets one
+// history entry (idle or absolute, at its expiry), whoever records it and
+// however often; live and revoked sessions get none.
+func testExpiredSessionsRecorded(t *testing.T, f *fixture) {
+	a := f.user(t, "a@example.com")
+	now := T0
+	idle := Session("expidle000000001", a.ID, now) // idle expiry first
+	idle.IdleExpiresAt, idle.AbsoluteExpiresAt = now.Add(time.Hour), now.Add(48*time.Hour)
+	abs := Session("expabs0000000001", a.ID, now) // absolute first
+	abs.IdleExpiresAt, abs.AbsoluteExpiresAt = now.Add(3*time.Hour), now.Add(2*time.Hour)
+	live := Session("explive000000001", a.ID, now)
+	live.IdleExpiresAt, live.AbsoluteExpiresAt = now.Add(10*time.Hour), now.Add(10*time.Hour)
+	gone := Session("exprevoked000001", a.ID, now)
+	gone.IdleExpiresAt, gone.AbsoluteExpiresAt = now.Add(time.Hour), now.Add(time.Hour)
+	for _, s := range []db.Session{idle, abs, live, gone} {
+		if _, err := f.s.CreateSession(f.ctx, s, 0, a.Epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := f.s.RevokeSession(f.ctx, a.ID, gone.ID, db.ReasonRevoked, live.ID, now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := f.s.RecordExpiredSessions(f.ctx, now.Add(30*time.Minute), 100); err != nil || n != 0 {
+		t.Fatalf("before any expiry: %d %v", n, err)
+	}
+	// Eight callers at once (instances): each expiry is recorded once.
+	later := now.Add(5 * time.Hour)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	total := 0
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			n, err := f.s.RecordExpiredSessions(f.ctx, later, 100)
+			if err != nil {
+				t.Errorf("record: %v", err)
+			}
+			mu.Lock()
+			total += n
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	if total != 2 {
+		t.Fatalf("%d expiries recorded, want 2", total)
+	}
+	events, err := f.s.ListSecurityEvents(f.ctx, a.ID, 0, time.Time{}, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]db.SecurityEvent{}
+	for _, e := range events {
+		if e.Reason == db.ReasonIdleExpired || e.Reason == db.ReasonAbsoluteExpired {
+			if _, dup := got[e.SessionID]; dup {
+				t.Fatalf("expiry of %s recorded twice", e.SessionID)
+			}
+			got[e.SessionID] = e
+		}
+	}
+	if e := got[idle.ID]; e.Kind != db.EventSessionEnded || e.Reason != db.ReasonIdleExpired || !e.At.Equal(idle.IdleExpiresAt) {
+		t.Fatalf("idle expiry: %+v", e)
+	}
+	if e := got[abs.ID]; e.Reason != db.ReasonAbsoluteExpired || !e.At.Equal(abs.AbsoluteExpiresAt) {
+		t.Fatalf("absolute expiry: %+v", e)
+	}
+	if len(got) != 2 {
+		t.Fatalf("expiries %v", got)
+	}
+	// The limit bounds one call.
+	b := f.user(t, "b@example.com")
+	for _, id := range []string{"explimit00000001", "explimit00000002", "explimit00000003"} {
+		s := Session(id, b.ID, now)
+		s.IdleExpiresAt = now.Add(time.Hour)
+		if _, err := f.s.CreateSession(f.ctx, s, 0, b.Epoch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := f.s.RecordExpiredSessions(f.ctx, later, 2); err != nil || n != 2 {
+		t.Fatalf("limited: %d %v", n, err)
+	}
+	if n, err := f.s.RecordExpiredSessions(f.ctx, later, 2); err != nil || n != 1 {
+		t.Fatalf("the rest: %d %v", n, err)
+	}
+}
