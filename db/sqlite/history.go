@@ -97,13 +97,16 @@ func (s *Store) RecordSecurityEvent(ctx context.Context, e db.SecurityEvent) err
 // the newest) and at >= since, newest first, at most limit (none for a limit
 // of 0 or less). Paging by id rather than by time: ids only grow, and
 // several events share a second.
+// listSecurityEventsSQL is a page of a user's history (the Security page
+// runs it: prepared once).
+const listSecurityEventsSQL = `SELECT ` + securityEventColumns + ` FROM security_events
+	WHERE user_id = ? AND (? = 0 OR id < ?) AND at >= ? ORDER BY id DESC LIMIT ?`
+
 func (s *Store) ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]db.SecurityEvent, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.read.QueryContext(ctx, `SELECT `+securityEventColumns+` FROM security_events
-		WHERE user_id = ? AND (? = 0 OR id < ?) AND at >= ? ORDER BY id DESC LIMIT ?`,
-		userID, before, before, since.Unix(), limit)
+	rows, err := s.listSecurityEvents.QueryContext(ctx, userID, before, before, since.Unix(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: list security events: %w", err)
 	}

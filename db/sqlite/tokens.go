@@ -158,7 +158,7 @@ func (s *Store) TokenWithUser(ctx context.Context, id string) (db.Token, db.User
 	var u db.User
 	var created int64
 	var disabled sql.NullInt64
-	t, err := scanToken(s.read.QueryRowContext(ctx, tokenWithUserSQL, id), &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
+	t, err := scanToken(s.tokenWithUser.QueryRowContext(ctx, id), &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.Token{}, db.User{}, db.ErrNotFound
 	}
@@ -174,10 +174,14 @@ func (s *Store) TokenWithUser(ctx context.Context, id string) (db.Token, db.User
 
 // ListTokens returns the user's live tokens of kind ("" any kind), newest
 // first.
+// listTokensSQL lists a user's live tokens (the Security page runs it:
+// prepared once).
+const listTokensSQL = `SELECT ` + tokenColumns + ` FROM tokens
+	WHERE user_id = ? AND (? = '' OR kind = ?) AND ` + tokenAliveSQL + `
+	ORDER BY created_at DESC, id DESC`
+
 func (s *Store) ListTokens(ctx context.Context, userID int64, kind string, now time.Time) ([]db.Token, error) {
-	out, err := scanTokens(s.read.QueryContext(ctx, `SELECT `+tokenColumns+` FROM tokens
-		WHERE user_id = ? AND (? = '' OR kind = ?) AND `+tokenAliveSQL+`
-		ORDER BY created_at DESC, id DESC`, userID, kind, kind, now.Unix()))
+	out, err := scanTokens(s.listTokens.QueryContext(ctx, userID, kind, kind, now.Unix()))
 	if err != nil {
 		return nil, fmt.Errorf("db: list tokens: %w", err)
 	}

@@ -15,12 +15,16 @@ import (
 
 // TwoFactor returns the user's two-factor state, pending or enabled, with
 // the number of unused recovery codes; db.ErrNotFound when there is none.
+// twoFactorSQL reads a user's two-factor state (every sign-in and Security
+// page runs it: prepared once).
+const twoFactorSQL = `SELECT user_id, secret_sealed, enabled_at, last_step,
+	(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL)
+	FROM two_factor t WHERE user_id = ?`
+
 func (s *Store) TwoFactor(ctx context.Context, userID int64) (db.TwoFactor, error) {
 	var t db.TwoFactor
 	var enabled sql.NullInt64
-	err := s.read.QueryRowContext(ctx, `SELECT user_id, secret_sealed, enabled_at, last_step,
-		(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL)
-		FROM two_factor t WHERE user_id = ?`, userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
+	err := s.twoFactor.QueryRowContext(ctx, userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.TwoFactor{}, db.ErrNotFound
 	}
