@@ -22,7 +22,8 @@ func setUpTwoFactor(t *testing.T, srv *server, p playwright.Page, check func(nam
 	// The QR code is served by Doorman itself and actually loads.
 	qr := p.GetByRole("img", playwright.PageGetByRoleOptions{Name: "QR code to add Doorman to your authenticator app"})
 	must(t, expect.Locator(qr).ToBeVisible())
-	loaded, err := qr.Evaluate("img => img.complete && img.naturalWidth > 0", nil)
+	// decode() settles once the image has loaded (or failed to).
+	loaded, err := qr.Evaluate("img => img.decode().then(() => img.naturalWidth > 0, () => false)", nil)
 	must(t, err)
 	if loaded != true {
 		t.Fatal("the QR code image did not load")
