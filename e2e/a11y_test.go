@@ -175,9 +175,8 @@ func TestEveryPageAccessible(t *testing.T) {
 				must(t, button(p, "Verify").Click())
 				must(t, expect.Locator(codeField).ToHaveAttribute("aria-invalid", "true"))
 				checkPage(t, p, "signin-two-factor-error"+suffix, dev.phone)
-				must(t, codeField.Fill(codeNow(t, srv, secret)))
-				must(t, button(p, "Verify").Click())
-				must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+				enterCode(t, p, "Code from your authenticator app, or a recovery code", "Verify",
+					heading(p, "Where you're logged in"), func() string { return codeNow(t, srv, secret) })
 				// Access tokens and a connected app (same account).
 				visit("/settings/security/tokens", "tokens")
 				must(t, button(p, "Create token").Click())
