@@ -80,6 +80,17 @@ func (b *drillBrowser) post(path string, form url.Values, where string) bool {
 	return res.StatusCode == http.StatusSeeOther && res.Header.Get("Location") == where
 }
 
+// view is GET path, the body read and dropped.
+func (b *drillBrowser) view(path string) (int, error) {
+	res, err := b.http.Get(b.base + path)
+	if err != nil {
+		return 0, err
+	}
+	io.Copy(io.Discard, res.Body)
+	res.Body.Close()
+	return res.StatusCode, nil
+}
+
 // status is GET path with this browser's cookie value set by hand (the
 // server's address changes between restarts).
 func drillStatus(base, cookie, path string) (int, error) {
@@ -190,11 +201,8 @@ func crashDrill(t *testing.T, dir, dsn string, kills int) (alive, revoked []stri
 					return
 				}
 				alive = append(alive, b.cookie("doorman_session"))
-				if res, err := b.http.Get(base + "/settings/security"); err != nil {
+				if _, err := b.view("/settings/security"); err != nil {
 					return
-				} else {
-					io.Copy(io.Discard, res.Body)
-					res.Body.Close()
 				}
 				if i%2 == 1 && len(alive) > 2 {
 					// The newest session ends one of the others.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -106,16 +105,6 @@ func (b *drillBrowser) openStream(stop <-chan struct{}) (<-chan string, error) {
 		ended <- ""
 	}()
 	return ended, nil
-}
-
-func (b *drillBrowser) view(path string) (int, error) {
-	res, err := b.http.Get(b.base + path)
-	if err != nil {
-		return 0, err
-	}
-	io.Copy(io.Discard, res.Body)
-	res.Body.Close()
-	return res.StatusCode, nil
 }
 
 // soak runs the real program on dsn under mixed load for d: browsers

@@ -82,9 +82,14 @@ func invalidToken(detail string) error {
 }
 
 // writeAPIError is handleError for API paths: every error is a problem.
+// code and message are what handleError made of err so far (500, or 503
+// when the database cannot serve).
 func (a *app) writeAPIError(c echo.Context, err error, code int, message string) {
 	var ae *errAPI
-	if errors.As(err, &ae) {
+	var he *echo.HTTPError
+	switch {
+	case errors.As(err, &ae):
+		code, message = ae.status, ae.detail
 		switch {
 		case ae.bearer != "":
 			c.Response().Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="doorman", error=%q`, ae.bearer))
@@ -94,6 +99,19 @@ func (a *app) writeAPIError(c echo.Context, err error, code int, message string)
 		if ae.retryAfterSecs > 0 {
 			c.Response().Header().Set("Retry-After", fmt.Sprint(ae.retryAfterSecs))
 		}
+	case errors.As(err, &he):
+		code = he.Code
+		if m, ok := he.Message.(string); ok {
+			message = m
+		}
+	}
+	if code >= 500 && !errors.Is(err, errBusy) {
+		r := c.Request()
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code,
+			"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
+	}
+	if message == "" {
+		message = http.StatusText(code)
 	}
 	_ = apiProblem(c, code, message)
 }

@@ -242,12 +242,17 @@ func (a *app) devicePage(c echo.Context) error {
 	}))
 }
 
+// deviceCodeProblem is /device again, with what was wrong with the code.
+func (a *app) deviceCodeProblem(c echo.Context, status int, code, problem string) error {
+	return a.render(c, status, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), Code: code, CodeError: problem}))
+}
+
 // deviceLookup is POST /device: the entered code → the approval page.
 func (a *app) deviceLookup(c echo.Context) error {
 	d, p, err := a.deviceRequest(c)
 	if err != nil || p != nil {
 		if p != nil {
-			return a.render(c, p.status, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), Code: formValue(c, "code"), CodeError: p.text}))
+			return a.deviceCodeProblem(c, p.status, formValue(c, "code"), p.text)
 		}
 		return err
 	}
@@ -314,7 +319,7 @@ func (a *app) deviceDecide(c echo.Context) error {
 	d, p, err := a.deviceRequest(c)
 	if err != nil || p != nil {
 		if p != nil {
-			return a.render(c, p.status, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), Code: formValue(c, "code"), CodeError: p.text}))
+			return a.deviceCodeProblem(c, p.status, formValue(c, "code"), p.text)
 		}
 		return err
 	}
@@ -331,7 +336,7 @@ func (a *app) deviceDecide(c echo.Context) error {
 	}
 	err = a.store.DecideDeviceAuthorization(c.Request().Context(), d.UserCode, au.User.ID, approve, a.now())
 	if errors.Is(err, db.ErrNotFound) {
-		return a.render(c, http.StatusConflict, views.DevicePage(views.DeviceProps{Page: a.page(c, "Connect a device", "security"), CodeError: "That code was already used or expired."}))
+		return a.deviceCodeProblem(c, http.StatusConflict, "", "That code was already used or expired.")
 	}
 	if err != nil {
 		return fmt.Errorf("device: %w", err)

@@ -231,14 +231,13 @@ func TestDeviceFlowErrors(t *testing.T) {
 	expectStatus(t, alice.post("/device", url.Values{"code": {user}}), http.StatusGone)
 
 	// Approving outside the sudo window needs the password.
-	code, user = start("sessions:read")
+	_, user = start("sessions:read")
 	res := alice.post("/device/approve", url.Values{"code": {user}})
 	if res.StatusCode < 400 {
 		t.Fatalf("approval outside the sudo window without the password: %d", res.StatusCode)
 	}
 	expectBody(t, res, "Your password")
 	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {user}, "password": {pw}}), "/settings/security")
-	_ = code
 
 	// A stranger guessing codes at /device is throttled.
 	mallory := app.client(uaMacFirefox, ipTokyo)

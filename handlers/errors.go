@@ -54,23 +54,6 @@ func (a *app) handleError(err error, c echo.Context) {
 	var he *echo.HTTPError
 	if credentialless(c.Request().URL.Path) {
 		// API clients get problem+json, never an HTML page.
-		var ae *errAPI
-		switch {
-		case errors.As(err, &ae):
-			code, message = ae.status, ae.detail
-		case errors.As(err, &he):
-			code = he.Code
-			if m, ok := he.Message.(string); ok {
-				message = m
-			}
-		}
-		if code >= 500 && !errors.Is(err, errBusy) {
-			a.log.Error("request failed", "method", c.Request().Method, "path", c.Request().URL.Path, "status", code,
-				"request_id", c.Response().Header().Get(echo.HeaderXRequestID), "err", err)
-		}
-		if message == "" {
-			message = http.StatusText(code)
-		}
 		a.writeAPIError(c, err, code, message)
 		return
 	}

@@ -131,10 +131,13 @@ func (c *client) get(path string) *response {
 
 // csrfToken is the token a form on the last page carried (the double-submit
 // cookie holds the same value).
-func (c *client) csrfToken() string {
+func (c *client) csrfToken() string { return c.cookie("doorman_csrf") }
+
+// cookie is the browser's cookie name's value, or "".
+func (c *client) cookie(name string) string {
 	u, _ := url.Parse(c.app.srv.URL)
 	for _, ck := range c.jar.Cookies(u) {
-		if ck.Name == "doorman_csrf" {
+		if ck.Name == name {
 			return ck.Value
 		}
 	}
@@ -183,15 +186,7 @@ func (c *client) login(email, pw string) *response {
 }
 
 // sessionCookie returns the browser's session cookie value, or "".
-func (c *client) sessionCookie() string {
-	u, _ := url.Parse(c.app.srv.URL)
-	for _, ck := range c.jar.Cookies(u) {
-		if ck.Name == "doorman_session" {
-			return ck.Value
-		}
-	}
-	return ""
-}
+func (c *client) sessionCookie() string { return c.cookie("doorman_session") }
 
 func expectStatus(t *testing.T, res *response, code int) {
 	t.Helper()

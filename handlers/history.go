@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -209,9 +208,6 @@ func (a *app) endedSessionDetails(c echo.Context, s db.Session, au *authInfo, no
 func (a *app) endedSession(c echo.Context, userID int64, id string) (db.Session, error) {
 	s, _, err := a.store.SessionWithUser(c.Request().Context(), id)
 	if err == nil && s.UserID != userID {
-		return db.Session{}, db.ErrNotFound
-	}
-	if errors.Is(err, db.ErrNotFound) {
 		return db.Session{}, db.ErrNotFound
 	}
 	return s, err

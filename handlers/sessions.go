@@ -161,13 +161,14 @@ func (a *app) sessionDetails(c echo.Context) error {
 		{Label: "IP address", Value: s.IP, Mono: true},
 		lastActive,
 		{Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt), Subtitle: relTime(now, s.CreatedAt) + " · " + method},
-		{Label: "Expires", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()), Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"},
-		{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true},
 	}
 	if ended {
-		details = append(details[:5], a.endedSessionDetails(c, s, au, now)...)
-		details = append(details, views.DetailRow{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true})
+		details = append(details, a.endedSessionDetails(c, s, au, now)...)
+	} else {
+		details = append(details, views.DetailRow{Label: "Expires", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()),
+			Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"})
 	}
+	details = append(details, views.DetailRow{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true})
 	return a.render(c, http.StatusOK, views.SessionDetailsPage(views.SessionDetailsProps{
 		Page: a.page(c, s.DeviceLabel, "security"), Row: row, Details: details, Ended: ended,
 	}))

@@ -256,9 +256,16 @@ func (s *sessionService) setCookie(c echo.Context, value string, lifetime time.D
 // sign-in over an ended session first deletes the old cookie, then sets the
 // new one: the browser should see only the last word).
 func (s *sessionService) writeCookie(c echo.Context, value string, maxAge int) {
+	s.a.writeCookie(c, s.cookieName(c.Request()), value, maxAge)
+}
+
+// writeCookie sets cookie name as the session cookie is set (HttpOnly,
+// SameSite=Lax, Path=/, no Domain, Secure over HTTPS; maxAge < 0 deletes
+// it), replacing any Set-Cookie for the same name already in the response.
+func (a *app) writeCookie(c echo.Context, name, value string, maxAge int) {
 	r, w := c.Request(), c.Response()
-	ck := sessions.NewCookie(s.cookieName(r), value, &sessions.Options{
-		Path: "/", MaxAge: maxAge, Secure: s.a.isHTTPS(r), HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	ck := sessions.NewCookie(name, value, &sessions.Options{
+		Path: "/", MaxAge: maxAge, Secure: a.isHTTPS(r), HttpOnly: true, SameSite: http.SameSiteLaxMode,
 	})
 	h := w.Header()
 	kept := h["Set-Cookie"][:0]

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
@@ -240,12 +239,6 @@ func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope st
 	return "", 0, false, nil
 }
 
-// codeWait is how long account must wait in scope before another code is
-// checked (0: go ahead).
-func (a *app) codeWait(c echo.Context, account, scope string) (time.Duration, error) {
-	return a.attemptWait(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
-}
-
 const wrongCode = "That code didn't work. Enter the code your app shows now, or an unused recovery code."
 
 // confirmWithCode is the check that turning two-factor off and replacing
@@ -261,7 +254,7 @@ func (a *app) confirmWithCode(c echo.Context, form string) (db.TwoFactor, bool, 
 		return tf, false, c.Redirect(http.StatusSeeOther, paths.TwoFactor)
 	}
 	account, scope := a.accountKey(au.User.Email), scopeSecondFactor+scopeSession+au.Session.ID
-	if wait, err := a.codeWait(c, account, scope); err != nil || wait > 0 {
+	if wait, err := a.accountWait(c, account, scope); err != nil || wait > 0 {
 		if err != nil {
 			return tf, false, err
 		}
@@ -326,10 +319,7 @@ func (a *app) pendingCookieName(r *http.Request) string {
 }
 
 func (a *app) setPendingCookie(c echo.Context, value string, maxAge int) {
-	r := c.Request()
-	http.SetCookie(c.Response(), sessions.NewCookie(a.pendingCookieName(r), value, &sessions.Options{
-		Path: "/", MaxAge: maxAge, Secure: a.isHTTPS(r), HttpOnly: true, SameSite: http.SameSiteLaxMode,
-	}))
+	a.writeCookie(c, a.pendingCookieName(c.Request()), value, maxAge)
 }
 
 // startPending records a sign-in waiting for its second factor and sends
@@ -412,7 +402,7 @@ func (a *app) loginTwoFactor(c echo.Context) error {
 	}
 	page := views.LoginTwoFactorProps{Page: a.page(c, "Two-factor authentication", ""), Email: user.Email, Next: safeNext(formValue(c, "next"))}
 	account, scope := a.accountKey(user.Email), scopeSecondFactor+a.signInScope(c, user.Email)
-	wait, err := a.codeWait(c, account, scope)
+	wait, err := a.accountWait(c, account, scope)
 	if err != nil {
 		return fmt.Errorf("two-factor sign-in: %w", err)
 	}

@@ -69,17 +69,6 @@ func codeAt(t *testing.T, secret string, at time.Time) string {
 	return code
 }
 
-// cookie is the browser's cookie name's value, or "".
-func (c *client) cookie(name string) string {
-	u, _ := url.Parse(c.app.srv.URL)
-	for _, ck := range c.jar.Cookies(u) {
-		if ck.Name == name {
-			return ck.Value
-		}
-	}
-	return ""
-}
-
 // passwordStep signs in with the password and expects the second step.
 func (c *client) passwordStep(email string) {
 	c.t.Helper()
