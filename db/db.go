@@ -38,24 +38,28 @@ type Store interface {
 	TwoFactorStore
 	TokenStore
 	HistoryStore
-	// CreateUser inserts a user. The email must already be normalised; a
-	// duplicate returns ErrEmailTaken.
-	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (User, error)
+	MailStore
+	// CreateUser inserts a user and queues mail (its verification mail: a
+	// UserID of 0 in the mail and its links is the new user's). The email
+	// must already be normalised; a duplicate returns ErrEmailTaken.
+	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time, mail ...Mail) (User, error)
 	// UserByEmail returns the user with that (normalised) email, or ErrNotFound.
 	UserByEmail(ctx context.Context, email string) (User, error)
 	// UserByID returns the user with that id, or ErrNotFound.
 	UserByID(ctx context.Context, id int64) (User, error)
 	// UpdatePassword replaces the user's password hash.
 	UpdatePassword(ctx context.Context, userID int64, hash string) error
-	// UpdateEmail changes the user's (normalised) email; ErrEmailTaken if
-	// another account has it.
+	// UpdateEmail changes the user's (normalised) email, which is then not
+	// verified (unless it is the same); ErrEmailTaken if another account
+	// has it.
 	UpdateEmail(ctx context.Context, userID int64, email string) error
 	// SetUserDisabled disables (at now) or re-enables the user. Disabling
 	// ends every live session of theirs and resets their sign-ins (Epoch)
 	// in the same transaction, and returns what it ended.
 	SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) (ended []Session, err error)
-	// DeleteUser removes the user and every session row of theirs, and
-	// returns the sessions that were alive at now.
+	// DeleteUser removes the user and every session row of theirs (and
+	// every other row about them: tokens, links, places, mails in the
+	// outbox), and returns the sessions that were alive at now.
 	DeleteUser(ctx context.Context, userID int64, now time.Time) (ended []Session, err error)
 
 	// CreateSession inserts a new session row (the caller makes the id and
@@ -63,8 +67,10 @@ type Store interface {
 	// limit) the least recently active ones are ended (ReasonSessionLimit)
 	// in the same transaction and returned. epoch is the user's Epoch as
 	// the sign-in read it: if it has moved since, or the user is disabled,
-	// nothing is written and the error is ErrSignInsReset.
-	CreateSession(ctx context.Context, s Session, maxPerUser int, epoch int64) (evicted []Session, err error)
+	// nothing is written and the error is ErrSignInsReset. It records the
+	// session's sign-in place (RememberSignInPlace) and queues mail (a new
+	// sign-in alert), in the same transaction.
+	CreateSession(ctx context.Context, s Session, maxPerUser int, epoch int64, mail ...Mail) (evicted []Session, err error)
 	// RotateSession gives a live session a new secret hash and records a
 	// re-authentication at now; ErrNotFound if it is not alive.
 	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
@@ -96,8 +102,8 @@ type Store interface {
 	// the new secret hash and a re-authentication at now, and, if
 	// endOthers, ends every other session (ReasonPassword), returning them.
 	// If sessionID is not a live session of the user's, nothing changes
-	// and the error is ErrNotFound.
-	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time) ([]Session, error)
+	// and the error is ErrNotFound. mail is queued in the same transaction.
+	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time, mail ...Mail) ([]Session, error)
 	// DeleteSessionsByMethod removes the user's sessions that signed in with
 	// method (the demo seeder replaces its samples).
 	DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error

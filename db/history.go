@@ -15,6 +15,7 @@ const (
 	EventAppApproved     = "app_approved"      // a device code approved and redeemed: an app connected
 	EventPasswordChanged = "password_changed"  //
 	EventEmailChanged    = "email_changed"     // Detail: the new address
+	EventEmailVerified   = "email_verified"    // Detail: the address
 	EventTwoFactorOn     = "two_factor_on"     //
 	EventTwoFactorOff    = "two_factor_off"    //
 	EventTwoFactorFailed = "two_factor_failed" // a wrong second-factor code after the right password

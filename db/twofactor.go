@@ -65,18 +65,21 @@ type TwoFactorStore interface {
 	// recoveryHashes (SHA-256 of each code) as the only recovery codes.
 	// ErrNotFound without that pending setup; ErrTwoFactorEnabled if it
 	// is already on.
-	EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time) error
+	// mail is queued in the same transaction.
+	EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time, mail ...Mail) error
 	// DisableTwoFactor removes the user's two-factor state and recovery
-	// codes (no error when there was none).
-	DisableTwoFactor(ctx context.Context, userID int64) error
+	// codes (no error when there was none), queueing mail in the same
+	// transaction when there was.
+	DisableTwoFactor(ctx context.Context, userID int64, mail ...Mail) error
 	// AcceptTOTPStep records step as used if two-factor is enabled and step
 	// is later than LastStep, atomically (two instances checking the same
 	// code at once: exactly one accepts it). ok is false otherwise.
 	AcceptTOTPStep(ctx context.Context, userID int64, step int64) (ok bool, err error)
 	// UseRecoveryCode marks the unused code with that hash as used at now,
 	// atomically, and returns how many remain; ok is false (nothing
-	// changes) when no unused code has that hash.
-	UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time) (left int, ok bool, err error)
+	// changes) when no unused code has that hash. mail is queued only when
+	// a code was used, in the same transaction.
+	UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time, mail ...Mail) (left int, ok bool, err error)
 	// ReplaceRecoveryCodes makes hashes the user's only recovery codes;
 	// ErrNotFound unless two-factor is enabled.
 	ReplaceRecoveryCodes(ctx context.Context, userID int64, hashes [][]byte, now time.Time) error
@@ -94,8 +97,9 @@ type TwoFactorStore interface {
 	// sign-in id (which must exist and be unexpired at s.CreatedAt) and
 	// creates session s as CreateSession does (maxPerUser, the pending
 	// sign-in's epoch). A second completion of the same id gets
-	// ErrNotFound: each is redeemed once.
-	CompletePendingSignIn(ctx context.Context, id string, s Session, maxPerUser int) (evicted []Session, err error)
+	// ErrNotFound: each is redeemed once. mail is queued in the same
+	// transaction.
+	CompletePendingSignIn(ctx context.Context, id string, s Session, maxPerUser int, mail ...Mail) (evicted []Session, err error)
 	// DeletePendingSignIn removes a pending sign-in (no error if gone).
 	DeletePendingSignIn(ctx context.Context, id string) error
 	// PrunePendingSignIns deletes pending sign-ins expired before cutoff.

@@ -16,6 +16,19 @@ const (
 	ReasonIdleExpired     = "idle_expired"     // unused for the idle timeout (history only: no write ends it)
 	ReasonAbsoluteExpired = "absolute_expired" // reached its absolute lifetime (history only)
 	ReasonDeleted         = "user_deleted"     // the account was deleted (the row is gone; only events carry this)
+	ReasonPasswordReset   = "password_reset"   // the password was reset by an emailed link
+	ReasonNotMe           = "not_me"           // the owner disowned a sign-in ("This wasn't me", "Not you?")
+	ReasonEmailUndone     = "email_undone"     // the owner undid a change of the account's address
+)
+
+// Sign-in methods (Session.AuthMethod) of an emailed sign-in link, alone or
+// with a second factor.
+const (
+	MethodEmailLink     = "email_link"
+	MethodEmailLinkTOTP = "email_link+totp"
+	// MethodPasswordReset is the session a completed password reset
+	// signs in.
+	MethodPasswordReset = "password_reset"
 )
 
 // User is an account.
@@ -30,7 +43,16 @@ type User struct {
 	// out all other sessions", "log out everywhere", disable). A sign-in
 	// passes the value it read to CreateSession, which refuses if it moved.
 	Epoch int64
+	// EmailVerifiedAt is when an emailed link proved the address reaches
+	// the user; zero while not verified.
+	EmailVerifiedAt time.Time
+	// SignInAlertsOff is the user's choice not to be mailed about new
+	// sign-ins (on by default).
+	SignInAlertsOff bool
 }
+
+// EmailVerified reports whether the address is verified.
+func (u User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
 
 // Disabled reports whether an operator disabled the account.
 func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }

@@ -213,6 +213,7 @@ func (s *Store) Dump(ctx context.Context) (string, error) {
 		{"users", "id"}, {"sessions", "id"}, {"login_failures", "account, scope, at, ip"}, {"app_secrets", "name"},
 		{"two_factor", "user_id"}, {"recovery_codes", "user_id, code_hash"}, {"pending_sign_ins", "id"},
 		{"tokens", "id"}, {"apps", "client_id"}, {"device_authorizations", "device_code_hash"}, {"security_events", "id"},
+		{"outbox", "id"}, {"link_tokens", "id"}, {"sign_in_places", "user_id, device, network"},
 		{"schema_migrations", "version"},
 	} {
 		rows, err := s.pool.Query(ctx, `SELECT * FROM `+q.table+` ORDER BY `+q.order)

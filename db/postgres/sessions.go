@@ -63,14 +63,24 @@ func scanSessions(rows pgx.Rows, err error) ([]db.Session, error) {
 	return out, rows.Err()
 }
 
-const insertSessionSQL = `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
+// insertSessionSQL inserts a session row and, in the same statement,
+// records its sign-in place (its device label and db.Network of its
+// address, seen at its creation): every session created records it.
+const insertSessionSQL = `WITH s AS (INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
 	idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING user_id, device_label, created_at)
+	INSERT INTO sign_in_places (user_id, device, network, last_seen_at) SELECT user_id, device_label, $16, created_at FROM s
+	` + placeConflictSQL
+
+// placeConflictSQL is the ON CONFLICT of an upsert into sign_in_places: a
+// place seen again moves its time forward, never back.
+const placeConflictSQL = `ON CONFLICT (user_id, device, network)
+	DO UPDATE SET last_seen_at = GREATEST(sign_in_places.last_seen_at, excluded.last_seen_at)`
 
 func sessionArgs(s db.Session, reauth time.Time) []any {
 	return []any{s.ID, s.SecretHash, s.UserID, s.CreatedAt.Unix(), s.LastSeenAt.Unix(),
 		s.IdleExpiresAt.Unix(), s.AbsoluteExpiresAt.Unix(), s.IP, s.UserAgent,
-		s.DeviceLabel, s.DeviceKind, s.Location, s.LocationShort, s.AuthMethod, reauth.Unix()}
+		s.DeviceLabel, s.DeviceKind, s.Location, s.LocationShort, s.AuthMethod, reauth.Unix(), db.Network(s.IP)}
 }
 
 // revokeIn ends, in tx, the live sessions matching where (whose parameters
@@ -97,15 +107,16 @@ func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by strin
 // (FOR UPDATE), which orders this sign-in against every reset of the user's
 // sign-ins: if the epoch moved, or the user is disabled, nothing is written
 // (ErrSignInsReset). Past maxPerUser, the least recently active sessions
-// are ended in the same transaction.
-func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64) ([]db.Session, error) {
+// are ended in the same transaction. Its sign-in place is recorded and mail
+// queued in the same transaction too.
+func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64, mail ...db.Mail) ([]db.Session, error) {
 	var evicted []db.Session
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		var err error
-		evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
+		evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch, mail)
 		return err
 	})
-	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) || errors.Is(err, db.ErrConflict) {
 		return nil, err
 	}
 	if err != nil {
@@ -115,12 +126,14 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 	return evicted, nil
 }
 
-// createSessionIn is CreateSession's work inside tx (CompletePendingSignIn
-// shares it): the user's row lock and the epoch and disabled check
+// createSessionIn is CreateSession's work inside tx (every write that
+// creates a session shares it: CompletePendingSignIn, SignInWithLink,
+// RecoverAccount): the user's row lock and the epoch and disabled check
 // (ErrSignInsReset, or ErrNotFound for no such user), the eviction past
-// maxPerUser, the insert, and their security events (each eviction, the
-// sign-in). The caller commits, then calls notifyCreated.
-func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session, maxPerUser int, epoch int64) ([]db.Session, error) {
+// maxPerUser, the insert with its sign-in place, their security events
+// (each eviction, the sign-in) and the mail. The caller commits, then
+// calls notifyCreated.
+func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session, maxPerUser int, epoch int64, mail []db.Mail) ([]db.Session, error) {
 	var evicted []db.Session
 	now := sess.CreatedAt.Unix()
 	var current int64
@@ -158,7 +171,7 @@ func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session,
 	if err := recordIn(ctx, tx, signInEvent(sess)); err != nil {
 		return nil, err
 	}
-	return evicted, nil
+	return evicted, s.queueIn(ctx, tx, 0, mail)
 }
 
 // notifyCreated reports, after commit, what creating sess did: the
@@ -184,7 +197,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 var sessionWithUserSQL = `SELECT s.id, s.secret_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
 	s.absolute_expires_at, s.ip, s.user_agent, s.device_label, s.device_kind, s.location, s.location_short,
 	s.auth_method, s.reauth_at, s.revoked_at, s.revoked_reason, s.revoked_by, s.refused_count, s.last_refused_at,
-	u.email, u.created_at, u.is_demo, u.disabled_at
+	u.email, u.created_at, u.is_demo, u.disabled_at, u.email_verified_at, u.sign_in_alerts_off
 	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
 
 // SessionWithUser returns the session with that public id, alive or not,
@@ -192,8 +205,9 @@ var sessionWithUserSQL = `SELECT s.id, s.secret_hash, s.user_id, s.created_at, s
 func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error) {
 	var u db.User
 	var created int64
-	var disabled *int64
-	sess, err := scanSession(s.pool.QueryRow(ctx, sessionWithUserSQL, id), &u.Email, &created, &u.IsDemo, &disabled)
+	var disabled, verified *int64
+	sess, err := scanSession(s.pool.QueryRow(ctx, sessionWithUserSQL, id), &u.Email, &created, &u.IsDemo, &disabled,
+		&verified, &u.SignInAlertsOff)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Session{}, db.User{}, db.ErrNotFound
 	}
@@ -201,9 +215,7 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.
 		return db.Session{}, db.User{}, fmt.Errorf("db: session with user: %w", err)
 	}
 	u.ID, u.CreatedAt = sess.UserID, time.Unix(created, 0)
-	if disabled != nil {
-		u.DisabledAt = time.Unix(*disabled, 0)
-	}
+	u.DisabledAt, u.EmailVerifiedAt = optionalTime(disabled), optionalTime(verified)
 	return sess, u, nil
 }
 
@@ -336,8 +348,8 @@ func (s *Store) resetSignIns(ctx context.Context, userID int64, where, reason, b
 // ChangePassword sets the hash, resets the user's sign-ins, rotates the
 // live session sessionID and, if endOthers, ends the others: one
 // transaction. ErrNotFound (nothing changed) if sessionID is not a live
-// session of the user's.
-func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time) ([]db.Session, error) {
+// session of the user's. mail is queued in the same transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time, mail ...db.Mail) ([]db.Session, error) {
 	var ended []db.Session
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = $1, epoch = epoch + 1 WHERE id = $2`, passwordHash, userID); err != nil {
@@ -356,11 +368,13 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 			return err
 		}
 		if endOthers {
-			ended, err = s.revokeIn(ctx, tx, `user_id = $4 AND id <> $5`, db.ReasonPassword, sessionID, now, userID, sessionID)
+			if ended, err = s.revokeIn(ctx, tx, `user_id = $4 AND id <> $5`, db.ReasonPassword, sessionID, now, userID, sessionID); err != nil {
+				return err
+			}
 		}
-		return err
+		return s.queueIn(ctx, tx, 0, mail)
 	})
-	if errors.Is(err, db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrConflict) {
 		return nil, err
 	}
 	if err != nil {

@@ -66,8 +66,8 @@ func (s *Store) StartTwoFactor(ctx context.Context, userID int64, secretSealed s
 // EnableTwoFactor confirms the pending setup (enabled at now, step as the
 // last accepted one) and makes recoveryHashes the only recovery codes, in
 // one transaction. ErrNotFound without a pending setup; ErrTwoFactorEnabled
-// if it is already on.
-func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time) error {
+// if it is already on. mail is queued in the same transaction.
+func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time, mail ...db.Mail) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockUserKey(ctx, tx, userID); err != nil {
 			return err
@@ -90,9 +90,12 @@ func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed 
 		if err := replaceRecoveryCodesIn(ctx, tx, userID, recoveryHashes, now); err != nil {
 			return err
 		}
-		return recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now})
+		if err := recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now}); err != nil {
+			return err
+		}
+		return s.queueIn(ctx, tx, 0, mail)
 	})
-	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) {
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) || errors.Is(err, db.ErrConflict) {
 		return err
 	}
 	if err != nil {
@@ -130,10 +133,11 @@ func replaceRecoveryCodesIn(ctx context.Context, tx pgx.Tx, userID int64, hashes
 // in one transaction (no error when there was none). Turning off two-factor
 // that was on is recorded in the user's history (at the store's clock: the
 // method takes no time); removing a setup never confirmed, or nothing, is
-// not: two-factor was not on. Locks: the user's row first (KEY SHARE, which
-// the history row needs; see Lock order), then the two_factor row:
-// ReplaceRecoveryCodes takes the same two before touching the codes.
-func (s *Store) DisableTwoFactor(ctx context.Context, userID int64) error {
+// not: two-factor was not on. mail (the notice that it was turned off) is
+// queued likewise only when it was on. Locks: the user's row first (KEY
+// SHARE, which the history row needs; see Lock order), then the two_factor
+// row: ReplaceRecoveryCodes takes the same two before touching the codes.
+func (s *Store) DisableTwoFactor(ctx context.Context, userID int64, mail ...db.Mail) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockUserKey(ctx, tx, userID); err != nil {
 			return err
@@ -149,10 +153,16 @@ func (s *Store) DisableTwoFactor(ctx context.Context, userID int64) error {
 		if !wasOn {
 			return nil
 		}
-		return recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()})
+		if err := recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()}); err != nil {
+			return err
+		}
+		return s.queueIn(ctx, tx, 0, mail)
 	})
 	if errors.Is(err, db.ErrNotFound) {
 		return nil // no such user: there was nothing to turn off
+	}
+	if errors.Is(err, db.ErrConflict) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("db: disable two-factor: %w", err)
@@ -178,17 +188,36 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, userID int64, step int64) (b
 // now and counts the unused ones left, in one transaction. The UPDATE is
 // conditional on used_at IS NULL, so a code works once however many
 // requests race to use it; ok is false (nothing changes) when no unused
-// code has that hash.
-func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time) (left int, ok bool, err error) {
+// code has that hash. mail is queued only when a code was used, in the same
+// transaction; with mail the user's row is locked first (KEY SHARE: a
+// mail's links reference it, see Lock order).
+func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time, mail ...db.Mail) (left int, ok bool, err error) {
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if len(mail) > 0 {
+			if err := lockUserKey(ctx, tx, userID); err != nil {
+				return err
+			}
+		}
 		tag, err := tx.Exec(ctx, `UPDATE recovery_codes SET used_at = $1
 			WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL`, now.Unix(), userID, hash)
 		if err != nil {
 			return err
 		}
 		ok = tag.RowsAffected() == 1
-		return tx.QueryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL`, userID).Scan(&left)
+		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL`, userID).Scan(&left); err != nil {
+			return err
+		}
+		if !ok {
+			return nil
+		}
+		return s.queueIn(ctx, tx, 0, mail)
 	})
+	if errors.Is(err, db.ErrNotFound) {
+		return 0, false, nil // no such user: no code of theirs
+	}
+	if errors.Is(err, db.ErrConflict) {
+		return 0, false, err
+	}
 	if err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
 	}
@@ -294,8 +323,9 @@ func (s *Store) FailPendingSignIn(ctx context.Context, id string, limit int) (in
 // sign-in recorded. Deleting first redeems it once: a second completion,
 // waiting on the row, then finds it gone (ErrNotFound). Any refusal
 // (ErrSignInsReset: the user reset their sign-ins or was disabled since the
-// password was checked) rolls everything back.
-func (s *Store) CompletePendingSignIn(ctx context.Context, id string, sess db.Session, maxPerUser int) ([]db.Session, error) {
+// password was checked) rolls everything back. mail is queued in the same
+// transaction.
+func (s *Store) CompletePendingSignIn(ctx context.Context, id string, sess db.Session, maxPerUser int, mail ...db.Mail) ([]db.Session, error) {
 	var evicted []db.Session
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		// The user's row before the pending one (see Lock order).
@@ -316,10 +346,10 @@ func (s *Store) CompletePendingSignIn(ctx context.Context, id string, sess db.Se
 		if err != nil {
 			return err
 		}
-		evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
+		evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch, mail)
 		return err
 	})
-	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) || errors.Is(err, db.ErrConflict) {
 		return nil, err
 	}
 	if err != nil {

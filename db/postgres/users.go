@@ -12,18 +12,24 @@ import (
 	"doorman/db"
 )
 
-const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at, epoch`
+const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at, epoch, email_verified_at, sign_in_alerts_off`
 
 func scanUser(row pgx.Row) (db.User, error) {
 	var u db.User
 	var created int64
-	var disabled *int64
-	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
+	var disabled, verified *int64
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch, &verified, &u.SignInAlertsOff)
 	u.CreatedAt = time.Unix(created, 0)
-	if disabled != nil {
-		u.DisabledAt = time.Unix(*disabled, 0)
-	}
+	u.DisabledAt, u.EmailVerifiedAt = optionalTime(disabled), optionalTime(verified)
 	return u, err
+}
+
+// optionalTime reads a nullable time column: NULL is the zero time.
+func optionalTime(at *int64) time.Time {
+	if at == nil {
+		return time.Time{}
+	}
+	return time.Unix(*at, 0)
 }
 
 func randomBytes(n int) ([]byte, error) {
@@ -32,12 +38,26 @@ func randomBytes(n int) ([]byte, error) {
 	return b, err
 }
 
-// CreateUser inserts a user; a duplicate email returns ErrEmailTaken.
-func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (db.User, error) {
-	u, err := scanUser(s.pool.QueryRow(ctx, `INSERT INTO users (email, password_hash, created_at, is_demo)
-		VALUES ($1, $2, $3, $4) RETURNING `+userColumns, email, passwordHash, now.Unix(), isDemo))
-	if isUniqueViolation(err) {
-		return db.User{}, db.ErrEmailTaken
+// CreateUser inserts a user and queues mail (a UserID of 0 in a mail or
+// its links is the new user's), in one transaction; a duplicate email
+// returns ErrEmailTaken, a duplicate Message-ID or link id ErrConflict.
+func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time, mail ...db.Mail) (db.User, error) {
+	var u db.User
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		u, err = scanUser(tx.QueryRow(ctx, `INSERT INTO users (email, password_hash, created_at, is_demo)
+			VALUES ($1, $2, $3, $4) RETURNING `+userColumns, email, passwordHash, now.Unix(), isDemo))
+		if isUniqueViolation(err) {
+			return db.ErrEmailTaken
+		}
+		if err != nil {
+			return err
+		}
+		// The new row is this transaction's: its lock is held already.
+		return s.queueIn(ctx, tx, u.ID, mail)
+	})
+	if errors.Is(err, db.ErrEmailTaken) || errors.Is(err, db.ErrConflict) || errors.Is(err, db.ErrNotFound) {
+		return db.User{}, err
 	}
 	if err != nil {
 		return db.User{}, fmt.Errorf("db: create user: %w", err)
@@ -74,10 +94,12 @@ func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) e
 }
 
 // UpdateEmail changes the user's email and records the new address in
-// their history; ErrEmailTaken if another has it.
+// their history; ErrEmailTaken if another has it. A new address is not
+// verified (nothing proved it reaches the user); setting the same address
+// again keeps its verification.
 func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) error {
 	err := s.updateUser(ctx, "update email", db.SecurityEvent{UserID: userID, Kind: db.EventEmailChanged, Detail: email},
-		`UPDATE users SET email = $1 WHERE id = $2`, email, userID)
+		`UPDATE users SET email = $1, email_verified_at = CASE WHEN email = $1 THEN email_verified_at END WHERE id = $2`, email, userID)
 	if isUniqueViolation(err) {
 		return db.ErrEmailTaken
 	}
@@ -160,6 +182,11 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 		}
 		var err error
 		if deleted, err = scanSessions(tx.Query(ctx, `DELETE FROM sessions WHERE user_id = $1 RETURNING `+sessionColumns, userID)); err != nil {
+			return err
+		}
+		// Everything Doorman knows about the account goes, its mails too:
+		// their addresses and subjects are about it.
+		if _, err = tx.Exec(ctx, `DELETE FROM outbox WHERE user_id = $1`, userID); err != nil {
 			return err
 		}
 		if _, err = tx.Exec(ctx, `DELETE FROM users WHERE id = $1`, userID); err != nil {

@@ -48,19 +48,21 @@ func scanSession(row interface{ Scan(...any) error }, extra ...any) (db.Session,
 // transaction) the least recently active sessions past maxPerUser. It
 // refuses (ErrSignInsReset, nothing written) when the user's epoch is no
 // longer epoch or the user is disabled: the sign-in read the user before a
-// reset that has since committed.
-func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64) (evicted []db.Session, err error) {
+// reset that has since committed. It records the session's sign-in place
+// and queues mail (a new sign-in alert) in the same transaction, so a
+// refused sign-in sends nothing.
+func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64, mail ...db.Mail) (evicted []db.Session, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("db: create session: %w", err)
 	}
 	defer tx.Rollback()
 	evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
-	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
-		return nil, err
+	if err == nil {
+		err = queueMailIn(ctx, tx, mail...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
+		return nil, failed("create session", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("db: create session: %w", err)
@@ -69,11 +71,12 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 	return evicted, nil
 }
 
-// createSessionIn is CreateSession's work inside tx (CompletePendingSignIn
-// shares it): the epoch and disabled check (db.ErrSignInsReset, or
-// db.ErrNotFound for no such user, both unwrapped), the eviction past
-// maxPerUser, the insert, and their security events (the sign-in, each
-// eviction). The caller commits, then calls notifyCreated.
+// createSessionIn is CreateSession's work inside tx (every write that
+// creates a session goes through it): the epoch and disabled check
+// (db.ErrSignInsReset, or db.ErrNotFound for no such user, both unwrapped),
+// the eviction past maxPerUser, the insert, their security events (the
+// sign-in, each eviction) and the session's sign-in place. The caller
+// commits, then calls notifyCreated.
 func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session, maxPerUser int, epoch int64) (evicted []db.Session, err error) {
 	now := sess.CreatedAt.Unix()
 	var current int64
@@ -120,6 +123,11 @@ func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session
 	if err := recordIn(ctx, tx, signInEvent(sess)); err != nil {
 		return nil, err
 	}
+	// The place is remembered by the write that signs in, so the next
+	// sign-in's alert check sees exactly the sign-ins that committed.
+	if err := rememberPlaceIn(ctx, tx, sess.UserID, sess.DeviceLabel, db.Network(sess.IP), sess.CreatedAt); err != nil {
+		return nil, err
+	}
 	return evicted, nil
 }
 
@@ -161,7 +169,8 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 	return nil
 }
 
-var sessionWithUserSQL = `SELECT ` + sessionColumnsOf("s") + `, u.email, u.created_at, u.is_demo, u.disabled_at
+var sessionWithUserSQL = `SELECT ` + sessionColumnsOf("s") + `, u.email, u.created_at, u.is_demo, u.disabled_at,
+	u.email_verified_at, u.sign_in_alerts_off
 	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`
 
 // SessionWithUser returns the session with that public id, alive or not, and
@@ -171,8 +180,8 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.
 	row := s.sessionWithUser.QueryRowContext(ctx, id)
 	var u db.User
 	var created int64
-	var disabled sql.NullInt64
-	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo, &disabled)
+	var disabled, verified sql.NullInt64
+	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo, &disabled, &verified, &u.SignInAlertsOff)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.Session{}, db.User{}, db.ErrNotFound
 	}
@@ -180,9 +189,7 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.
 		return db.Session{}, db.User{}, fmt.Errorf("db: session with user: %w", err)
 	}
 	u.ID, u.CreatedAt = sess.UserID, time.Unix(created, 0)
-	if disabled.Valid {
-		u.DisabledAt = time.Unix(disabled.Int64, 0)
-	}
+	u.DisabledAt, u.EmailVerifiedAt = nullTime(disabled), nullTime(verified)
 	return sess, u, nil
 }
 
@@ -324,8 +331,9 @@ func (s *Store) resetSignIns(ctx context.Context, userID int64, where, reason, b
 // gives the session sessionID (theirs, and alive) the new secret hash and a
 // re-authentication at now, and, if endOthers, ends every other session of
 // theirs (ReasonPassword): all in one transaction. If sessionID is not a
-// live session of the user's, nothing changes (ErrNotFound).
-func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time) ([]db.Session, error) {
+// live session of the user's, nothing changes (ErrNotFound) and no mail is
+// queued: mail goes in the same transaction.
+func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time, mail ...db.Mail) ([]db.Session, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("db: change password: %w", err)
@@ -352,6 +360,9 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 		if ended, err = s.revokeIn(ctx, tx, `user_id = ? AND id <> ?`, db.ReasonPassword, sessionID, now, userID, sessionID); err != nil {
 			return nil, fmt.Errorf("db: change password: %w", err)
 		}
+	}
+	if err := queueMailIn(ctx, tx, mail...); err != nil {
+		return nil, failed("change password", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("db: change password: %w", err)

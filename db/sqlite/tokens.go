@@ -148,7 +148,7 @@ func (s *Store) CreateToken(ctx context.Context, t db.Token) error {
 }
 
 var tokenWithUserSQL = `SELECT t.` + strings.Join(strings.Fields(strings.ReplaceAll(tokenColumns, ",", " ")), ", t.") + `,
-	u.email, u.password_hash, u.created_at, u.is_demo, u.disabled_at, u.epoch
+	u.email, u.password_hash, u.created_at, u.is_demo, u.disabled_at, u.epoch, u.email_verified_at, u.sign_in_alerts_off
 	FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.id = ?`
 
 // TokenWithUser returns the token with that public id, alive or not, and
@@ -157,8 +157,9 @@ var tokenWithUserSQL = `SELECT t.` + strings.Join(strings.Fields(strings.Replace
 func (s *Store) TokenWithUser(ctx context.Context, id string) (db.Token, db.User, error) {
 	var u db.User
 	var created int64
-	var disabled sql.NullInt64
-	t, err := scanToken(s.tokenWithUser.QueryRowContext(ctx, id), &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
+	var disabled, verified sql.NullInt64
+	t, err := scanToken(s.tokenWithUser.QueryRowContext(ctx, id), &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch,
+		&verified, &u.SignInAlertsOff)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.Token{}, db.User{}, db.ErrNotFound
 	}
@@ -166,9 +167,7 @@ func (s *Store) TokenWithUser(ctx context.Context, id string) (db.Token, db.User
 		return db.Token{}, db.User{}, fmt.Errorf("db: token with user: %w", err)
 	}
 	u.ID, u.CreatedAt = t.UserID, time.Unix(created, 0)
-	if disabled.Valid {
-		u.DisabledAt = time.Unix(disabled.Int64, 0)
-	}
+	u.DisabledAt, u.EmailVerifiedAt = nullTime(disabled), nullTime(verified)
 	return t, u, nil
 }
 

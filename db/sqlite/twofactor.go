@@ -60,9 +60,9 @@ func (s *Store) StartTwoFactor(ctx context.Context, userID int64, secretSealed s
 
 // EnableTwoFactor confirms the pending setup (enabled at now, step as the
 // last accepted one) and makes recoveryHashes the only recovery codes, in
-// one transaction. db.ErrNotFound without a pending setup;
-// db.ErrTwoFactorEnabled if it is already on.
-func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time) error {
+// one transaction, with mail queued in it. db.ErrNotFound without a pending
+// setup; db.ErrTwoFactorEnabled if it is already on (nothing is queued).
+func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time, mail ...db.Mail) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: enable two-factor: %w", err)
@@ -89,6 +89,9 @@ func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed 
 	}
 	if err := recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now}); err != nil {
 		return fmt.Errorf("db: enable two-factor: %w", err)
+	}
+	if err := queueMailIn(ctx, tx, mail...); err != nil {
+		return failed("enable two-factor", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: enable two-factor: %w", err)
@@ -120,9 +123,11 @@ func replaceRecoveryCodesIn(ctx context.Context, tx *sql.Tx, userID int64, hashe
 // DisableTwoFactor removes the user's two-factor state and recovery codes,
 // in one transaction (no error when there was none). Turning off two-factor
 // that was on is recorded in the user's history (at the store's clock: the
-// method takes no time); removing a setup never confirmed, or nothing, is
-// not: two-factor was not on.
-func (s *Store) DisableTwoFactor(ctx context.Context, userID int64) error {
+// method takes no time) and queues mail (the notice that it is off), in the
+// same transaction; removing a setup never confirmed, or nothing, records
+// and queues nothing: two-factor was not on, so "it was turned off" would
+// be false.
+func (s *Store) DisableTwoFactor(ctx context.Context, userID int64, mail ...db.Mail) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: disable two-factor: %w", err)
@@ -139,6 +144,9 @@ func (s *Store) DisableTwoFactor(ctx context.Context, userID int64) error {
 	if wasOn {
 		if err := recordIn(ctx, tx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()}); err != nil {
 			return fmt.Errorf("db: disable two-factor: %w", err)
+		}
+		if err := queueMailIn(ctx, tx, mail...); err != nil {
+			return failed("disable two-factor", err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
@@ -167,9 +175,10 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, userID int64, step int64) (b
 // UseRecoveryCode marks the user's unused code with that hash as used at
 // now and counts the unused ones left, in one transaction. The UPDATE is
 // conditional on used_at IS NULL, so a code works once however many
-// requests race to use it; ok is false (nothing changes) when no unused
-// code has that hash.
-func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time) (left int, ok bool, err error) {
+// requests race to use it; ok is false (nothing changes, nothing is queued)
+// when no unused code has that hash. mail is queued only when a code was
+// used, in the same transaction.
+func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time, mail ...db.Mail) (left int, ok bool, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
@@ -186,6 +195,11 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, 
 	}
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL`, userID).Scan(&left); err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
+	}
+	if n == 1 {
+		if err := queueMailIn(ctx, tx, mail...); err != nil {
+			return 0, false, failed("use recovery code", err)
+		}
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
@@ -292,8 +306,8 @@ func (s *Store) FailPendingSignIn(ctx context.Context, id string, limit int) (in
 // sign-in recorded. Deleting first redeems it once: a second completion
 // finds no row (db.ErrNotFound). Any refusal (db.ErrSignInsReset: the user
 // reset their sign-ins or was disabled since the password was checked)
-// rolls everything back.
-func (s *Store) CompletePendingSignIn(ctx context.Context, id string, sess db.Session, maxPerUser int) ([]db.Session, error) {
+// rolls everything back, the queued mail with it.
+func (s *Store) CompletePendingSignIn(ctx context.Context, id string, sess db.Session, maxPerUser int, mail ...db.Mail) ([]db.Session, error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return nil, fmt.Errorf("db: complete pending sign-in: %w", err)
@@ -309,11 +323,11 @@ func (s *Store) CompletePendingSignIn(ctx context.Context, id string, sess db.Se
 		return nil, fmt.Errorf("db: complete pending sign-in: %w", err)
 	}
 	evicted, err := s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
-	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) {
-		return nil, err
+	if err == nil {
+		err = queueMailIn(ctx, tx, mail...)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("db: complete pending sign-in: %w", err)
+		return nil, failed("complete pending sign-in", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("db: complete pending sign-in: %w", err)

@@ -13,32 +13,51 @@ import (
 	"doorman/db"
 )
 
-const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at, epoch`
+const userColumns = `id, email, password_hash, created_at, is_demo, disabled_at, epoch, email_verified_at, sign_in_alerts_off`
 
 func scanUser(row interface{ Scan(...any) error }) (db.User, error) {
 	var u db.User
 	var created int64
-	var disabled sql.NullInt64
-	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch)
+	var disabled, verified sql.NullInt64
+	err := row.Scan(&u.ID, &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch, &verified, &u.SignInAlertsOff)
 	u.CreatedAt = time.Unix(created, 0)
-	if disabled.Valid {
-		u.DisabledAt = time.Unix(disabled.Int64, 0)
-	}
+	u.DisabledAt, u.EmailVerifiedAt = nullTime(disabled), nullTime(verified)
 	return u, err
 }
 
-// CreateUser inserts a user. The email must already be normalised by the
-// caller; a duplicate returns db.ErrEmailTaken.
-func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time) (db.User, error) {
-	row := s.write.QueryRowContext(ctx,
+// nullTime reads an optional time stored as NULL when unset.
+func nullTime(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(n.Int64, 0)
+}
+
+// CreateUser inserts a user and queues mail (its verification mail), in one
+// transaction: a mail's or link's UserID of 0 becomes the new user's id.
+// The email must already be normalised by the caller; a duplicate returns
+// db.ErrEmailTaken, a mail's duplicate Message-ID db.ErrConflict (and no
+// user is created).
+func (s *Store) CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time, mail ...db.Mail) (db.User, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return db.User{}, fmt.Errorf("db: create user: %w", err)
+	}
+	defer tx.Rollback()
+	u, err := scanUser(tx.QueryRowContext(ctx,
 		`INSERT INTO users (email, password_hash, created_at, is_demo) VALUES (?, ?, ?, ?)
 		 RETURNING `+userColumns,
-		email, passwordHash, now.Unix(), isDemo)
-	u, err := scanUser(row)
+		email, passwordHash, now.Unix(), isDemo))
+	if isUniqueViolation(err) {
+		return db.User{}, db.ErrEmailTaken
+	}
 	if err != nil {
-		if isUniqueViolation(err) {
-			return db.User{}, db.ErrEmailTaken
-		}
+		return db.User{}, fmt.Errorf("db: create user: %w", err)
+	}
+	if err := queueMailIn(ctx, tx, forUser(u.ID, mail)...); err != nil {
+		return db.User{}, failed("create user", err)
+	}
+	if err := tx.Commit(); err != nil {
 		return db.User{}, fmt.Errorf("db: create user: %w", err)
 	}
 	return u, nil
@@ -79,7 +98,7 @@ func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) e
 // address in their history; db.ErrEmailTaken if another account has it.
 func (s *Store) UpdateEmail(ctx context.Context, userID int64, email string) error {
 	err := s.updateUser(ctx, "update email", db.SecurityEvent{UserID: userID, Kind: db.EventEmailChanged, Detail: email},
-		`UPDATE users SET email = ? WHERE id = ?`, email, userID)
+		`UPDATE users SET email = ?1, email_verified_at = CASE WHEN email = ?1 THEN email_verified_at END WHERE id = ?2`, email, userID)
 	if isUniqueViolation(err) {
 		return db.ErrEmailTaken
 	}
@@ -143,6 +162,11 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return nil, db.ErrNotFound
+	}
+	// Everything Doorman knows about the account goes, its mails too:
+	// their addresses and subjects are about it.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM outbox WHERE user_id = ?`, userID); err != nil {
+		return nil, fmt.Errorf("db: delete user: %w", err)
 	}
 	ended := deletedAlive(deleted, now)
 	if err := s.logEnded(ctx, tx, ended); err != nil {
