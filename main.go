@@ -13,7 +13,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -28,6 +30,7 @@ import (
 	"doorman/geo"
 	"doorman/handlers"
 	"doorman/live"
+	"doorman/mailer"
 	"doorman/operator"
 	"doorman/password"
 	"doorman/secretbox"
@@ -59,6 +62,10 @@ type Config struct {
 	AllowSharedDBFile bool
 	// SecretKeyFile holds the key ring that seals two-factor secrets.
 	SecretKeyFile string
+	// Mail: the SMTP server's URL (empty: mail goes to MailDir), the file
+	// holding its password, the From address, the public origin of
+	// links, and the development folder.
+	SMTPURL, SMTPPasswordFile, MailFrom, BaseURL, MailDir string
 }
 
 // parseConfig reads flags, each falling back to a DOORMAN_* environment
@@ -96,6 +103,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	fs.BoolVar(&cfg.AllowSharedDBFile, "db-allow-shared-file-mode", sharedDefault, "open a database file that other users may read (by default Doorman refuses: it holds password hashes) (env DOORMAN_DB_ALLOW_SHARED_FILE_MODE)")
 	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", env("DOORMAN_SECRET_KEY_FILE", ""), "file with the key(s) sealing two-factor secrets, kept apart from the database; SQLite default: beside the database file (DB.key, created 0600 if missing); or the keys themselves in env DOORMAN_SECRET_KEY (env DOORMAN_SECRET_KEY_FILE)")
+	fs.StringVar(&cfg.SMTPURL, "smtp-url", env("DOORMAN_SMTP_URL", ""), "SMTP server for mail: smtp://user@host:587 (STARTTLS, required unless the host is loopback) or smtps://user@host:465 (implicit TLS); empty: mail is written to -mail-dir instead (env DOORMAN_SMTP_URL)")
+	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", env("DOORMAN_SMTP_PASSWORD_FILE", ""), "file holding the SMTP password (or set env DOORMAN_SMTP_PASSWORD), so it never shows in a process list (env DOORMAN_SMTP_PASSWORD_FILE)")
+	fs.StringVar(&cfg.MailFrom, "mail-from", env("DOORMAN_MAIL_FROM", ""), "From address of mail, e.g. \"Doorman <noreply@id.example.com>\"; default: noreply@ the -base-url host (env DOORMAN_MAIL_FROM)")
+	fs.StringVar(&cfg.BaseURL, "base-url", env("DOORMAN_BASE_URL", ""), "public origin that links in mail start with, e.g. https://id.example.com; required with -smtp-url; default without it: http:// the listen address (env DOORMAN_BASE_URL)")
+	fs.StringVar(&cfg.MailDir, "mail-dir", env("DOORMAN_MAIL_DIR", ""), "without -smtp-url, write each mail as an .eml file here (default: DB.mail beside a SQLite file, doorman-mail otherwise); shown at /dev/mail when listening on loopback (env DOORMAN_MAIL_DIR)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DOORMAN_DEBUG_ADDR", ""), "serve pprof and counters on this address, e.g. 127.0.0.1:6060; off when empty (env DOORMAN_DEBUG_ADDR)")
 	fs.StringVar(&level, "log-level", env("DOORMAN_LOG_LEVEL", "info"), "debug, info, warn or error (env DOORMAN_LOG_LEVEL)")
 	s := &cfg.Session
@@ -149,6 +161,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 || s.RequestTimeout < 0 || s.HistoryKeep <= 0 {
 		return cfg, errors.New("session timeouts must be positive")
+	}
+	if cfg.SMTPURL != "" && cfg.BaseURL == "" {
+		return cfg, errors.New("-smtp-url needs -base-url (the public origin links in mail start with, e.g. https://id.example.com)")
 	}
 	if s.MaxInFlight < 0 {
 		return cfg, errors.New("-max-in-flight must not be negative")
@@ -246,11 +261,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		log.Info("demo account ready", "email", demo.Email, "password", demo.Password)
 	}
 
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	mail, worker, err := setUpMail(cfg, getenv, store, ln.Addr(), log, now)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	e, err := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker, Unavailable: storage.IsUnavailable,
-		SecretBox: box,
+		SecretBox: box, Mail: mail,
 	})
 	if err != nil {
+		ln.Close()
 		return err
 	}
 	srv := &http.Server{
@@ -265,11 +290,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// Open event streams end when shutdown begins, so their connections can
 	// close instead of holding Shutdown until its timeout.
 	srv.RegisterOnShutdown(broker.Close)
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return err
-	}
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
+	go worker.Run(ctx)
 
 	go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
 	go expiryLoop(ctx, store, log, now)
@@ -462,6 +484,15 @@ func pruneLoop(ctx context.Context, store db.Store, keep, historyKeep time.Durat
 		if _, err := store.PruneDeviceAuthorizations(pctx, now().Add(-time.Hour)); err != nil && ctx.Err() == nil {
 			log.Error("prune device authorizations", "err", err)
 		}
+		// Links are kept a day past their expiry (a late click is told
+		// "expired", not "unknown"); delivered mails a week, as a record
+		// of what was sent (their bodies are erased once sent).
+		if _, err := store.PruneLinkTokens(pctx, now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("prune links", "err", err)
+		}
+		if _, err := store.PruneMail(pctx, now().Add(-7*24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("prune mail", "err", err)
+		}
 		cancel()
 		select {
 		case <-ctx.Done():
@@ -469,4 +500,74 @@ func pruneLoop(ctx context.Context, store db.Store, keep, historyKeep time.Durat
 		case <-t.C:
 		}
 	}
+}
+
+// setUpMail builds how Doorman sends mail: through -smtp-url, or, without
+// it, into a folder of .eml files (served at /dev/mail when the server
+// listens on loopback only, so a newcomer can follow every link). It returns
+// the handlers' side and the outbox worker to run.
+func setUpMail(cfg Config, getenv func(string) string, store db.Store, addr net.Addr, log *slog.Logger, now func() time.Time) (*handlers.Mail, *mailer.Worker, error) {
+	base := cfg.BaseURL
+	if base == "" {
+		host := addr.String()
+		if ta, ok := addr.(*net.TCPAddr); ok && ta.IP.IsUnspecified() {
+			host = net.JoinHostPort("localhost", strconv.Itoa(ta.Port))
+		}
+		base = "http://" + host
+	}
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, nil, fmt.Errorf("-base-url %q: want an origin like https://id.example.com", base)
+	}
+	from := cfg.MailFrom
+	if from == "" {
+		from = "Doorman <noreply@" + u.Hostname() + ">"
+	}
+	if _, err := mail.ParseAddress(from); err != nil {
+		return nil, nil, fmt.Errorf("-mail-from %q: %w", from, err)
+	}
+	m := &handlers.Mail{BaseURL: base}
+	var transport mailer.Transport
+	if cfg.SMTPURL != "" {
+		password := getenv("DOORMAN_SMTP_PASSWORD")
+		if cfg.SMTPPasswordFile != "" {
+			b, err := os.ReadFile(cfg.SMTPPasswordFile)
+			if err != nil {
+				return nil, nil, fmt.Errorf("-smtp-password-file: %w", err)
+			}
+			password = strings.TrimRight(string(b), "\r\n")
+		}
+		settings, err := mailer.ParseURL(cfg.SMTPURL, password)
+		if err != nil {
+			return nil, nil, err
+		}
+		if settings.PasswordInURL {
+			log.Warn("the SMTP password is in -smtp-url, where process lists and shell history show it: use -smtp-password-file or DOORMAN_SMTP_PASSWORD")
+		}
+		t, err := mailer.NewSMTPTransport(settings)
+		if err != nil {
+			return nil, nil, err
+		}
+		transport = t
+		log.Info("mail goes through SMTP", "server", settings, "from", from, "base_url", base)
+	} else {
+		dir := cfg.MailDir
+		if dir == "" {
+			dir = "doorman-mail"
+			if !storage.IsPostgres(cfg.DB) {
+				dir = cfg.DB + ".mail"
+			}
+		}
+		transport = mailer.DirTransport{Dir: dir}
+		ta, ok := addr.(*net.TCPAddr)
+		if ok && ta.IP.IsLoopback() {
+			m.DevDir = dir
+			log.Info("no -smtp-url: mail is written to a folder and shown at /dev/mail", "dir", dir, "viewer", base+"/dev/mail")
+		} else {
+			log.Warn("no -smtp-url: mail is only written to a folder (nobody receives it); set -smtp-url", "dir", dir)
+		}
+	}
+	w := &mailer.Worker{Store: store, Transport: transport, From: from, Logger: log, Now: now}
+	m.Kick = w.Kick
+	return m, w, nil
 }

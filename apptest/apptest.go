@@ -31,6 +31,8 @@ import (
 	"doorman/geo/geotest"
 	"doorman/handlers"
 	"doorman/live"
+	"doorman/mailer"
+	"doorman/mailtest"
 	"doorman/password"
 	"doorman/secretbox"
 	"doorman/storage"
@@ -97,7 +99,20 @@ type Options struct {
 	LogLevel slog.Leveler
 	// GeoIPDir is a folder of real .mmdb files; empty: the sample data.
 	GeoIPDir string
+	// SMTP is the mail server the App's outbox worker delivers to (a real
+	// one, in process: package mailtest); nil: mail goes to a folder
+	// (App.MailDir), as with `go run .` without SMTP.
+	SMTP *mailtest.Server
+	// NoMail runs the server without email.
+	NoMail bool
+	// BaseURL is the public origin in the links mails carry; empty:
+	// DefaultBaseURL (tests take the path and query of a link).
+	BaseURL string
 }
+
+// DefaultBaseURL is the origin of links in mails when Options.BaseURL is
+// empty.
+const DefaultBaseURL = "http://doorman.test"
 
 // EnvStore chooses the store every App of the test run uses: "postgres"
 // (each App on its own fresh database of the DOORMAN_TEST_POSTGRES server,
@@ -123,8 +138,12 @@ type App struct {
 	// SecretBox seals two-factor secrets (a fresh random key per App; a
 	// second instance on the same database must be given this one).
 	SecretBox *secretbox.Box
-	deps      handlers.Deps
-	testingT  testing.TB
+	// Mailer sends the outbox (nil with NoMail); MailDir is where it
+	// writes mail when there is no SMTP server.
+	Mailer   *mailer.Worker
+	MailDir  string
+	deps     handlers.Deps
+	testingT testing.TB
 }
 
 // New builds the app for t; everything it opens is closed by t.Cleanup.
@@ -208,7 +227,36 @@ func New(t testing.TB, o Options) *App {
 			t.Fatal(err)
 		}
 	}
+	var mail *handlers.Mail
+	if !o.NoMail {
+		var transport mailer.Transport
+		if o.SMTP != nil {
+			t2, err := mailer.NewSMTPTransport(o.SMTP.Settings(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			transport = t2
+		} else {
+			a.MailDir = filepath.Join(dir, "mail")
+			transport = mailer.DirTransport{Dir: a.MailDir}
+		}
+		// The worker reads the App's clock, as the server does (a mail is
+		// due from when it was queued); a retry is due 50 ms later on that
+		// clock, so a test with a stopped clock advances it to see one.
+		a.Mailer = &mailer.Worker{Store: a.Store, Transport: transport, From: "Doorman <noreply@doorman.test>", Now: a.Clock.Now,
+			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})), Poll: 200 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); a.Mailer.Run(ctx) }()
+		t.Cleanup(func() { cancel(); <-done })
+		base := o.BaseURL
+		if base == "" {
+			base = DefaultBaseURL
+		}
+		mail = &handlers.Mail{BaseURL: base, Kick: a.Mailer.Kick, DevDir: a.MailDir}
+	}
 	a.deps = handlers.Deps{
+		Mail:  mail,
 		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live, Unavailable: storage.IsUnavailable, SecretBox: a.SecretBox,
 		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
 		Config:    a.Config,

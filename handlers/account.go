@@ -22,10 +22,11 @@ func (a *app) settings(c echo.Context) error {
 		return fmt.Errorf("settings: %w", err)
 	}
 	return a.render(c, http.StatusOK, views.SettingsPage(views.SettingsProps{
-		Page:         a.page(c, "Settings", "account"),
-		Email:        au.User.Email,
-		MemberSince:  au.User.CreatedAt.UTC().Format("2 January 2006"),
-		SessionCount: "Signed in on " + plural(len(list), "device"),
+		Page:          a.page(c, "Settings", "account"),
+		Email:         au.User.Email,
+		MemberSince:   au.User.CreatedAt.UTC().Format("2 January 2006"),
+		SessionCount:  "Signed in on " + plural(len(list), "device"),
+		EmailVerified: au.User.EmailVerified(), MailOff: !a.mailOn(), AlertsOn: !au.User.SignInAlertsOff,
 	}))
 }
 
@@ -87,7 +88,13 @@ func (a *app) changePassword(c echo.Context) error {
 	// One transaction: the new hash, this session's new secret, the other
 	// sessions ended, and every sign-in still in flight with the old
 	// password refused (the user's epoch moves).
-	ended, err := a.sessions.ChangePassword(c, au, hash, p.SignOutOthers)
+	var notice []db.Mail
+	if a.mailOn() {
+		m := a.mails.PasswordChanged(au.User.Email, a.whereFrom(c.Request(), a.now()), p.SignOutOthers, a.mailURL(paths.PasswordForgot))
+		m.UserID = au.User.ID
+		notice = append(notice, m)
+	}
+	ended, err := a.sessions.ChangePassword(c, au, hash, p.SignOutOthers, notice...)
 	if errors.Is(err, db.ErrNotFound) {
 		// This session was ended elsewhere while the change ran: nothing
 		// was changed, and this browser is signed out.
@@ -99,6 +106,7 @@ func (a *app) changePassword(c echo.Context) error {
 		return err
 	}
 	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
+	a.kickMail(notice)
 	msg := "Password changed."
 	if len(ended) > 0 {
 		msg += " Signed out " + plural(len(ended), "other session") + "."
@@ -168,16 +176,41 @@ func (a *app) changeEmail(c echo.Context) error {
 		return a.emailPage(c, problem.status, p)
 	}
 	a.recordAccountFailure(c, userKey, scopeEmailChange)
-	err = a.store.UpdateEmail(c.Request().Context(), au.User.ID, email)
-	if errors.Is(err, db.ErrEmailTaken) {
+	ctx := c.Request().Context()
+	if !a.mailOn() {
+		// No mail to prove the new address with: the change is at once.
+		err = a.store.UpdateEmail(ctx, au.User.ID, email)
+		if errors.Is(err, db.ErrEmailTaken) {
+			p.EmailError = "Another account uses this email."
+			return a.emailPage(c, http.StatusUnprocessableEntity, p)
+		}
+		if err != nil {
+			return fmt.Errorf("change email: %w", err)
+		}
+		a.log.Info("email changed", "user", au.User.ID, "session", au.Session.ID)
+		a.addFlash(c, flashSuccess, "Email changed to "+email+".")
+		return c.Redirect(http.StatusSeeOther, paths.Settings)
+	}
+	// The change takes effect only when the link sent to the new address
+	// is followed: nobody can move an account to an address they don't
+	// read, and a typo can't lock the owner out.
+	if _, err := a.store.UserByEmail(ctx, email); err == nil {
 		p.EmailError = "Another account uses this email."
 		return a.emailPage(c, http.StatusUnprocessableEntity, p)
-	}
-	if err != nil {
+	} else if !errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("change email: %w", err)
 	}
-	a.log.Info("email changed", "user", au.User.ID, "session", au.Session.ID)
-	a.addFlash(c, flashSuccess, "Email changed to "+email+".")
+	w := a.whereFrom(c.Request(), a.now())
+	link, u := a.newLink(au.User, db.LinkChangeEmail, paths.EmailConfirm, changeLinkLifetime, w)
+	link.Email = email
+	m := a.mails.ChangeEmail(email, au.User.Email, w, u, link.ExpiresAt)
+	m.UserID, m.Links = au.User.ID, []db.LinkToken{link}
+	if err := a.store.QueueMail(ctx, m); err != nil {
+		return fmt.Errorf("change email: %w", err)
+	}
+	a.kickMail([]db.Mail{m})
+	a.log.Info("email change asked", "user", au.User.ID, "session", au.Session.ID)
+	a.addFlash(c, flashSuccess, "We sent a link to "+email+". Your email stays "+au.User.Email+" until you open it (within 24 hours).")
 	return c.Redirect(http.StatusSeeOther, paths.Settings)
 }
 

@@ -183,6 +183,7 @@ func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsFor
 	if a.cfg.Demo {
 		p.DemoEmail, p.DemoPassword = a.cfg.DemoEmail, a.cfg.DemoPassword
 	}
+	p.MailOn = a.mailOn()
 	return a.render(c, status, views.AuthPage(p))
 }
 
@@ -216,7 +217,13 @@ func (a *app) signup(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("signup: hash password: %w", err)
 	}
-	user, err := a.store.CreateUser(ctx, f.Email, hash, false, a.now())
+	// The verification mail is queued with the account, in one
+	// transaction (UserID 0: the user being created).
+	var verify []db.Mail
+	if a.mailOn() {
+		verify = append(verify, a.verificationMail(db.User{}, f.Email, a.whereFrom(c.Request(), a.now())))
+	}
+	user, err := a.store.CreateUser(ctx, f.Email, hash, false, a.now(), verify...)
 	if errors.Is(err, db.ErrEmailTaken) {
 		f.EmailError = "An account with this email already exists. Sign in instead."
 		return a.authPage(c, http.StatusUnprocessableEntity, true, f, "")
@@ -225,6 +232,7 @@ func (a *app) signup(c echo.Context) error {
 		return fmt.Errorf("signup: %w", err)
 	}
 	a.log.Info("user created", "user", user.ID)
+	a.kickMail(verify)
 	if err := a.startSession(c, user, methodSignup); err != nil {
 		return err
 	}

@@ -16,6 +16,7 @@ import (
 	"doorman/db"
 	"doorman/geo/geotest"
 	"doorman/handlers"
+	"doorman/mailtest"
 )
 
 // User agents of the devices the tests play.
@@ -41,6 +42,8 @@ type testApp struct {
 	// dbPath is the SQLite file, for operator commands run beside the server.
 	dbPath string
 	e      http.Handler // the router, for requests served in-process
+	// smtp is the real SMTP server (in process) the app's mail goes to.
+	smtp *mailtest.Server
 }
 
 // newTestApp starts a server. The loopback peer is a trusted proxy, so
@@ -61,8 +64,11 @@ func newTestAppWith(t *testing.T, o apptest.Options) *testApp {
 	t.Helper()
 	logs := &apptest.SyncBuffer{}
 	o.Log = logs
+	if o.SMTP == nil && !o.NoMail {
+		o.SMTP = mailtest.Start(t, mailtest.Options{})
+	}
 	app := apptest.New(t, o)
-	a := &testApp{t: t, app: app, store: app.Store, logs: logs, cfg: app.Config, dbPath: app.DBPath}
+	a := &testApp{t: t, app: app, store: app.Store, logs: logs, cfg: app.Config, dbPath: app.DBPath, smtp: o.SMTP}
 	a.serve(app.Handler)
 	return a
 }
@@ -277,13 +283,19 @@ func (c *client) currentID() string {
 
 // dump is every row of every table, to prove a refused request changed
 // nothing.
+// It first waits for the outbox worker to be idle (no mail still queued):
+// the worker's own writes (a mail marked sent) are not the request's.
 func (a *testApp) dump() string {
 	a.t.Helper()
-	d, err := a.store.Dump(context.Background())
-	if err != nil {
-		a.t.Fatal(err)
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		d, err := a.store.Dump(context.Background())
+		if err != nil {
+			a.t.Fatal(err)
+		}
+		if !strings.Contains(d, "| "+db.MailQueued+" |") || time.Now().After(deadline) {
+			return d
+		}
 	}
-	return d
 }
 
 func mustRequest(method, u string) *http.Request {
@@ -296,4 +308,43 @@ func mustRequest(method, u string) *http.Request {
 
 func regexpAll(re, s string) []string {
 	return regexp.MustCompile(re).FindAllString(s, -1)
+}
+
+// mail waits for the next mail to to whose subject contains subject, as the
+// SMTP server received it.
+func (a *testApp) mail(to, subject string) mailtest.Message {
+	a.t.Helper()
+	return a.smtp.WaitForSubject(a.t, to, subject, 5*time.Second)
+}
+
+// link is the link in m whose path starts with path; the test fails if there
+// is none.
+func (a *testApp) link(m mailtest.Message, path string) string {
+	a.t.Helper()
+	l := m.Link(path)
+	if l == "" {
+		a.t.Fatalf("mail %q has no link to %s:\n%s", m.Subject, path, m.Text)
+	}
+	return l
+}
+
+// follow opens an emailed link in this browser: its path and query on the
+// test server (links carry the configured public origin).
+func (c *client) follow(link string) *response {
+	c.t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return c.get(u.RequestURI())
+}
+
+// linkToken is the token an emailed link carries.
+func linkToken(t *testing.T, link string) string {
+	t.Helper()
+	u, err := url.Parse(link)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Query().Get("token")
 }

@@ -21,6 +21,8 @@ const historyPage = 50
 var methodLabels = map[string]string{
 	methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data",
 	db.MethodPasswordTOTP: "Password and authenticator app", db.MethodPasswordRecovery: "Password and recovery code",
+	db.MethodEmailLink: "Emailed sign-in link", db.MethodEmailLinkTOTP: "Emailed sign-in link and authenticator app",
+	db.MethodPasswordReset: "Password reset by emailed link",
 }
 
 func methodLabel(m string) string {

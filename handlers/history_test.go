@@ -55,6 +55,8 @@ func TestSecurityHistory(t *testing.T) {
 	expectRedirect(t, desktop.post("/settings/security/tokens/"+id+"/revoke", nil), "/settings/security/tokens")
 	app.advance(time.Second)
 	expectRedirect(t, desktop.post("/settings/account/email", url.Values{"email": {"alice2@example.com"}, "password": {pw}}), "/settings")
+	confirm := app.link(app.mail("alice2@example.com", "Confirm your new email"), "/email/confirm")
+	expectRedirect(t, desktop.post("/email/confirm", url.Values{"token": {linkToken(t, confirm)}}), "/settings")
 	app.advance(time.Second)
 	expectRedirect(t, desktop.post("/settings/security/password", url.Values{"current_password": {pw}, "new_password": {"another password 9"}}), "/settings/security")
 

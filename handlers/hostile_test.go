@@ -83,6 +83,20 @@ func TestHostileRequests(t *testing.T) {
 		{"password in the query string of an email change", alice, "POST", "/settings/account/email?password=" + url.QueryEscape(pw), url.Values{"email": {"mallory@example.com"}}, nil, "", 403},
 		{"credentials in the query string of a sign-in", app.client(uaWindowsChrome, ipBerlin), "POST", "/login?email=bob%40example.com&password=" + url.QueryEscape(pw), nil, nil, "", 422},
 		{"CSRF token only in the query string", alice, "POST", "/settings/security/sessions/revoke-all?csrf=" + alice.csrfToken(), url.Values{"csrf": {""}}, nil, "", 403},
+		// Emailed links: forged, malformed or foreign tokens are unknown
+		// links, and change nothing.
+		{"reset link with a forged token", nil, "GET", "/password/reset?token=" + bobID + "." + strings.Repeat("A", 52), nil, nil, "", 404},
+		{"reset with SQL as the token", nil, "POST", "/password/reset", url.Values{"token": {sqlish}, "new_password": {"a new password 1"}}, nil, "", 404},
+		{"reset with HTML as the token", nil, "GET", "/password/reset?token=" + url.QueryEscape(htmlish), nil, nil, "", 404},
+		{"reset with the token only in the query string", nil, "POST", "/password/reset?token=" + bobID + "." + strings.Repeat("A", 52), url.Values{"new_password": {"a new password 1"}}, nil, "", 404},
+		{"reset with a giant password", nil, "POST", "/password/reset", url.Values{"token": {"x"}, "new_password": {huge}}, nil, "", 413},
+		{"sign-in link with a forged token", nil, "POST", "/login/link/open", url.Values{"token": {bobID + "." + strings.Repeat("B", 52)}}, nil, "", 404},
+		{"This wasn't me with an empty token", nil, "POST", "/sign-in/not-me", url.Values{"new_password": {"a new password 1"}}, nil, "", 404},
+		{"undo with a token of the wrong shape", nil, "GET", "/email/undo?token=..%2f..", nil, nil, "", 404},
+		{"cross-site reset", nil, "POST", "/password/reset", url.Values{"token": {"x"}, "new_password": {"a new password 1"}}, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
+		{"cross-site sign-in link request", nil, "POST", "/login/link", url.Values{"email": {"bob@example.com"}}, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
+		{"forgot with HTML as email", nil, "POST", "/password/forgot", url.Values{"email": {htmlish}}, nil, "", 422},
+		{"another user's Not you?", alice, "POST", "/settings/security/sessions/" + bobID + "/not-you", url.Values{"current_password": {pw}, "new_password": {"a new password 1"}}, nil, "", 404},
 	}
 	// Failed sign-ins are recorded on purpose (that is the throttle), so they
 	// are compared separately.

@@ -440,7 +440,7 @@ func TestEmailChangeIsLimited(t *testing.T) {
 		t.Fatal("a throttled email change changed something")
 	}
 	app.advance(time.Hour)
-	expectRedirect(t, alice.post("/settings/account/email", url.Values{"email": {"alice@example.com"}, "password": {pw}}), "/settings")
+	expectRedirect(t, alice.post("/settings/account/email", url.Values{"email": {"alice3@example.com"}, "password": {pw}}), "/settings")
 }
 
 // TestIPLimitKeys: an IPv6 /64 is one address; IPv4-mapped IPv6 is the IPv4

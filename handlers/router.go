@@ -6,9 +6,11 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"doorman/db"
 	"doorman/geo"
 	"doorman/live"
+	"doorman/mails"
 	"doorman/password"
 	"doorman/paths"
 	"doorman/secretbox"
@@ -128,6 +131,9 @@ type Deps struct {
 	// SecretBox seals two-factor secrets with a key kept outside the
 	// database; nil: two-factor cannot be turned on (the page says why).
 	SecretBox *secretbox.Box
+	// Mail sends email (reset and sign-in links, alerts, notices); nil:
+	// this server sends none, and the flows that need it are not offered.
+	Mail *Mail
 }
 
 // app holds the dependencies every handler shares.
@@ -153,6 +159,9 @@ type app struct {
 	box         *secretbox.Box
 	tokenLimit  *tokenLimiter // API requests per token
 	oauthLimit  *tokenLimiter // device authorization requests per address
+	mail        *Mail         // nil: no email
+	mails       mails.Builder // composes every mail
+	linkLimit   *ipLimiter    // "send me a link" requests per address
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -221,6 +230,19 @@ func New(d Deps) (*echo.Echo, error) {
 		a.slots = make(chan struct{}, a.cfg.MaxInFlight)
 	}
 	a.ipLimit = newIPLimiter(d.Config.IPFailureLimit, d.Config.FailureWindow)
+	// Links by mail: 20 requests an hour per address (a household or an
+	// office shares one), on top of linkRequestsPerHour per mailbox.
+	a.linkLimit = newIPLimiter(20, time.Hour)
+	if d.Mail != nil {
+		u, err := url.Parse(d.Mail.BaseURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			return nil, fmt.Errorf("handlers: Mail.BaseURL %q must be an origin like https://id.example.com", d.Mail.BaseURL)
+		}
+		m := *d.Mail
+		m.BaseURL = u.Scheme + "://" + u.Host
+		a.mail = &m
+		a.mails = mails.Builder{Site: "Doorman", BaseURL: m.BaseURL, Host: u.Hostname()}
+	}
 	a.keys = deriveKeys(d.SecretKey)
 	a.flashes = sessions.NewCookieStore(a.keys.flash)
 
@@ -257,6 +279,30 @@ func New(d Deps) (*echo.Echo, error) {
 	e.GET(paths.LoginTwoFactor, a.loginTwoFactorForm)
 	e.POST(paths.LoginTwoFactor, a.loginTwoFactor)
 
+	// Email: asking for a link, and the pages the links in mails open
+	// (each works signed in or out: the link is the credential).
+	if a.mail != nil {
+		e.GET(paths.PasswordForgot, a.forgotForm)
+		e.POST(paths.PasswordForgot, a.forgot)
+		e.GET(paths.PasswordReset, a.resetForm)
+		e.POST(paths.PasswordReset, a.reset)
+		e.POST(paths.LoginLink, a.requestSignInLink)
+		e.GET(paths.LoginLinkOpen, a.openSignInLink)
+		e.POST(paths.LoginLinkOpen, a.useSignInLink)
+		e.GET(paths.EmailVerify, a.verifyEmail)
+		e.GET(paths.EmailConfirm, a.confirmEmailForm)
+		e.POST(paths.EmailConfirm, a.confirmEmail)
+		e.GET(paths.EmailUndo, a.undoEmailForm)
+		e.POST(paths.EmailUndo, a.undoEmail)
+		e.GET(paths.SignInKnown, a.signInKnown)
+		e.GET(paths.SignInNotMe, a.notMeForm)
+		e.POST(paths.SignInNotMe, a.notMe)
+	}
+	if a.mail != nil && a.mail.DevDir != "" {
+		e.GET(paths.DevMail, a.devMailList)
+		e.GET(paths.DevMailPattern, a.devMailShow)
+	}
+
 	// Everything under /settings needs a signed-in browser; an unknown
 	// path there sends a signed-out one to sign in too.
 	g := e.Group(paths.Settings, a.requireAuth)
@@ -272,6 +318,8 @@ func New(d Deps) (*echo.Echo, error) {
 	settings(http.MethodPost, paths.RevokeAll, a.revokeAll)
 	settings(http.MethodGet, paths.SessionPattern, a.sessionDetails)
 	settings(http.MethodPost, paths.SessionRevokePattern, a.revokeSession)
+	settings(http.MethodGet, paths.SessionNotYouPattern, a.notYouForm)
+	settings(http.MethodPost, paths.SessionNotYouPattern, a.notYou)
 	settings(http.MethodGet, paths.Password, a.passwordForm)
 	settings(http.MethodPost, paths.Password, a.changePassword)
 	settings(http.MethodGet, paths.TwoFactor, a.twoFactorPage)
@@ -287,6 +335,10 @@ func New(d Deps) (*echo.Echo, error) {
 	settings(http.MethodPost, paths.TokenRevokePattern, a.revokeToken)
 	settings(http.MethodGet, paths.Email, a.emailForm)
 	settings(http.MethodPost, paths.Email, a.changeEmail)
+	if a.mail != nil {
+		settings(http.MethodPost, paths.AccountVerify, a.resendVerification)
+		settings(http.MethodPost, paths.AccountAlerts, a.setAlerts)
+	}
 	settings(http.MethodGet, paths.DeleteAccount, a.confirmDeleteAccount)
 	settings(http.MethodPost, paths.DeleteAccount, a.deleteAccount)
 

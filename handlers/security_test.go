@@ -237,7 +237,19 @@ func TestEmailChange(t *testing.T) {
 	res = c.post("/settings/account/email", url.Values{"email": {"not an email"}, "password": {pw}})
 	expectStatus(t, res, http.StatusUnprocessableEntity)
 	expectRedirect(t, c.post("/settings/account/email", url.Values{"email": {"alice2@example.com"}, "password": {pw}}), "/settings")
-	expectBody(t, c.get("/settings"), "Email changed to alice2@example.com.", "alice2@example.com")
+	// The change takes effect when the link mailed to the new address is
+	// followed (in any browser: the link is the proof).
+	expectBody(t, c.get("/settings"), "We sent a link to alice2@example.com. Your email stays alice@example.com")
+	link := app.link(app.mail("alice2@example.com", "Confirm your new email"), "/email/confirm")
+	expectStatus(t, app.client(uaWindowsChrome, ipBerlin).post("/login", url.Values{"email": {"alice2@example.com"}, "password": {pw}}), http.StatusUnauthorized)
+	expectBody(t, c.follow(link), "Make <strong>alice2@example.com</strong> the address")
+	expectRedirect(t, c.post("/email/confirm", url.Values{"token": {linkToken(t, link)}}), "/settings")
+	expectBody(t, c.get("/settings"), "Your email is now alice2@example.com.", `data-email-status="verified"`)
+	told := app.mail("alice@example.com", "email address was changed")
+	if told.Link("/email/undo") == "" || !strings.Contains(told.Text, "alice2@example.com") {
+		t.Fatalf("the old address was not told, with an undo link:\n%s", told.Text)
+	}
+	expectStatus(t, c.post("/email/confirm", url.Values{"token": {linkToken(t, link)}}), http.StatusGone)
 	app.client(uaIPhone, ipLondon).login("alice2@example.com", pw)
 	expectStatus(t, app.client(uaIPhone, ipLondon).post("/login", url.Values{"email": {"alice@example.com"}, "password": {pw}}), http.StatusUnauthorized)
 }

@@ -34,6 +34,8 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 		DetailsURL:    paths.Session(s.ID),
 		RevokeURL:     paths.SessionRevoke(s.ID),
 		RevokeLabel:   "Sign out " + s.DeviceLabel + ", " + s.LocationShort,
+		NotYouURL:     paths.SessionNotYou(s.ID),
+		NotYouLabel:   "Not you? " + s.DeviceLabel + ", " + s.LocationShort,
 	}
 }
 

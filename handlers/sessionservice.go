@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -105,31 +106,54 @@ func (s *sessionService) Lookup(r *http.Request) (browserSession, error) {
 // sign-in never adopts an earlier identifier (no fixation). It returns the
 // sessions ended to make room under the per-user limit.
 func (s *sessionService) Start(c echo.Context, user db.User, method string) ([]db.Session, error) {
-	r, now := c.Request(), s.a.now()
 	if au := authOf(c); au != nil {
-		if err := s.endOwn(c, au, "replaced by a new sign-in", now); err != nil {
+		if err := s.endOwn(c, au, "replaced by a new sign-in", s.a.now()); err != nil {
 			return nil, fmt.Errorf("start session: %w", err)
 		}
 	}
-	row, value := s.a.newSessionRow(r, user.ID, method, now)
-	evicted, err := s.a.store.CreateSession(r.Context(), row, s.a.cfg.MaxSessionsPerUser, user.Epoch)
-	if err != nil {
-		return nil, fmt.Errorf("start session: %w", err)
-	}
-	s.started(c, user, row, value, evicted)
-	return evicted, nil
+	return s.begin(c, user, method, func(ctx context.Context, row db.Session, mail []db.Mail) ([]db.Session, error) {
+		return s.a.store.CreateSession(ctx, row, s.a.cfg.MaxSessionsPerUser, user.Epoch, mail...)
+	})
 }
 
 // Complete finishes the pending sign-in pendingID of user (its second
 // factor was just checked): the pending row goes and the session row comes
 // in one transaction, so a pending sign-in yields one session at most.
 func (s *sessionService) Complete(c echo.Context, pendingID string, user db.User, method string) ([]db.Session, error) {
-	r, now := c.Request(), s.a.now()
-	row, value := s.a.newSessionRow(r, user.ID, method, now)
-	evicted, err := s.a.store.CompletePendingSignIn(r.Context(), pendingID, row, s.a.cfg.MaxSessionsPerUser)
-	if err != nil {
-		return nil, fmt.Errorf("complete sign-in: %w", err)
+	return s.begin(c, user, method, func(ctx context.Context, row db.Session, mail []db.Mail) ([]db.Session, error) {
+		return s.a.store.CompletePendingSignIn(ctx, pendingID, row, s.a.cfg.MaxSessionsPerUser, mail...)
+	})
+}
+
+// StartWithLink signs the browser in with the emailed sign-in link linkID
+// of user: the link is used up and the session created in one transaction.
+func (s *sessionService) StartWithLink(c echo.Context, linkID string, user db.User, method string) ([]db.Session, error) {
+	if au := authOf(c); au != nil {
+		if err := s.endOwn(c, au, "replaced by a new sign-in", s.a.now()); err != nil {
+			return nil, fmt.Errorf("start session: %w", err)
+		}
 	}
+	return s.begin(c, user, method, func(ctx context.Context, row db.Session, mail []db.Mail) ([]db.Session, error) {
+		return s.a.store.SignInWithLink(ctx, linkID, row, s.a.cfg.MaxSessionsPerUser, mail...)
+	})
+}
+
+// begin makes the session row of a sign-in, and its new sign-in alert if
+// one is due, and has write store both in one transaction; then it sets the
+// cookie. Store errors come back unwrapped (ErrNotFound, ErrSignInsReset,
+// ErrLinkUsed mean something to the caller).
+func (s *sessionService) begin(c echo.Context, user db.User, method string, write func(context.Context, db.Session, []db.Mail) ([]db.Session, error)) ([]db.Session, error) {
+	r := c.Request()
+	row, value := s.a.newSessionRow(r, user.ID, method, s.a.now())
+	alert, err := s.a.signInAlert(c, user, row)
+	if err != nil {
+		return nil, err
+	}
+	evicted, err := write(r.Context(), row, alert)
+	if err != nil {
+		return nil, err
+	}
+	s.a.kickMail(alert)
 	s.started(c, user, row, value, evicted)
 	return evicted, nil
 }
@@ -165,10 +189,10 @@ func (s *sessionService) Rotate(c echo.Context, au *authInfo) error {
 // every other session: one transaction in the store, which also refuses
 // every sign-in still in flight with the old password. db.ErrNotFound: this
 // session was ended meanwhile and nothing changed.
-func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash string, endOthers bool) ([]db.Session, error) {
+func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash string, endOthers bool, mail ...db.Mail) ([]db.Session, error) {
 	now := s.a.now()
 	tok := sessiontoken.Rotate(au.Session.ID)
-	ended, err := s.a.store.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, now)
+	ended, err := s.a.store.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, now, mail...)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, err
 	}

@@ -178,13 +178,15 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 			CodeError: "That code didn't match. Enter the 6-digit code your app shows now (check that your phone's time is set automatically)."})
 	}
 	codes, hashes := twofactor.NewRecoveryCodes()
-	if err := a.store.EnableTwoFactor(c.Request().Context(), au.User.ID, tf.SecretSealed, step, hashes, a.now()); err != nil {
+	notice := a.securityNotice(c, au.User, a.mails.TwoFactorOn)
+	if err := a.store.EnableTwoFactor(c.Request().Context(), au.User.ID, tf.SecretSealed, step, hashes, a.now(), notice...); err != nil {
 		if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) {
 			a.addFlash(c, flashNotice, "The setup was finished or replaced elsewhere. Please check and start again if needed.")
 			return c.Redirect(http.StatusSeeOther, paths.TwoFactor)
 		}
 		return fmt.Errorf("two-factor enable: %w", err)
 	}
+	a.kickMail(notice)
 	a.log.Info("two-factor enabled", "user", au.User.ID, "session", au.Session.ID)
 	p := views.RecoveryCodesProps{Page: a.page(c, "Two-factor is on", "security"), Codes: codes, Enabled: true}
 	if formValue(c, "sign_out_others") == "on" {
@@ -208,12 +210,24 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope string) (method string, left int, ok bool, err error) {
 	ctx := c.Request().Context()
 	if twofactor.IsRecoveryCode(code) {
-		left, ok, err = a.store.UseRecoveryCode(ctx, tf.UserID, twofactor.RecoveryHash(code), a.now())
+		// The mail saying a recovery code was used is queued with the use
+		// (only if one was): the owner learns of it even if it wasn't them.
+		var notice []db.Mail
+		if a.mailOn() {
+			user, err := a.store.UserByID(ctx, tf.UserID)
+			if err != nil {
+				return "", 0, false, fmt.Errorf("use recovery code: %w", err)
+			}
+			m := a.mails.RecoveryCodeUsed(user.Email, a.whereFrom(c.Request(), a.now()), max(tf.RecoveryLeft-1, 0), a.mailURL(paths.TwoFactor))
+			m.UserID = user.ID
+			notice = append(notice, m)
+		}
+		left, ok, err = a.store.UseRecoveryCode(ctx, tf.UserID, twofactor.RecoveryHash(code), a.now(), notice...)
 		if err != nil {
 			return "", 0, false, fmt.Errorf("use recovery code: %w", err)
 		}
 		if ok {
-			// The email issue's seam: "a recovery code was used" mail.
+			a.kickMail(notice)
 			a.log.Info("recovery code used", "user", tf.UserID, "left", left)
 			return db.MethodPasswordRecovery, left, true, nil
 		}
@@ -284,9 +298,11 @@ func (a *app) twoFactorDisable(c echo.Context) error {
 		return err
 	}
 	au := authOf(c)
-	if err := a.store.DisableTwoFactor(c.Request().Context(), au.User.ID); err != nil {
+	notice := a.securityNotice(c, au.User, a.mails.TwoFactorOff)
+	if err := a.store.DisableTwoFactor(c.Request().Context(), au.User.ID, notice...); err != nil {
 		return fmt.Errorf("two-factor disable: %w", err)
 	}
+	a.kickMail(notice)
 	a.log.Info("two-factor disabled", "user", au.User.ID, "session", au.Session.ID)
 	a.addFlash(c, flashSuccess, "Two-factor authentication is off. Signing in needs only your password.")
 	return c.Redirect(http.StatusSeeOther, paths.TwoFactor)

@@ -57,7 +57,42 @@ const (
 	// of Session and SessionRevoke.
 	SessionPattern       = Sessions + "/:id"
 	SessionRevokePattern = SessionPattern + "/revoke"
+	// SessionNotYouPattern is the router's pattern of SessionNotYou.
+	SessionNotYouPattern = SessionPattern + "/not-you"
+
+	// Email. PasswordForgot asks for a reset link; the links in mails
+	// open the pages after it (each takes its token as ?token= and posts
+	// it back in a hidden field).
+	PasswordForgot = "/password/forgot"
+	PasswordReset  = "/password/reset"
+	// LoginLink asks for a sign-in link (POST); LoginLinkOpen is where
+	// the link leads.
+	LoginLink     = Login + "/link"
+	LoginLinkOpen = LoginLink + "/open"
+	// EmailVerify confirms the account's address; EmailConfirm a new
+	// address; EmailUndo undoes a change (the link sent to the old one).
+	EmailVerify  = "/email/verify"
+	EmailConfirm = "/email/confirm"
+	EmailUndo    = "/email/undo"
+	// SignInKnown and SignInNotMe are a new sign-in alert's "This was
+	// me" and "This wasn't me".
+	SignInKnown = "/sign-in/known"
+	SignInNotMe = "/sign-in/not-me"
+	// AccountVerify sends the verification mail again; AccountAlerts
+	// turns new sign-in alerts on or off.
+	AccountVerify = Settings + "/account/verify"
+	AccountAlerts = Settings + "/account/alerts"
+	// DevMail is the development mail viewer (loopback, no SMTP only).
+	DevMail        = "/dev/mail"
+	DevMailPattern = DevMail + "/:name"
 )
+
+// SessionNotYou is the "Not you?" page of session id: end it, and take the
+// account back, in one form.
+func SessionNotYou(id string) string { return Session(id) + "/not-you" }
+
+// DevMailMessage is the development viewer's page of one stored mail.
+func DevMailMessage(name string) string { return DevMail + "/" + url.PathEscape(name) }
 
 // Session is the details page of the session with public id id.
 func Session(id string) string { return Sessions + "/" + id }

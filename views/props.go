@@ -46,6 +46,8 @@ type AuthFormProps struct {
 	FormError     string // shown above the form: "Incorrect email or password"
 	DemoEmail     string // set when the server runs with -demo
 	DemoPassword  string
+	// MailOn offers "Forgot your password?" and "Email me a sign-in link".
+	MailOn bool
 }
 
 // Action is the form's target.
@@ -103,6 +105,12 @@ type SettingsProps struct {
 	Email        string
 	MemberSince  string
 	SessionCount string // "3 signed-in sessions"
+	// EmailVerified: an emailed link proved the address; MailOff: this
+	// server sends no mail (nothing to verify or alert with).
+	EmailVerified bool
+	MailOff       bool
+	// AlertsOn: new sign-in alerts are mailed.
+	AlertsOn bool
 }
 
 // SessionRow is one session in the list, ready to print.
@@ -120,6 +128,8 @@ type SessionRow struct {
 	DetailsURL    string
 	RevokeURL     string
 	RevokeLabel   string // accessible name of the X button: "Sign out Chrome on Windows, Berlin"
+	NotYouURL     string // "Not you?": end it and take the account back
+	NotYouLabel   string // its accessible name: "Not you? Chrome on Windows, Berlin"
 }
 
 // SecurityProps is Settings → Security.

@@ -157,7 +157,17 @@ function bindCopyButtons(root) {
   }
 }
 
+// A page opened from an emailed link carries the link's token in its URL:
+// once the page holds it in a hidden field, the address bar (and so the
+// history, and a copied URL) no longer does.
+function stripLinkToken() {
+  if (document.querySelector("[data-strip-query]") && location.search) {
+    history.replaceState(null, "", location.pathname);
+  }
+}
+
 document.addEventListener("DOMContentLoaded", () => {
+  stripLinkToken();
   bindDialogs(document);
   bindCopyButtons(document);
   localTimes(document);

@@ -1,0 +1,138 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/paths"
+	"doorman/sessiontoken"
+	"doorman/views"
+)
+
+// "Not you?" on another session's row: one form that ends that session,
+// optionally every other one (on) and every app and token (on), and sets a
+// new password. It asks for the current password, like any password change:
+// someone holding a stolen cookie must not be able to use it to lock the
+// owner out.
+
+// notYouTarget is the live session of the user's that the page is about;
+// ok false when it answered already (not the user's, or this browser's own).
+func (a *app) notYouTarget(c echo.Context, au *authInfo) (db.Session, bool, error) {
+	id := c.Param("id")
+	if !sessiontoken.ValidID(id) {
+		return db.Session{}, false, echo.NewHTTPError(http.StatusNotFound, "No such session.")
+	}
+	if id == au.Session.ID {
+		return db.Session{}, false, c.Redirect(http.StatusSeeOther, paths.Session(id))
+	}
+	s, err := a.store.UserSession(c.Request().Context(), au.User.ID, id, a.now())
+	if errors.Is(err, db.ErrNotFound) {
+		return s, false, echo.NewHTTPError(http.StatusNotFound, "This session has ended or is not one of yours.")
+	}
+	if err != nil {
+		return s, false, fmt.Errorf("not you: %w", err)
+	}
+	return s, true, nil
+}
+
+func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session, p views.NewPasswordProps) error {
+	apps, pats, err := a.inventory(c, au.User.ID, a.now())
+	if err != nil {
+		return fmt.Errorf("not you: %w", err)
+	}
+	p.Page = a.page(c, "Not you?", "security")
+	p.Heading = "Not you? Take your account back"
+	p.Intro = "This ends the session below and changes your password: whoever uses that session may know the current one. This device stays signed in."
+	p.Action, p.Email, p.Button, p.CancelURL = paths.SessionNotYou(s.ID), au.User.Email, "End it and change password", paths.Session(s.ID)
+	p.AboutLabel = "The session"
+	p.About = []views.DetailRow{{Label: "Device", Value: s.DeviceLabel}, {Label: "Location", Value: s.Location},
+		{Label: "IP address", Value: s.IP, Mono: true}, {Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt)},
+		{Label: "Last active", Value: exactTime(s.LastSeenAt), ISO: isoTime(s.LastSeenAt)}}
+	p.NeedCurrent = true
+	p.EndOthers, p.EndOthersLabel = true, "Also sign out of every other session"
+	if label := inventoryLabel(len(apps), len(pats)); label != "" {
+		p.EndTokens, p.EndTokensLabel = true, "Also disconnect "+label
+	}
+	return a.render(c, status, views.NewPasswordPage(p))
+}
+
+func (a *app) notYouForm(c echo.Context) error {
+	au := authOf(c)
+	s, ok, err := a.notYouTarget(c, au)
+	if !ok {
+		return err
+	}
+	return a.notYouPage(c, http.StatusOK, au, s, views.NewPasswordProps{EndOthersOn: true, EndTokensOn: true})
+}
+
+func (a *app) notYou(c echo.Context) error {
+	au := authOf(c)
+	s, ok, err := a.notYouTarget(c, au)
+	if !ok {
+		return err
+	}
+	current, next := formValue(c, "current_password"), formValue(c, "new_password")
+	p := views.NewPasswordProps{EndOthersOn: formValue(c, "end_others") != "", EndTokensOn: formValue(c, "end_tokens") != ""}
+	switch {
+	case next == "":
+		p.NewError = "Enter a new password."
+	case newPasswordProblem(next) != "":
+		p.NewError = newPasswordProblem(next)
+	case next == current:
+		p.NewError = "Choose a password different from the current one."
+	}
+	if current == "" {
+		p.CurrentError = "Enter your current password."
+	}
+	if p.NewError != "" || p.CurrentError != "" {
+		return a.notYouPage(c, http.StatusUnprocessableEntity, au, s, p)
+	}
+	problem, err := a.checkPassword(c, au, current)
+	if err != nil {
+		return err
+	}
+	if problem != nil {
+		p.CurrentError = problem.text
+		return a.notYouPage(c, problem.status, au, s, p)
+	}
+	ctx, now := c.Request().Context(), a.now()
+	hash, err := a.hasher.Hash(ctx, next)
+	if err != nil {
+		return fmt.Errorf("not you: %w", err)
+	}
+	tok := sessiontoken.Rotate(au.Session.ID)
+	r := db.Recovery{
+		UserID: au.User.ID, KeepSessionID: au.Session.ID, KeepSecretHash: tok.Hash,
+		EndSessionID: s.ID, EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash,
+		ForgetDevice: s.DeviceLabel, ForgetNetwork: db.Network(s.IP),
+		Reason: db.ReasonNotMe, By: au.Session.ID, Now: now,
+	}
+	if a.mailOn() {
+		m := a.mails.AccountRecovered(au.User.Email, a.whereFrom(c.Request(), now), "You ended the session on "+s.DeviceLabel+" ("+s.Location+") and changed your password.", a.mailURL(paths.Security))
+		m.UserID = au.User.ID
+		r.Mail = []db.Mail{m}
+	}
+	done, err := a.store.RecoverAccount(ctx, r)
+	if errors.Is(err, db.ErrNotFound) {
+		a.sessions.ClearCookie(c)
+		a.addFlash(c, flashNotice, "This device was signed out meanwhile, so nothing was changed. Sign in and try again.")
+		return c.Redirect(http.StatusSeeOther, paths.Login)
+	}
+	if err != nil {
+		return fmt.Errorf("not you: %w", err)
+	}
+	a.kickMail(r.Mail)
+	au.Session.SecretHash, au.Session.ReauthAt = tok.Hash, now
+	a.sessions.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
+	a.log.Info("session disowned", "user", au.User.ID, "session", s.ID, "by", au.Session.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens))
+	msg := "Signed out " + plural(len(done.Ended), "session") + " and changed your password."
+	if len(done.Tokens) > 0 {
+		msg += " Disconnected " + plural(len(done.Tokens), "app or token") + "."
+	}
+	a.addFlash(c, flashSuccess, msg)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}

@@ -1,0 +1,339 @@
+package handlers
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/paths"
+	"doorman/views"
+)
+
+// Password reset, and the other emailed links that take an account back
+// ("This wasn't me" in a new sign-in alert, undoing an email change): each
+// opens one form that sets a new password and ends what must end, in one
+// transaction (db.Recovery), and signs this browser in afresh.
+
+// scopeLinkRequest counts "send me a link" requests per mailbox (plus the
+// link's purpose), so nobody can flood someone's inbox through us.
+const scopeLinkRequest = "link:"
+
+// scopeLinkCode counts wrong second-factor codes typed on a page an emailed
+// link opened, per account. A link alone never bypasses two-factor: whoever
+// reads the mailbox still needs the code.
+const scopeLinkCode = scopeSecondFactor + "link"
+
+// linkWait is how long a "send me a link" request for email must wait (0: go
+// ahead), per client address and per mailbox and purpose. It counts the
+// request when it may go ahead: the same whether or not an account uses the
+// address.
+func (a *app) linkWait(c echo.Context, email, purpose string) (time.Duration, error) {
+	now := a.now()
+	wait := a.linkLimit.retryAfter(a.clientKey(c), now)
+	account := a.accountKey(email)
+	accWait, err := a.attemptWait(c, account, scopeLinkRequest+purpose, linkRequestsPerHour, time.Hour)
+	if err != nil {
+		return 0, err
+	}
+	if wait = max(wait, accWait); wait > 0 {
+		return wait, nil
+	}
+	a.linkLimit.add(a.clientKey(c), now)
+	a.recordAccountFailure(c, account, scopeLinkRequest+purpose)
+	return 0, nil
+}
+
+// queueLinkMail queues the mail a "send me a link" request causes: the link
+// if an account uses email, else a note to the address that no account
+// does. Either way one mail is queued, in one write: the same answer and the
+// same work, so the response says nothing about which addresses have
+// accounts. build makes the link's mail for the user.
+func (a *app) queueLinkMail(c echo.Context, email, what string, build func(db.User, time.Time) db.Mail) error {
+	ctx, now := c.Request().Context(), a.now()
+	user, err := a.store.UserByEmail(ctx, email)
+	var m db.Mail
+	switch {
+	case err == nil:
+		m = build(user, now)
+		m.UserID = user.ID
+	case errors.Is(err, db.ErrNotFound):
+		m = a.mails.NoAccount(email, a.whereFrom(c.Request(), now), what, a.mailURL(paths.Signup))
+	default:
+		return err
+	}
+	if err := a.store.QueueMail(ctx, m); err != nil {
+		return err
+	}
+	a.log.Info("mail queued", "kind", m.Kind, "user", m.UserID, "message_id", m.MessageID)
+	a.kickMail([]db.Mail{m})
+	return nil
+}
+
+func (a *app) forgotForm(c echo.Context) error {
+	return a.render(c, http.StatusOK, views.ForgotPage(views.ForgotProps{Page: a.page(c, "Forgot your password?", "")}))
+}
+
+// forgot sends a password reset link.
+func (a *app) forgot(c echo.Context) error {
+	email := normaliseEmail(formValue(c, "email"))
+	p := views.ForgotProps{Page: a.page(c, "Forgot your password?", ""), Email: email, EmailError: emailError(email)}
+	if p.EmailError != "" {
+		return a.render(c, http.StatusUnprocessableEntity, views.ForgotPage(p))
+	}
+	wait, err := a.linkWait(c, email, db.LinkPasswordReset)
+	if err != nil {
+		return fmt.Errorf("forgot password: %w", err)
+	}
+	if wait > 0 {
+		t := throttled{wait}
+		t.setHeader(c)
+		p.FormError = t.message()
+		return a.render(c, http.StatusTooManyRequests, views.ForgotPage(p))
+	}
+	err = a.queueLinkMail(c, email, "a password reset", func(user db.User, now time.Time) db.Mail {
+		w := a.whereFrom(c.Request(), now)
+		link, u := a.newLink(user, db.LinkPasswordReset, paths.PasswordReset, resetLinkLifetime, w)
+		// The address it was sent to: using it proves that one only.
+		link.Email = user.Email
+		m := a.mails.PasswordReset(email, w, u, link.ExpiresAt)
+		m.Links = []db.LinkToken{link}
+		return m
+	})
+	if err != nil {
+		return fmt.Errorf("forgot password: %w", err)
+	}
+	a.addFlash(c, flashSuccess, "If an account uses "+email+", we sent it a link to choose a new password. The link works once, for 30 minutes. Check your spam folder if it doesn't arrive.")
+	return c.Redirect(http.StatusSeeOther, paths.PasswordForgot)
+}
+
+// linkProblem answers a link that cannot be used, saying plainly why, with
+// a way to get a new one.
+func (a *app) linkProblem(c echo.Context, state linkState, again, againLabel string) error {
+	noReferrer(c)
+	p := views.MessageProps{Page: a.page(c, "This link can't be used", ""), Heading: "This link can't be used", LinkURL: again, LinkLabel: againLabel, Problem: true}
+	status := http.StatusGone
+	switch state {
+	case linkUsed:
+		p.Message = "This link was already used. Each link works once."
+	case linkExpired:
+		p.Message = "This link has expired, or was replaced: the account's sessions were reset since it was sent."
+	default:
+		status = http.StatusNotFound
+		p.Message = "This link doesn't work. It may have been cut short when it was copied: open it straight from the email."
+	}
+	return a.render(c, status, views.MessagePage(p))
+}
+
+// recoveryKind is one of the emailed links that take an account back.
+type recoveryKind struct {
+	purpose, action   string
+	heading, button   string
+	again, againLabel string // where to get a new link
+	reason            string
+	// choose offers "also end every other session / app and token"
+	// (checked); without it, everything ends.
+	choose bool
+	// endSession ends the link's session (the disowned sign-in).
+	endSession bool
+	// restoreEmail puts the link's address back.
+	restoreEmail bool
+	intro        func(l db.LinkToken, u db.User) string
+	done         string // the flash afterwards
+}
+
+var (
+	resetRecovery = recoveryKind{
+		purpose: db.LinkPasswordReset, action: paths.PasswordReset,
+		heading: "Choose a new password", button: "Set new password",
+		again: paths.PasswordForgot, againLabel: "Send a new link",
+		reason: db.ReasonPasswordReset,
+		intro: func(_ db.LinkToken, u db.User) string {
+			return "Choose a new password for " + u.Email + ". Every session, app and token signed in to the account ends, and this browser signs in with the new password."
+		},
+		done: "Your password was changed. Every other session, app and token was signed out.",
+	}
+	notMeRecovery = recoveryKind{
+		purpose: db.LinkSignInNotMe, action: paths.SignInNotMe,
+		heading: "Secure your account", button: "End that session and set password",
+		again: paths.PasswordForgot, againLabel: "Reset your password instead",
+		reason: db.ReasonNotMe, choose: true, endSession: true,
+		intro: func(_ db.LinkToken, u db.User) string {
+			return "This ends the sign-in below and sets a new password for " + u.Email + ": whoever signed in may know the current one."
+		},
+		done: "That session was ended and your password changed.",
+	}
+	undoRecovery = recoveryKind{
+		purpose: db.LinkUndoEmail, action: paths.EmailUndo,
+		heading: "Undo the email change", button: "Undo and set password",
+		again: paths.PasswordForgot, againLabel: "Reset your password",
+		reason: db.ReasonEmailUndone, restoreEmail: true,
+		intro: func(l db.LinkToken, u db.User) string {
+			return "This makes " + l.Email + " the account's address again (it is now " + u.Email + "), signs out every session, app and token, and sets a new password: whoever changed the address knew the current one."
+		},
+		done: "Your email address is back, every other session, app and token was signed out, and your password was changed.",
+	}
+)
+
+// recoveryPage renders kind's form for link l of user.
+func (a *app) recoveryPage(c echo.Context, status int, k recoveryKind, l db.LinkToken, user db.User, token string, p views.NewPasswordProps) error {
+	noReferrer(c)
+	tf, err := a.twoFactorState(c, user.ID)
+	if err != nil {
+		return err
+	}
+	p.Page = a.page(c, k.heading, "")
+	p.Heading, p.Intro, p.Action, p.Token, p.Email, p.Button = k.heading, k.intro(l, user), k.action, token, user.Email, k.button
+	p.NeedCode = tf.Enabled()
+	if k.endSession {
+		p.AboutLabel = "The sign-in"
+		p.About = linkDetails(l)
+	}
+	if k.choose {
+		p.EndOthers, p.EndOthersLabel = true, "Also sign out of every other session"
+		p.EndTokens, p.EndTokensLabel = true, "Also disconnect every app and access token"
+	}
+	return a.render(c, status, views.NewPasswordPage(p))
+}
+
+// linkDetails are the rows describing where a link's sign-in (or request)
+// came from.
+func linkDetails(l db.LinkToken) []views.DetailRow {
+	rows := []views.DetailRow{{Label: "Device", Value: l.Device}, {Label: "Location", Value: l.Location}}
+	if l.IP != "" {
+		rows = append(rows, views.DetailRow{Label: "IP address", Value: l.IP, Mono: true})
+	}
+	return append(rows, views.DetailRow{Label: "Time", Value: exactTime(l.CreatedAt), ISO: isoTime(l.CreatedAt)})
+}
+
+func (a *app) resetForm(c echo.Context) error { return a.recoveryForm(c, resetRecovery) }
+func (a *app) reset(c echo.Context) error     { return a.recover(c, resetRecovery) }
+func (a *app) notMeForm(c echo.Context) error { return a.recoveryForm(c, notMeRecovery) }
+func (a *app) notMe(c echo.Context) error     { return a.recover(c, notMeRecovery) }
+func (a *app) undoEmailForm(c echo.Context) error {
+	return a.recoveryForm(c, undoRecovery)
+}
+func (a *app) undoEmail(c echo.Context) error { return a.recover(c, undoRecovery) }
+
+func (a *app) recoveryForm(c echo.Context, k recoveryKind) error {
+	l, user, token, state, err := a.openLink(c, k.purpose)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.linkProblem(c, state, k.again, k.againLabel)
+	}
+	return a.recoveryPage(c, http.StatusOK, k, l, user, token, views.NewPasswordProps{EndOthersOn: true, EndTokensOn: true})
+}
+
+// recover completes one of the recovery forms: in one transaction the link
+// is used up, the password set, what must end ended, and this browser gets
+// a fresh session.
+func (a *app) recover(c echo.Context, k recoveryKind) error {
+	l, user, token, state, err := a.openLink(c, k.purpose)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.linkProblem(c, state, k.again, k.againLabel)
+	}
+	next := formValue(c, "new_password")
+	p := views.NewPasswordProps{EndOthersOn: formValue(c, "end_others") != "", EndTokensOn: formValue(c, "end_tokens") != ""}
+	if !k.choose {
+		p.EndOthersOn, p.EndTokensOn = true, true
+	}
+	if next == "" {
+		p.NewError = "Enter a new password."
+	} else {
+		p.NewError = newPasswordProblem(next)
+	}
+	if p.NewError != "" {
+		return a.recoveryPage(c, http.StatusUnprocessableEntity, k, l, user, token, p)
+	}
+	ctx := c.Request().Context()
+	tf, err := a.twoFactorState(c, user.ID)
+	if err != nil {
+		return err
+	}
+	if tf.Enabled() {
+		account := a.accountKey(user.Email)
+		wait, err := a.accountWait(c, account, scopeLinkCode)
+		if err != nil {
+			return err
+		}
+		if wait > 0 {
+			t := throttled{wait}
+			t.setHeader(c)
+			p.CodeError = t.message()
+			return a.recoveryPage(c, http.StatusTooManyRequests, k, l, user, token, p)
+		}
+		if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scopeLinkCode); !ok {
+			if err != nil {
+				return err
+			}
+			p.CodeError = wrongCode
+			return a.recoveryPage(c, http.StatusUnprocessableEntity, k, l, user, token, p)
+		}
+	}
+	hash, err := a.hasher.Hash(ctx, next)
+	if err != nil {
+		return fmt.Errorf("recover account: %w", err)
+	}
+	now := a.now()
+	row, value := a.newSessionRow(c.Request(), user.ID, db.MethodPasswordReset, now)
+	r := db.Recovery{
+		UserID: user.ID, LinkID: l.ID, LinkPurpose: k.purpose,
+		EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash, VerifyEmail: !k.restoreEmail,
+		Start: &row, MaxPerUser: a.cfg.MaxSessionsPerUser, Reason: k.reason, By: row.ID, Now: now,
+	}
+	to, w := user.Email, a.whereFrom(c.Request(), now)
+	if k.endSession {
+		r.EndSessionID, r.ForgetDevice, r.ForgetNetwork = l.SessionID, l.Device, db.Network(l.IP)
+	}
+	if k.restoreEmail {
+		r.RestoreEmail, to = l.Email, l.Email
+	}
+	var m db.Mail
+	if k.purpose == db.LinkPasswordReset {
+		m = a.mails.PasswordChanged(to, w, true, a.mailURL(paths.PasswordForgot))
+	} else {
+		m = a.mails.AccountRecovered(to, w, k.done, a.mailURL(paths.Security))
+	}
+	m.UserID = user.ID
+	r.Mail = []db.Mail{m}
+	done, err := a.store.RecoverAccount(ctx, r)
+	switch {
+	case errors.Is(err, db.ErrLinkUsed), errors.Is(err, db.ErrNotFound):
+		return a.linkProblem(c, linkUsed, k.again, k.againLabel)
+	case errors.Is(err, db.ErrSignInsReset):
+		return a.render(c, http.StatusForbidden, views.MessagePage(views.MessageProps{Page: a.page(c, "Account disabled", ""), Heading: "This account has been disabled",
+			Message: "Contact the people who run this site.", Problem: true}))
+	case errors.Is(err, db.ErrEmailTaken):
+		return a.render(c, http.StatusConflict, views.MessagePage(views.MessageProps{Page: a.page(c, "Address taken", ""), Heading: "That address is taken",
+			Message: "Another account uses " + l.Email + " now, so it can't be put back. Reset your password from the address the account uses, or contact the people who run this site.", Problem: true}))
+	case err != nil:
+		return fmt.Errorf("recover account: %w", err)
+	}
+	a.kickMail(r.Mail)
+	a.log.Info("account recovered", "user", user.ID, "how", k.purpose, "session", row.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens))
+	// Whoever held the mailbox and the code is the owner: the failed
+	// sign-ins counted against the address must not keep them out now.
+	if err := a.store.ClearLoginFailures(ctx, a.accountKey(done.User.Email)); err != nil {
+		a.log.Error("clear login failures", "err", err)
+	}
+	// A browser signed in before (as anyone) now holds this account's
+	// fresh session instead: its old one ends, not left orphaned.
+	if au := authOf(c); au != nil {
+		if err := a.sessions.endOwn(c, au, "replaced by an account recovery", now); err != nil {
+			a.log.Error("end replaced session", "session", au.Session.ID, "err", err)
+		}
+	}
+	a.sessions.started(c, done.User, row, value, done.Evicted)
+	a.signedIn(c, done.Evicted)
+	a.setDeviceCookie(c, done.User.Email)
+	a.addFlash(c, flashSuccess, k.done)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}

@@ -1,0 +1,193 @@
+package handlers
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"doorman/db"
+	"doorman/paths"
+	"doorman/views"
+)
+
+// Sign-in by emailed link. The link is single use, works 15 minutes, and
+// dies with a reset of the account's sessions. It is bound to the browser
+// that asked for it (a random cookie set then, whose hash the link row
+// keeps): there it signs in at once; anywhere else it first shows where and
+// when it was asked for, and asks. A mail scanner that opens the link, or
+// someone it was forwarded to, therefore signs nothing in by opening it.
+
+// linkBindingCookieName is the binding cookie's name for r.
+func (a *app) linkBindingCookieName(r *http.Request) string {
+	if a.isHTTPS(r) {
+		return "__Host-doorman_link"
+	}
+	return "doorman_link"
+}
+
+// requestSignInLink mails a sign-in link for the address in the sign-in form.
+func (a *app) requestSignInLink(c echo.Context) error {
+	f := credentialsForm{Email: normaliseEmail(formValue(c, "email")), Next: safeNext(formValue(c, "next"))}
+	if f.EmailError = emailError(f.Email); f.EmailError != "" {
+		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
+	}
+	wait, err := a.linkWait(c, f.Email, db.LinkSignIn)
+	if err != nil {
+		return fmt.Errorf("sign-in link: %w", err)
+	}
+	if wait > 0 {
+		t := throttled{wait}
+		t.setHeader(c)
+		return a.authPage(c, http.StatusTooManyRequests, false, f, t.message())
+	}
+	// Set whether or not an account uses the address: same answer.
+	raw := make([]byte, 32)
+	rand.Read(raw)
+	binding := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
+	a.writeCookie(c, a.linkBindingCookieName(c.Request()), binding, int(signInLinkLifetime/time.Second))
+	err = a.queueLinkMail(c, f.Email, "a sign-in link", func(user db.User, now time.Time) db.Mail {
+		w := a.whereFrom(c.Request(), now)
+		link, u := a.newLink(user, db.LinkSignIn, paths.LoginLinkOpen, signInLinkLifetime, w)
+		link.BindingHash, link.Email = bindingHash(binding), user.Email
+		m := a.mails.SignInLink(f.Email, w, u, link.ExpiresAt)
+		m.Links = []db.LinkToken{link}
+		return m
+	})
+	if err != nil {
+		return fmt.Errorf("sign-in link: %w", err)
+	}
+	a.addFlash(c, flashSuccess, "If an account uses "+f.Email+", we sent it a sign-in link. Open it in this browser within 15 minutes; it works once.")
+	return c.Redirect(http.StatusSeeOther, paths.Login)
+}
+
+// sameBrowser reports whether the request carries the binding cookie of
+// link l (compared in constant time).
+func (a *app) sameBrowser(c echo.Context, l db.LinkToken) bool {
+	ck, err := c.Request().Cookie(a.linkBindingCookieName(c.Request()))
+	if err != nil || ck.Value == "" || len(l.BindingHash) == 0 {
+		return false
+	}
+	return subtle.ConstantTimeCompare(bindingHash(ck.Value), l.BindingHash) == 1
+}
+
+// openSignInLink is where a sign-in link leads: in the browser that asked
+// for it (and with no second factor to ask) it signs in at once.
+func (a *app) openSignInLink(c echo.Context) error {
+	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.linkProblem(c, state, paths.Login, "Ask for a new link")
+	}
+	tf, err := a.twoFactorState(c, user.ID)
+	if err != nil {
+		return err
+	}
+	same := a.sameBrowser(c, l)
+	if same && !tf.Enabled() {
+		return a.signInByLink(c, l, user, db.MethodEmailLink)
+	}
+	return a.signInLinkPage(c, http.StatusOK, l, user, token, !same, tf.Enabled(), "")
+}
+
+func (a *app) signInLinkPage(c echo.Context, status int, l db.LinkToken, user db.User, token string, other, needCode bool, codeError string) error {
+	noReferrer(c)
+	return a.render(c, status, views.SignInLinkPage(views.SignInLinkProps{
+		Page: a.page(c, "Sign in with your emailed link", ""), Token: token, Email: user.Email,
+		Requested: linkDetails(l), OtherBrowser: other, NeedCode: needCode, CodeError: codeError,
+	}))
+}
+
+// useSignInLink signs in with the link after the page asked (and took the
+// code, when two-factor is on).
+func (a *app) useSignInLink(c echo.Context) error {
+	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.linkProblem(c, state, paths.Login, "Ask for a new link")
+	}
+	tf, err := a.twoFactorState(c, user.ID)
+	if err != nil {
+		return err
+	}
+	method := db.MethodEmailLink
+	if tf.Enabled() {
+		other := !a.sameBrowser(c, l)
+		account := a.accountKey(user.Email)
+		wait, err := a.accountWait(c, account, scopeLinkCode)
+		if err != nil {
+			return err
+		}
+		if wait > 0 {
+			t := throttled{wait}
+			t.setHeader(c)
+			return a.signInLinkPage(c, http.StatusTooManyRequests, l, user, token, other, true, t.message())
+		}
+		if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scopeLinkCode); !ok {
+			if err != nil {
+				return err
+			}
+			return a.signInLinkPage(c, http.StatusUnprocessableEntity, l, user, token, other, true, wrongCode)
+		}
+		method = db.MethodEmailLinkTOTP
+	}
+	return a.signInByLink(c, l, user, method)
+}
+
+// signInByLink uses link l up and signs the browser in as user, in one
+// transaction.
+func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method string) error {
+	if user.Disabled() {
+		return a.render(c, http.StatusForbidden, views.MessagePage(views.MessageProps{Page: a.page(c, "Account disabled", ""), Heading: "This account has been disabled",
+			Message: "Contact the people who run this site.", Problem: true}))
+	}
+	evicted, err := a.sessions.StartWithLink(c, l.ID, user, method)
+	switch {
+	case errors.Is(err, db.ErrLinkUsed), errors.Is(err, db.ErrNotFound), errors.Is(err, db.ErrSignInsReset):
+		return a.linkProblem(c, linkUsed, paths.Login, "Ask for a new link")
+	case err != nil:
+		return fmt.Errorf("sign in with link: %w", err)
+	}
+	a.writeCookie(c, a.linkBindingCookieName(c.Request()), "", -1)
+	a.signedIn(c, evicted)
+	a.setDeviceCookie(c, user.Email)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
+
+// signInKnown is "This was me" in a new sign-in alert: the device and place
+// become known (no more alerts for them). Opening the link is the whole
+// action: it can only make Doorman quieter about one place, never sign
+// anyone in or out.
+func (a *app) signInKnown(c echo.Context) error {
+	l, user, _, state, err := a.openLink(c, db.LinkSignInKnown)
+	if err != nil {
+		return err
+	}
+	noReferrer(c)
+	p := views.MessageProps{Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're logged in"}
+	switch state {
+	case linkUsable:
+		if _, err := a.store.UseLinkToken(c.Request().Context(), l.ID, db.LinkSignInKnown, a.now()); err != nil && !errors.Is(err, db.ErrLinkUsed) {
+			return fmt.Errorf("sign-in known: %w", err)
+		}
+		if err := a.store.RememberSignInPlace(c.Request().Context(), user.ID, l.Device, db.Network(l.IP), a.now()); err != nil {
+			return fmt.Errorf("sign-in known: %w", err)
+		}
+		a.log.Info("sign-in place confirmed", "user", user.ID, "session", l.SessionID)
+		p.Message = "Doorman will remember " + l.Device + " in " + l.Location + " as yours, and won't email you about sign-ins from it."
+	case linkUsed:
+		p.Message = "You already told us this sign-in (" + l.Device + ", " + l.Location + ") was you."
+	default:
+		return a.linkProblem(c, state, paths.Security, "See where you're logged in")
+	}
+	return a.render(c, http.StatusOK, views.MessagePage(p))
+}
