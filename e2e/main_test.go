@@ -20,6 +20,7 @@ import (
 	"doorman/apptest"
 	"doorman/geo/geotest"
 	"doorman/handlers"
+	"doorman/mailtest"
 	"doorman/password"
 )
 
@@ -84,6 +85,8 @@ type server struct {
 	URL   string
 	clock *apptest.Clock
 	app   *apptest.App
+	// smtp is the real SMTP server (in process) the server's mail goes to.
+	smtp *mailtest.Server
 }
 
 // advance moves the server's clock forward.
@@ -93,23 +96,44 @@ func (s *server) advance(d time.Duration) { s.clock.Advance(d) }
 // chooses its address with X-Forwarded-For.
 func startServer(t *testing.T, mods ...func(*handlers.Config)) *server {
 	t.Helper()
-	app := apptest.New(t, apptest.Options{
-		Clock:  apptest.NewRunningClock(),
-		Hasher: password.NewHasher(password.DefaultParams(), 4),
+	return startServerWith(t, true, mods...)
+}
+
+// startServerWith is startServer, with its mail going to a real SMTP
+// server (smtp) or, without one, to the development folder and viewer.
+func startServerWith(t *testing.T, smtp bool, mods ...func(*handlers.Config)) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{URL: "http://" + ln.Addr().String()}
+	o := apptest.Options{
+		Clock:   apptest.NewRunningClock(),
+		Hasher:  password.NewHasher(password.DefaultParams(), 4),
+		BaseURL: s.URL,
 		Config: func(c *handlers.Config) {
 			for _, m := range mods {
 				m(c)
 			}
 		},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
 	}
+	if smtp {
+		s.smtp = mailtest.Start(t, mailtest.Options{})
+		o.SMTP = s.smtp
+	}
+	app := apptest.New(t, o)
 	srv := &http.Server{Handler: app.Handler}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-	return &server{URL: "http://" + ln.Addr().String(), clock: app.Clock, app: app}
+	s.clock, s.app = app.Clock, app
+	return s
+}
+
+// mailTo waits for the next mail to to whose subject contains subject.
+func (s *server) mailTo(t *testing.T, to, subject string) mailtest.Message {
+	t.Helper()
+	return s.smtp.WaitForSubject(t, to, subject, 10*time.Second)
 }
 
 // deviceOption adjusts a device's browser context.
