@@ -112,12 +112,13 @@ type SessionSummary struct {
 	DeviceKind    string
 	Location      string
 	LocationShort string
+	AuthMethod    string
 }
 
 // Summary is the session as a list shows it.
 func (s Session) Summary() SessionSummary {
 	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
-		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort}
+		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod}
 }
 
 // Touch is what a request changes on its session row.

@@ -274,6 +274,10 @@ func TestSignInLink(t *testing.T) {
 	if len(rows) != 2 {
 		t.Fatalf("%d sessions listed, want 2", len(rows))
 	}
+	// The list says how it signed in (a password needs no mention).
+	if strings.Count(res.body, `class="session-method">Emailed sign-in link<`) != 1 || strings.Contains(res.body, `class="session-method">Email and password`) {
+		t.Fatalf("the list does not show the emailed link's session as such:\n%s", snippet(res.body))
+	}
 	expectBody(t, c.get("/settings/security/sessions/"+c.currentID()), "Emailed sign-in link")
 	expectStatus(t, app.client(uaIPhone, ipLondon).follow(link), http.StatusGone)
 

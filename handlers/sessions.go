@@ -34,9 +34,21 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 		DetailsURL:    paths.Session(s.ID),
 		RevokeURL:     paths.SessionRevoke(s.ID),
 		RevokeLabel:   "Sign out " + s.DeviceLabel + ", " + s.LocationShort,
+		Method:        listedMethod(s.AuthMethod),
 		NotYouURL:     paths.SessionNotYou(s.ID),
 		NotYouLabel:   "Not you? " + s.DeviceLabel + ", " + s.LocationShort,
 	}
+}
+
+// listedMethod is how a session signed in, as its row in a list says it:
+// only for the methods worth telling apart at a glance (an emailed link, a
+// second factor, a reset), not the plain password every other row has.
+func listedMethod(m string) string {
+	switch m {
+	case methodPassword, methodSignup, "", "demo":
+		return ""
+	}
+	return methodLabel(m)
 }
 
 // otherSessions lists the user's live sessions except the current one.

@@ -128,8 +128,11 @@ type SessionRow struct {
 	DetailsURL    string
 	RevokeURL     string
 	RevokeLabel   string // accessible name of the X button: "Sign out Chrome on Windows, Berlin"
-	NotYouURL     string // "Not you?": end it and take the account back
-	NotYouLabel   string // its accessible name: "Not you? Chrome on Windows, Berlin"
+	// Method says how it signed in, when that is worth showing in a list
+	// (an emailed link, a second factor); "" for a plain password.
+	Method      string
+	NotYouURL   string // "Not you?": end it and take the account back
+	NotYouLabel string // its accessible name: "Not you? Chrome on Windows, Berlin"
 }
 
 // SecurityProps is Settings → Security.

@@ -246,7 +246,7 @@ func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) (
 // ListSessionSummaries returns the user's live sessions with only the
 // columns a list shows, most recently active first.
 func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, created_at, last_seen_at, device_label, device_kind, location, location_short
+	rows, err := s.pool.Query(ctx, `SELECT id, created_at, last_seen_at, device_label, device_kind, location, location_short, auth_method
 		FROM sessions WHERE user_id = $2 AND `+alive+` ORDER BY last_seen_at DESC, created_at DESC`, now.Unix(), userID)
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions: %w", err)
@@ -256,7 +256,7 @@ func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time
 	for rows.Next() {
 		var ss db.SessionSummary
 		var created, seen int64
-		if err := rows.Scan(&ss.ID, &created, &seen, &ss.DeviceLabel, &ss.DeviceKind, &ss.Location, &ss.LocationShort); err != nil {
+		if err := rows.Scan(&ss.ID, &created, &seen, &ss.DeviceLabel, &ss.DeviceKind, &ss.Location, &ss.LocationShort, &ss.AuthMethod); err != nil {
 			return nil, fmt.Errorf("db: list sessions: %w", err)
 		}
 		ss.CreatedAt, ss.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
