@@ -230,3 +230,31 @@ func TestSecretKeySources(t *testing.T) {
 		t.Fatal("a key file others can read was accepted")
 	}
 }
+
+// TestMailSettings: SMTP needs the public origin links start with; a bad
+// SMTP URL, From address or password file stops the start with a clear
+// error; the password never shows in it.
+func TestMailSettings(t *testing.T) {
+	if _, err := parseConfig([]string{"-smtp-url", "smtp://doorman@smtp.example.com:587"}, func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), "-base-url") {
+		t.Fatalf("-smtp-url without -base-url: %v", err)
+	}
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-smtp-url", "ftp://smtp.example.com", "-base-url", "https://id.example.com"}, "ftp"},
+		{[]string{"-smtp-url", "smtp://doorman:hunter2secret@smtp.example.com:587", "-base-url", "https://id.example.com", "-smtp-password-file", filepath.Join(dir, "nope")}, "smtp-password-file"},
+		{[]string{"-mail-from", "not an address"}, "-mail-from"},
+		{[]string{"-base-url", "id.example.com"}, "-base-url"},
+	} {
+		args := append([]string{"-addr", "127.0.0.1:0", "-db", filepath.Join(dir, "m.db"), "-geoip-dir", filepath.Join(dir, "nodata")}, c.args...)
+		err := run(t.Context(), args, func(string) string { return "" }, io.Discard, time.Now)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want an error about %s", c.args, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "hunter2secret") {
+			t.Errorf("%v: the error shows the password: %v", c.args, err)
+		}
+	}
+}
