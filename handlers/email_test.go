@@ -58,7 +58,11 @@ func TestPasswordReset(t *testing.T) {
 	before := app.dump()
 	expectStatus(t, laptop.post("/password/reset", url.Values{"token": {secret}, "new_password": {"short"}}), http.StatusUnprocessableEntity)
 	expectStatus(t, laptop.post("/password/reset?token="+url.QueryEscape(secret), url.Values{"new_password": {"a new password 1"}}), http.StatusNotFound)
-	expectStatus(t, laptop.post("/password/reset", url.Values{"token": {secret[:len(secret)-1] + "A"}, "new_password": {"a new password 1"}}), http.StatusNotFound)
+	// The secret with one character changed (in the middle: every bit
+	// there counts).
+	i := len(secret) - 20
+	forged := secret[:i] + string("AB"[map[bool]int{true: 1}[secret[i] == 'A']]) + secret[i+1:]
+	expectStatus(t, laptop.post("/password/reset", url.Values{"token": {forged}, "new_password": {"a new password 1"}}), http.StatusNotFound)
 	if app.dump() != before {
 		t.Fatal("a refused reset changed something")
 	}
@@ -83,7 +87,7 @@ func TestPasswordReset(t *testing.T) {
 	expectStatus(t, app.client(uaIPhone, ipLondon).post("/login", url.Values{"email": {"alice@example.com"}, "password": {pw}}), http.StatusUnauthorized)
 	app.client(uaIPhone, ipLondon).login("alice@example.com", "a new password 1")
 	page := laptop.get("/settings/security/activity")
-	expectBody(t, page, `data-event="password_changed"`, "Password reset by emailed link")
+	expectBody(t, page, `data-event="password_changed"`, "Password reset by emailed link", "ended when the password was reset by an emailed link")
 }
 
 func TestPasswordResetLinksExpireAndReplaceEachOther(t *testing.T) {
@@ -224,8 +228,9 @@ func TestNewSignInAlert(t *testing.T) {
 		t.Fatal("a disowned place was still known")
 	}
 	app.mail("alice@example.com", "New sign-in")
-	// The ended session's page says it is over.
+	// The ended session's page says it is over, and the history why.
 	expectBody(t, phone.get("/settings/security/sessions/"+strangerID), "This session has ended")
+	expectBody(t, phone.get("/settings/security/activity"), "Password changed to take the account back", "ended as not yours")
 }
 
 func TestSignInAlertThisWasMeAndOff(t *testing.T) {
@@ -348,6 +353,7 @@ func TestVerifyEmail(t *testing.T) {
 	expectBody(t, res, "alice@example.com is verified")
 	expectBody(t, c.get("/settings"), `data-email-status="verified"`)
 	expectNoBody(t, c.get("/settings"), "Send the link again")
+	expectBody(t, c.get("/settings/security/activity"), "Email address alice@example.com verified")
 	expectBody(t, app.client(uaIPhone, ipLondon).follow(app.link(m, "/email/verify")), "already verified")
 	// An unused older link still does its job (the address is verified).
 	expectBody(t, app.client(uaIPhone, ipLondon).follow(app.link(again, "/email/verify")), "alice@example.com is verified")

@@ -89,6 +89,12 @@ func (a *app) endedBy(c echo.Context, reason, by, currentID string, names map[st
 		return "ended through the API by " + who()
 	case db.ReasonAppRemoved:
 		return "ended when the site removed the app"
+	case db.ReasonPasswordReset:
+		return "ended when the password was reset by an emailed link"
+	case db.ReasonNotMe:
+		return "ended as not yours (“This wasn't me” or “Not you?”)"
+	case db.ReasonEmailUndone:
+		return "ended when the change of email address was undone"
 	case db.ReasonIdleExpired:
 		return "expired after " + durationWords(a.cfg.IdleTimeout) + " unused"
 	case db.ReasonAbsoluteExpired:
@@ -131,8 +137,19 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 		r.Title, r.Detail = "App “"+e.Detail+"” connected", "requested from "+where
 	case db.EventPasswordChanged:
 		r.Title, r.Detail = "Password changed", e.Device+" · "+where
+		switch e.Reason {
+		case db.ReasonPasswordReset:
+			r.Title = "Password reset by emailed link"
+		case db.ReasonNotMe, db.ReasonEmailUndone:
+			r.Title = "Password changed to take the account back"
+		}
 	case db.EventEmailChanged:
 		r.Title, r.Detail = "Email changed to "+e.Detail, e.Device+" · "+where
+		if e.Reason == db.ReasonEmailUndone {
+			r.Title = "Email changed back to " + e.Detail
+		}
+	case db.EventEmailVerified:
+		r.Title = "Email address " + e.Detail + " verified"
 	case db.EventTwoFactorOn:
 		r.Title = "Two-factor authentication turned on"
 	case db.EventTwoFactorOff:
