@@ -68,6 +68,12 @@ func Parse(value string) (id string, secret []byte, ok bool) {
 	if err != nil || len(secret) != secretBytes {
 		return "", nil, false
 	}
+	// 52 characters carry 260 bits for 256: the decoder ignores the last
+	// character's low 4 bits, so 16 spellings would name one secret. Only
+	// the canonical one is accepted: a value is the credential, exactly.
+	if enc.EncodeToString(secret) != sec {
+		return "", nil, false
+	}
 	return id, secret, true
 }
 

@@ -38,6 +38,22 @@ func TestParseRejects(t *testing.T) {
 			t.Errorf("Parse(%q) accepted", v)
 		}
 	}
+	// The last character holds 1 bit of the secret and 4 the decoder
+	// ignores: of its 32 values only the 2 canonical ones (that bit 0 or
+	// 1, "A" or "Q") are accepted, each a different secret; the other 30
+	// would be second spellings of those two.
+	secrets, accepted := map[string]bool{}, 0
+	for _, c := range "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" {
+		if _, s, ok := Parse(id + "." + sec[:len(sec)-1] + string(c)); ok {
+			secrets[string(s)] = true
+			accepted++
+		} else if c == 'A' || c == 'Q' {
+			t.Errorf("canonical last character %c refused", c)
+		}
+	}
+	if accepted != 2 || len(secrets) != 2 {
+		t.Errorf("%d spellings of the last character accepted (%d distinct secrets), want 2 (2)", accepted, len(secrets))
+	}
 }
 
 func TestMatchesRejectsOtherSecrets(t *testing.T) {
