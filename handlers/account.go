@@ -56,19 +56,10 @@ func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) er
 // in; every other one ends unless the user unticks the box.
 func (a *app) changePassword(c echo.Context) error {
 	au := authOf(c)
-	current, next := formValue(c, "current_password"), formValue(c, "new_password")
-	p := views.PasswordProps{SignOutOthers: formValue(c, "sign_out_others") != "", DisconnectTokens: formValue(c, "disconnect_tokens") != ""}
-	switch {
-	case next == "":
-		p.NewError = "Enter a new password."
-	case newPasswordProblem(next) != "":
-		p.NewError = newPasswordProblem(next)
-	case next == current:
-		p.NewError = "Choose a password different from the current one."
-	}
-	if current == "" {
-		p.CurrentError = "Enter your current password."
-	}
+	f := parsePasswordChange(c)
+	current, next := f.current, f.next
+	p := views.PasswordProps{SignOutOthers: formValue(c, "sign_out_others") != "", DisconnectTokens: formValue(c, "disconnect_tokens") != "",
+		CurrentError: f.currentError, NewError: f.newError}
 	if p.NewError != "" || p.CurrentError != "" {
 		return a.passwordPage(c, http.StatusUnprocessableEntity, p)
 	}
@@ -122,6 +113,30 @@ func (a *app) changePassword(c echo.Context) error {
 	}
 	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
+
+// passwordChange is the current and new password of a form that changes
+// the password (the password page, "Not you?"), with what is wrong with
+// each ("" when nothing).
+type passwordChange struct {
+	current, next          string
+	currentError, newError string
+}
+
+func parsePasswordChange(c echo.Context) passwordChange {
+	f := passwordChange{current: formValue(c, "current_password"), next: formValue(c, "new_password")}
+	switch {
+	case f.next == "":
+		f.newError = "Enter a new password."
+	case newPasswordProblem(f.next) != "":
+		f.newError = newPasswordProblem(f.next)
+	case f.next == f.current:
+		f.newError = "Choose a password different from the current one."
+	}
+	if f.current == "" {
+		f.currentError = "Enter your current password."
+	}
+	return f
 }
 
 // Email changes are limited per account: each attempt that gets past the

@@ -75,19 +75,10 @@ func (a *app) notYou(c echo.Context) error {
 	if !ok {
 		return err
 	}
-	current, next := formValue(c, "current_password"), formValue(c, "new_password")
-	p := views.NewPasswordProps{EndOthersOn: formValue(c, "end_others") != "", EndTokensOn: formValue(c, "end_tokens") != ""}
-	switch {
-	case next == "":
-		p.NewError = "Enter a new password."
-	case newPasswordProblem(next) != "":
-		p.NewError = newPasswordProblem(next)
-	case next == current:
-		p.NewError = "Choose a password different from the current one."
-	}
-	if current == "" {
-		p.CurrentError = "Enter your current password."
-	}
+	f := parsePasswordChange(c)
+	current, next := f.current, f.next
+	p := views.NewPasswordProps{EndOthersOn: formValue(c, "end_others") != "", EndTokensOn: formValue(c, "end_tokens") != "",
+		CurrentError: f.currentError, NewError: f.newError}
 	if p.NewError != "" || p.CurrentError != "" {
 		return a.notYouPage(c, http.StatusUnprocessableEntity, au, s, p)
 	}

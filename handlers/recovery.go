@@ -73,6 +73,29 @@ func (a *app) queueLinkMail(c echo.Context, email, what string, build func(db.Us
 	return nil
 }
 
+// linkCode checks the second-factor code a page an emailed link opened was
+// posted with (two-factor is on: tf). problem is "" when it was right, else
+// what to say next to the field, with the status to answer.
+func (a *app) linkCode(c echo.Context, user db.User, tf db.TwoFactor) (problem string, status int, err error) {
+	account := a.accountKey(user.Email)
+	wait, err := a.accountWait(c, account, scopeLinkCode)
+	if err != nil {
+		return "", 0, err
+	}
+	if wait > 0 {
+		t := throttled{wait}
+		t.setHeader(c)
+		return t.message(), http.StatusTooManyRequests, nil
+	}
+	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scopeLinkCode); !ok {
+		if err != nil {
+			return "", 0, err
+		}
+		return wrongCode, http.StatusUnprocessableEntity, nil
+	}
+	return "", 0, nil
+}
+
 func (a *app) forgotForm(c echo.Context) error {
 	return a.render(c, http.StatusOK, views.ForgotPage(views.ForgotProps{Page: a.page(c, "Forgot your password?", "")}))
 }
@@ -259,23 +282,13 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		return err
 	}
 	if tf.Enabled() {
-		account := a.accountKey(user.Email)
-		wait, err := a.accountWait(c, account, scopeLinkCode)
+		problem, status, err := a.linkCode(c, user, tf)
 		if err != nil {
 			return err
 		}
-		if wait > 0 {
-			t := throttled{wait}
-			t.setHeader(c)
-			p.CodeError = t.message()
-			return a.recoveryPage(c, http.StatusTooManyRequests, k, l, user, token, p)
-		}
-		if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scopeLinkCode); !ok {
-			if err != nil {
-				return err
-			}
-			p.CodeError = wrongCode
-			return a.recoveryPage(c, http.StatusUnprocessableEntity, k, l, user, token, p)
+		if problem != "" {
+			p.CodeError = problem
+			return a.recoveryPage(c, status, k, l, user, token, p)
 		}
 	}
 	hash, err := a.hasher.Hash(ctx, next)

@@ -79,15 +79,8 @@ func (a *app) sameBrowser(c echo.Context, l db.LinkToken) bool {
 // openSignInLink is where a sign-in link leads: in the browser that asked
 // for it (and with no second factor to ask) it signs in at once.
 func (a *app) openSignInLink(c echo.Context) error {
-	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
-	if err != nil {
-		return err
-	}
-	if state != linkUsable {
-		return a.linkProblem(c, state, paths.Login, "Ask for a new link")
-	}
-	tf, err := a.twoFactorState(c, user.ID)
-	if err != nil {
+	l, user, token, tf, ok, err := a.signInLinkOf(c)
+	if !ok {
 		return err
 	}
 	same := a.sameBrowser(c, l)
@@ -108,39 +101,37 @@ func (a *app) signInLinkPage(c echo.Context, status int, l db.LinkToken, user db
 // useSignInLink signs in with the link after the page asked (and took the
 // code, when two-factor is on).
 func (a *app) useSignInLink(c echo.Context) error {
-	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
-	if err != nil {
-		return err
-	}
-	if state != linkUsable {
-		return a.linkProblem(c, state, paths.Login, "Ask for a new link")
-	}
-	tf, err := a.twoFactorState(c, user.ID)
-	if err != nil {
+	l, user, token, tf, ok, err := a.signInLinkOf(c)
+	if !ok {
 		return err
 	}
 	method := db.MethodEmailLink
 	if tf.Enabled() {
-		other := !a.sameBrowser(c, l)
-		account := a.accountKey(user.Email)
-		wait, err := a.accountWait(c, account, scopeLinkCode)
+		problem, status, err := a.linkCode(c, user, tf)
 		if err != nil {
 			return err
 		}
-		if wait > 0 {
-			t := throttled{wait}
-			t.setHeader(c)
-			return a.signInLinkPage(c, http.StatusTooManyRequests, l, user, token, other, true, t.message())
-		}
-		if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scopeLinkCode); !ok {
-			if err != nil {
-				return err
-			}
-			return a.signInLinkPage(c, http.StatusUnprocessableEntity, l, user, token, other, true, wrongCode)
+		if problem != "" {
+			return a.signInLinkPage(c, status, l, user, token, !a.sameBrowser(c, l), true, problem)
 		}
 		method = db.MethodEmailLinkTOTP
 	}
 	return a.signInByLink(c, l, user, method)
+}
+
+// signInLinkOf is the request's usable sign-in link, its user and their
+// two-factor state; ok false when it answered already (the link can't be
+// used).
+func (a *app) signInLinkOf(c echo.Context) (l db.LinkToken, user db.User, token string, tf db.TwoFactor, ok bool, err error) {
+	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
+	if err != nil {
+		return l, user, token, tf, false, err
+	}
+	if state != linkUsable {
+		return l, user, token, tf, false, a.linkProblem(c, state, paths.Login, "Ask for a new link")
+	}
+	tf, err = a.twoFactorState(c, user.ID)
+	return l, user, token, tf, err == nil, err
 }
 
 // signInByLink uses link l up and signs the browser in as user, in one
