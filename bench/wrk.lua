@@ -1,7 +1,8 @@
 -- wrk script for the load test (bench/load drives it). Without arguments it
 -- requests the path given on the command line; with a cookies file (one
 -- session cookie value per line) it rotates over those sessions, so every
--- request is a different signed-in browser. It counts answers that are not
+-- request is a different signed-in browser; with a tokens file and "bearer",
+-- over those API tokens. It counts answers that are not
 -- 200 and prints one JSON line at the end.
 local cookies = {}
 local threads = {}
@@ -13,10 +14,19 @@ function setup(thread)
   thread:set("id", #threads)
 end
 
+local header = "Cookie"
+
 function init(args)
   if args[1] then
+    -- A second argument "bearer": the lines are API tokens.
+    local bearer = args[2] == "bearer"
+    if bearer then header = "Authorization" end
     for line in io.lines(args[1]) do
-      cookies[#cookies + 1] = "doorman_session=" .. line .. "; doorman_csrf=bench-csrf-token-bench-csrf-token-bench-csr"
+      if bearer then
+        cookies[#cookies + 1] = "Bearer " .. line
+      else
+        cookies[#cookies + 1] = "doorman_session=" .. line .. "; doorman_csrf=bench-csrf-token-bench-csrf-token-bench-csr"
+      end
     end
     -- Each thread starts at its own share of the list: without this both
     -- threads walk the same sequence in step and every session gets two
@@ -30,7 +40,7 @@ function request()
     return wrk.format("GET")
   end
   i = i % #cookies + 1
-  return wrk.format("GET", nil, { ["Cookie"] = cookies[i] })
+  return wrk.format("GET", nil, { [header] = cookies[i] })
 end
 
 function response(status, headers, body)

@@ -22,6 +22,7 @@ package main
 
 import (
 	"bytes"
+	"doorman/seed"
 	"errors"
 	"flag"
 	"fmt"
@@ -123,6 +124,19 @@ func run(c config) error {
 		return err
 	}
 
+	tokensPath := filepath.Join(c.work, "tokens.txt")
+	var tokenUsers []string
+	for i := c.cookieUsers; i < min(c.users, c.cookieUsers+3000); i++ {
+		tokenUsers = append(tokenUsers, seed.Email(i))
+	}
+	nTokens, err := makeTokens(dbPath, tokensPath, tokenUsers, 5)
+	if err != nil {
+		// A binary from before the API (a baseline run): no API phase.
+		fmt.Printf("no API phase: %v\n", err)
+	} else {
+		fmt.Printf("%d access tokens for the API phase\n", nTokens)
+	}
+
 	srv, err := startServer(c)
 	if err != nil {
 		return err
@@ -172,10 +186,26 @@ func run(c config) error {
 			return runWrk(srv.base+path, script, cookies, c.conns, c.dur)
 		}
 	}
+	wrkWarmBearer := func(path, tokens string) func() error {
+		return func() error {
+			_, err := runWrk(srv.base+path, script, tokens+" bearer", c.conns, c.warm)
+			return err
+		}
+	}
+	wrkPhaseBearer := func(path, tokens string) func() (result, error) {
+		return func() (result, error) {
+			return runWrk(srv.base+path, script, tokens+" bearer", c.conns, c.dur)
+		}
+	}
 	if err := phase("GET /healthz", 0, wrkWarm("/healthz", ""), wrkPhase("/healthz", "")); err != nil {
 		return err
 	}
 	if err := phase("GET /settings/security", len(users), wrkWarm("/settings/security", pageCookies), wrkPhase("/settings/security", pageCookies)); err != nil {
+		return err
+	}
+	if nTokens == 0 {
+		// skipped: see above
+	} else if err := phase("GET /api/v1/me", 0, wrkWarmBearer("/api/v1/me", tokensPath), wrkPhaseBearer("/api/v1/me", tokensPath)); err != nil {
 		return err
 	}
 	var mixed *mixedLoad

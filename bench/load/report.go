@@ -48,13 +48,15 @@ func buildReport(c config, rs []result, srv *server, seedDur time.Duration, seed
 			r.name, r.rps(), ms(r.p50), ms(r.p99), r.cpuPerReq.Microseconds(),
 			float64(r.hwm)/1024, float64(r.anon)/1024, float64(r.file)/1024, float64(r.writes)/r.secs, r.errors)
 	}
-	var health, page result
+	var health, page, api result
 	for _, r := range rs {
 		switch r.name {
 		case "GET /healthz":
 			health = r
 		case "GET /settings/security":
 			page = r
+		case "GET /api/v1/me":
+			api = r
 		}
 	}
 	fmt.Fprintf(&b, "\n**Security page ÷ healthz throughput: %.0f%%** (target ≥ 30%%).\n\n", 100*page.rps()/health.rps())
@@ -110,6 +112,10 @@ func buildReport(c config, rs []result, srv *server, seedDur time.Duration, seed
 	}
 	ratio := page.rps() / health.rps()
 	check("Security page ≥ 30% of /healthz throughput", fmt.Sprintf("%.0f%% (%.0f vs %.0f req/s)", 100*ratio, page.rps(), health.rps()), ratio >= .30)
+	if api.requests > 0 {
+		apiRatio := api.rps() / health.rps()
+		check("GET /api/v1/me ≥ 50% of /healthz throughput", fmt.Sprintf("%.0f%% (%.0f vs %.0f req/s, %d µs CPU per request)", 100*apiRatio, api.rps(), health.rps(), api.cpuPerReq.Microseconds()), apiRatio >= .50)
+	}
 	check("Security page p99 ≤ 25 ms at 64 connections", ms(page.p99), page.p99 <= 25*time.Millisecond)
 	check("Server CPU ≤ 100 µs per page request", fmt.Sprintf("%d µs (healthz: %d µs)", page.cpuPerReq.Microseconds(), health.cpuPerReq.Microseconds()), page.cpuPerReq <= 100*time.Microsecond)
 	if k1, k1m := meds["SessionCheck/sessions=1k/request"], meds["SessionCheck/sessions=1M/request"]; k1 > 0 {

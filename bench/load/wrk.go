@@ -14,7 +14,10 @@ import (
 func runWrk(target, script, cookies string, conns int, d time.Duration) (result, error) {
 	args := []string{"-t2", "-c" + strconv.Itoa(conns), "-d" + strconv.Itoa(int(d/time.Second)) + "s", "--timeout", "5s", "-s", script, target}
 	if cookies != "" {
-		args = append(args, "--", cookies)
+		// "<file> bearer": the lines are API tokens, sent as
+		// Authorization: Bearer.
+		args = append(args, "--")
+		args = append(args, strings.Fields(cookies)...)
 	}
 	out, err := exec.Command("wrk", args...).CombinedOutput()
 	if err != nil {
