@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -527,5 +529,37 @@ func TestQueuedCountsWaitingAndRunningHashes(t *testing.T) {
 	wg.Wait()
 	if got := h.Queued(); got != 0 {
 		t.Fatalf("Queued() = %d after all finished", got)
+	}
+}
+
+// TestCollectAfterHash: with CollectAfterHash, each hash ends with a
+// collection, so its memory is free before the next hash starts.
+func TestCollectAfterHash(t *testing.T) {
+	gcs := func() uint32 {
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.NumGC
+	}
+	p := Params{Memory: 1024, Time: 1, Threads: 1}
+	plain, collecting := NewHasher(p, 1), NewHasher(p, 1).CollectAfterHash()
+	debug.SetGCPercent(-1) // no collection but the ones asked for
+	defer debug.SetGCPercent(100)
+	before := gcs()
+	for range 3 {
+		if _, err := plain.Hash(context.Background(), "a password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := gcs() - before; n != 0 {
+		t.Fatalf("%d collections without CollectAfterHash", n)
+	}
+	before = gcs()
+	for range 3 {
+		if _, err := collecting.Hash(context.Background(), "a password"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := gcs() - before; n < 3 {
+		t.Fatalf("%d collections for 3 hashes with CollectAfterHash, want 3", n)
 	}
 }
