@@ -270,6 +270,25 @@ func (s *Store) notify(events []db.Event) {
 	}
 }
 
+// hot is the context for the prepared reads behind every page and API
+// request (the session check, the session and token lists, the two-factor
+// state, the latest history): ctx's values without its cancellation.
+//
+// With a cancellable context, the driver starts a goroutine per query that
+// waits to interrupt SQLite if the context ends first, plus a progress
+// handler: on the Security page (five such reads) that was measurable CPU
+// for an interruption that cannot matter here. Each of these is one indexed
+// read of a few rows, and in WAL mode a reader never waits for a writer, so
+// there is nothing to interrupt (a busy reader waits busy_timeout at most).
+// A request already past its deadline still gets no query: its own context
+// is passed then, and database/sql fails the call with its error at once.
+func hot(ctx context.Context) context.Context {
+	if ctx.Err() != nil {
+		return ctx
+	}
+	return context.WithoutCancel(ctx)
+}
+
 // WriteTransactions returns how many write transactions the store has run
 // since it was opened.
 func (s *Store) WriteTransactions() uint64 { return s.write.n.Load() }

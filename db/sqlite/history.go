@@ -106,7 +106,7 @@ func (s *Store) ListSecurityEvents(ctx context.Context, userID int64, before int
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.listSecurityEvents.QueryContext(ctx, userID, before, before, since.Unix(), limit)
+	rows, err := s.listSecurityEvents.QueryContext(hot(ctx), userID, before, before, since.Unix(), limit)
 	if err != nil {
 		return nil, fmt.Errorf("db: list security events: %w", err)
 	}

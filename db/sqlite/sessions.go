@@ -177,7 +177,7 @@ var sessionWithUserSQL = `SELECT ` + sessionColumnsOf("s") + `, u.email, u.creat
 // its user: the one query behind every request's session check. The caller
 // verifies the secret and decides what a dead session means.
 func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error) {
-	row := s.sessionWithUser.QueryRowContext(ctx, id)
+	row := s.sessionWithUser.QueryRowContext(hot(ctx), id)
 	var u db.User
 	var created int64
 	var disabled, verified sql.NullInt64
@@ -227,7 +227,7 @@ const listSessionsSQL = `SELECT id, created_at, last_seen_at, device_label, devi
 // ListSessionSummaries returns the user's live sessions, most recently
 // active first: the query behind every list page.
 func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error) {
-	rows, err := s.listSessions.QueryContext(ctx, userID, now.Unix(), now.Unix())
+	rows, err := s.listSessions.QueryContext(hot(ctx), userID, now.Unix(), now.Unix())
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions: %w", err)
 	}

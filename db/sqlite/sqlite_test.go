@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	_ "embed"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -444,5 +445,37 @@ func TestNewerDatabaseRefused(t *testing.T) {
 	}
 	if after, _ := os.ReadFile(path); string(after) != string(before) {
 		t.Error("a refused open changed the file")
+	}
+}
+
+// TestHotReadsRefuseAnEndedContext: the page reads run without the
+// driver's per-query cancellation watcher (hot), but a request already past
+// its deadline still gets no query.
+func TestHotReadsRefuseAnEndedContext(t *testing.T) {
+	s := openTest(t, db.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	now := time.Now()
+	if _, _, err := s.SessionWithUser(ctx, "aaaaaaaaaaaaaaaa"); !errors.Is(err, context.Canceled) {
+		t.Errorf("SessionWithUser: %v, want context.Canceled", err)
+	}
+	if _, err := s.ListSessionSummaries(ctx, 1, now); !errors.Is(err, context.Canceled) {
+		t.Errorf("ListSessionSummaries: %v", err)
+	}
+	if _, err := s.ListTokens(ctx, 1, "", now); !errors.Is(err, context.Canceled) {
+		t.Errorf("ListTokens: %v", err)
+	}
+	if _, _, err := s.TokenWithUser(ctx, "aaaaaaaaaaaaaaaa"); !errors.Is(err, context.Canceled) {
+		t.Errorf("TokenWithUser: %v", err)
+	}
+	if _, err := s.TwoFactor(ctx, 1); !errors.Is(err, context.Canceled) {
+		t.Errorf("TwoFactor: %v", err)
+	}
+	if _, err := s.ListSecurityEvents(ctx, 1, 0, now.Add(-time.Hour), 5); !errors.Is(err, context.Canceled) {
+		t.Errorf("ListSecurityEvents: %v", err)
+	}
+	// A live context still reads.
+	if _, _, err := s.SessionWithUser(context.Background(), "aaaaaaaaaaaaaaaa"); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("SessionWithUser, live context: %v, want ErrNotFound", err)
 	}
 }

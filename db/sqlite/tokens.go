@@ -158,7 +158,7 @@ func (s *Store) TokenWithUser(ctx context.Context, id string) (db.Token, db.User
 	var u db.User
 	var created int64
 	var disabled, verified sql.NullInt64
-	t, err := scanToken(s.tokenWithUser.QueryRowContext(ctx, id), &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch,
+	t, err := scanToken(s.tokenWithUser.QueryRowContext(hot(ctx), id), &u.Email, &u.PasswordHash, &created, &u.IsDemo, &disabled, &u.Epoch,
 		&verified, &u.SignInAlertsOff)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.Token{}, db.User{}, db.ErrNotFound
@@ -180,7 +180,7 @@ const listTokensSQL = `SELECT ` + tokenColumns + ` FROM tokens
 	ORDER BY created_at DESC, id DESC`
 
 func (s *Store) ListTokens(ctx context.Context, userID int64, kind string, now time.Time) ([]db.Token, error) {
-	out, err := scanTokens(s.listTokens.QueryContext(ctx, userID, kind, kind, now.Unix()))
+	out, err := scanTokens(s.listTokens.QueryContext(hot(ctx), userID, kind, kind, now.Unix()))
 	if err != nil {
 		return nil, fmt.Errorf("db: list tokens: %w", err)
 	}

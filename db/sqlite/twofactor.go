@@ -24,7 +24,7 @@ const twoFactorSQL = `SELECT user_id, secret_sealed, enabled_at, last_step,
 func (s *Store) TwoFactor(ctx context.Context, userID int64) (db.TwoFactor, error) {
 	var t db.TwoFactor
 	var enabled sql.NullInt64
-	err := s.twoFactor.QueryRowContext(ctx, userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
+	err := s.twoFactor.QueryRowContext(hot(ctx), userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.TwoFactor{}, db.ErrNotFound
 	}
