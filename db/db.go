@@ -84,6 +84,13 @@ type Store interface {
 	ListSessions(ctx context.Context, userID int64, now time.Time) ([]Session, error)
 	// ListSessionSummaries is ListSessions with only the columns a list shows.
 	ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]SessionSummary, error)
+	// SecurityOverview is what the Security page shows besides the session
+	// check, read together (PostgreSQL: in one round trip): the user's live
+	// sessions as ListSessionSummaries gives them, the two-factor state as
+	// TwoFactor (HasTwoFactor false when there is none), the live tokens as
+	// ListTokens of every kind, and the latest historyLimit events at or
+	// after historySince as ListSecurityEvents.
+	SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (Overview, error)
 	// TouchSession records activity on a session that is not revoked; it
 	// never revives a revoked one.
 	TouchSession(ctx context.Context, id string, t Touch) error

@@ -129,3 +129,12 @@ type Touch struct {
 	Location      string
 	LocationShort string
 }
+
+// Overview is what SecurityOverview reads.
+type Overview struct {
+	Sessions     []SessionSummary
+	TwoFactor    TwoFactor
+	HasTwoFactor bool
+	Tokens       []Token
+	Events       []SecurityEvent
+}

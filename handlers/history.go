@@ -171,12 +171,17 @@ func (a *app) recentEvents(c echo.Context, au *authInfo, before int64, n int) ([
 	if len(list) > n {
 		list, next = list[:n], list[n-1].ID
 	}
+	return a.eventRows(c, au, list, now), next, nil
+}
+
+// eventRows are the rows of the history entries list.
+func (a *app) eventRows(c echo.Context, au *authInfo, list []db.SecurityEvent, now time.Time) []views.EventRow {
 	names := map[string]string{}
 	rows := make([]views.EventRow, 0, len(list))
 	for _, e := range list {
 		rows = append(rows, a.eventRow(c, e, au, names, now))
 	}
-	return rows, next, nil
+	return rows
 }
 
 // activityPage is the account's security history, newest first, a page at

@@ -66,13 +66,18 @@ func (a *app) otherSummaries(c echo.Context, au *authInfo, now time.Time) ([]db.
 	if err != nil {
 		return nil, err
 	}
+	return withoutSession(list, au.Session.ID), nil
+}
+
+// withoutSession is list without the session id (this browser's).
+func withoutSession(list []db.SessionSummary, id string) []db.SessionSummary {
 	others := list[:0]
 	for _, s := range list {
-		if s.ID != au.Session.ID {
+		if s.ID != id {
 			others = append(others, s)
 		}
 	}
-	return others, nil
+	return others
 }
 
 func sessionRows(list []db.SessionSummary, currentID string, now time.Time) []views.SessionRow {
@@ -83,14 +88,20 @@ func sessionRows(list []db.SessionSummary, currentID string, now time.Time) []vi
 	return rows
 }
 
+// securityPageEvents is how many of the latest history entries the
+// Security page shows (the rest are on the activity page).
+const securityPageEvents = 5
+
 // security is Settings → Security: the current session first, then every
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
 	au, now := authOf(c), a.now()
-	list, err := a.otherSummaries(c, au, now)
+	// The page's four lists in one read (one round trip on PostgreSQL).
+	o, err := a.store.SecurityOverview(c.Request().Context(), au.User.ID, now, now.Add(-a.cfg.HistoryKeep), securityPageEvents)
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	list := withoutSession(o.Sessions, au.Session.ID)
 	// A sign-in elsewhere, newer than this one and in the last day, is
 	// called out so one the user did not make gets noticed.
 	var fresh []db.SessionSummary
@@ -100,18 +111,9 @@ func (a *app) security(c echo.Context) error {
 		}
 	}
 	others := sessionRows(list, au.Session.ID, now)
-	tf, err := a.twoFactorState(c, au.User.ID)
-	if err != nil {
-		return fmt.Errorf("security page: %w", err)
-	}
-	apps, pats, err := a.inventory(c, au.User.ID, now)
-	if err != nil {
-		return fmt.Errorf("security page: %w", err)
-	}
-	activity, _, err := a.recentEvents(c, au, 0, 5)
-	if err != nil {
-		return fmt.Errorf("security page: %w", err)
-	}
+	tf := o.TwoFactor
+	apps, pats := splitTokens(o.Tokens)
+	activity := a.eventRows(c, au, o.Events, now)
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
 		Activity:          activity,
 		TwoFactorOn:       tf.Enabled(),

@@ -215,6 +215,14 @@ func (a *app) inventory(c echo.Context, userID int64, now time.Time) (apps, pats
 	if err != nil {
 		return nil, nil, err
 	}
+	apps, pats = splitTokens(all)
+	return apps, pats, nil
+}
+
+// inventoryLabel counts apps and tokens for a sentence ("1 connected app
+// and 2 access tokens"); "" when there are none.
+// splitTokens sorts tokens into connected apps' and personal ones.
+func splitTokens(all []db.Token) (apps, pats []db.Token) {
 	for _, t := range all {
 		if t.Kind == db.TokenApp {
 			apps = append(apps, t)
@@ -222,11 +230,9 @@ func (a *app) inventory(c echo.Context, userID int64, now time.Time) (apps, pats
 			pats = append(pats, t)
 		}
 	}
-	return apps, pats, nil
+	return apps, pats
 }
 
-// inventoryLabel counts apps and tokens for a sentence ("1 connected app
-// and 2 access tokens"); "" when there are none.
 func inventoryLabel(apps, pats int) string {
 	var parts []string
 	if apps > 0 {

@@ -98,25 +98,34 @@ func (s *Store) ListSecurityEvents(ctx context.Context, userID int64, before int
 	if limit <= 0 {
 		return nil, nil
 	}
-	rows, err := s.pool.Query(ctx, `SELECT `+securityEventColumns+` FROM security_events
-		WHERE user_id = $1 AND ($2::bigint = 0 OR id < $2) AND at >= $3 ORDER BY id DESC LIMIT $4`,
-		userID, before, since.Unix(), limit)
+	out, err := scanSecurityEvents(s.pool.Query(ctx, listSecurityEventsSQL, userID, before, since.Unix(), limit))
 	if err != nil {
 		return nil, fmt.Errorf("db: list security events: %w", err)
+	}
+	return out, nil
+}
+
+// listSecurityEventsSQL reads user $1's events with id < $2 (0: from the
+// newest) and at >= $3, newest first, at most $4.
+const listSecurityEventsSQL = `SELECT ` + securityEventColumns + ` FROM security_events
+	WHERE user_id = $1 AND ($2::bigint = 0 OR id < $2) AND at >= $3 ORDER BY id DESC LIMIT $4`
+
+// scanSecurityEvents reads the rows of listSecurityEventsSQL (rows, err as
+// the query gave them), closing them.
+func scanSecurityEvents(rows pgx.Rows, err error) ([]db.SecurityEvent, error) {
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []db.SecurityEvent
 	for rows.Next() {
 		e, err := scanSecurityEvent(rows)
 		if err != nil {
-			return nil, fmt.Errorf("db: list security events: %w", err)
+			return nil, err
 		}
 		out = append(out, e)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: list security events: %w", err)
-	}
-	return out, nil
+	return out, rows.Err()
 }
 
 // PruneSecurityEvents deletes events older than cutoff.

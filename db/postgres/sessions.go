@@ -243,13 +243,25 @@ func (s *Store) ListSessions(ctx context.Context, userID int64, now time.Time) (
 	return out, nil
 }
 
+// listSummariesSQL reads the columns a list shows ($1 now, $2 the user).
+const listSummariesSQL = `SELECT id, created_at, last_seen_at, device_label, device_kind, location, location_short, auth_method
+	FROM sessions WHERE user_id = $2 AND ` + alive + ` ORDER BY last_seen_at DESC, created_at DESC`
+
 // ListSessionSummaries returns the user's live sessions with only the
 // columns a list shows, most recently active first.
 func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, created_at, last_seen_at, device_label, device_kind, location, location_short, auth_method
-		FROM sessions WHERE user_id = $2 AND `+alive+` ORDER BY last_seen_at DESC, created_at DESC`, now.Unix(), userID)
+	out, err := scanSummaries(s.pool.Query(ctx, listSummariesSQL, now.Unix(), userID))
 	if err != nil {
 		return nil, fmt.Errorf("db: list sessions: %w", err)
+	}
+	return out, nil
+}
+
+// scanSummaries reads the rows of listSummariesSQL (rows, err as the query
+// gave them), closing them.
+func scanSummaries(rows pgx.Rows, err error) ([]db.SessionSummary, error) {
+	if err != nil {
+		return nil, err
 	}
 	defer rows.Close()
 	var out []db.SessionSummary
@@ -257,15 +269,47 @@ func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time
 		var ss db.SessionSummary
 		var created, seen int64
 		if err := rows.Scan(&ss.ID, &created, &seen, &ss.DeviceLabel, &ss.DeviceKind, &ss.Location, &ss.LocationShort, &ss.AuthMethod); err != nil {
-			return nil, fmt.Errorf("db: list sessions: %w", err)
+			return nil, err
 		}
 		ss.CreatedAt, ss.LastSeenAt = time.Unix(created, 0), time.Unix(seen, 0)
 		out = append(out, ss)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("db: list sessions: %w", err)
+	return out, rows.Err()
+}
+
+// SecurityOverview reads the Security page's four lists in one round trip:
+// a pgx batch sends the four queries together and reads their results in
+// order (each is the query of its own method).
+func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (db.Overview, error) {
+	var o db.Overview
+	b := &pgx.Batch{}
+	b.Queue(listSummariesSQL, now.Unix(), userID)
+	b.Queue(twoFactorSQL, userID)
+	b.Queue(listTokensSQL, now.Unix(), userID, "")
+	b.Queue(listSecurityEventsSQL, userID, 0, historySince.Unix(), max(historyLimit, 0))
+	br := s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	var err error
+	if o.Sessions, err = scanSummaries(br.Query()); err != nil {
+		return o, fmt.Errorf("db: security overview: %w", err)
 	}
-	return out, nil
+	o.TwoFactor, err = scanTwoFactor(br.QueryRow())
+	switch {
+	case err == nil:
+		o.HasTwoFactor = true
+	case !errors.Is(err, db.ErrNotFound):
+		return o, fmt.Errorf("db: security overview: %w", err)
+	}
+	if o.Tokens, err = scanTokens(br.Query()); err != nil {
+		return o, fmt.Errorf("db: security overview: %w", err)
+	}
+	if o.Events, err = scanSecurityEvents(br.Query()); err != nil {
+		return o, fmt.Errorf("db: security overview: %w", err)
+	}
+	if err := br.Close(); err != nil {
+		return o, fmt.Errorf("db: security overview: %w", err)
+	}
+	return o, nil
 }
 
 // TouchSession records activity on a session that is not revoked; a touch

@@ -185,14 +185,18 @@ func (s *Store) TokenWithUser(ctx context.Context, id string) (db.Token, db.User
 // ListTokens returns the user's live tokens of kind ("" any kind), newest
 // first.
 func (s *Store) ListTokens(ctx context.Context, userID int64, kind string, now time.Time) ([]db.Token, error) {
-	out, err := scanTokens(s.pool.Query(ctx, `SELECT `+tokenColumns+` FROM tokens
-		WHERE user_id = $2 AND ($3 = '' OR kind = $3) AND `+tokenAlive+`
-		ORDER BY created_at DESC, id DESC`, now.Unix(), userID, kind))
+	out, err := scanTokens(s.pool.Query(ctx, listTokensSQL, now.Unix(), userID, kind))
 	if err != nil {
 		return nil, fmt.Errorf("db: list tokens: %w", err)
 	}
 	return out, nil
 }
+
+// listTokensSQL reads the live tokens ($1 now) of user $2 of kind $3 (""
+// every kind), newest first.
+const listTokensSQL = `SELECT ` + tokenColumns + ` FROM tokens
+	WHERE user_id = $2 AND ($3 = '' OR kind = $3) AND ` + tokenAlive + `
+	ORDER BY created_at DESC, id DESC`
 
 // TouchToken records a use of a token that is not revoked. It never revives
 // a revoked one: a use racing a revocation waits for its row lock, then

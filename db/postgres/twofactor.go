@@ -25,16 +25,29 @@ import (
 // TwoFactor returns the user's two-factor state, pending or enabled, with
 // the number of unused recovery codes; ErrNotFound when there is none.
 func (s *Store) TwoFactor(ctx context.Context, userID int64) (db.TwoFactor, error) {
+	t, err := scanTwoFactor(s.pool.QueryRow(ctx, twoFactorSQL, userID))
+	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		return db.TwoFactor{}, fmt.Errorf("db: two-factor: %w", err)
+	}
+	return t, err
+}
+
+// twoFactorSQL reads the two-factor state of user $1.
+const twoFactorSQL = `SELECT user_id, secret_sealed, enabled_at, last_step,
+	(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL)
+	FROM two_factor t WHERE user_id = $1`
+
+// scanTwoFactor reads the row of twoFactorSQL; db.ErrNotFound when there is
+// none.
+func scanTwoFactor(row pgx.Row) (db.TwoFactor, error) {
 	var t db.TwoFactor
 	var enabled *int64
-	err := s.pool.QueryRow(ctx, `SELECT user_id, secret_sealed, enabled_at, last_step,
-		(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL)
-		FROM two_factor t WHERE user_id = $1`, userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
+	err := row.Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.TwoFactor{}, db.ErrNotFound
 	}
 	if err != nil {
-		return db.TwoFactor{}, fmt.Errorf("db: two-factor: %w", err)
+		return db.TwoFactor{}, err
 	}
 	if enabled != nil {
 		t.EnabledAt = time.Unix(*enabled, 0)

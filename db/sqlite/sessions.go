@@ -459,3 +459,26 @@ func (s *Store) PruneSessions(ctx context.Context, cutoff time.Time) (int64, err
 	}
 	return res.RowsAffected()
 }
+
+// SecurityOverview reads the Security page's four lists one after another:
+// on SQLite every read is a local call already (no round trip to save), and
+// each of them is a prepared statement.
+func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (db.Overview, error) {
+	var o db.Overview
+	var err error
+	if o.Sessions, err = s.ListSessionSummaries(ctx, userID, now); err != nil {
+		return o, err
+	}
+	o.TwoFactor, err = s.TwoFactor(ctx, userID)
+	switch {
+	case err == nil:
+		o.HasTwoFactor = true
+	case !errors.Is(err, db.ErrNotFound):
+		return o, err
+	}
+	if o.Tokens, err = s.ListTokens(ctx, userID, "", now); err != nil {
+		return o, err
+	}
+	o.Events, err = s.ListSecurityEvents(ctx, userID, 0, historySince, historyLimit)
+	return o, err
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"EvictionAtTheCap", testEviction},
 		{"CrossUserIsolation", testCrossUser},
 		{"SummariesMatchSessions", testSummaries},
+		{"SecurityOverview", testSecurityOverview},
 		{"DisableEnableDeleteCascade", testUserCascades},
 		{"LoginFailures", testLoginFailures},
 		{"AppSecret", testAppSecret},
