@@ -4,16 +4,20 @@
 package static
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"embed"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
 	"strings"
 
+	"github.com/andybalholm/brotli"
 	"github.com/labstack/echo/v4"
 )
 
@@ -26,6 +30,9 @@ var files embed.FS
 type asset struct {
 	body        []byte
 	contentType string
+	// br and gz are the body compressed once at start (nil when that
+	// would not make it smaller), sent to clients that accept them.
+	br, gz []byte
 }
 
 // Files is the table of embedded files by URL and by name, built once by New
@@ -51,7 +58,14 @@ func New() (*Files, error) {
 		ext := path.Ext(name)
 		url := Prefix + strings.TrimSuffix(name, ext) + "." + hex.EncodeToString(sum[:5]) + ext
 		f.byName[name] = url
-		f.byURL[url] = asset{body: body, contentType: mime.TypeByExtension(ext)}
+		a := asset{body: body, contentType: mime.TypeByExtension(ext)}
+		if a.br, err = compressed(body, brotliWriter); err != nil {
+			return err
+		}
+		if a.gz, err = compressed(body, gzipWriter); err != nil {
+			return err
+		}
+		f.byURL[url] = a
 		return nil
 	})
 	if err != nil {
@@ -79,6 +93,64 @@ func (f *Files) Handler() echo.HandlerFunc {
 		}
 		h := c.Response().Header()
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		h.Set("Vary", "Accept-Encoding")
+		accept := c.Request().Header.Get("Accept-Encoding")
+		switch {
+		case a.br != nil && accepts(accept, "br"):
+			h.Set("Content-Encoding", "br")
+			return c.Blob(http.StatusOK, a.contentType, a.br)
+		case a.gz != nil && accepts(accept, "gzip"):
+			h.Set("Content-Encoding", "gzip")
+			return c.Blob(http.StatusOK, a.contentType, a.gz)
+		}
 		return c.Blob(http.StatusOK, a.contentType, a.body)
 	}
+}
+
+// Static files are compressed once, at start, at the best ratio: they are
+// the same for everyone and cached for a year, so no request pays for it.
+// Pages are not compressed at all, on purpose: each carries a CSRF token
+// next to text a request can choose (an email typed in a form, a device
+// name), which is what BREACH needs to read a secret out of compressed
+// sizes; and compressing 20 KB per page would cost more CPU than sending
+// it costs on any link (bench/NOTES.md).
+
+func brotliWriter(w io.Writer) io.WriteCloser {
+	return brotli.NewWriterLevel(w, brotli.BestCompression)
+}
+
+func gzipWriter(w io.Writer) io.WriteCloser {
+	z, _ := gzip.NewWriterLevel(w, gzip.BestCompression) // the level is valid
+	return z
+}
+
+// compressed is body compressed by the writer newW makes, or nil when that
+// is not at least 10% smaller (a small SVG).
+func compressed(body []byte, newW func(io.Writer) io.WriteCloser) ([]byte, error) {
+	var buf bytes.Buffer
+	w := newW(&buf)
+	if _, err := w.Write(body); err != nil {
+		return nil, err
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	if buf.Len() > len(body)*9/10 {
+		return nil, nil
+	}
+	return buf.Bytes(), nil
+}
+
+// accepts reports whether an Accept-Encoding header value lists coding
+// without refusing it (q=0).
+func accepts(header, coding string) bool {
+	for _, part := range strings.Split(header, ",") {
+		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		if !strings.EqualFold(strings.TrimSpace(name), coding) {
+			continue
+		}
+		q := strings.ReplaceAll(strings.TrimSpace(params), " ", "")
+		return q != "q=0" && q != "q=0.0" && q != "q=0.00" && q != "q=0.000"
+	}
+	return false
 }
