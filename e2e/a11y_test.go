@@ -206,6 +206,10 @@ func TestEveryPageAccessible(t *testing.T) {
 				goTo(t, p, "/settings/security")
 				id, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
 				must(t, err)
+				// The tab's stream is subscribed before the session ends
+				// (a revocation before that is answered at the next
+				// request instead, and the page would not change).
+				must(t, expect.Locator(p.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
 				must(t, p.Route("**/login*", func(r playwright.Route) { r.Abort() }))
 				u, err := srv.app.Store.UserByEmail(t.Context(), email)
 				must(t, err)

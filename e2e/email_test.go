@@ -61,6 +61,7 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	signInByRequest(t, thief, email, pass1, false)
 	goTo(t, thief, "/settings/security")
 	must(t, expect.Locator(heading(thief, "Where you're logged in")).ToBeVisible())
+	must(t, expect.Locator(thief.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
 
 	m := srv.mailTo(t, email, "New sign-in to your Doorman account")
 	notMe := m.Link(srv.URL + "/sign-in/not-me")

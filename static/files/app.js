@@ -136,6 +136,9 @@ function watchSession(url) {
     setTimeout(() => location.assign(document.body.dataset.signedOut || "/login"), 1500);
   });
   events.addEventListener("sessions", () => refreshSessions());
+  // The server subscribes this tab before it answers, so from "open" on a
+  // revocation is pushed here (tests wait for the mark before revoking).
+  events.addEventListener("open", () => { document.body.dataset.liveStream = "open"; });
   // A stream the server refused (signed out meanwhile) or that broke is
   // retried by the browser; the next request answers for the session.
 }
