@@ -16,6 +16,7 @@ func TestFlowPasswordReset(t *testing.T) {
 	srv := startServer(t)
 	desktop := newDevice(t, srv, desktopChrome, ipBerlin)
 	signUp(t, desktop, email, pass1)
+	must(t, expect.Locator(desktop.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
 
 	phone := newDevice(t, srv, iPhone13, ipLondon)
 	goTo(t, phone, "/login")
@@ -40,8 +41,8 @@ func TestFlowPasswordReset(t *testing.T) {
 	must(t, expect.Locator(phone.GetByText("Your password was changed.")).ToBeVisible())
 	srv.mailTo(t, email, "Your Doorman password was changed")
 
-	// The desktop was signed out by the reset.
-	reload(t, desktop)
+	// The desktop was signed out by the reset: its open tab is told at once
+	// and moves to sign-in by itself.
 	expectSignedOut(t, desktop)
 	// The same link a second time: said plainly, with a way on.
 	goTo(t, phone, reset)
@@ -54,6 +55,7 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	srv := startServer(t)
 	owner := newDevice(t, srv, desktopChrome, ipBerlin)
 	signUp(t, owner, email, pass1)
+	must(t, expect.Locator(owner.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
 	srv.mailTo(t, email, "Confirm your email")
 
 	// Someone with the password, elsewhere.
@@ -79,7 +81,7 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	must(t, expect.Locator(phone.GetByText("That session was ended and your password changed.")).ToBeVisible())
 	// The thief's open tab is told at once, and every page is closed to it.
 	must(t, expect.Locator(thief.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
-	reload(t, owner)
+	expectSignedOut(t, thief)
 	expectSignedOut(t, owner)
 }
 
