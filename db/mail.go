@@ -259,9 +259,6 @@ type MailStore interface {
 	RememberSignInPlace(ctx context.Context, userID int64, device, network string, at time.Time) error
 	// SetSignInAlerts turns the user's new sign-in alerts on or off.
 	SetSignInAlerts(ctx context.Context, userID int64, on bool) error
-	// MarkEmailVerified marks the user's address verified at now if it is
-	// still email (a race with a change leaves it alone: no error).
-	MarkEmailVerified(ctx context.Context, userID int64, email string, now time.Time) error
 }
 
 // Network is the part of an address that counts as "the same place" for new

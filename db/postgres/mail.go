@@ -644,27 +644,3 @@ func (s *Store) SetSignInAlerts(ctx context.Context, userID int64, on bool) erro
 	}
 	return nil
 }
-
-// MarkEmailVerified marks the user's address verified at now if it is
-// still email and not verified yet, recording EventEmailVerified; else (the
-// address changed meanwhile, or is verified already) nothing changes and it
-// is no error. ErrNotFound if there is no such user. The user's row is
-// locked first (KEY SHARE, which the history row needs; see Lock order).
-func (s *Store) MarkEmailVerified(ctx context.Context, userID int64, email string, now time.Time) error {
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockUserKey(ctx, tx, userID); err != nil {
-			return err
-		}
-		if email == "" {
-			return nil // "" would mean any address to verifyEmailIn
-		}
-		return verifyEmailIn(ctx, tx, userID, email, now)
-	})
-	if errors.Is(err, db.ErrNotFound) {
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("db: mark email verified: %w", err)
-	}
-	return nil
-}

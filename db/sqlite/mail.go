@@ -700,25 +700,3 @@ func (s *Store) SetSignInAlerts(ctx context.Context, userID int64, on bool) erro
 	}
 	return nil
 }
-
-// MarkEmailVerified marks the user's address verified at now if it is still
-// email (else nothing changes, and it is no error: a change won the race)
-// and records that in their history; db.ErrNotFound if there is no such
-// user.
-func (s *Store) MarkEmailVerified(ctx context.Context, userID int64, email string, now time.Time) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("db: mark email verified: %w", err)
-	}
-	defer tx.Rollback()
-	if _, err := userIn(ctx, tx, userID); err != nil {
-		return failed("mark email verified", err)
-	}
-	if err := markVerifiedIn(ctx, tx, userID, email, now); err != nil {
-		return fmt.Errorf("db: mark email verified: %w", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("db: mark email verified: %w", err)
-	}
-	return nil
-}
