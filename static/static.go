@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"path"
 	"strings"
+	"sync"
 
 	"github.com/andybalholm/brotli"
 	"github.com/labstack/echo/v4"
@@ -30,21 +31,38 @@ var files embed.FS
 type asset struct {
 	body        []byte
 	contentType string
-	// br and gz are the body compressed once at start (nil when that
-	// would not make it smaller), sent to clients that accept them.
+	// br and gz are the body compressed (nil when that would not make it
+	// smaller), made by the first request that accepts one: compressing
+	// at the best ratio takes ~50 ms, which neither start-up nor a test
+	// building a server should pay.
+	once   sync.Once
 	br, gz []byte
+}
+
+// encoded returns the compressed bodies, making them the first time.
+func (a *asset) encoded() (br, gz []byte) {
+	a.once.Do(func() {
+		a.br, a.gz = compressed(a.body, brotliWriter), compressed(a.body, gzipWriter)
+	})
+	return a.br, a.gz
 }
 
 // Files is the table of embedded files by URL and by name, built once by New
 // and read-only afterwards, so it is safe to share between requests.
 type Files struct {
-	byURL  map[string]asset  // "/static/app.3f2a1b9c.css" → file
+	byURL  map[string]*asset // "/static/app.3f2a1b9c.css" → file
 	byName map[string]string // "app.css" → "/static/app.3f2a1b9c.css"
 }
 
-// New builds the table from the files compiled into the binary.
-func New() (*Files, error) {
-	f := &Files{byURL: map[string]asset{}, byName: map[string]string{}}
+// New returns the table of the files compiled into the binary. They cannot
+// change while it runs, so the table is built once per process and shared
+// (with what it has compressed) by every server built in it.
+func New() (*Files, error) { return table() }
+
+var table = sync.OnceValues(build)
+
+func build() (*Files, error) {
+	f := &Files{byURL: map[string]*asset{}, byName: map[string]string{}}
 	err := fs.WalkDir(files, "files", func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -58,14 +76,7 @@ func New() (*Files, error) {
 		ext := path.Ext(name)
 		url := Prefix + strings.TrimSuffix(name, ext) + "." + hex.EncodeToString(sum[:5]) + ext
 		f.byName[name] = url
-		a := asset{body: body, contentType: mime.TypeByExtension(ext)}
-		if a.br, err = compressed(body, brotliWriter); err != nil {
-			return err
-		}
-		if a.gz, err = compressed(body, gzipWriter); err != nil {
-			return err
-		}
-		f.byURL[url] = a
+		f.byURL[url] = &asset{body: body, contentType: mime.TypeByExtension(ext)}
 		return nil
 	})
 	if err != nil {
@@ -95,20 +106,25 @@ func (f *Files) Handler() echo.HandlerFunc {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 		h.Set("Vary", "Accept-Encoding")
 		accept := c.Request().Header.Get("Accept-Encoding")
-		switch {
-		case a.br != nil && accepts(accept, "br"):
-			h.Set("Content-Encoding", "br")
-			return c.Blob(http.StatusOK, a.contentType, a.br)
-		case a.gz != nil && accepts(accept, "gzip"):
-			h.Set("Content-Encoding", "gzip")
-			return c.Blob(http.StatusOK, a.contentType, a.gz)
+		wantBr, wantGz := accepts(accept, "br"), accepts(accept, "gzip")
+		if wantBr || wantGz {
+			br, gz := a.encoded()
+			switch {
+			case br != nil && wantBr:
+				h.Set("Content-Encoding", "br")
+				return c.Blob(http.StatusOK, a.contentType, br)
+			case gz != nil && wantGz:
+				h.Set("Content-Encoding", "gzip")
+				return c.Blob(http.StatusOK, a.contentType, gz)
+			}
 		}
 		return c.Blob(http.StatusOK, a.contentType, a.body)
 	}
 }
 
-// Static files are compressed once, at start, at the best ratio: they are
-// the same for everyone and cached for a year, so no request pays for it.
+// Static files are compressed once, at the best ratio: they are the same
+// for everyone and cached for a year, so only the first request that asks
+// pays for it.
 // Pages are not compressed at all, on purpose: each carries a CSRF token
 // next to text a request can choose (an email typed in a form, a device
 // name), which is what BREACH needs to read a secret out of compressed
@@ -125,20 +141,18 @@ func gzipWriter(w io.Writer) io.WriteCloser {
 }
 
 // compressed is body compressed by the writer newW makes, or nil when that
-// is not at least 10% smaller (a small SVG).
-func compressed(body []byte, newW func(io.Writer) io.WriteCloser) ([]byte, error) {
+// is not at least 10% smaller (a small SVG). Writing to memory cannot fail;
+// if the compressor did, the file goes out as it is.
+func compressed(body []byte, newW func(io.Writer) io.WriteCloser) []byte {
 	var buf bytes.Buffer
 	w := newW(&buf)
 	if _, err := w.Write(body); err != nil {
-		return nil, err
+		return nil
 	}
-	if err := w.Close(); err != nil {
-		return nil, err
+	if err := w.Close(); err != nil || buf.Len() > len(body)*9/10 {
+		return nil
 	}
-	if buf.Len() > len(body)*9/10 {
-		return nil, nil
-	}
-	return buf.Bytes(), nil
+	return buf.Bytes()
 }
 
 // accepts reports whether an Accept-Encoding header value lists coding
