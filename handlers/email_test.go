@@ -210,6 +210,9 @@ func TestNewSignInAlert(t *testing.T) {
 	}
 	// Seen now: a second sign-in from there is not news.
 	app.client(uaMacFirefox, ipTokyo).login("alice@example.com", pw)
+	if n := strings.Count(app.dump(), "| new_sign_in |"); n != 1 {
+		t.Fatalf("%d alerts queued after a second sign-in from the same place, want still 1", n)
+	}
 
 	// "This wasn't me", from the phone that reads the mail.
 	phone := app.client(uaIPhone, ipLondon)

@@ -302,7 +302,8 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash, VerifyEmail: !k.restoreEmail,
 		Start: &row, MaxPerUser: a.cfg.MaxSessionsPerUser, Reason: k.reason, By: row.ID, Now: now,
 	}
-	to, w := user.Email, a.whereFrom(c.Request(), now)
+	// Where from: the new session's own device and place (parsed once).
+	to, w := user.Email, whereOfSession(row)
 	if k.endSession {
 		r.EndSessionID, r.ForgetDevice, r.ForgetNetwork = l.SessionID, l.Device, db.Network(l.IP)
 	}
