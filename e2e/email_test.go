@@ -130,34 +130,14 @@ func TestEmailPagesAccessible(t *testing.T) {
 	must(t, err)
 	srv.mailTo(t, email, "Confirm your email")
 	// Links to open: a reset, an alert, a sign-in link, an email change.
-	post := func(p playwright.Page, path string, form map[string]any) {
-		t.Helper()
-		ctx := p.Context()
-		res, err := ctx.Request().Get("/login")
-		must(t, err)
-		must(t, res.Dispose())
-		cookies, err := ctx.Cookies()
-		must(t, err)
-		for _, c := range cookies {
-			if c.Name == "doorman_csrf" {
-				form["csrf"] = c.Value
-			}
-		}
-		res, err = ctx.Request().Post(path, playwright.APIRequestContextPostOptions{Form: form, MaxRedirects: playwright.Int(0)})
-		must(t, err)
-		if res.Status() != 303 {
-			t.Fatalf("POST %s: %d", path, res.Status())
-		}
-		must(t, res.Dispose())
-	}
-	post(owner, "/password/forgot", map[string]any{"email": email})
+	postForm(t, owner, "/password/forgot", map[string]any{"email": email})
 	reset := srv.mailTo(t, email, "Reset your").Link(srv.URL + "/password/reset")
-	post(owner, "/login/link", map[string]any{"email": email})
+	postForm(t, owner, "/login/link", map[string]any{"email": email})
 	signInLink := srv.mailTo(t, email, "sign-in link").Link(srv.URL + "/login/link/open")
 	stranger := newDevice(t, srv, desktopChrome, ipLondon)
 	signInByRequest(t, stranger, email, pass1, false)
 	notMe := srv.mailTo(t, email, "New sign-in").Link(srv.URL + "/sign-in/not-me")
-	post(owner, "/settings/account/email", map[string]any{"email": "new@example.com", "password": pass1})
+	postForm(t, owner, "/settings/account/email", map[string]any{"email": "new@example.com", "password": pass1})
 	confirm := srv.mailTo(t, "new@example.com", "Confirm your new email").Link(srv.URL + "/email/confirm")
 	for _, l := range []string{reset, signInLink, notMe, confirm} {
 		if l == "" {
@@ -167,7 +147,7 @@ func TestEmailPagesAccessible(t *testing.T) {
 	// A used link, for the problem page.
 	devOwner := newDevice(t, dev, desktopChrome, ipBerlin)
 	signInByRequest(t, devOwner, email, pass1, true)
-	post(devOwner, "/password/forgot", map[string]any{"email": email})
+	postForm(t, devOwner, "/password/forgot", map[string]any{"email": email})
 
 	for _, d := range []struct {
 		name, short string

@@ -226,6 +226,17 @@ func button(p playwright.Page, name string) playwright.Locator {
 // about signing in. create makes the account first.
 func signInByRequest(t *testing.T, p playwright.Page, email, password string, create bool) {
 	t.Helper()
+	path := "/login"
+	if create {
+		path = "/signup"
+	}
+	postForm(t, p, path, map[string]any{"email": email, "password": password})
+}
+
+// postForm posts form to path from the device's browser context, with its
+// CSRF token, as the page's own form would, and expects a 303.
+func postForm(t *testing.T, p playwright.Page, path string, form map[string]any) {
+	t.Helper()
 	ctx := p.Context()
 	res, err := ctx.Request().Get("/login")
 	must(t, err)
@@ -241,14 +252,8 @@ func signInByRequest(t *testing.T, p playwright.Page, email, password string, cr
 	if token == "" {
 		t.Fatal("no CSRF cookie after GET /login")
 	}
-	path := "/login"
-	if create {
-		path = "/signup"
-	}
-	res, err = ctx.Request().Post(path, playwright.APIRequestContextPostOptions{
-		Form:         map[string]any{"email": email, "password": password, "csrf": token},
-		MaxRedirects: playwright.Int(0),
-	})
+	form["csrf"] = token
+	res, err = ctx.Request().Post(path, playwright.APIRequestContextPostOptions{Form: form, MaxRedirects: playwright.Int(0)})
 	must(t, err)
 	if res.Status() != 303 {
 		body, _ := res.Text()
