@@ -227,6 +227,7 @@ func New(t testing.TB, o Options) *App {
 			t.Fatal(err)
 		}
 	}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level}))
 	var mail *handlers.Mail
 	if !o.NoMail {
 		var transport mailer.Transport
@@ -244,7 +245,7 @@ func New(t testing.TB, o Options) *App {
 		// due from when it was queued); a retry is due 50 ms later on that
 		// clock, so a test with a stopped clock advances it to see one.
 		a.Mailer = &mailer.Worker{Store: a.Store, Transport: transport, From: "Doorman <noreply@doorman.test>", Now: a.Clock.Now,
-			Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})), Poll: 200 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
+			Logger: logger, Poll: 200 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); a.Mailer.Run(ctx) }()
@@ -258,7 +259,7 @@ func New(t testing.TB, o Options) *App {
 	a.deps = handlers.Deps{
 		Mail:  mail,
 		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live, Unavailable: storage.IsUnavailable, SecretBox: a.SecretBox,
-		Logger:    slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})),
+		Logger:    logger,
 		Config:    a.Config,
 		SecretKey: key,
 		Now:       a.Clock.Now,
