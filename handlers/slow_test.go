@@ -147,8 +147,14 @@ func stallDrill(t *testing.T, maxInFlight, workers int, stall time.Duration) sta
 		return d[min(len(d)-1, len(d)*p/100)]
 	}
 	rep.busyP50, rep.busyP99, rep.waitedP50 = pct(busy, 50), pct(busy, 99), pct(waited, 50)
-	if strings.Contains(app.logs.String(), "status=500") || strings.Contains(app.logs.String(), "panic") {
-		t.Fatalf("a 500 or a panic during the stall:\n%s", app.logs.String())
+	var bad []string
+	for _, line := range strings.Split(app.logs.String(), "\n") {
+		if strings.Contains(line, "status=500") || strings.Contains(line, "panic") {
+			bad = append(bad, line)
+		}
+	}
+	if len(bad) > 0 {
+		t.Fatalf("%d log lines with a 500 or a panic during the stall:\n%s", len(bad), strings.Join(bad[:min(len(bad), 20)], "\n"))
 	}
 	return rep
 }
