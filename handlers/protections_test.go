@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 
@@ -131,9 +132,9 @@ func TestErrorPagesAndLimits(t *testing.T) {
 	expectStatus(t, res, http.StatusForbidden) // no token: refused before anything else
 
 	// Static files are served under hashed names, cached for a year.
-	assets := regexpAll(`/static/[a-z]+\.[0-9a-f]{10}\.(css|js|svg)`, res.body)
-	if len(assets) != 3 {
-		t.Fatalf("error page links %v, want the stylesheet, script and icon", assets)
+	assets := slices.Compact(slices.Sorted(slices.Values(regexpAll(`/static/[a-z]+\.[0-9a-f]{10}\.(css|js|svg)`, res.body))))
+	if len(assets) != 4 {
+		t.Fatalf("error page links %v, want the stylesheet, script, favicon and icon sprite", assets)
 	}
 	for _, m := range assets {
 		r := c.get(m)
