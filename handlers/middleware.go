@@ -105,22 +105,47 @@ func (a *app) fromTrustedProxy(r *http.Request) bool {
 // browser never to use plain http for this host again (HSTSMaxAge; 0: off);
 // over plain http the header would mean nothing and is not sent.
 func (a *app) securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
-	hsts := fmt.Sprintf("max-age=%d", int64(a.cfg.HSTSMaxAge/time.Second))
+	hsts := []string{fmt.Sprintf("max-age=%d", int64(a.cfg.HSTSMaxAge/time.Second))}
 	return func(c echo.Context) error {
 		h := c.Response().Header()
 		if a.cfg.HSTSMaxAge > 0 && a.isHTTPS(c.Request()) {
-			h.Set("Strict-Transport-Security", hsts)
+			h["Strict-Transport-Security"] = hsts
 		}
-		h.Set("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "+
-			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "same-origin")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cache-Control", "no-store")
+		// The same value slices for every response (the keys are already
+		// canonical): nothing allocated per request. Each has len == cap,
+		// so a later Add copies instead of writing into the shared array.
+		for _, kv := range securityHeaderValues {
+			h[kv.key] = kv.value
+		}
 		return next(c)
 	}
 }
+
+// fixedHeader is one header every response carries, with its value slice.
+type fixedHeader struct {
+	key   string
+	value []string
+}
+
+// securityHeaderValues are the fixed headers of every response.
+var securityHeaderValues = func() []fixedHeader {
+	var out []fixedHeader
+	for _, kv := range [][2]string{
+		{"Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; " +
+			"connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"},
+		{"X-Content-Type-Options", "nosniff"},
+		{"Referrer-Policy", "same-origin"},
+		{"X-Frame-Options", "DENY"},
+		{"Cross-Origin-Opener-Policy", "same-origin"},
+		{"Cache-Control", "no-store"},
+	} {
+		if http.CanonicalHeaderKey(kv[0]) != kv[0] {
+			panic("securityHeaderValues: " + kv[0] + " is not canonical")
+		}
+		out = append(out, fixedHeader{kv[0], []string{kv[1]}})
+	}
+	return out
+}()
 
 // deadline gives each request RequestTimeout: every database call it makes
 // inherits it. An event stream lives longer than that, so only its session
@@ -190,12 +215,16 @@ func (a *app) requestID(next echo.HandlerFunc) echo.HandlerFunc {
 		r := c.Request()
 		id := r.Header.Get(echo.HeaderXRequestID)
 		if id == "" || !a.fromTrustedProxy(r) || !plainRequestID(id) {
-			b := make([]byte, 16)
-			rand.Read(b)
-			id = base64.RawURLEncoding.EncodeToString(b)
+			var b [16]byte
+			var enc [22]byte // base64.RawURLEncoding.EncodedLen(16)
+			rand.Read(b[:])
+			base64.RawURLEncoding.Encode(enc[:], b[:])
+			id = string(enc[:])
 		}
-		r.Header.Set(echo.HeaderXRequestID, id)
-		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		// One value slice for both (neither is changed afterwards).
+		v := []string{id}
+		r.Header[echo.HeaderXRequestID] = v
+		c.Response().Header()[echo.HeaderXRequestID] = v
 		return next(c)
 	}
 }
@@ -229,10 +258,14 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if sessionless(r.URL.Path) {
 			level = slog.LevelDebug
 		}
-		a.log.Log(r.Context(), level, "request",
-			"method", r.Method, "path", r.URL.Path, "status", c.Response().Status,
-			"duration", time.Since(start), "ip", c.RealIP(),
-			"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+		if !a.log.Enabled(r.Context(), level) {
+			return nil
+		}
+		// LogAttrs: the attributes are not boxed into interfaces.
+		a.log.LogAttrs(r.Context(), level, "request",
+			slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int("status", c.Response().Status),
+			slog.Duration("duration", time.Since(start)), slog.String("ip", c.RealIP()),
+			slog.String("request_id", c.Response().Header().Get(echo.HeaderXRequestID)))
 		return nil
 	}
 }
