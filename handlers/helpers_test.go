@@ -306,6 +306,20 @@ func mustRequest(method, u string) *http.Request {
 	return req
 }
 
+// serverFaults are the lines of a server's log that record a 500 (a
+// recovered panic is one too: Recover sits inside the access log) or a
+// panic. Matched on the log's fields, not the bare word: a random request id
+// can spell "panic".
+func serverFaults(logs string) []string {
+	var bad []string
+	for _, line := range strings.Split(logs, "\n") {
+		if strings.Contains(line, " status=500 ") || strings.Contains(line, "PANIC RECOVER") {
+			bad = append(bad, line)
+		}
+	}
+	return bad
+}
+
 func regexpAll(re, s string) []string {
 	return regexp.MustCompile(re).FindAllString(s, -1)
 }

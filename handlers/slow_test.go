@@ -147,13 +147,7 @@ func stallDrill(t *testing.T, maxInFlight, workers int, stall time.Duration) sta
 		return d[min(len(d)-1, len(d)*p/100)]
 	}
 	rep.busyP50, rep.busyP99, rep.waitedP50 = pct(busy, 50), pct(busy, 99), pct(waited, 50)
-	var bad []string
-	for _, line := range strings.Split(app.logs.String(), "\n") {
-		if strings.Contains(line, "status=500") || strings.Contains(line, "panic") {
-			bad = append(bad, line)
-		}
-	}
-	if len(bad) > 0 {
+	if bad := serverFaults(app.logs.String()); len(bad) > 0 {
 		t.Fatalf("%d log lines with a 500 or a panic during the stall:\n%s", len(bad), strings.Join(bad[:min(len(bad), 20)], "\n"))
 	}
 	return rep
