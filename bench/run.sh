@@ -16,6 +16,8 @@ export DOORMAN_GEOIP_DIR="${DOORMAN_GEOIP_DIR:-$PWD/data}"
 count="${BENCH_COUNT:-6}"
 echo "bench: go test -bench (count $count)"
 go test -run '^$' -bench . -benchmem -count "$count" ./handlers ./db ./device ./geo | tee bench/out/gobench.txt
+# What one read costs through database/sql and the driver (bench/NOTES.md).
+go test -run '^$' -bench ReadFloor -benchmem -count "$count" ./db/sqlite | tee -a bench/out/gobench.txt
 go build -o bench/out/doorman .
 go run ./bench/load -bin bench/out/doorman -gobench bench/out/gobench.txt -geoip-dir "$DOORMAN_GEOIP_DIR" \
   -out docs/BENCHMARKS.md -cmd "make bench" "$@"

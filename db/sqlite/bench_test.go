@@ -140,3 +140,46 @@ func BenchmarkListSessions(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkReadFloor is what one read costs through database/sql and the
+// pure-Go driver, from nothing to the session check: "select-1" touches no
+// table (the floor every query pays: the pool, the driver's statement and
+// rows objects, SQLite's VM and its mutexes); "one-column" is an indexed
+// read of one column of one session; "session-check" is SessionWithUser,
+// the 26-column join every request makes.
+func BenchmarkReadFloor(b *testing.B) {
+	now := time.Now()
+	s, _, ids := benchUser(b, 10, now)
+	ctx := context.Background()
+	for _, q := range []struct{ name, sql string }{
+		{"select-1", `SELECT 1`},
+		{"one-column", `SELECT user_id FROM sessions WHERE id = ?`},
+	} {
+		b.Run(q.name, func(b *testing.B) {
+			stmt, err := s.read.PrepareContext(ctx, q.sql)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer stmt.Close()
+			var args []any
+			if q.name != "select-1" {
+				args = []any{ids[0]}
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				var v int64
+				if err := stmt.QueryRowContext(hot(ctx), args...).Scan(&v); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+	b.Run("session-check", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, _, err := s.SessionWithUser(ctx, ids[0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
