@@ -47,7 +47,9 @@ type LinkToken struct {
 	UserID     int64
 	Purpose    string // a Link… constant
 	// Email is the address the link is about: the one it confirms
-	// (verify, change) or the one it restores (undo).
+	// (verify, change) or the one it restores (undo). For a password reset
+	// or sign-in link it is the address it was sent to, and the link is
+	// void once the account's address is another (checked when it is used).
 	Email string
 	// SessionID is the session a sign-in alert's links are about.
 	SessionID string

@@ -111,6 +111,48 @@ func TestPasswordResetLinksExpireAndReplaceEachOther(t *testing.T) {
 	expectStatus(t, c.follow(second), http.StatusGone)
 }
 
+// TestLinksDieWithTheAddress: a reset or sign-in link mailed to the
+// account's address is void once the account moves to another address,
+// even unexpired and unused: the old mailbox may be the reason for the
+// move. Opening it says it expired; using it changes nothing.
+func TestLinksDieWithTheAddress(t *testing.T) {
+	app := newTestApp(t)
+	alice := app.client(uaWindowsChrome, ipBerlin)
+	alice.signup("alice@example.com", pw)
+	app.mail("alice@example.com", "Confirm your email")
+	// Someone with the old mailbox asks for both links first.
+	stranger := app.client(uaMacFirefox, ipTokyo)
+	expectRedirect(t, stranger.post("/password/forgot", url.Values{"email": {"alice@example.com"}}), "/password/forgot")
+	reset := app.link(app.mail("alice@example.com", "Reset your Doorman password"), "/password/reset")
+	expectRedirect(t, stranger.post("/login/link", url.Values{"email": {"alice@example.com"}}), "/login")
+	signIn := app.link(app.mail("alice@example.com", "Your Doorman sign-in link"), "/login/link/open")
+
+	app.outsideSudo()
+	expectRedirect(t, alice.post("/settings/account/email", url.Values{"email": {"alice2@example.com"}, "password": {pw}}), "/settings")
+	confirm := app.link(app.mail("alice2@example.com", "Confirm your new email"), "/email/confirm")
+	expectRedirect(t, alice.post("/email/confirm", url.Values{"token": {linkToken(t, confirm)}}), "/settings")
+	expectBody(t, alice.get("/settings"), "Your email is now alice2@example.com.")
+
+	before := app.dump()
+	res := stranger.follow(reset)
+	expectStatus(t, res, http.StatusGone)
+	expectBody(t, res, "expired")
+	expectStatus(t, stranger.post("/password/reset", url.Values{"token": {linkToken(t, reset)}, "new_password": {"a new password 1"}}), http.StatusGone)
+	expectStatus(t, stranger.follow(signIn), http.StatusGone)
+	expectStatus(t, stranger.post("/login/link/open", url.Values{"token": {linkToken(t, signIn)}}), http.StatusGone)
+	if stranger.sessionCookie() != "" {
+		t.Fatal("a sign-in link to the old address signed in")
+	}
+	if app.dump() != before {
+		t.Fatal("links to the old address changed something")
+	}
+	expectStatus(t, alice.get("/settings"), http.StatusOK)
+	app.client(uaIPhone, ipLondon).login("alice2@example.com", pw)
+	// A link to the new address works.
+	expectRedirect(t, stranger.post("/password/forgot", url.Values{"email": {"alice2@example.com"}}), "/password/forgot")
+	expectStatus(t, stranger.follow(app.link(app.mail("alice2@example.com", "Reset your Doorman password"), "/password/reset")), http.StatusOK)
+}
+
 // TestLinkRequestsRevealNothing: the same answer, the same status and one
 // mail either way; the address that has no account is told so, by mail,
 // not the asker.

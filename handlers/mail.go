@@ -91,7 +91,7 @@ const (
 	linkBad     linkState = iota // malformed, unknown, forged, or of another purpose
 	linkUsable                   // unused, unexpired, not void
 	linkUsed                     // used already
-	linkExpired                  // too late, or void since the account's sign-ins were reset
+	linkExpired                  // too late, or void since the account's sign-ins were reset or its address changed
 )
 
 // openLink reads the token of an emailed link of purpose (the query on GET,
@@ -130,7 +130,10 @@ func (a *app) openLink(c echo.Context, purpose string) (db.LinkToken, db.User, s
 		return l, user, value, linkUsed, nil
 	case !a.now().Before(l.ExpiresAt):
 		return l, user, value, linkExpired, nil
-	case (purpose == db.LinkPasswordReset || purpose == db.LinkSignIn) && l.Epoch != user.Epoch:
+	case (purpose == db.LinkPasswordReset || purpose == db.LinkSignIn) && (l.Epoch != user.Epoch || l.Email != "" && l.Email != user.Email):
+		// Void since the account's sign-ins were reset, or since its
+		// address changed: the link went to a mailbox that is no longer
+		// the account's.
 		return l, user, value, linkExpired, nil
 	}
 	return l, user, value, linkUsable, nil

@@ -25,7 +25,8 @@ import (
 // link's: DeleteUser takes the user's row and then, by cascade, the links.
 
 // epochLinkPurposes are the purposes of links that die when the user's
-// sign-ins are reset (their Epoch is checked when they are used).
+// sign-ins are reset or the address they were sent to stops being the
+// user's (their Epoch and Email are checked when they are used).
 var epochLinkPurposes = []string{db.LinkPasswordReset, db.LinkSignIn}
 
 // maxLastError bounds the error text kept on an outbox row.
@@ -293,7 +294,7 @@ func (s *Store) LinkToken(ctx context.Context, id string) (db.LinkToken, error) 
 
 // useLinkIn marks the link id of purpose (of userID's, unless 0) as used at
 // now if it is usable: one conditional UPDATE, joined to its user for the
-// epoch check of the purposes that die with a reset, so of two uses racing
+// epoch and address checks of the purposes that die with a reset, so of two uses racing
 // (on any instances) the second waits for the first's row lock, re-checks
 // the WHERE against the committed row and changes nothing. ErrLinkUsed if
 // the link exists but is not usable, ErrNotFound if there is no such link
@@ -302,7 +303,7 @@ func (s *Store) LinkToken(ctx context.Context, id string) (db.LinkToken, error) 
 func useLinkIn(ctx context.Context, q querier, id, purpose string, userID int64, now time.Time) (db.LinkToken, error) {
 	l, err := scanLink(q.QueryRow(ctx, `UPDATE link_tokens l SET used_at = $3 FROM users u
 		WHERE l.id = $1 AND l.purpose = $2 AND ($4::bigint = 0 OR l.user_id = $4) AND u.id = l.user_id
-			AND l.used_at IS NULL AND l.expires_at > $3 AND (l.purpose <> ALL($5) OR l.epoch = u.epoch)
+			AND l.used_at IS NULL AND l.expires_at > $3 AND (l.purpose <> ALL($5) OR (l.epoch = u.epoch AND (l.email = '' OR l.email = u.email)))
 		RETURNING `+prefixed("l.", linkColumns), id, purpose, now.Unix(), userID, epochLinkPurposes))
 	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
 		return l, err

@@ -115,7 +115,8 @@ func scanLink(row interface{ Scan(...any) error }) (db.LinkToken, error) {
 // diesWithReset reports whether links of purpose are void once the user's
 // sign-ins are reset: those that sign in or set a password, so that after
 // "log out everywhere" (or a first reset link used) no older one still
-// opens the account.
+// opens the account. They are void too once the account's address is no
+// longer the one they were sent to.
 func diesWithReset(purpose string) bool {
 	return purpose == db.LinkPasswordReset || purpose == db.LinkSignIn
 }
@@ -123,7 +124,7 @@ func diesWithReset(purpose string) bool {
 // useLinkIn marks the link id of purpose used at now inside tx and returns
 // it: db.ErrNotFound if there is no such link of that purpose, db.ErrLinkUsed
 // if it was used, has expired or (diesWithReset) is of an older epoch than
-// its user's. The caller checks whose it is, and rolls back on any error.
+// its user's or was sent to an address that is no longer the user's. The caller checks whose it is, and rolls back on any error.
 func useLinkIn(ctx context.Context, tx *sql.Tx, id, purpose string, now time.Time) (db.LinkToken, error) {
 	l, err := scanLink(tx.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM link_tokens WHERE id = ? AND purpose = ?`, id, purpose))
 	if errors.Is(err, sql.ErrNoRows) {
@@ -137,10 +138,13 @@ func useLinkIn(ctx context.Context, tx *sql.Tx, id, purpose string, now time.Tim
 	}
 	if diesWithReset(purpose) {
 		var epoch int64
-		if err := tx.QueryRowContext(ctx, `SELECT epoch FROM users WHERE id = ?`, l.UserID).Scan(&epoch); err != nil {
+		var email string
+		if err := tx.QueryRowContext(ctx, `SELECT epoch, email FROM users WHERE id = ?`, l.UserID).Scan(&epoch, &email); err != nil {
 			return db.LinkToken{}, err
 		}
-		if epoch != l.Epoch {
+		// Void since the sign-ins were reset, or since the address it was
+		// sent to stopped being the account's.
+		if epoch != l.Epoch || l.Email != "" && l.Email != email {
 			return db.LinkToken{}, db.ErrLinkUsed
 		}
 	}

@@ -781,6 +781,46 @@ func testLinksVoidAfterReset(t *testing.T, f *fixture) {
 	}
 }
 
+// testLinksVoidAfterAddressChange: a password reset or sign-in link is
+// void once the account's address is no longer the one it was sent to
+// (the mailbox a user moves away from may be someone else's); links of
+// other purposes, links sent to the new address, and links from before
+// links carried their address are not.
+func testLinksVoidAfterAddressChange(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	sentTo := func(id string, userID int64, purpose, email string) {
+		l := Link(id, userID, purpose, f.userRow(t, userID).Epoch, T0, time.Hour)
+		l.Email = email
+		f.link(t, l)
+	}
+	sentTo("old-reset", a.ID, db.LinkPasswordReset, "a@example.com")
+	sentTo("old-signin", a.ID, db.LinkSignIn, "a@example.com")
+	sentTo("unaddressed", a.ID, db.LinkPasswordReset, "")
+	f.userLink(t, "known", a.ID, db.LinkSignInKnown)
+	sentTo("b-reset", b.ID, db.LinkPasswordReset, "b@example.com")
+	sentTo("change", a.ID, db.LinkChangeEmail, "a-new@example.com")
+	now := T0.Add(time.Minute)
+	if u, err := f.s.ConfirmEmail(f.ctx, "change", now); err != nil || u.Email != "a-new@example.com" {
+		t.Fatalf("ConfirmEmail = %+v, %v", u, err)
+	}
+	before := f.dump(t)
+	for id, p := range map[string]string{"old-reset": db.LinkPasswordReset, "old-signin": db.LinkSignIn} {
+		if _, err := f.s.UseLinkToken(f.ctx, id, p, now); !errors.Is(err, db.ErrLinkUsed) {
+			t.Errorf("a %s link to the old address after the change: %v, want ErrLinkUsed", p, err)
+		}
+	}
+	f.unchanged(t, before, "using links to the old address")
+	for id, p := range map[string]string{"unaddressed": db.LinkPasswordReset, "known": db.LinkSignInKnown, "b-reset": db.LinkPasswordReset} {
+		if _, err := f.s.UseLinkToken(f.ctx, id, p, now); err != nil {
+			t.Errorf("link %s after a's change of address: %v, want it usable", id, err)
+		}
+	}
+	sentTo("new-reset", a.ID, db.LinkPasswordReset, "a-new@example.com")
+	if _, err := f.s.UseLinkToken(f.ctx, "new-reset", db.LinkPasswordReset, now); err != nil {
+		t.Errorf("a reset link to the new address: %v", err)
+	}
+}
+
 // testPruneLinkTokens: links that expired before the cutoff go, used or
 // not.
 func testPruneLinkTokens(t *testing.T, f *fixture) {

@@ -95,6 +95,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MailWithTwoFactor", testMailWithTwoFactor},
 		{"LinkUsedOnce", testUseLinkToken},
 		{"LinksVoidAfterReset", testLinksVoidAfterReset},
+		{"LinksVoidAfterAddressChange", testLinksVoidAfterAddressChange},
 		{"LinkPrune", testPruneLinkTokens},
 		{"LinkConfirmEmail", testConfirmEmail},
 		{"SignInWithLink", testSignInWithLink},
