@@ -60,3 +60,47 @@ func TestLiveSignOut(t *testing.T) {
 	must(t, expect.Locator(pixel.Locator("dialog[open]")).ToContainText("2 other sessions will be signed out"))
 	must(t, button(pixel, "Cancel").Click())
 }
+
+// A session ended before its tab's event stream was subscribed (or while
+// the stream reconnected): there was nothing to push it to, and the server
+// refuses the stream. The tab finds out at once anyway, without a click:
+// it asks whether it is still signed in, says it was signed out, and goes
+// to the sign-in page.
+func TestLiveSignOutBeforeTheStreamOpens(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	pages := signedInDevices(t, srv, map[string]string{desktopChrome: ipBerlin, iPhone13: ipLondon}, []string{desktopChrome, iPhone13})
+	desktop, phone := pages[desktopChrome], pages[iPhone13]
+	reload(t, desktop)
+	must(t, expect.Locator(desktop.Locator("[data-session-id]")).ToHaveCount(2))
+	// The phone's next stream is held back until its session has ended.
+	release := make(chan struct{})
+	must(t, phone.Route("**/settings/security/events*", func(r playwright.Route) {
+		go func() {
+			<-release
+			_ = r.Continue()
+		}()
+	}))
+	reload(t, phone)
+	must(t, expect.Locator(phone.Locator("[data-session-id]")).ToHaveCount(2))
+	row := desktop.Locator("[data-session-id]").Filter(playwright.LocatorFilterOptions{HasText: "Safari on iPhone"})
+	must(t, row.GetByRole("button").Click())
+	must(t, expect.Locator(desktop.Locator("[data-session-id]")).ToHaveCount(1))
+	if phone.URL() != srv.URL+"/settings/security" {
+		t.Fatalf("the phone left its page before its stream was refused: %s", phone.URL())
+	}
+	close(release)
+	must(t, expect.Locator(phone.Locator("#live-notice")).ToHaveText("You were signed out of this device.", playwright.LocatorAssertionsToHaveTextOptions{Timeout: playwright.Float(3000)}))
+	expectSignedOut(t, phone)
+	// A tab that is still signed in and whose stream was refused (as the
+	// fifth tab of a session is, with a 429) stays where it is: it asked,
+	// and was told it is signed in.
+	must(t, desktop.Route("**/settings/security/events*", func(r playwright.Route) {
+		_ = r.Fulfill(playwright.RouteFulfillOptions{Status: playwright.Int(429), Body: "Too many open tabs are watching this session."})
+	}))
+	reload(t, desktop)
+	must(t, expect.Locator(desktop.Locator(`body[data-live-stream="refused"]`)).ToHaveCount(1))
+	desktop.WaitForTimeout(2000) // past the notice's delay, had it been shown
+	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
+	must(t, expect.Locator(desktop.Locator("#live-notice")).ToBeHidden())
+}

@@ -120,13 +120,16 @@ func TestEventStreamSignsTheEndedTabOut(t *testing.T) {
 	ps.expectClosed()
 	ds.expectEvent("sessions", "changed")
 
-	// A signed-out browser gets what any signed-out request gets: no stream.
+	// A signed-out browser gets no stream: a 401, not a redirect to the
+	// sign-in page (the stream would fetch it and spend its notice); the
+	// next page says why it was signed out.
 	res := phone.openStream().res
-	if res.StatusCode != http.StatusSeeOther || !strings.HasPrefix(res.Header.Get("Location"), "/login") {
+	if res.StatusCode != http.StatusUnauthorized || res.Header.Get("Location") != "" {
 		t.Fatalf("an ended session opened a stream: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
+	expectBody(t, phone.get("/login"), "You were signed out of this device.")
 	anon := app.client(uaIPhone, ipLondon).openStream().res
-	if anon.StatusCode != http.StatusSeeOther {
+	if anon.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no cookie: %d", anon.StatusCode)
 	}
 

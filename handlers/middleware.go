@@ -359,6 +359,13 @@ func (a *app) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if authOf(c) != nil {
 			return next(c)
 		}
+		// An event stream is not a page: a redirect would have the browser
+		// fetch the sign-in page into the stream, and its notice (why this
+		// browser was signed out) would be spent there, unseen. The tab
+		// asks where it stands and moves to sign-in itself.
+		if c.Request().URL.Path == paths.Events {
+			return c.NoContent(http.StatusUnauthorized)
+		}
 		target := paths.Login
 		if r := c.Request(); r.Method == http.MethodGet {
 			target = paths.LoginNext(r.URL.RequestURI())

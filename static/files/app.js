@@ -122,25 +122,48 @@ async function refreshSessions() {
   }
 }
 
-function watchSession(url) {
+function watchSession(url, retryIn = 5000) {
   if (typeof EventSource !== "function") return;
   const notice = document.getElementById("live-notice");
-  const events = new EventSource(url);
-  events.addEventListener("signed-out", (event) => {
-    events.close();
+  const signedOut = (text) => {
     if (notice) {
-      notice.textContent = event.data || "You were signed out of this device.";
+      notice.textContent = text || "You were signed out of this device.";
       notice.hidden = false;
     }
     // Long enough for a screen reader to announce the notice.
     setTimeout(() => location.assign(document.body.dataset.signedOut || "/login"), 1500);
+  };
+  const events = new EventSource(url);
+  events.addEventListener("signed-out", (event) => {
+    events.close();
+    signedOut(event.data);
   });
   events.addEventListener("sessions", () => refreshSessions());
   // The server subscribes this tab before it answers, so from "open" on a
   // revocation is pushed here (tests wait for the mark before revoking).
   events.addEventListener("open", () => { document.body.dataset.liveStream = "open"; });
-  // A stream the server refused (signed out meanwhile) or that broke is
-  // retried by the browser; the next request answers for the session.
+  // A stream that broke is retried by the browser. One the server refused
+  // is closed for good: most often because the session ended before the
+  // stream was subscribed (or while it reconnected), so nothing was pushed.
+  // Ask the server whether this tab is still signed in: if not, say so and
+  // move to sign-in now rather than at the next click; if it is (too many
+  // tabs, a restart), watch again later, waiting longer each time.
+  events.addEventListener("error", async () => {
+    if (events.readyState !== EventSource.CLOSED) return;
+    delete document.body.dataset.liveStream;
+    try {
+      const res = await fetch(location.pathname, { credentials: "same-origin", redirect: "manual", cache: "no-store" });
+      if (res.type === "opaqueredirect" || res.status === 401) {
+        signedOut();
+        return;
+      }
+      // Still signed in (tests wait for the mark).
+      document.body.dataset.liveStream = "refused";
+    } catch (e) {
+      // The server is unreachable: try again later.
+    }
+    setTimeout(() => watchSession(url, Math.min(retryIn * 2, 300000)), retryIn);
+  });
 }
 
 // A button marked data-copy="<id>" copies that element's text, and says so
