@@ -100,7 +100,7 @@ func TestLiveSignOutBeforeTheStreamOpens(t *testing.T) {
 	}))
 	reload(t, desktop)
 	must(t, expect.Locator(desktop.Locator(`body[data-live-stream="refused"]`)).ToHaveCount(1))
-	desktop.WaitForTimeout(2000) // past the notice's delay, had it been shown
+	time.Sleep(2 * time.Second) // past the notice's delay, had it been shown
 	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(desktop.Locator("#live-notice")).ToBeHidden())
 }
