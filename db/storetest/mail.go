@@ -1030,8 +1030,8 @@ func testSignInWithLink(t *testing.T, f *fixture) {
 		t.Error("a refused sign-in by link verified the address")
 	}
 
-	// A link sent to the address the account had before: it signs in, but
-	// proves nothing about the new address.
+	// A link sent to the address the account had before (here changed by
+	// the operator): it is void, signs no one in and verifies nothing.
 	c := f.user(t, "c@example.com")
 	lc := Link("lc", c.ID, db.LinkSignIn, c.Epoch, T0, 15*time.Minute)
 	lc.Email = "c@example.com"
@@ -1039,9 +1039,11 @@ func testSignInWithLink(t *testing.T, f *fixture) {
 	if err := f.s.UpdateEmail(f.ctx, c.ID, "c2@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.s.SignInWithLink(f.ctx, "lc", device("s7", c.ID, now), 0); err != nil {
-		t.Fatal(err)
+	before = f.dump(t)
+	if _, err := f.s.SignInWithLink(f.ctx, "lc", device("s7", c.ID, now), 0); !errors.Is(err, db.ErrLinkUsed) {
+		t.Fatalf("a sign-in link sent to the old address: %v, want ErrLinkUsed", err)
 	}
+	f.unchanged(t, before, "a sign-in by a link to the old address")
 	if f.userRow(t, c.ID).EmailVerified() {
 		t.Error("a sign-in link sent to the old address verified the new one")
 	}
