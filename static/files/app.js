@@ -152,8 +152,11 @@ function watchSession(url, retryIn = 5000) {
     if (events.readyState !== EventSource.CLOSED) return;
     delete document.body.dataset.liveStream;
     try {
-      const res = await fetch(location.pathname, { credentials: "same-origin", redirect: "manual", cache: "no-store" });
-      if (res.type === "opaqueredirect" || res.status === 401) {
+      // A background read: it leaves the tab's one-time messages for its
+      // next page, the sign-in page's included.
+      const res = await fetch(location.pathname, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html", "X-Doorman-Refresh": "1" } });
+      const signIn = document.body.dataset.signedOut || "/login";
+      if (res.status === 401 || (res.redirected && new URL(res.url).pathname === new URL(signIn, location.href).pathname)) {
         signedOut();
         return;
       }
