@@ -294,9 +294,9 @@ func (s *Store) LinkToken(ctx context.Context, id string) (db.LinkToken, error) 
 
 // useLinkIn marks the link id of purpose (of userID's, unless 0) as used at
 // now if it is usable: one conditional UPDATE, joined to its user for the
-// epoch and address checks of the purposes that die with a reset, so of two uses racing
-// (on any instances) the second waits for the first's row lock, re-checks
-// the WHERE against the committed row and changes nothing. ErrLinkUsed if
+// epoch and address checks of the purposes that die with a reset, so of
+// two uses racing (on any instances) the second waits for the first's row
+// lock, re-checks the WHERE against the committed row and changes nothing. ErrLinkUsed if
 // the link exists but is not usable, ErrNotFound if there is no such link
 // (unwrapped errors). A caller that changes the user locks the user's row
 // first, which also makes the epoch it compares the current one.

@@ -124,7 +124,8 @@ func diesWithReset(purpose string) bool {
 // useLinkIn marks the link id of purpose used at now inside tx and returns
 // it: db.ErrNotFound if there is no such link of that purpose, db.ErrLinkUsed
 // if it was used, has expired or (diesWithReset) is of an older epoch than
-// its user's or was sent to an address that is no longer the user's. The caller checks whose it is, and rolls back on any error.
+// its user's or was sent to an address that is no longer the user's. The
+// caller checks whose it is, and rolls back on any error.
 func useLinkIn(ctx context.Context, tx *sql.Tx, id, purpose string, now time.Time) (db.LinkToken, error) {
 	l, err := scanLink(tx.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM link_tokens WHERE id = ? AND purpose = ?`, id, purpose))
 	if errors.Is(err, sql.ErrNoRows) {
