@@ -89,6 +89,52 @@ func joinAny(v []any) string {
 	return sb.String()
 }
 
+// look is one device and colour scheme of the accessibility pass.
+type look struct {
+	device string         // playwright's device name
+	phone  bool           // checked as a phone (touch targets)
+	suffix string         // of its screenshots' names: "-iphone-dark"
+	opts   []deviceOption // the scheme, and the CSP bypass axe needs
+}
+
+// check is checkPage under the look's screenshot name and size.
+func (l look) check(t *testing.T, p playwright.Page, name string) {
+	t.Helper()
+	checkPage(t, p, name+l.suffix, l.phone)
+}
+
+// visit opens path on p and checks it as name.
+func (l look) visit(t *testing.T, p playwright.Page, path, name string) {
+	t.Helper()
+	goTo(t, p, path)
+	l.check(t, p, name)
+}
+
+// eachLook runs pass in a parallel subtest per look: a phone, the desktop
+// and a narrow phone, in light and dark (the narrow phone in light only: it
+// is for layout; colours are covered by the others).
+func eachLook(t *testing.T, pass func(t *testing.T, l look)) {
+	t.Helper()
+	for _, dev := range []struct {
+		name, short string
+		phone       bool
+	}{{iPhone13, "iphone", true}, {desktopChrome, "desktop", false}, {narrowPhone, "narrow", true}} {
+		for _, scheme := range []string{"light", "dark"} {
+			if dev.short == "narrow" && scheme == "dark" {
+				continue
+			}
+			l := look{device: dev.name, phone: dev.phone, suffix: "-" + dev.short + "-" + scheme, opts: []deviceOption{bypassCSP}}
+			if scheme == "dark" {
+				l.opts = append(l.opts, dark)
+			}
+			t.Run(dev.short+"-"+scheme, func(t *testing.T) {
+				t.Parallel()
+				pass(t, l)
+			})
+		}
+	}
+}
+
 // TestEveryPageAccessible visits every page at phone and desktop size, in
 // light and dark, with axe-core (WCAG 2.2 A/AA), the no-sideways-scroll and
 // touch-target checks, and saves a full-page screenshot of each.
@@ -107,117 +153,96 @@ func TestEveryPageAccessible(t *testing.T) {
 	must(t, err)
 	clientID := registerApp(t, srv, "app_a11y", "Doorman CLI")
 
-	for _, dev := range []struct {
-		name, short string
-		phone       bool
-	}{{iPhone13, "iphone", true}, {desktopChrome, "desktop", false}, {narrowPhone, "narrow", true}} {
-		for _, scheme := range []string{"light", "dark"} {
-			if dev.short == "narrow" && scheme == "dark" {
-				continue // the narrow phone is for layout; colours are covered by the others
-			}
-			t.Run(dev.short+"-"+scheme, func(t *testing.T) {
-				t.Parallel()
-				opts := []deviceOption{bypassCSP}
-				if scheme == "dark" {
-					opts = append(opts, dark)
-				}
-				p := newDevice(t, srv, dev.name, ipBerlin, opts...)
-				suffix := "-" + dev.short + "-" + scheme
-				visit := func(path, name string) {
-					t.Helper()
-					goTo(t, p, path)
-					checkPage(t, p, name+suffix, dev.phone)
-				}
-				visit("/login", "signin")
-				visit("/signup", "signup")
-				visit("/no/such/page", "error-404")
-				// Sign-in with a wrong password: the error page state.
-				goTo(t, p, "/login")
-				must(t, p.GetByLabel("Email").Fill(email))
-				must(t, p.GetByLabel("Password").Fill("wrong password"))
-				must(t, button(p, "Sign in").Click())
-				must(t, expect.Locator(p.GetByRole("alert")).ToContainText("Incorrect email or password"))
-				checkPage(t, p, "signin-error"+suffix, dev.phone)
+	eachLook(t, func(t *testing.T, l look) {
+		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
+		l.visit(t, p, "/login", "signin")
+		l.visit(t, p, "/signup", "signup")
+		l.visit(t, p, "/no/such/page", "error-404")
+		// Sign-in with a wrong password: the error page state.
+		goTo(t, p, "/login")
+		must(t, p.GetByLabel("Email").Fill(email))
+		must(t, p.GetByLabel("Password").Fill("wrong password"))
+		must(t, button(p, "Sign in").Click())
+		must(t, expect.Locator(p.GetByRole("alert")).ToContainText("Incorrect email or password"))
+		l.check(t, p, "signin-error")
 
-				signInByRequest(t, p, email, pass1, false)
-				visit("/settings", "settings")
-				visit("/settings/security", "security")
-				// The confirm dialog, open.
-				must(t, button(p, "Log out all other sessions").Click())
-				must(t, expect.Locator(p.GetByRole("dialog")).ToBeVisible())
-				checkPage(t, p, "security-dialog"+suffix, dev.phone)
-				visit("/settings/security/sessions/"+otherID, "session-details")
-				visit("/settings/security/sessions/revoke-others", "confirm-revoke-others")
-				visit("/settings/security/sessions/revoke-all", "confirm-revoke-all")
-				visit("/settings/security/password", "password")
-				visit("/settings/account/email", "email")
-				visit("/settings/account/delete", "confirm-delete")
-				visit("/settings/nope", "error-404-signed-in")
-				// A confirm page with a password error.
-				goTo(t, p, "/settings/security/sessions/revoke-others")
-				must(t, p.GetByLabel("Your password").Fill("wrong password"))
-				must(t, button(p, "Log out").Click())
-				must(t, expect.Locator(p.GetByText("Incorrect password.")).ToBeVisible())
-				checkPage(t, p, "confirm-password-error"+suffix, dev.phone)
-				// The two-factor pages, on an account of this run's own
-				// (turning it on changes how the shared account signs in).
-				tfEmail := "tf" + suffix + "@example.com"
-				signInByRequest(t, p, tfEmail, pass1, true)
-				visit("/settings/security/two-factor", "two-factor-off")
-				secret := setUpTwoFactor(t, srv, p, func(name string) { checkPage(t, p, name+suffix, dev.phone) })
-				checkPage(t, p, "recovery-codes"+suffix, dev.phone)
-				visit("/settings/security/two-factor", "two-factor-on")
-				must(t, button(p, "Sign out").Click())
-				signInWithPassword(t, p, tfEmail)
-				checkPage(t, p, "signin-two-factor"+suffix, dev.phone)
-				codeField := p.GetByLabel("Code from your authenticator app, or a recovery code")
-				must(t, codeField.Fill("000000"))
-				must(t, button(p, "Verify").Click())
-				must(t, expect.Locator(codeField).ToHaveAttribute("aria-invalid", "true"))
-				checkPage(t, p, "signin-two-factor-error"+suffix, dev.phone)
-				enterCode(t, p, "Code from your authenticator app, or a recovery code", "Verify",
-					heading(p, "Where you're logged in"), func() string { return codeNow(t, srv, secret) })
-				// Access tokens and a connected app (same account).
-				visit("/settings/security/tokens", "tokens")
-				must(t, button(p, "Create token").Click())
-				must(t, expect.Locator(p.GetByText("Give the token a name.")).ToBeVisible())
-				checkPage(t, p, "tokens-errors"+suffix, dev.phone)
-				createTokenInUI(t, p, "a11y token")
-				checkPage(t, p, "tokens-new"+suffix, dev.phone)
-				deviceCode, verify := startDeviceFlow(t, srv, clientID)
-				link, err := url.Parse(verify)
-				must(t, err)
-				visit(link.RequestURI(), "device")
-				must(t, button(p, "Continue").Click())
-				must(t, expect.Locator(heading(p, "Connect Doorman CLI?")).ToBeVisible())
-				checkPage(t, p, "device-approve"+suffix, dev.phone)
-				must(t, p.GetByLabel("Your password").Fill(pass1))
-				must(t, button(p, "Approve").Click())
-				must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
-				redeem(t, srv, clientID, deviceCode)
-				visit("/settings/security", "security-inventory")
-				tokenID, err := p.Locator("[data-token-id]").First().GetAttribute("data-token-id")
-				must(t, err)
-				visit("/settings/security/tokens/"+tokenID+"/revoke", "confirm-revoke-token")
-				visit("/settings/security/activity", "activity")
-				signInByRequest(t, p, email, pass1, false)
-				// The live notice of a session ended elsewhere, held on
-				// the page (the move to sign-in is stopped) to be checked.
-				goTo(t, p, "/settings/security")
-				id, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
-				must(t, err)
-				// The tab's stream is subscribed before the session ends
-				// (a revocation before that is answered at the next
-				// request instead, and the page would not change).
-				must(t, expect.Locator(p.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
-				must(t, p.Route("**/login*", func(r playwright.Route) { r.Abort() }))
-				u, err := srv.app.Store.UserByEmail(t.Context(), email)
-				must(t, err)
-				_, err = srv.app.Store.RevokeSession(t.Context(), u.ID, id, "revoked", "a11y", srv.clock.Now())
-				must(t, err)
-				must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
-				checkPage(t, p, "live-signed-out"+suffix, dev.phone)
-			})
-		}
-	}
+		signInByRequest(t, p, email, pass1, false)
+		l.visit(t, p, "/settings", "settings")
+		l.visit(t, p, "/settings/security", "security")
+		// The confirm dialog, open.
+		must(t, button(p, "Log out all other sessions").Click())
+		must(t, expect.Locator(p.GetByRole("dialog")).ToBeVisible())
+		l.check(t, p, "security-dialog")
+		l.visit(t, p, "/settings/security/sessions/"+otherID, "session-details")
+		l.visit(t, p, "/settings/security/sessions/revoke-others", "confirm-revoke-others")
+		l.visit(t, p, "/settings/security/sessions/revoke-all", "confirm-revoke-all")
+		l.visit(t, p, "/settings/security/password", "password")
+		l.visit(t, p, "/settings/account/email", "email")
+		l.visit(t, p, "/settings/account/delete", "confirm-delete")
+		l.visit(t, p, "/settings/nope", "error-404-signed-in")
+		// A confirm page with a password error.
+		goTo(t, p, "/settings/security/sessions/revoke-others")
+		must(t, p.GetByLabel("Your password").Fill("wrong password"))
+		must(t, button(p, "Log out").Click())
+		must(t, expect.Locator(p.GetByText("Incorrect password.")).ToBeVisible())
+		l.check(t, p, "confirm-password-error")
+		// The two-factor pages, on an account of this run's own
+		// (turning it on changes how the shared account signs in).
+		tfEmail := "tf" + l.suffix + "@example.com"
+		signInByRequest(t, p, tfEmail, pass1, true)
+		l.visit(t, p, "/settings/security/two-factor", "two-factor-off")
+		secret := setUpTwoFactor(t, srv, p, func(name string) { l.check(t, p, name) })
+		l.check(t, p, "recovery-codes")
+		l.visit(t, p, "/settings/security/two-factor", "two-factor-on")
+		must(t, button(p, "Sign out").Click())
+		signInWithPassword(t, p, tfEmail)
+		l.check(t, p, "signin-two-factor")
+		codeField := p.GetByLabel("Code from your authenticator app, or a recovery code")
+		must(t, codeField.Fill("000000"))
+		must(t, button(p, "Verify").Click())
+		must(t, expect.Locator(codeField).ToHaveAttribute("aria-invalid", "true"))
+		l.check(t, p, "signin-two-factor-error")
+		enterCode(t, p, "Code from your authenticator app, or a recovery code", "Verify",
+			heading(p, "Where you're logged in"), func() string { return codeNow(t, srv, secret) })
+		// Access tokens and a connected app (same account).
+		l.visit(t, p, "/settings/security/tokens", "tokens")
+		must(t, button(p, "Create token").Click())
+		must(t, expect.Locator(p.GetByText("Give the token a name.")).ToBeVisible())
+		l.check(t, p, "tokens-errors")
+		createTokenInUI(t, p, "a11y token")
+		l.check(t, p, "tokens-new")
+		deviceCode, verify := startDeviceFlow(t, srv, clientID)
+		link, err := url.Parse(verify)
+		must(t, err)
+		l.visit(t, p, link.RequestURI(), "device")
+		must(t, button(p, "Continue").Click())
+		must(t, expect.Locator(heading(p, "Connect Doorman CLI?")).ToBeVisible())
+		l.check(t, p, "device-approve")
+		must(t, p.GetByLabel("Your password").Fill(pass1))
+		must(t, button(p, "Approve").Click())
+		must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+		redeem(t, srv, clientID, deviceCode)
+		l.visit(t, p, "/settings/security", "security-inventory")
+		tokenID, err := p.Locator("[data-token-id]").First().GetAttribute("data-token-id")
+		must(t, err)
+		l.visit(t, p, "/settings/security/tokens/"+tokenID+"/revoke", "confirm-revoke-token")
+		l.visit(t, p, "/settings/security/activity", "activity")
+		signInByRequest(t, p, email, pass1, false)
+		// The live notice of a session ended elsewhere, held on
+		// the page (the move to sign-in is stopped) to be checked.
+		goTo(t, p, "/settings/security")
+		id, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+		must(t, err)
+		// The tab's stream is subscribed before the session ends
+		// (a revocation before that is answered at the next
+		// request instead, and the page would not change).
+		must(t, expect.Locator(p.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
+		must(t, p.Route("**/login*", func(r playwright.Route) { r.Abort() }))
+		u, err := srv.app.Store.UserByEmail(t.Context(), email)
+		must(t, err)
+		_, err = srv.app.Store.RevokeSession(t.Context(), u.ID, id, "revoked", "a11y", srv.clock.Now())
+		must(t, err)
+		must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+		l.check(t, p, "live-signed-out")
+	})
 }

@@ -149,57 +149,36 @@ func TestEmailPagesAccessible(t *testing.T) {
 	signInByRequest(t, devOwner, email, pass1, true)
 	postForm(t, devOwner, "/password/forgot", map[string]any{"email": email})
 
-	for _, d := range []struct {
-		name, short string
-		phone       bool
-	}{{iPhone13, "iphone", true}, {desktopChrome, "desktop", false}, {narrowPhone, "narrow", true}} {
-		for _, scheme := range []string{"light", "dark"} {
-			if d.short == "narrow" && scheme == "dark" {
-				continue
-			}
-			t.Run(d.short+"-"+scheme, func(t *testing.T) {
-				t.Parallel()
-				opts := []deviceOption{bypassCSP}
-				if scheme == "dark" {
-					opts = append(opts, dark)
-				}
-				p := newDevice(t, srv, d.name, ipBerlin, opts...)
-				suffix := "-" + d.short + "-" + scheme
-				visit := func(path, name string) {
-					t.Helper()
-					goTo(t, p, path)
-					checkPage(t, p, name+suffix, d.phone)
-				}
-				visit("/password/forgot", "forgot")
-				must(t, p.GetByLabel("Email").Fill("not an address"))
-				must(t, button(p, "Send reset link").Click())
-				must(t, expect.Locator(p.GetByText("Enter an email address like")).ToBeVisible())
-				checkPage(t, p, "forgot-error"+suffix, d.phone)
-				visit(reset, "reset")
-				must(t, p.GetByLabel("New password").Fill("short"))
-				must(t, button(p, "Set new password").Click())
-				must(t, expect.Locator(p.GetByText("Use at least 8 characters.")).ToBeVisible())
-				checkPage(t, p, "reset-error"+suffix, d.phone)
-				visit(signInLink, "sign-in-link-other-browser")
-				visit(notMe, "not-me")
-				visit(confirm, "email-confirm")
-				visit("/password/reset?token=bad", "link-problem")
-				signInByRequest(t, p, email, pass1, false)
-				visit("/settings", "settings-mail")
-				visit("/settings/security/sessions/"+ownerID+"/not-you", "not-you")
-				goTo(t, p, "/settings")
-				must(t, button(p, "Turn alerts off").Click())
-				must(t, expect.Locator(heading(p, "Turn off new sign-in alerts?")).ToBeVisible())
-				checkPage(t, p, "alerts-off-confirm"+suffix, d.phone)
-				// The development mail viewer (a server without SMTP).
-				dp := newDevice(t, dev, d.name, ipBerlin, opts...)
-				goTo(t, dp, "/dev/mail")
-				must(t, expect.Locator(dp.GetByRole("link", playwright.PageGetByRoleOptions{Name: "Reset your Doorman password"})).ToBeVisible())
-				checkPage(t, dp, "dev-mail"+suffix, d.phone)
-				must(t, dp.GetByRole("link", playwright.PageGetByRoleOptions{Name: "Reset your Doorman password"}).Click())
-				must(t, expect.Locator(heading(dp, "Reset your Doorman password")).ToBeVisible())
-				checkPage(t, dp, "dev-mail-message"+suffix, d.phone)
-			})
-		}
-	}
+	eachLook(t, func(t *testing.T, l look) {
+		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
+		l.visit(t, p, "/password/forgot", "forgot")
+		must(t, p.GetByLabel("Email").Fill("not an address"))
+		must(t, button(p, "Send reset link").Click())
+		must(t, expect.Locator(p.GetByText("Enter an email address like")).ToBeVisible())
+		l.check(t, p, "forgot-error")
+		l.visit(t, p, reset, "reset")
+		must(t, p.GetByLabel("New password").Fill("short"))
+		must(t, button(p, "Set new password").Click())
+		must(t, expect.Locator(p.GetByText("Use at least 8 characters.")).ToBeVisible())
+		l.check(t, p, "reset-error")
+		l.visit(t, p, signInLink, "sign-in-link-other-browser")
+		l.visit(t, p, notMe, "not-me")
+		l.visit(t, p, confirm, "email-confirm")
+		l.visit(t, p, "/password/reset?token=bad", "link-problem")
+		signInByRequest(t, p, email, pass1, false)
+		l.visit(t, p, "/settings", "settings-mail")
+		l.visit(t, p, "/settings/security/sessions/"+ownerID+"/not-you", "not-you")
+		goTo(t, p, "/settings")
+		must(t, button(p, "Turn alerts off").Click())
+		must(t, expect.Locator(heading(p, "Turn off new sign-in alerts?")).ToBeVisible())
+		l.check(t, p, "alerts-off-confirm")
+		// The development mail viewer (a server without SMTP).
+		dp := newDevice(t, dev, l.device, ipBerlin, l.opts...)
+		goTo(t, dp, "/dev/mail")
+		must(t, expect.Locator(dp.GetByRole("link", playwright.PageGetByRoleOptions{Name: "Reset your Doorman password"})).ToBeVisible())
+		l.check(t, dp, "dev-mail")
+		must(t, dp.GetByRole("link", playwright.PageGetByRoleOptions{Name: "Reset your Doorman password"}).Click())
+		must(t, expect.Locator(heading(dp, "Reset your Doorman password")).ToBeVisible())
+		l.check(t, dp, "dev-mail-message")
+	})
 }
