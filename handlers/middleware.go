@@ -359,18 +359,25 @@ func (a *app) requireAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if authOf(c) != nil {
 			return next(c)
 		}
-		// An event stream is not a page: a redirect would have the browser
-		// fetch the sign-in page into the stream, and its notice (why this
-		// browser was signed out) would be spent there, unseen. The tab
-		// asks where it stands and moves to sign-in itself.
-		if c.Request().URL.Path == paths.Events {
-			return c.NoContent(http.StatusUnauthorized)
-		}
 		target := paths.Login
 		if r := c.Request(); r.Method == http.MethodGet {
 			target = paths.LoginNext(r.URL.RequestURI())
 		}
 		return c.Redirect(http.StatusSeeOther, target)
+	}
+}
+
+// requireStreamAuth is requireAuth for the event stream, which is not a
+// page: a redirect would have the browser fetch the sign-in page into the
+// stream, and its notice (why this browser was signed out) would be spent
+// there, unseen. A signed-out stream gets a 401; the tab then asks where it
+// stands and moves to sign-in itself.
+func (a *app) requireStreamAuth(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if authOf(c) == nil {
+			return c.NoContent(http.StatusUnauthorized)
+		}
+		return next(c)
 	}
 }
 

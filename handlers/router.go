@@ -303,7 +303,9 @@ func New(d Deps) (*echo.Echo, error) {
 		e.GET(paths.DevMailPattern, a.devMailShow)
 	}
 
-	// Everything under /settings needs a signed-in browser; an unknown
+	// The tab's event stream, answered 401 rather than sent to sign in.
+	e.GET(paths.Events, a.events, a.requireStreamAuth)
+	// Everything else under /settings needs a signed-in browser; an unknown
 	// path there sends a signed-out one to sign in too.
 	g := e.Group(paths.Settings, a.requireAuth)
 	settings := func(method, path string, h echo.HandlerFunc) {
@@ -311,7 +313,6 @@ func New(d Deps) (*echo.Echo, error) {
 	}
 	settings(http.MethodGet, paths.Settings, a.settings)
 	settings(http.MethodGet, paths.Security, a.security)
-	settings(http.MethodGet, paths.Events, a.events)
 	settings(http.MethodGet, paths.RevokeOthers, a.confirmRevokeOthers)
 	settings(http.MethodPost, paths.RevokeOthers, a.revokeOthers)
 	settings(http.MethodGet, paths.RevokeAll, a.confirmRevokeAll)
