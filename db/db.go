@@ -75,7 +75,9 @@ type Store interface {
 	// re-authentication at now; ErrNotFound if it is not alive.
 	RotateSession(ctx context.Context, id string, secretHash []byte, now time.Time) error
 	// SessionWithUser returns the session with that public id, alive or
-	// not, and its user: the one read behind every request.
+	// not, and its user: the one read behind every request. The user's
+	// Epoch is the one every credential this request mints is checked
+	// against (the revocation rule).
 	SessionWithUser(ctx context.Context, id string) (Session, User, error)
 	// UserSession returns one live session of the user, or ErrNotFound.
 	UserSession(ctx context.Context, userID int64, id string, now time.Time) (Session, error)

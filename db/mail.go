@@ -31,7 +31,27 @@ const (
 	// LinkSignInNotMe is "This wasn't me": ends the session SessionID
 	// (and optionally everything else) and sets a new password.
 	LinkSignInNotMe = "sign_in_not_me"
+	// LinkCancelEmailChange, sent to the current address when a change
+	// of address is asked for, cancels every pending change.
+	LinkCancelEmailChange = "cancel_email_change"
 )
+
+// LinkDiesWithReset is the one rule every emailed link that can act for the
+// account obeys: it is void once the account is reset (its Epoch moves:
+// a password change or reset, "This wasn't me", "Not you?", an undone
+// email change, "Log out all other sessions" or "everywhere", an operator
+// disabling or resetting the account) and once the account's address is
+// no longer the one it was mailed to or asked from (AccountEmail). The
+// store checks both in the transaction that uses the link.
+//
+// Two purposes are exempt, on purpose: a verify link only proves that the
+// address it names reaches its owner (it is refused once that is not the
+// account's address), and the undo link is itself the reset of an address
+// change — it goes to the old address, and whoever moved the account must
+// not be able to void it by resetting the account they took.
+func LinkDiesWithReset(purpose string) bool {
+	return purpose != LinkVerifyEmail && purpose != LinkUndoEmail
+}
 
 // ErrLinkUsed means an emailed link was used already, has expired, or was
 // made void (the user's sign-ins were reset since it was sent, for the
@@ -57,12 +77,14 @@ type LinkToken struct {
 	// set in the browser that asked for the link: in that browser the
 	// link signs in at once; anywhere else it asks first.
 	BindingHash []byte
-	// Epoch is the user's Epoch when the link was made (checked for
-	// LinkPasswordReset and LinkSignIn).
-	Epoch     int64
-	CreatedAt time.Time
-	ExpiresAt time.Time
-	UsedAt    time.Time // zero while unused
+	// Epoch is the user's Epoch when the link was made, and AccountEmail
+	// the account's address then: a link whose purpose LinkDiesWithReset
+	// is void once either has moved (checked when it is used).
+	Epoch        int64
+	AccountEmail string
+	CreatedAt    time.Time
+	ExpiresAt    time.Time
+	UsedAt       time.Time // zero while unused
 	// Where the link was asked for (or, for an alert, the sign-in it is
 	// about): shown on the page it opens.
 	IP, Device, Location string
@@ -86,6 +108,10 @@ const (
 	MailTwoFactorOff     = "two_factor_off"
 	MailRecoveryCode     = "recovery_code_used"
 	MailAccountRecovered = "account_recovered" // sessions ended and a new password set ("This wasn't me", "Not you?", undo)
+	MailTokenCreated     = "token_created"
+	MailAppConnected     = "app_connected"
+	MailEmailChangeAsked = "email_change_asked" // to the current address, with a link that cancels the change
+	MailAddressInUse     = "address_in_use"     // to the holder of an address another account asked to move to
 )
 
 // Mail is one message to send. Queued in the transaction of what causes it
@@ -171,6 +197,10 @@ type Recovery struct {
 	// RestoreEmail, if set, becomes the user's address again, verified
 	// (ErrEmailTaken if another account has it meanwhile).
 	RestoreEmail string
+	// DropTwoFactorSince, if set, turns off a second factor turned on at
+	// or after it (with its recovery codes; an EventTwoFactorOff): undoing
+	// an email change removes one set up by whoever moved the account.
+	DropTwoFactorSince time.Time
 	// VerifyEmail marks the user's address verified (the emailed link
 	// proved it reaches them).
 	VerifyEmail bool
@@ -199,8 +229,9 @@ type Recovered struct {
 // MailStore is the email part of Store: the outbox, emailed links, the
 // sign-in places alerts compare against, and the writes that use a link.
 type MailStore interface {
-	// QueueMail stores m, and its links, in the outbox in one transaction.
-	QueueMail(ctx context.Context, m Mail) error
+	// QueueMail stores m and more, and their links, in the outbox in one
+	// transaction.
+	QueueMail(ctx context.Context, m Mail, more ...Mail) error
 	// ClaimMail claims for worker, until now+lease, up to limit queued
 	// mails whose next attempt is due at now and that no other worker
 	// holds (an expired claim is free again), oldest first. Across
@@ -248,6 +279,16 @@ type MailStore interface {
 	// user's, else ErrLinkUsed), queueing mail. It also marks the user's
 	// address verified.
 	SignInWithLink(ctx context.Context, id string, s Session, maxPerUser int, mail ...Mail) (evicted []Session, err error)
+	// PendingEmailChanges returns the user's change-of-address links that
+	// could still be used at now (unused, unexpired, of the user's current
+	// Epoch and address), newest first: the change the Security page shows.
+	PendingEmailChanges(ctx context.Context, userID int64, now time.Time) ([]LinkToken, error)
+	// CancelEmailChanges voids every pending change-of-address link of the
+	// user at now and returns how many there were. If cancelLinkID is set,
+	// it must be a usable LinkCancelEmailChange link of the user's, used up
+	// in the same transaction (else ErrLinkUsed or ErrNotFound, and
+	// nothing changes).
+	CancelEmailChanges(ctx context.Context, userID int64, cancelLinkID string, now time.Time) (int, error)
 	// RecoverAccount does everything r names in one transaction (see
 	// Recovery).
 	RecoverAccount(ctx context.Context, r Recovery) (Recovered, error)

@@ -90,13 +90,21 @@ type DeviceAuthorization struct {
 	Status       string // DevicePending, DeviceApproved, DeviceDenied or DeviceRedeemed
 	UserID       int64  // who approved or denied it (0 while pending)
 	DecidedAt    time.Time
+	// Epoch is the approver's Epoch as the approving request read it: an
+	// approved code is redeemed only while the account has not been reset
+	// since (the revocation rule, LinkDiesWithReset's for devices).
+	Epoch int64
 }
 
 // TokenStore is the tokens-and-apps part of Store.
 type TokenStore interface {
 	// CreateToken inserts a token (the caller makes the id and passes
-	// only the secret's hash). ErrNotFound if the user does not exist.
-	CreateToken(ctx context.Context, t Token) error
+	// only the secret's hash) and queues mail, in one transaction.
+	// ErrNotFound if the user does not exist. epoch is the user's Epoch as
+	// the creating request read it: if the account was reset since (or is
+	// disabled), nothing is written and the error is ErrSignInsReset, so no
+	// token made by a request in flight outlives a "log out everywhere".
+	CreateToken(ctx context.Context, t Token, epoch int64, mail ...Mail) error
 	// TokenWithUser returns the token with that public id, alive or not,
 	// and its user: the one read behind every API request.
 	TokenWithUser(ctx context.Context, id string) (Token, User, error)
@@ -135,8 +143,12 @@ type TokenStore interface {
 	DeviceAuthorizationByUserCode(ctx context.Context, userCode string) (DeviceAuthorization, error)
 	// DecideDeviceAuthorization approves (or denies) the pending request
 	// userCode for userID, if it is still pending and unexpired at now;
-	// ErrNotFound otherwise (nothing changes).
-	DecideDeviceAuthorization(ctx context.Context, userCode string, userID int64, approve bool, now time.Time) error
+	// ErrNotFound otherwise (nothing changes). epoch is the user's Epoch as
+	// the approving request read it, kept with the approval: if the
+	// account is reset before the app redeems the code (even while this
+	// write was in flight), the code is worth nothing. mail is queued in
+	// the same transaction.
+	DecideDeviceAuthorization(ctx context.Context, userCode string, userID, epoch int64, approve bool, now time.Time, mail ...Mail) error
 	// PollDeviceAuthorization is one token-endpoint poll for the request
 	// with that device code hash: atomically, tooFast is whether the
 	// previous poll was less than Interval seconds before now (then
@@ -147,8 +159,19 @@ type TokenStore interface {
 	// unexpired (at t.CreatedAt) request redeemed and creates token t
 	// (whose UserID must be the approver's). Each request is redeemed
 	// once: a second call, or one on a request not approved, gets
-	// ErrNotFound and creates nothing.
+	// ErrNotFound and creates nothing. If the approver's account was reset
+	// since the approval (its Epoch moved) or is disabled, the request is
+	// marked denied instead, nothing else is created, and the error is
+	// ErrSignInsReset.
 	RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []byte, t Token) error
+	// PendingApprovals returns the requests the user approved that no app
+	// has redeemed yet and that still could be at now (unexpired, approved
+	// at the user's current Epoch), newest first.
+	PendingApprovals(ctx context.Context, userID int64, now time.Time) ([]DeviceAuthorization, error)
+	// CancelApproval withdraws the user's approval of request userCode
+	// before an app redeems it (it becomes denied); ErrNotFound (nothing
+	// changes) if it is not an approval of theirs still waiting.
+	CancelApproval(ctx context.Context, userID int64, userCode string, now time.Time) error
 	// PruneDeviceAuthorizations deletes requests that expired before cutoff.
 	PruneDeviceAuthorizations(ctx context.Context, cutoff time.Time) (int64, error)
 }

@@ -137,4 +137,8 @@ type Overview struct {
 	HasTwoFactor bool
 	Tokens       []Token
 	Events       []SecurityEvent
+	// What was asked for and can still act for the account once completed
+	// (PendingEmailChanges, PendingApprovals).
+	EmailChanges []LinkToken
+	Approvals    []DeviceAuthorization
 }

@@ -221,6 +221,9 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, p.GetByLabel("Your password").Fill(pass1))
 		must(t, button(p, "Approve").Click())
 		must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
+		// Approved, not yet redeemed: listed with the apps, withdrawable.
+		must(t, expect.Locator(p.GetByRole("button", playwright.PageGetByRoleOptions{Name: "Withdraw the approval of Doorman CLI"})).ToBeVisible())
+		l.check(t, p, "security-pending-approval")
 		redeem(t, srv, clientID, deviceCode)
 		l.visit(t, p, "/settings/security", "security-inventory")
 		tokenID, err := p.Locator("[data-token-id]").First().GetAttribute("data-token-id")

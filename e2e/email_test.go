@@ -136,10 +136,12 @@ func TestEmailPagesAccessible(t *testing.T) {
 	signInLink := srv.mailTo(t, email, "sign-in link").Link(srv.URL + "/login/link/open")
 	stranger := newDevice(t, srv, desktopChrome, ipLondon)
 	signInByRequest(t, stranger, email, pass1, false)
-	notMe := srv.mailTo(t, email, "New sign-in").Link(srv.URL + "/sign-in/not-me")
+	alert := srv.mailTo(t, email, "New sign-in")
+	notMe, known := alert.Link(srv.URL+"/sign-in/not-me"), alert.Link(srv.URL+"/sign-in/known")
 	postForm(t, owner, "/settings/account/email", map[string]any{"email": "new@example.com", "password": pass1})
 	confirm := srv.mailTo(t, "new@example.com", "Confirm your new email").Link(srv.URL + "/email/confirm")
-	for _, l := range []string{reset, signInLink, notMe, confirm} {
+	cancel := srv.mailTo(t, email, "Someone asked to change your").Link(srv.URL + "/email/cancel")
+	for _, l := range []string{reset, signInLink, notMe, known, confirm, cancel} {
 		if l == "" {
 			t.Fatal("a mail lacked its link")
 		}
@@ -164,9 +166,13 @@ func TestEmailPagesAccessible(t *testing.T) {
 		l.visit(t, p, signInLink, "sign-in-link-other-browser")
 		l.visit(t, p, notMe, "not-me")
 		l.visit(t, p, confirm, "email-confirm")
+		l.visit(t, p, known, "sign-in-known")
+		l.visit(t, p, cancel, "email-cancel")
 		l.visit(t, p, "/password/reset?token=bad", "link-problem")
 		signInByRequest(t, p, email, pass1, false)
 		l.visit(t, p, "/settings", "settings-mail")
+		l.visit(t, p, "/settings/security", "security-email-change")
+		must(t, expect.Locator(heading(p, "Change of address waiting")).ToBeVisible())
 		l.visit(t, p, "/settings/security/sessions/"+ownerID+"/not-you", "not-you")
 		goTo(t, p, "/settings")
 		must(t, button(p, "Turn alerts off").Click())

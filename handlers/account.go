@@ -208,22 +208,35 @@ func (a *app) changeEmail(c echo.Context) error {
 	}
 	// The change takes effect only when the link sent to the new address
 	// is followed: nobody can move an account to an address they don't
-	// read, and a typo can't lock the owner out.
-	if _, err := a.store.UserByEmail(ctx, email); err == nil {
-		p.EmailError = "Another account uses this email."
-		return a.emailPage(c, http.StatusUnprocessableEntity, p)
-	} else if !errors.Is(err, db.ErrNotFound) {
-		return fmt.Errorf("change email: %w", err)
-	}
-	w := a.whereFrom(c.Request(), a.now())
+	// read, and a typo can't lock the owner out. The current address is
+	// told at once, with a link that cancels the change (the Security page
+	// shows it pending, and cancels it too). The change link dies with the
+	// revocation rule: a reset, or another change asked, voids it.
+	//
+	// The answer is the same whether or not another account uses the
+	// address: that account's holder is told by mail instead of getting a
+	// link, and the change (pending, as any) can never complete.
+	ctx, w := c.Request().Context(), a.whereFrom(c.Request(), a.now())
 	link, u := a.newLink(au.User, db.LinkChangeEmail, paths.EmailConfirm, changeLinkLifetime, w)
 	link.Email = email
-	m := a.mails.ChangeEmail(email, au.User.Email, w, u, link.ExpiresAt)
-	m.UserID, m.Links = au.User.ID, []db.LinkToken{link}
-	if err := a.store.QueueMail(ctx, m); err != nil {
+	cancel, cancelURL := a.newLink(au.User, db.LinkCancelEmailChange, paths.EmailCancel, cancelLinkLifetime, w)
+	notice := a.mails.EmailChangeAsked(au.User.Email, email, w, cancelURL, cancel.ExpiresAt)
+	notice.UserID, notice.Links = au.User.ID, []db.LinkToken{link, cancel}
+	var toNew db.Mail
+	switch holder, err := a.store.UserByEmail(ctx, email); {
+	case err == nil:
+		toNew = a.mails.AddressInUse(email, w, a.mailURL(paths.Security))
+		toNew.UserID = holder.ID
+	case errors.Is(err, db.ErrNotFound):
+		toNew = a.mails.ChangeEmail(email, au.User.Email, w, u, link.ExpiresAt)
+		toNew.UserID = au.User.ID
+	default:
 		return fmt.Errorf("change email: %w", err)
 	}
-	a.kickMail([]db.Mail{m})
+	if err := a.store.QueueMail(ctx, notice, toNew); err != nil {
+		return fmt.Errorf("change email: %w", err)
+	}
+	a.kickMail([]db.Mail{notice, toNew})
 	a.log.Info("email change asked", "user", au.User.ID, "session", au.Session.ID)
 	a.addFlash(c, flashSuccess, "We sent a link to "+email+". Your email stays "+au.User.Email+" until you open it (within 24 hours).")
 	return c.Redirect(http.StatusSeeOther, paths.Settings)

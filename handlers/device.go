@@ -15,6 +15,8 @@ import (
 
 	"doorman/apitoken"
 	"doorman/db"
+	"doorman/geo"
+	"doorman/mails"
 	"doorman/paths"
 	"doorman/views"
 )
@@ -218,6 +220,12 @@ func (a *app) oauthToken(c echo.Context) error {
 	if errors.Is(err, db.ErrNotFound) {
 		return oauthError(c, http.StatusBadRequest, "invalid_grant", "This code was already used.")
 	}
+	if errors.Is(err, db.ErrSignInsReset) {
+		// The account was reset after the approval: the approval died
+		// with everything else, and the tool must ask again.
+		a.log.Info("device approval void", "reason", "account reset since approval", "client", app.ClientID, "user", d.UserID)
+		return oauthError(c, http.StatusBadRequest, "access_denied", "The approval was withdrawn: the account was reset since. Start again.")
+	}
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
@@ -293,7 +301,6 @@ func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordPr
 }
 
 func (a *app) renderApproval(c echo.Context, status int, d db.DeviceAuthorization, passwordError string) error {
-	au := authOf(c)
 	app, err := a.store.App(c.Request().Context(), d.ClientID)
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
@@ -302,15 +309,31 @@ func (a *app) renderApproval(c echo.Context, status int, d db.DeviceAuthorizatio
 	for _, s := range d.Scopes {
 		access = append(access, scopeTexts[s])
 	}
-	where := d.Location
-	if d.IP != "" {
-		where += " (" + d.IP + ")"
+	// A request from somewhere else than this browser is how a device
+	// code is phished ("enter this code to claim your prize"): say so.
+	var elsewhere string
+	if here := a.geo.Lookup(a.clientIP(c.Request())).Label; aPlace(here) && aPlace(d.Location) && here != d.Location {
+		elsewhere = "This request came from " + d.Location + ", and you are in " + here + ". Approve it only if you started it yourself, on a device of yours."
 	}
 	return a.render(c, status, views.DeviceApprovePage(views.DeviceApproveProps{
 		Page: a.page(c, "Connect "+app.Name, "security"), AppName: app.Name, Code: showUserCode(d.UserCode),
-		Access: access, Where: where, RequestedAgo: relTime(a.now(), d.CreatedAt), RequestedISO: isoTime(d.CreatedAt),
-		NeedPassword: !a.inSudo(au), PasswordError: passwordError,
+		Access: access, Where: requestedFrom(d), Elsewhere: elsewhere, RequestedAgo: relTime(a.now(), d.CreatedAt), RequestedISO: isoTime(d.CreatedAt),
+		PasswordError: passwordError,
 	}))
+}
+
+// aPlace reports whether a location label names a place on the map (not
+// this computer, the local network, or unknown), so two can be compared.
+func aPlace(label string) bool {
+	return label != "" && label != geo.LabelThisComputer && label != geo.LabelLocalNetwork && label != geo.LabelUnknown
+}
+
+// requestedFrom is where a device request came from, in words.
+func requestedFrom(d db.DeviceAuthorization) string {
+	if d.IP == "" {
+		return d.Location
+	}
+	return d.Location + " (" + d.IP + ")"
 }
 
 // deviceDecide is POST /device/approve and /device/deny.
@@ -324,23 +347,34 @@ func (a *app) deviceDecide(c echo.Context) error {
 		return err
 	}
 	au := authOf(c)
+	var notice []db.Mail
 	if approve {
-		// Approving hands out a credential: the sudo rules of ending
-		// sessions (the password within the window).
-		if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
+		// Approving hands out a credential that outlives this session, as
+		// creating a token does: the password every time (a cookie copied
+		// inside the sudo window must not mint a 90-day app token), and
+		// the owner is mailed.
+		if ok, problem, err := a.confirmPassword(c, au, "password"); !ok {
 			if err != nil {
 				return err
 			}
 			return a.renderApproval(c, problem.status, d, problem.text)
 		}
+		app, err := a.store.App(c.Request().Context(), d.ClientID)
+		if err != nil {
+			return fmt.Errorf("device: %w", err)
+		}
+		notice = a.securityNotice(c, au.User, paths.Security, func(to string, w mails.Where, pageURL string) db.Mail {
+			return a.mails.AppConnected(to, app.Name, requestedFrom(d), w, pageURL)
+		})
 	}
-	err = a.store.DecideDeviceAuthorization(c.Request().Context(), d.UserCode, au.User.ID, approve, a.now())
+	err = a.store.DecideDeviceAuthorization(c.Request().Context(), d.UserCode, au.User.ID, au.User.Epoch, approve, a.now(), notice...)
 	if errors.Is(err, db.ErrNotFound) {
 		return a.deviceCodeProblem(c, http.StatusConflict, "", "That code was already used or expired.")
 	}
 	if err != nil {
 		return fmt.Errorf("device: %w", err)
 	}
+	a.kickMail(notice)
 	a.log.Info("device authorization decided", "client", d.ClientID, "user", au.User.ID, "approved", approve)
 	if approve {
 		a.addFlash(c, flashSuccess, "Connected. You can go back to your device; it finishes signing in by itself.")
@@ -348,4 +382,29 @@ func (a *app) deviceDecide(c echo.Context) error {
 		a.addFlash(c, flashNotice, "Denied. The device was not connected.")
 	}
 	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
+
+// cancelApproval withdraws an approval no app has redeemed yet, from the
+// Security page (no password: withdrawing only protects the account).
+// Another user's code, or one no longer waiting, is a 404.
+func (a *app) cancelApproval(c echo.Context) error {
+	au := authOf(c)
+	code := normaliseUserCode(c.Param("code"))
+	if len(code) != 8 {
+		return errNoSuchApproval()
+	}
+	err := a.store.CancelApproval(c.Request().Context(), au.User.ID, code, a.now())
+	if errors.Is(err, db.ErrNotFound) {
+		return errNoSuchApproval()
+	}
+	if err != nil {
+		return fmt.Errorf("cancel approval: %w", err)
+	}
+	a.log.Info("device approval withdrawn", "user", au.User.ID, "session", au.Session.ID)
+	a.addFlash(c, flashSuccess, "The approval was withdrawn. That device won't be connected.")
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
+
+func errNoSuchApproval() error {
+	return echo.NewHTTPError(http.StatusNotFound, "There is no such approval waiting. The app may have connected already: see Connected apps.")
 }

@@ -108,7 +108,7 @@ func TestDeviceFlowWithAStandardClient(t *testing.T) {
 	expectStatus(t, page, http.StatusOK)
 	expectBody(t, page, "Connect Doorman CLI?", "See where you", "Only approve if you started this yourself", "Requested from")
 	expectNoBody(t, page, "Sign your sessions out") // only the scope it asked for
-	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {da.UserCode}}), "/settings/security")
+	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {da.UserCode}, "password": {pw}}), "/settings/security")
 
 	var tok *oauth2.Token
 	select {
@@ -203,7 +203,7 @@ func TestDeviceFlowErrors(t *testing.T) {
 		t.Fatalf("a poll after the interval: %q", e)
 	}
 	// Approve; redeemed once.
-	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {user}}), "/settings/security")
+	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {user}, "password": {pw}}), "/settings/security")
 	app.advance(20 * time.Second)
 	status, out := oauthPost(t, app, "/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {code}, "client_id": {clientID}})
 	if status != http.StatusOK || out["token_type"] != "Bearer" || out["scope"] != "sessions:read sessions:write" {
@@ -230,11 +230,12 @@ func TestDeviceFlowErrors(t *testing.T) {
 	}
 	expectStatus(t, alice.post("/device", url.Values{"code": {user}}), http.StatusGone)
 
-	// Approving outside the sudo window needs the password.
+	// Approving always needs the password, inside the sudo window too (a
+	// copied cookie must not mint a 90-day app token: review finding 6).
 	_, user = start("sessions:read")
 	res := alice.post("/device/approve", url.Values{"code": {user}})
 	if res.StatusCode < 400 {
-		t.Fatalf("approval outside the sudo window without the password: %d", res.StatusCode)
+		t.Fatalf("approval inside the sudo window without the password: %d", res.StatusCode)
 	}
 	expectBody(t, res, "Your password")
 	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {user}, "password": {pw}}), "/settings/security")
@@ -291,7 +292,7 @@ func TestCommandLineLogin(t *testing.T) {
 		}
 	}
 	go io.Copy(&shown, out)
-	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {code}}), "/settings/security")
+	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {code}, "password": {pw}}), "/settings/security")
 	select {
 	case err := <-done:
 		if err != nil {
@@ -354,7 +355,7 @@ func TestOperatorApps(t *testing.T) {
 	alice := app.client(uaWindowsChrome, ipBerlin)
 	alice.signup("alice@example.com", pw)
 	_, da := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
-	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {da["user_code"].(string)}}), "/settings/security")
+	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {da["user_code"].(string)}, "password": {pw}}), "/settings/security")
 	_, tok := oauthPost(t, app, "/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da["device_code"].(string)}, "client_id": {clientID}})
 	api := app.apiClient(t, tok["access_token"].(string))
 	if res, _ := api.call("GET", "/api/v1/me"); res.StatusCode != http.StatusOK {

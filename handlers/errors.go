@@ -94,3 +94,10 @@ func (a *app) handleError(err error, c echo.Context) {
 		_ = c.String(code, texts[0]+"\n")
 	}
 }
+
+// errSignInsReset answers a write that would have made a credential (a
+// token, a device approval) when the account was reset while the request
+// was in flight: nothing was made, and this session has ended with the rest.
+func errSignInsReset() error {
+	return echo.NewHTTPError(http.StatusConflict, "Your account's sessions were just reset (for example, someone chose \"Log out everywhere\"), so nothing was created. Please sign in again.")
+}

@@ -38,11 +38,14 @@ type Mail struct {
 // sets a password (OWASP: minutes, not days); a week where it only reports
 // or undoes, so that someone reading mail late can still act on it.
 const (
-	resetLinkLifetime   = 30 * time.Minute
-	signInLinkLifetime  = 15 * time.Minute
-	verifyLinkLifetime  = 7 * 24 * time.Hour
-	changeLinkLifetime  = 24 * time.Hour
-	undoLinkLifetime    = 7 * 24 * time.Hour
+	resetLinkLifetime  = 30 * time.Minute
+	signInLinkLifetime = 15 * time.Minute
+	verifyLinkLifetime = 7 * 24 * time.Hour
+	changeLinkLifetime = 24 * time.Hour
+	undoLinkLifetime   = 7 * 24 * time.Hour
+	// cancelLinkLifetime: the cancel link works as long as the change
+	// it cancels could be confirmed.
+	cancelLinkLifetime  = changeLinkLifetime
 	alertLinkLifetime   = 7 * 24 * time.Hour
 	knownPlaceWindow    = 90 * 24 * time.Hour
 	linkRequestsPerHour = 5 // per address and purpose
@@ -78,7 +81,7 @@ func whereOfSession(s db.Session) mails.Where {
 func (a *app) newLink(user db.User, purpose, path string, ttl time.Duration, w mails.Where) (db.LinkToken, string) {
 	tok := sessiontoken.New()
 	l := db.LinkToken{
-		ID: tok.ID, SecretHash: tok.Hash, UserID: user.ID, Purpose: purpose, Epoch: user.Epoch,
+		ID: tok.ID, SecretHash: tok.Hash, UserID: user.ID, Purpose: purpose, Epoch: user.Epoch, AccountEmail: user.Email,
 		CreatedAt: w.At, ExpiresAt: w.At.Add(ttl), IP: w.IP, Device: w.Device, Location: w.Location,
 	}
 	return l, a.mailURL(path) + "?token=" + url.QueryEscape(tok.CookieValue)
@@ -91,7 +94,8 @@ const (
 	linkBad     linkState = iota // malformed, unknown, forged, or of another purpose
 	linkUsable                   // unused, unexpired, not void
 	linkUsed                     // used already
-	linkExpired                  // too late, or void since the account's sign-ins were reset or its address changed
+	linkExpired                  // too late
+	linkVoid                     // void by the revocation rule: the account was reset, or its address changed, since it was sent
 )
 
 // openLink reads the token of an emailed link of purpose (the query on GET,
@@ -130,11 +134,12 @@ func (a *app) openLink(c echo.Context, purpose string) (db.LinkToken, db.User, s
 		return l, user, value, linkUsed, nil
 	case !a.now().Before(l.ExpiresAt):
 		return l, user, value, linkExpired, nil
-	case (purpose == db.LinkPasswordReset || purpose == db.LinkSignIn) && (l.Epoch != user.Epoch || l.Email != "" && l.Email != user.Email):
-		// Void since the account's sign-ins were reset, or since its
-		// address changed: the link went to a mailbox that is no longer
-		// the account's.
-		return l, user, value, linkExpired, nil
+	case db.LinkDiesWithReset(purpose) && (l.Epoch != user.Epoch || l.AccountEmail != "" && l.AccountEmail != user.Email):
+		// The revocation rule (the store checks it again when the link is
+		// used): void since the account was reset, or since its address
+		// changed: the link went to a mailbox that is no longer the
+		// account's, or was asked for by whoever held it before.
+		return l, user, value, linkVoid, nil
 	}
 	return l, user, value, linkUsable, nil
 }
@@ -190,11 +195,11 @@ func bindingHash(value string) []byte {
 
 // securityNotice is a security notice to user (two-factor on or off) made
 // by build, or none when mail is off.
-func (a *app) securityNotice(c echo.Context, user db.User, build func(to string, w mails.Where, securityURL string) db.Mail) []db.Mail {
+func (a *app) securityNotice(c echo.Context, user db.User, page string, build func(to string, w mails.Where, pageURL string) db.Mail) []db.Mail {
 	if !a.mailOn() {
 		return nil
 	}
-	m := build(user.Email, a.whereFrom(c.Request(), a.now()), a.mailURL(paths.TwoFactor))
+	m := build(user.Email, a.whereFrom(c.Request(), a.now()), a.mailURL(page))
 	m.UserID = user.ID
 	return []db.Mail{m}
 }

@@ -143,7 +143,10 @@ func (a *app) linkProblem(c echo.Context, state linkState, again, againLabel str
 	case linkUsed:
 		p.Message = "This link was already used. Each link works once."
 	case linkExpired:
-		p.Message = "This link has expired, or was replaced: the account's sessions were reset since it was sent."
+		p.Message = "This link has expired."
+	case linkVoid:
+		p.Message = "This link no longer works: since it was sent, the account was secured (a new password, or every session signed out) or its email address changed. Links from before that can't act for the account. If you didn't do that, reset your password."
+		p.LinkURL, p.LinkLabel = paths.PasswordForgot, "Reset your password"
 	default:
 		status = http.StatusNotFound
 		p.Message = "This link doesn't work. It may have been cut short when it was copied: open it straight from the email."
@@ -201,6 +204,15 @@ var (
 	}
 )
 
+// needsCode reports whether using link l of kind asks for the second factor
+// tf. A link never skips two-factor, with one exception: undoing an email
+// change never asks for a second factor turned on after the change (the
+// undo link is made when the change is), since whoever moved the account
+// would have set it up to keep the owner out.
+func (k recoveryKind) needsCode(l db.LinkToken, tf db.TwoFactor) bool {
+	return tf.Enabled() && !(k.restoreEmail && !tf.EnabledAt.Before(l.CreatedAt))
+}
+
 // recoveryPage renders kind's form for link l of user.
 func (a *app) recoveryPage(c echo.Context, status int, k recoveryKind, l db.LinkToken, user db.User, token string, p views.NewPasswordProps) error {
 	noReferrer(c)
@@ -210,7 +222,7 @@ func (a *app) recoveryPage(c echo.Context, status int, k recoveryKind, l db.Link
 	}
 	p.Page = a.page(c, k.heading, "")
 	p.Heading, p.Intro, p.Action, p.Token, p.Email, p.Button = k.heading, k.intro(l, user), k.action, token, user.Email, k.button
-	p.NeedCode = tf.Enabled()
+	p.NeedCode = k.needsCode(l, tf)
 	if k.endSession {
 		p.AboutLabel = "The sign-in"
 		p.About = linkDetails(l)
@@ -281,7 +293,13 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	if err != nil {
 		return err
 	}
-	if tf.Enabled() {
+	// The undo turns off a second factor turned on since the change (the
+	// store drops any turned on since, even while this page was open).
+	var dropSince time.Time
+	if k.restoreEmail {
+		dropSince = l.CreatedAt
+	}
+	if k.needsCode(l, tf) {
 		problem, status, err := a.linkCode(c, user, tf)
 		if err != nil {
 			return err
@@ -299,7 +317,7 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	row, value := a.newSessionRow(c.Request(), user.ID, db.MethodPasswordReset, now)
 	r := db.Recovery{
 		UserID: user.ID, LinkID: l.ID, LinkPurpose: k.purpose,
-		EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash, VerifyEmail: !k.restoreEmail,
+		EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash, VerifyEmail: !k.restoreEmail, DropTwoFactorSince: dropSince,
 		Start: &row, MaxPerUser: a.cfg.MaxSessionsPerUser, Reason: k.reason, By: row.ID, Now: now,
 	}
 	// Where from: the new session's own device and place (parsed once).

@@ -294,7 +294,10 @@ func New(d Deps) (*echo.Echo, error) {
 		e.POST(paths.EmailConfirm, a.confirmEmail)
 		e.GET(paths.EmailUndo, a.undoEmailForm)
 		e.POST(paths.EmailUndo, a.undoEmail)
-		e.GET(paths.SignInKnown, a.signInKnown)
+		e.GET(paths.SignInKnown, a.signInKnownForm)
+		e.POST(paths.SignInKnown, a.signInKnown)
+		e.GET(paths.EmailCancel, a.cancelEmailChangeForm)
+		e.POST(paths.EmailCancel, a.cancelEmailChangeByLink)
 		e.GET(paths.SignInNotMe, a.notMeForm)
 		e.POST(paths.SignInNotMe, a.notMe)
 	}
@@ -336,6 +339,8 @@ func New(d Deps) (*echo.Echo, error) {
 	settings(http.MethodPost, paths.TokenRevokePattern, a.revokeToken)
 	settings(http.MethodGet, paths.Email, a.emailForm)
 	settings(http.MethodPost, paths.Email, a.changeEmail)
+	settings(http.MethodPost, paths.EmailPendingCancel, a.cancelEmailChange)
+	settings(http.MethodPost, paths.ApprovalCancelPattern, a.cancelApproval)
 	if a.mail != nil {
 		settings(http.MethodPost, paths.AccountVerify, a.resendVerification)
 		settings(http.MethodPost, paths.AccountAlerts, a.setAlerts)

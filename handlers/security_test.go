@@ -231,9 +231,16 @@ func TestEmailChange(t *testing.T) {
 	res = c.post("/settings/account/email", url.Values{"email": {"alice2@example.com"}})
 	expectStatus(t, res, http.StatusForbidden)
 	expectBody(t, res, "Enter your password to continue.")
-	res = c.post("/settings/account/email", url.Values{"email": {"Bob@Example.com"}, "password": {pw}})
-	expectStatus(t, res, http.StatusUnprocessableEntity)
-	expectBody(t, res, "Another account uses this email.")
+	// An address another account uses gets the same answer as any other
+	// (review finding 15): the holder is told by mail instead, with no
+	// link, and the change can never complete.
+	expectRedirect(t, c.post("/settings/account/email", url.Values{"email": {"Bob@Example.com"}, "password": {pw}}), "/settings")
+	expectBody(t, c.get("/settings"), "We sent a link to bob@example.com. Your email stays alice@example.com")
+	held := app.mail("bob@example.com", "Someone tried to move a Doorman account to your address")
+	if held.Link("/email/confirm") != "" {
+		t.Fatalf("the holder of a taken address got a confirm link:\n%s", held.Text)
+	}
+	app.mail("alice@example.com", "Someone asked to change your Doorman email address")
 	res = c.post("/settings/account/email", url.Values{"email": {"not an email"}, "password": {pw}})
 	expectStatus(t, res, http.StatusUnprocessableEntity)
 	expectRedirect(t, c.post("/settings/account/email", url.Values{"email": {"alice2@example.com"}, "password": {pw}}), "/settings")

@@ -114,7 +114,13 @@ func (a *app) security(c echo.Context) error {
 	tf := o.TwoFactor
 	apps, pats := splitTokens(o.Tokens)
 	activity := a.eventRows(c, au, o.Events, now)
+	approvals, err := a.approvalRows(c, o.Approvals, now)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+		EmailChanges:      emailChangeRows(o.EmailChanges, now),
+		Approvals:         approvals,
 		Activity:          activity,
 		TwoFactorOn:       tf.Enabled(),
 		Apps:              a.tokenRows(apps, now),
@@ -128,6 +134,39 @@ func (a *app) security(c echo.Context) error {
 		NeedPassword:      !a.inSudo(au),
 		NewSignIns:        sessionRows(fresh, au.Session.ID, now),
 	}))
+}
+
+// emailChangeRows are the changes of address waiting for their link.
+func emailChangeRows(links []db.LinkToken, now time.Time) []views.EmailChangeRow {
+	var out []views.EmailChangeRow
+	for _, l := range links {
+		out = append(out, views.EmailChangeRow{
+			NewEmail: l.Email, Asked: relTime(now, l.CreatedAt), AskedISO: isoTime(l.CreatedAt),
+			Where:   l.Device + ", " + l.Location,
+			Expires: relFuture(now, l.ExpiresAt), ExpiresAt: isoTime(l.ExpiresAt),
+		})
+	}
+	return out
+}
+
+// approvalRows are the device codes approved that no app has redeemed yet
+// (a few at most, each lives 10 minutes: one read of its app's name each).
+func (a *app) approvalRows(c echo.Context, list []db.DeviceAuthorization, now time.Time) ([]views.ApprovalRow, error) {
+	var out []views.ApprovalRow
+	for _, d := range list {
+		app, err := a.store.App(c.Request().Context(), d.ClientID)
+		if errors.Is(err, db.ErrNotFound) {
+			continue // removed meanwhile: it can't connect
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, views.ApprovalRow{
+			AppName: app.Name, Approved: relTime(now, d.DecidedAt), ApprovedISO: isoTime(d.DecidedAt), Where: requestedFrom(d),
+			CancelURL: paths.ApprovalCancel(d.UserCode), CancelLabel: "Withdraw the approval of " + app.Name,
+		})
+	}
+	return out, nil
 }
 
 // sessionParam returns the :id parameter if it has the shape of a public id.

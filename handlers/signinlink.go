@@ -154,31 +154,63 @@ func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method 
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
-// signInKnown is "This was me" in a new sign-in alert: the device and place
-// become known (no more alerts for them). Opening the link is the whole
-// action: it can only make Doorman quieter about one place, never sign
-// anyone in or out.
+// signInKnownForm is where "This was me" in a new sign-in alert leads: it
+// shows the sign-in and asks. Opening it changes nothing, so a mail scanner
+// that fetches every link can't vouch for a sign-in (and silence the alert
+// the next one from that place would send).
+func (a *app) signInKnownForm(c echo.Context) error {
+	l, _, token, state, err := a.openLink(c, db.LinkSignInKnown)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.knownLinkProblem(c, l, state)
+	}
+	noReferrer(c)
+	return a.render(c, http.StatusOK, views.LinkActionPage(views.LinkActionProps{
+		Page: a.page(c, "Was this you?", ""), Heading: "Was this sign-in you?",
+		Message: []string{"If it was, Doorman will remember this device and place as yours and won't email you about sign-ins from it. If it wasn't, don't confirm: use “This wasn't me” in the same mail instead."},
+		About:   linkDetails(l), Action: paths.SignInKnown, Token: token, Button: "Yes, this was me",
+	}))
+}
+
+// signInKnown is "This was me", posted: the sign-in's device and place
+// become known, in the transaction that uses the link up (the link obeys
+// the revocation rule: after a reset it vouches for nothing).
 func (a *app) signInKnown(c echo.Context) error {
 	l, user, _, state, err := a.openLink(c, db.LinkSignInKnown)
 	if err != nil {
 		return err
 	}
-	noReferrer(c)
-	p := views.MessageProps{Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're logged in"}
-	switch state {
-	case linkUsable:
-		if _, err := a.store.UseLinkToken(c.Request().Context(), l.ID, db.LinkSignInKnown, a.now()); err != nil && !errors.Is(err, db.ErrLinkUsed) {
-			return fmt.Errorf("sign-in known: %w", err)
-		}
-		if err := a.store.RememberSignInPlace(c.Request().Context(), user.ID, l.Device, db.Network(l.IP), a.now()); err != nil {
-			return fmt.Errorf("sign-in known: %w", err)
-		}
-		a.log.Info("sign-in place confirmed", "user", user.ID, "session", l.SessionID)
-		p.Message = "Doorman will remember " + l.Device + " in " + l.Location + " as yours, and won't email you about sign-ins from it."
-	case linkUsed:
-		p.Message = "You already told us this sign-in (" + l.Device + ", " + l.Location + ") was you."
-	default:
-		return a.linkProblem(c, state, paths.Security, "See where you're logged in")
+	if state != linkUsable {
+		return a.knownLinkProblem(c, l, state)
 	}
-	return a.render(c, http.StatusOK, views.MessagePage(p))
+	noReferrer(c)
+	_, err = a.store.UseLinkToken(c.Request().Context(), l.ID, db.LinkSignInKnown, a.now())
+	if errors.Is(err, db.ErrLinkUsed) || errors.Is(err, db.ErrNotFound) {
+		return a.linkProblem(c, linkUsed, paths.Security, "See where you're logged in")
+	}
+	if err != nil {
+		return fmt.Errorf("sign-in known: %w", err)
+	}
+	if err := a.store.RememberSignInPlace(c.Request().Context(), user.ID, l.Device, db.Network(l.IP), a.now()); err != nil {
+		return fmt.Errorf("sign-in known: %w", err)
+	}
+	a.log.Info("sign-in place confirmed", "user", user.ID, "session", l.SessionID)
+	return a.render(c, http.StatusOK, views.MessagePage(views.MessageProps{
+		Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're logged in",
+		Message: "Doorman will remember " + l.Device + " in " + l.Location + " as yours, and won't email you about sign-ins from it.",
+	}))
+}
+
+// knownLinkProblem answers a "This was me" link that can't be used.
+func (a *app) knownLinkProblem(c echo.Context, l db.LinkToken, state linkState) error {
+	if state == linkUsed {
+		noReferrer(c)
+		return a.render(c, http.StatusOK, views.MessagePage(views.MessageProps{
+			Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're logged in",
+			Message: "You already told us this sign-in (" + l.Device + ", " + l.Location + ") was you.",
+		}))
+	}
+	return a.linkProblem(c, state, paths.Security, "See where you're logged in")
 }

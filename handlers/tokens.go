@@ -12,6 +12,7 @@ import (
 
 	"doorman/apitoken"
 	"doorman/db"
+	"doorman/mails"
 	"doorman/paths"
 	"doorman/sessiontoken"
 	"doorman/views"
@@ -123,14 +124,22 @@ func (a *app) createToken(c echo.Context) error {
 	now := a.now()
 	tok := apitoken.New(apitoken.PersonalPrefix)
 	ip := a.clientIP(r)
+	// The owner hears of every token: it outlives the session that made it.
+	notice := a.securityNotice(c, au.User, paths.Security, func(to string, w mails.Where, pageURL string) db.Mail {
+		return a.mails.TokenCreated(to, p.Name, w, pageURL)
+	})
 	err = a.store.CreateToken(r.Context(), db.Token{
 		ID: tok.ID, SecretHash: tok.Hash, UserID: au.User.ID, Kind: db.TokenPersonal, Name: p.Name, Scopes: scopes,
 		CreatedAt: now, ExpiresAt: now.Add(time.Duration(days) * 24 * time.Hour),
 		CreatedIP: ip.String(), CreatedLocation: a.geo.Lookup(ip).Label,
-	})
+	}, au.User.Epoch, notice...)
+	if errors.Is(err, db.ErrSignInsReset) {
+		return errSignInsReset()
+	}
 	if err != nil {
 		return fmt.Errorf("create token: %w", err)
 	}
+	a.kickMail(notice)
 	a.log.Info("token created", "token", tok.ID, "user", au.User.ID, "session", au.Session.ID, "scopes", strings.Join(scopes, " "), "days", days)
 	// The email issue's seam: a mail a few days before a token expires
 	// reads ListTokens' ExpiresAt.

@@ -178,7 +178,7 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 			CodeError: "That code didn't match. Enter the 6-digit code your app shows now (check that your phone's time is set automatically)."})
 	}
 	codes, hashes := twofactor.NewRecoveryCodes()
-	notice := a.securityNotice(c, au.User, a.mails.TwoFactorOn)
+	notice := a.securityNotice(c, au.User, paths.TwoFactor, a.mails.TwoFactorOn)
 	if err := a.store.EnableTwoFactor(c.Request().Context(), au.User.ID, tf.SecretSealed, step, hashes, a.now(), notice...); err != nil {
 		if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) {
 			a.addFlash(c, flashNotice, "The setup was finished or replaced elsewhere. Please check and start again if needed.")
@@ -298,7 +298,7 @@ func (a *app) twoFactorDisable(c echo.Context) error {
 		return err
 	}
 	au := authOf(c)
-	notice := a.securityNotice(c, au.User, a.mails.TwoFactorOff)
+	notice := a.securityNotice(c, au.User, paths.TwoFactor, a.mails.TwoFactorOff)
 	if err := a.store.DisableTwoFactor(c.Request().Context(), au.User.ID, notice...); err != nil {
 		return fmt.Errorf("two-factor disable: %w", err)
 	}

@@ -144,6 +144,69 @@ func (a *app) confirmEmail(c echo.Context) error {
 		Message: "Your Doorman account's address is now " + l.Email + ". We told " + user.Email + ", with a link that undoes it.", LinkURL: paths.Login, LinkLabel: "Sign in"}))
 }
 
+// cancelEmailChangeForm is where the cancel link sent to the current address
+// leads: it shows the change and asks (opening it changes nothing).
+func (a *app) cancelEmailChangeForm(c echo.Context) error {
+	l, user, token, state, err := a.openLink(c, db.LinkCancelEmailChange)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.linkProblem(c, state, paths.Security, "Open Security settings")
+	}
+	noReferrer(c)
+	return a.render(c, http.StatusOK, views.LinkActionPage(views.LinkActionProps{
+		Page: a.page(c, "Cancel the change of address", ""), Heading: "Cancel the change of address?",
+		Message: []string{"Someone signed in to the account for " + user.Email + " asked to change its address. Cancelling keeps " + user.Email + " and makes the link sent to the new address worthless.",
+			"If you didn't ask for it, whoever did knows your password: change it next."},
+		About: linkDetails(l), Action: paths.EmailCancel, Token: token, Button: "Cancel the change",
+	}))
+}
+
+// cancelEmailChangeByLink cancels every pending change of address, with the
+// link sent to the current address (no sign-in needed: the mailbox is the
+// proof).
+func (a *app) cancelEmailChangeByLink(c echo.Context) error {
+	l, user, _, state, err := a.openLink(c, db.LinkCancelEmailChange)
+	if err != nil {
+		return err
+	}
+	if state != linkUsable {
+		return a.linkProblem(c, state, paths.Security, "Open Security settings")
+	}
+	noReferrer(c)
+	n, err := a.store.CancelEmailChanges(c.Request().Context(), user.ID, l.ID, a.now())
+	if errors.Is(err, db.ErrLinkUsed) || errors.Is(err, db.ErrNotFound) {
+		return a.linkProblem(c, linkUsed, paths.Security, "Open Security settings")
+	}
+	if err != nil {
+		return fmt.Errorf("cancel email change: %w", err)
+	}
+	a.log.Info("email change cancelled", "user", user.ID, "by", "link", "changes", n)
+	return a.render(c, http.StatusOK, views.MessagePage(views.MessageProps{
+		Page: a.page(c, "Change cancelled", ""), Heading: "The change was cancelled",
+		Message: "The account keeps " + user.Email + ". If you didn't ask for the change, change your password now: whoever asked knew it.",
+		LinkURL: paths.PasswordForgot, LinkLabel: "Reset your password",
+	}))
+}
+
+// cancelEmailChange cancels the pending change of address from the Security
+// page. It needs no password: cancelling only protects the account.
+func (a *app) cancelEmailChange(c echo.Context) error {
+	au := authOf(c)
+	n, err := a.store.CancelEmailChanges(c.Request().Context(), au.User.ID, "", a.now())
+	if err != nil {
+		return fmt.Errorf("cancel email change: %w", err)
+	}
+	a.log.Info("email change cancelled", "user", au.User.ID, "by", "session", "session", au.Session.ID, "changes", n)
+	if n == 0 {
+		a.addFlash(c, flashNotice, "There was no change of address waiting.")
+	} else {
+		a.addFlash(c, flashSuccess, "The change of address was cancelled. Your email stays "+au.User.Email+".")
+	}
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
+
 // setAlerts turns new sign-in alerts on, or off. Off needs the password (or
 // the sudo window): a stolen cookie must not be able to silence the mails
 // that would reveal the next sign-in.

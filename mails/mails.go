@@ -308,6 +308,84 @@ func (b Builder) TwoFactorOff(to string, w Where, securityURL string) db.Mail {
 		securityURL)
 }
 
+// TokenCreated tells the account that an access token called name was
+// created from w. A token outlives the session that made it, so the owner
+// hears of every one.
+func (b Builder) TokenCreated(to, name string, w Where, securityURL string) db.Mail {
+	to, name = oneLine(to), oneLine(name)
+	site := b.site()
+	return b.securityNotice(db.MailTokenCreated, to, w,
+		"An access token was created for your "+site+" account",
+		"A new access token",
+		[]string{"An access token called “" + name + "” was created for the " + site + " account for " + to + ". Whoever holds it can use the account's API until it expires or is deleted."},
+		"It was created from:",
+		"If this wasn't you, someone has your password: delete the token on the Security page, then change your password.",
+		securityURL)
+}
+
+// AppConnected tells the account that the app called app was given access
+// from w (the approving browser; requestedFrom is where the app asked from).
+func (b Builder) AppConnected(to, app, requestedFrom string, w Where, securityURL string) db.Mail {
+	to, app, requestedFrom = oneLine(to), oneLine(app), oneLine(requestedFrom)
+	site := b.site()
+	paragraphs := []string{"The app “" + app + "” was connected to the " + site + " account for " + to + ". It can use the account's API until it is disconnected."}
+	if requestedFrom != "" {
+		paragraphs = append(paragraphs, "The app asked from "+requestedFrom+".")
+	}
+	return b.securityNotice(db.MailAppConnected, to, w,
+		"An app was connected to your "+site+" account",
+		"A new connected app",
+		paragraphs,
+		"It was approved from:",
+		"If this wasn't you, someone has your password: disconnect the app on the Security page, then change your password.",
+		securityURL)
+}
+
+// EmailChangeAsked goes to the account's current address (to) when a
+// change to newAddr is asked for from w: nothing changes until newAddr
+// confirms, and cancelLink stops it before then.
+func (b Builder) EmailChangeAsked(to, newAddr string, w Where, cancelLink string, expires time.Time) db.Mail {
+	to, newAddr = oneLine(to), oneLine(newAddr)
+	site := b.site()
+	c := content{
+		subject:   "Someone asked to change your " + site + " email address",
+		preheader: "Nothing has changed yet. If it wasn't you, cancel it.",
+		heading:   "A change of address was asked for",
+		paragraphs: []string{
+			"Someone signed in to your " + site + " account asked to change its address from " + to + " to " + newAddr + ".",
+			"Nothing changes unless the link we sent to " + newAddr + " is followed.",
+		},
+		detailsLead: "The request came from:",
+		details:     whereRows(w),
+		actionLead:  "If this wasn't you, cancel it now, then change your password: whoever asked knew it.",
+		action:      hyperlink{label: "Cancel this change", url: cancelLink},
+		actionNote:  linkNote("This link works", w.At, expires, true),
+		closing:     []string{"If it was you, there is nothing to do here."},
+		reason:      b.whySecurity(to),
+	}
+	return b.mail(db.MailEmailChangeAsked, to, w.At, expires, c)
+}
+
+// AddressInUse goes to an address (to) that another account asked, from w,
+// to move to. The asker is told the same as for any address (a link was
+// sent), so the answer reveals nothing; the holder is told instead.
+func (b Builder) AddressInUse(to string, w Where, securityURL string) db.Mail {
+	to = oneLine(to)
+	site := b.site()
+	c := content{
+		subject:     "Someone tried to move a " + site + " account to your address",
+		preheader:   "Nothing changed: your account keeps this address.",
+		heading:     "Your address was asked for",
+		paragraphs:  []string{"Someone signed in to another " + site + " account asked to make " + to + " its address. Your account already uses it, so nothing changed."},
+		detailsLead: "The request came from:",
+		details:     whereRows(w),
+		actionLead:  "There is nothing you need to do. Your own account's sessions are on its Security page.",
+		action:      hyperlink{label: "Open Security settings", url: securityURL},
+		reason:      "You got this email because " + to + " is the address of a " + site + " account" + b.at() + ".",
+	}
+	return b.mail(db.MailAddressInUse, to, w.At, time.Time{}, c)
+}
+
 // RecoveryCodeUsed tells the account that a recovery code signed in from w,
 // and how many are left.
 func (b Builder) RecoveryCodeUsed(to string, w Where, left int, securityURL string) db.Mail {

@@ -142,6 +142,38 @@ func cases() []mailCase {
 			words: []string{"Two-factor authentication was turned on"},
 		},
 		{
+			name:  "TokenCreated",
+			build: func(w Where) db.Mail { return builder.TokenCreated("a@example.com", "laptop script", w, pageURL) },
+			kind:  db.MailTokenCreated, subject: "An access token was created for your Doorman account", to: "a@example.com",
+			created: at, primary: pageURL, hasWhere: true,
+			words: []string{"An access token called “laptop script” was created", "delete the token"},
+		},
+		{
+			name: "AppConnected",
+			build: func(w Where) db.Mail {
+				return builder.AppConnected("a@example.com", "Doorman CLI", "Paris, France (198.51.100.7)", w, pageURL)
+			},
+			kind: db.MailAppConnected, subject: "An app was connected to your Doorman account", to: "a@example.com",
+			created: at, primary: pageURL, hasWhere: true,
+			words: []string{"The app “Doorman CLI” was connected", "The app asked from Paris, France (198.51.100.7)."},
+		},
+		{
+			name: "EmailChangeAsked",
+			build: func(w Where) db.Mail {
+				return builder.EmailChangeAsked("a@example.com", "new@example.net", w, link, at.Add(24*time.Hour))
+			},
+			kind: db.MailEmailChangeAsked, subject: "Someone asked to change your Doorman email address", to: "a@example.com",
+			notAfter: at.Add(24 * time.Hour), created: at, primary: link, hasWhere: true,
+			words: []string{"asked to change its address from a@example.com to new@example.net", "cancel it now"},
+		},
+		{
+			name:  "AddressInUse",
+			build: func(w Where) db.Mail { return builder.AddressInUse("a@example.com", w, pageURL) },
+			kind:  db.MailAddressInUse, subject: "Someone tried to move a Doorman account to your address", to: "a@example.com",
+			created: at, primary: pageURL, hasWhere: true,
+			words: []string{"asked to make a@example.com its address", "nothing changed"},
+		},
+		{
 			name:  "TwoFactorOff",
 			build: func(w Where) db.Mail { return builder.TwoFactorOff("a@example.com", w, pageURL) },
 			kind:  db.MailTwoFactorOff, subject: "Two-factor authentication is off for your Doorman account", to: "a@example.com",

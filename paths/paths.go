@@ -30,6 +30,12 @@ const (
 	TwoFactorQR            = TwoFactor + "/qr.png"
 	LoginTwoFactor         = Login + "/two-factor"
 	Email                  = Settings + "/account/email"
+	// EmailPendingCancel cancels the pending change of address (POST,
+	// from the Security page).
+	EmailPendingCancel = Email + "/cancel"
+	// ApprovalCancelPattern withdraws an approval of a device code that no
+	// app has redeemed yet (POST, from the Security page).
+	ApprovalCancelPattern = Security + "/approvals/:code/cancel"
 	// Activity is the account's security history.
 	Activity = Security + "/activity"
 	// Tokens lists and creates personal access tokens.
@@ -74,6 +80,9 @@ const (
 	EmailVerify  = "/email/verify"
 	EmailConfirm = "/email/confirm"
 	EmailUndo    = "/email/undo"
+	// EmailCancel is the link sent to the current address when a change
+	// is asked for: it cancels the change.
+	EmailCancel = "/email/cancel"
 	// SignInKnown and SignInNotMe are a new sign-in alert's "This was
 	// me" and "This wasn't me".
 	SignInKnown = "/sign-in/known"
@@ -86,6 +95,11 @@ const (
 	DevMail        = "/dev/mail"
 	DevMailPattern = DevMail + "/:name"
 )
+
+// ApprovalCancel is where the approval of device code userCode is withdrawn.
+func ApprovalCancel(userCode string) string {
+	return Security + "/approvals/" + userCode + "/cancel"
+}
 
 // SessionNotYou is the "Not you?" page of session id: end it, and take the
 // account back, in one form.

@@ -67,6 +67,17 @@ type SignInLinkProps struct {
 	CodeError    string
 }
 
+// LinkActionProps is the page an emailed link that acts opens.
+type LinkActionProps struct {
+	Page
+	Heading string
+	Message []string    // paragraphs
+	About   []DetailRow // what the link is about, if anything
+	Action  string      // where the button posts
+	Token   string
+	Button  string
+}
+
 // EmailConfirmProps confirms a new address for the account.
 type EmailConfirmProps struct {
 	Page

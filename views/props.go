@@ -153,6 +153,29 @@ type SecurityProps struct {
 	AlsoTokens string
 	// Activity is the latest few entries of the history.
 	Activity []EventRow
+	// What was asked for and can still act for the account once
+	// completed: a change of address waiting for its link, device codes
+	// approved that no app has redeemed yet. Each can be cancelled.
+	EmailChanges []EmailChangeRow
+	Approvals    []ApprovalRow
+}
+
+// EmailChangeRow is a change of address waiting for the link sent to the
+// new address.
+type EmailChangeRow struct {
+	NewEmail           string
+	Asked, AskedISO    string // "5 minutes ago"
+	Where              string // "Chrome on Windows, Berlin, Germany"
+	Expires, ExpiresAt string // "in 23 hours", RFC 3339
+}
+
+// ApprovalRow is a device code approved that no app has redeemed yet.
+type ApprovalRow struct {
+	AppName               string
+	Approved, ApprovedISO string
+	Where                 string // where the app asked from
+	CancelURL             string
+	CancelLabel           string // "Withdraw the approval of Doorman CLI"
 }
 
 // DetailRow is one label/value pair on the session details page.
@@ -300,9 +323,9 @@ type DeviceApproveProps struct {
 	AppName, Code              string
 	Access                     []string // what it may do, in words
 	Where                      string   // where the request came from
+	Elsewhere                  string   // a warning when that is not where this browser is; "" when it is
 	RequestedAgo, RequestedISO string
-	NeedPassword               bool
-	PasswordError              string
+	PasswordError              string // the password is always asked: approving makes a credential
 }
 
 // EventRow is one entry of the security history.

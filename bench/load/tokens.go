@@ -37,7 +37,7 @@ func makeTokens(dbPath, path string, emails []string, perUser int) (int, error) 
 		for range perUser {
 			t := apitoken.New(apitoken.PersonalPrefix)
 			if err := store.CreateToken(ctx, db.Token{ID: t.ID, SecretHash: t.Hash, UserID: account.ID, Kind: db.TokenPersonal,
-				Name: "load", Scopes: []string{"sessions:read"}, CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}); err != nil {
+				Name: "load", Scopes: []string{"sessions:read"}, CreatedAt: now, ExpiresAt: now.Add(30 * 24 * time.Hour)}, account.Epoch); err != nil {
 				return n, fmt.Errorf("tokens: %w", err)
 			}
 			fmt.Fprintln(&out, t.Value)

@@ -24,11 +24,6 @@ import (
 // SignInWithLink, RecoverAccount) lock the user's row FOR UPDATE before the
 // link's: DeleteUser takes the user's row and then, by cascade, the links.
 
-// epochLinkPurposes are the purposes of links that die when the user's
-// sign-ins are reset or the address they were sent to stops being the
-// user's (their Epoch and Email are checked when they are used).
-var epochLinkPurposes = []string{db.LinkPasswordReset, db.LinkSignIn}
-
 // maxLastError bounds the error text kept on an outbox row.
 const maxLastError = 1000
 
@@ -42,10 +37,15 @@ const insertOutboxSQL = `INSERT INTO outbox (message_id, user_id, to_addr, kind,
 	created_at, not_after, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8)`
 
 const linkColumns = `id, secret_hash, user_id, purpose, email, session_id, binding_hash, epoch, created_at, expires_at,
-	used_at, ip, device, location`
+	used_at, ip, device, location, account_email`
 
 const insertLinkSQL = `INSERT INTO link_tokens (` + linkColumns + `)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`
+
+// voidChangeLinksSQL voids a user's unused change-of-address links before a
+// new one is stored: one change is pending at a time, so an undone change
+// cannot be redone by a second link queued before it.
+const voidChangeLinksSQL = `UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL`
 
 // queueIn stores mails and their links in tx, in one round trip. A UserID
 // of 0 in a mail or a link becomes newUser (CreateUser's new user; 0
@@ -79,8 +79,11 @@ func (s *Store) queueIn(ctx context.Context, tx pgx.Tx, newUser int64, mails []d
 				at := l.UsedAt.Unix()
 				used = &at
 			}
+			if l.Purpose == db.LinkChangeEmail {
+				b.Queue(voidChangeLinksSQL, l.CreatedAt.Unix(), l.UserID, db.LinkChangeEmail)
+			}
 			b.Queue(insertLinkSQL, l.ID, l.SecretHash, l.UserID, l.Purpose, l.Email, l.SessionID, l.BindingHash,
-				l.Epoch, l.CreatedAt.Unix(), l.ExpiresAt.Unix(), used, l.IP, l.Device, l.Location)
+				l.Epoch, l.CreatedAt.Unix(), l.ExpiresAt.Unix(), used, l.IP, l.Device, l.Location, l.AccountEmail)
 		}
 	}
 	err := tx.SendBatch(ctx, b).Close()
@@ -97,10 +100,13 @@ func (s *Store) queueIn(ctx context.Context, tx pgx.Tx, newUser int64, mails []d
 // users its links belong to are locked first, in id order (ErrNotFound if
 // one does not exist), and a duplicate Message-ID or link id is
 // ErrConflict.
-func (s *Store) QueueMail(ctx context.Context, m db.Mail) error {
+func (s *Store) QueueMail(ctx context.Context, m db.Mail, more ...db.Mail) error {
+	all := append([]db.Mail{m}, more...)
 	var users []int64
-	for _, l := range m.Links {
-		users = append(users, l.UserID)
+	for _, m := range all {
+		for _, l := range m.Links {
+			users = append(users, l.UserID)
+		}
 	}
 	slices.Sort(users)
 	users = slices.Compact(users)
@@ -110,7 +116,7 @@ func (s *Store) QueueMail(ctx context.Context, m db.Mail) error {
 				return err
 			}
 		}
-		return s.queueIn(ctx, tx, 0, []db.Mail{m})
+		return s.queueIn(ctx, tx, 0, all)
 	})
 	if errors.Is(err, db.ErrConflict) || errors.Is(err, db.ErrNotFound) {
 		return err
@@ -272,7 +278,7 @@ func scanLink(row pgx.Row) (db.LinkToken, error) {
 	var created, expires int64
 	var used *int64
 	if err := row.Scan(&l.ID, &l.SecretHash, &l.UserID, &l.Purpose, &l.Email, &l.SessionID, &l.BindingHash, &l.Epoch,
-		&created, &expires, &used, &l.IP, &l.Device, &l.Location); err != nil {
+		&created, &expires, &used, &l.IP, &l.Device, &l.Location, &l.AccountEmail); err != nil {
 		return db.LinkToken{}, err
 	}
 	l.CreatedAt, l.ExpiresAt, l.UsedAt = time.Unix(created, 0), time.Unix(expires, 0), optionalTime(used)
@@ -303,8 +309,8 @@ func (s *Store) LinkToken(ctx context.Context, id string) (db.LinkToken, error) 
 func useLinkIn(ctx context.Context, q querier, id, purpose string, userID int64, now time.Time) (db.LinkToken, error) {
 	l, err := scanLink(q.QueryRow(ctx, `UPDATE link_tokens l SET used_at = $3 FROM users u
 		WHERE l.id = $1 AND l.purpose = $2 AND ($4::bigint = 0 OR l.user_id = $4) AND u.id = l.user_id
-			AND l.used_at IS NULL AND l.expires_at > $3 AND (l.purpose <> ALL($5) OR (l.epoch = u.epoch AND (l.email = '' OR l.email = u.email)))
-		RETURNING `+prefixed("l.", linkColumns), id, purpose, now.Unix(), userID, epochLinkPurposes))
+			AND l.used_at IS NULL AND l.expires_at > $3 AND (NOT $5 OR (l.epoch = u.epoch AND (l.account_email = '' OR l.account_email = u.email)))
+		RETURNING `+prefixed("l.", linkColumns), id, purpose, now.Unix(), userID, db.LinkDiesWithReset(purpose)))
 	if err == nil || !errors.Is(err, pgx.ErrNoRows) {
 		return l, err
 	}
@@ -478,6 +484,67 @@ func (s *Store) SignInWithLink(ctx context.Context, id string, sess db.Session, 
 	return evicted, nil
 }
 
+// pendingChangesSQL selects the user's change-of-address links that could
+// still be used at $2: the LinkDiesWithReset rule, as useLinkIn applies it.
+const pendingChangesSQL = `SELECT ` + linkColumns + ` FROM link_tokens
+	WHERE user_id = $1 AND purpose = '` + db.LinkChangeEmail + `' AND used_at IS NULL AND expires_at > $2
+		AND epoch = (SELECT epoch FROM users WHERE id = $1)
+		AND (account_email = '' OR account_email = (SELECT email FROM users WHERE id = $1))
+	ORDER BY created_at DESC, id`
+
+func scanLinks(rows pgx.Rows, err error) ([]db.LinkToken, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []db.LinkToken
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, l)
+	}
+	return out, rows.Err()
+}
+
+// PendingEmailChanges returns the user's usable change-of-address links.
+func (s *Store) PendingEmailChanges(ctx context.Context, userID int64, now time.Time) ([]db.LinkToken, error) {
+	out, err := scanLinks(s.pool.Query(ctx, pendingChangesSQL, userID, now.Unix()))
+	if err != nil {
+		return nil, fmt.Errorf("db: pending email changes: %w", err)
+	}
+	return out, nil
+}
+
+// CancelEmailChanges voids the user's pending change links, using up the
+// cancel link first if one is given, in one transaction (the user's row
+// locked first: the lock order).
+func (s *Store) CancelEmailChanges(ctx context.Context, userID int64, cancelLinkID string, now time.Time) (int, error) {
+	var n int64
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if err := lockUserKey(ctx, tx, userID); err != nil {
+			return err
+		}
+		if cancelLinkID != "" {
+			if _, err := useLinkIn(ctx, tx, cancelLinkID, db.LinkCancelEmailChange, userID, now); err != nil {
+				return err
+			}
+		}
+		tag, err := tx.Exec(ctx, `UPDATE link_tokens SET used_at = $1 WHERE user_id = $2 AND purpose = $3 AND used_at IS NULL AND expires_at > $1`,
+			now.Unix(), userID, db.LinkChangeEmail)
+		n = tag.RowsAffected()
+		return err
+	})
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrLinkUsed) {
+		return 0, err
+	}
+	if err != nil {
+		return 0, fmt.Errorf("db: cancel email changes: %w", err)
+	}
+	return int(n), nil
+}
+
 // RecoverAccount does everything r names in one transaction, or nothing
 // (see db.Recovery). Locks, in the store's order: the user's row FOR
 // UPDATE, then the link, the sessions, the tokens (in id order), the
@@ -536,6 +603,18 @@ func (s *Store) RecoverAccount(ctx context.Context, r db.Recovery) (db.Recovered
 			}
 			events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventEmailChanged, At: r.Now,
 				Detail: r.RestoreEmail, Reason: r.Reason})
+		}
+		if !r.DropTwoFactorSince.IsZero() {
+			tag, err := tx.Exec(ctx, `DELETE FROM two_factor WHERE user_id = $1 AND enabled_at >= $2`, r.UserID, r.DropTwoFactorSince.Unix())
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() > 0 {
+				if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, r.UserID); err != nil {
+					return err
+				}
+				events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventTwoFactorOff, At: r.Now, Reason: r.Reason})
+			}
 		}
 		if r.EndSessionID != "" {
 			// Already ended is fine; the kept session (this browser) is

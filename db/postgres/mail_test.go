@@ -94,7 +94,7 @@ func TestRecoverAccountRacesDoNotDeadlock(t *testing.T) {
 			must(t, err)
 		}
 		must(t, s.CreateToken(ctx, db.Token{ID: fmt.Sprintf("t%d", round), SecretHash: []byte("x"), UserID: u.ID,
-			Kind: db.TokenPersonal, Name: "n", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+			Kind: db.TokenPersonal, Name: "n", CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}, u.Epoch))
 		var wg sync.WaitGroup
 		run := func(f func() error) {
 			wg.Add(1)

@@ -126,6 +126,28 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 	return evicted, nil
 }
 
+// checkEpochIn is the check every write that mints a credential makes inside
+// its transaction (a session, a token, a redeemed device approval): it locks
+// the user's row (FOR UPDATE, which orders it against every reset: each
+// moves the epoch first), and the user must exist (else db.ErrNotFound), not
+// be disabled, and still have epoch, the one the request read (else
+// db.ErrSignInsReset).
+func checkEpochIn(ctx context.Context, tx pgx.Tx, userID, epoch int64) error {
+	var current int64
+	var disabled *int64
+	err := tx.QueryRow(ctx, `SELECT epoch, disabled_at FROM users WHERE id = $1 FOR UPDATE`, userID).Scan(&current, &disabled)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return db.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if current != epoch || disabled != nil {
+		return db.ErrSignInsReset
+	}
+	return nil
+}
+
 // createSessionIn is CreateSession's work inside tx (every write that
 // creates a session shares it: CompletePendingSignIn, SignInWithLink,
 // RecoverAccount): the user's row lock and the epoch and disabled check
@@ -136,17 +158,8 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session, maxPerUser int, epoch int64, mail []db.Mail) ([]db.Session, error) {
 	var evicted []db.Session
 	now := sess.CreatedAt.Unix()
-	var current int64
-	var disabled *int64
-	err := tx.QueryRow(ctx, `SELECT epoch, disabled_at FROM users WHERE id = $1 FOR UPDATE`, sess.UserID).Scan(&current, &disabled)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, db.ErrNotFound
-	}
-	if err != nil {
+	if err := checkEpochIn(ctx, tx, sess.UserID, epoch); err != nil {
 		return nil, err
-	}
-	if current != epoch || disabled != nil {
-		return nil, db.ErrSignInsReset
 	}
 	if maxPerUser > 0 {
 		var live int
@@ -154,6 +167,7 @@ func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session,
 			return nil, err
 		}
 		if excess := live - maxPerUser + 1; excess > 0 {
+			var err error
 			evicted, err = s.revokeIn(ctx, tx, `id IN (SELECT id FROM sessions WHERE user_id = $4 AND `+alive+`
 				ORDER BY last_seen_at, created_at LIMIT $5)`, db.ReasonSessionLimit, sess.ID, sess.CreatedAt, sess.UserID, excess)
 			if err != nil {
@@ -197,7 +211,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 var sessionWithUserSQL = `SELECT s.id, s.secret_hash, s.user_id, s.created_at, s.last_seen_at, s.idle_expires_at,
 	s.absolute_expires_at, s.ip, s.user_agent, s.device_label, s.device_kind, s.location, s.location_short,
 	s.auth_method, s.reauth_at, s.revoked_at, s.revoked_reason, s.revoked_by, s.refused_count, s.last_refused_at,
-	u.email, u.created_at, u.is_demo, u.disabled_at, u.email_verified_at, u.sign_in_alerts_off
+	u.email, u.created_at, u.is_demo, u.disabled_at, u.email_verified_at, u.sign_in_alerts_off, u.epoch
 	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = $1`
 
 // SessionWithUser returns the session with that public id, alive or not,
@@ -207,7 +221,7 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.
 	var created int64
 	var disabled, verified *int64
 	sess, err := scanSession(s.pool.QueryRow(ctx, sessionWithUserSQL, id), &u.Email, &created, &u.IsDemo, &disabled,
-		&verified, &u.SignInAlertsOff)
+		&verified, &u.SignInAlertsOff, &u.Epoch)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.Session{}, db.User{}, db.ErrNotFound
 	}
@@ -287,6 +301,8 @@ func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, history
 	b.Queue(twoFactorSQL, userID)
 	b.Queue(listTokensSQL, now.Unix(), userID, "")
 	b.Queue(listSecurityEventsSQL, userID, 0, historySince.Unix(), max(historyLimit, 0))
+	b.Queue(pendingChangesSQL, userID, now.Unix())
+	b.Queue(pendingApprovalsSQL, userID, db.DeviceApproved, now.Unix())
 	br := s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	var err error
@@ -304,6 +320,12 @@ func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, history
 		return o, fmt.Errorf("db: security overview: %w", err)
 	}
 	if o.Events, err = scanSecurityEvents(br.Query()); err != nil {
+		return o, fmt.Errorf("db: security overview: %w", err)
+	}
+	if o.EmailChanges, err = scanLinks(br.Query()); err != nil {
+		return o, fmt.Errorf("db: security overview: %w", err)
+	}
+	if o.Approvals, err = scanDevices(br.Query()); err != nil {
 		return o, fmt.Errorf("db: security overview: %w", err)
 	}
 	if err := br.Close(); err != nil {

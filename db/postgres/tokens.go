@@ -141,16 +141,27 @@ func insertToken(ctx context.Context, tx pgx.Tx, t db.Token) error {
 // RedeemDeviceAuthorization, which makes it); ErrNotFound if its user does
 // not exist. The insert's foreign key check takes the user's row lock
 // before anything else (see Lock order).
-func (s *Store) CreateToken(ctx context.Context, t db.Token) error {
+func (s *Store) CreateToken(ctx context.Context, t db.Token, epoch int64, mail ...db.Mail) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := insertToken(ctx, tx, t); err != nil || t.Kind != db.TokenPersonal {
+		if err := checkEpochIn(ctx, tx, t.UserID, epoch); err != nil {
 			return err
 		}
-		return recordIn(ctx, tx, db.SecurityEvent{UserID: t.UserID, Kind: db.EventTokenCreated, At: t.CreatedAt,
-			TokenID: t.ID, Detail: t.Name, IP: t.CreatedIP, Location: t.CreatedLocation})
+		if err := insertToken(ctx, tx, t); err != nil {
+			return err
+		}
+		if t.Kind == db.TokenPersonal {
+			if err := recordIn(ctx, tx, db.SecurityEvent{UserID: t.UserID, Kind: db.EventTokenCreated, At: t.CreatedAt,
+				TokenID: t.ID, Detail: t.Name, IP: t.CreatedIP, Location: t.CreatedLocation}); err != nil {
+				return err
+			}
+		}
+		return s.queueIn(ctx, tx, 0, mail)
 	})
-	if isForeignKeyViolation(err) {
+	if isForeignKeyViolation(err) || errors.Is(err, db.ErrNotFound) {
 		return db.ErrNotFound
+	}
+	if errors.Is(err, db.ErrSignInsReset) {
+		return err
 	}
 	if err != nil {
 		return fmt.Errorf("db: create token: %w", err)
@@ -394,7 +405,7 @@ func (s *Store) DeleteApp(ctx context.Context, clientID string, now time.Time) (
 }
 
 const deviceColumns = `device_code_hash, user_code, client_id, scopes, created_at, expires_at, interval_seconds,
-	last_polled_at, ip, location, status, user_id, decided_at`
+	last_polled_at, ip, location, status, user_id, decided_at, epoch`
 
 func scanDevice(row pgx.Row) (db.DeviceAuthorization, error) {
 	var d db.DeviceAuthorization
@@ -402,7 +413,7 @@ func scanDevice(row pgx.Row) (db.DeviceAuthorization, error) {
 	var created, expires, polled int64
 	var userID, decided *int64
 	if err := row.Scan(&d.DeviceCodeHash, &d.UserCode, &d.ClientID, &scopes, &created, &expires, &d.Interval,
-		&polled, &d.IP, &d.Location, &d.Status, &userID, &decided); err != nil {
+		&polled, &d.IP, &d.Location, &d.Status, &userID, &decided, &d.Epoch); err != nil {
 		return db.DeviceAuthorization{}, err
 	}
 	d.Scopes = splitScopes(scopes)
@@ -455,9 +466,9 @@ func (s *Store) CreateDeviceAuthorization(ctx context.Context, d db.DeviceAuthor
 			return err
 		}
 		_, err = tx.Exec(ctx, `INSERT INTO device_authorizations (`+deviceColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 			d.DeviceCodeHash, d.UserCode, d.ClientID, scopes, d.CreatedAt.Unix(), d.ExpiresAt.Unix(), d.Interval,
-			toUnix(d.LastPolledAt), d.IP, d.Location, status, userID, decided)
+			toUnix(d.LastPolledAt), d.IP, d.Location, status, userID, decided, d.Epoch)
 		return err
 	})
 	if isUniqueViolation(err) {
@@ -494,7 +505,7 @@ func (s *Store) DeviceAuthorizationByUserCode(ctx context.Context, userCode stri
 // decisions racing, the second waits for the first's row lock, re-checks
 // the WHERE and finds it no longer pending. ErrNotFound otherwise (nothing
 // changes), also when there is no such user.
-func (s *Store) DecideDeviceAuthorization(ctx context.Context, userCode string, userID int64, approve bool, now time.Time) error {
+func (s *Store) DecideDeviceAuthorization(ctx context.Context, userCode string, userID, epoch int64, approve bool, now time.Time, mail ...db.Mail) error {
 	status := db.DeviceDenied
 	if approve {
 		status = db.DeviceApproved
@@ -503,18 +514,18 @@ func (s *Store) DecideDeviceAuthorization(ctx context.Context, userCode string, 
 		if err := lockUserKey(ctx, tx, userID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE device_authorizations SET status = $1, user_id = $2, decided_at = $3
+		tag, err := tx.Exec(ctx, `UPDATE device_authorizations SET status = $1, user_id = $2, decided_at = $3, epoch = $6
 			WHERE user_code = $4 AND status = $5 AND expires_at > $3`,
-			status, userID, now.Unix(), userCode, db.DevicePending)
+			status, userID, now.Unix(), userCode, db.DevicePending, epoch)
 		if err != nil {
 			return err
 		}
 		if tag.RowsAffected() == 0 {
 			return db.ErrNotFound
 		}
-		return nil
+		return s.queueIn(ctx, tx, 0, mail)
 	})
-	if errors.Is(err, db.ErrNotFound) {
+	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrConflict) {
 		return err
 	}
 	if err != nil {
@@ -575,10 +586,11 @@ func tooFast(d db.DeviceAuthorization, now time.Time) bool {
 // the app's (so a removal of the app either ends this token or comes first
 // and leaves nothing to redeem), then the request (see Lock order).
 func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []byte, t db.Token) error {
+	voided := false
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if err := lockUserKey(ctx, tx, t.UserID); err != nil {
-			return err
-		}
+		// The app first, then the user's row, as DeleteApp locks them;
+		// the approval's epoch is checked against the user's: a reset
+		// since the approval voids it.
 		var one int
 		err := tx.QueryRow(ctx, `SELECT 1 FROM apps
 			WHERE client_id = (SELECT client_id FROM device_authorizations WHERE device_code_hash = $1) FOR KEY SHARE`,
@@ -587,6 +599,23 @@ func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []
 			return db.ErrNotFound
 		}
 		if err != nil {
+			return err
+		}
+		var epoch int64
+		err = tx.QueryRow(ctx, `SELECT epoch FROM device_authorizations WHERE device_code_hash = $1 AND status = $2 AND user_id = $3`,
+			deviceCodeHash, db.DeviceApproved, t.UserID).Scan(&epoch)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return db.ErrNotFound
+		}
+		if err != nil {
+			return err
+		}
+		if err := checkEpochIn(ctx, tx, t.UserID, epoch); errors.Is(err, db.ErrSignInsReset) {
+			voided = true
+			_, err := tx.Exec(ctx, `UPDATE device_authorizations SET status = $1 WHERE device_code_hash = $2 AND status = $3`,
+				db.DeviceDenied, deviceCodeHash, db.DeviceApproved)
+			return err
+		} else if err != nil {
 			return err
 		}
 		// The app connected: its history event names the app (the token's
@@ -611,6 +640,54 @@ func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []
 	}
 	if err != nil {
 		return fmt.Errorf("db: redeem device authorization: %w", err)
+	}
+	if voided {
+		return db.ErrSignInsReset
+	}
+	return nil
+}
+
+// pendingApprovalsSQL selects the user's approvals no app has redeemed yet
+// that still could be at $3.
+const pendingApprovalsSQL = `SELECT ` + deviceColumns + ` FROM device_authorizations
+	WHERE user_id = $1 AND status = $2 AND expires_at > $3 AND epoch = (SELECT epoch FROM users WHERE id = $1)
+	ORDER BY decided_at DESC, user_code`
+
+func scanDevices(rows pgx.Rows, err error) ([]db.DeviceAuthorization, error) {
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []db.DeviceAuthorization
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// PendingApprovals returns the user's approvals no app has redeemed yet.
+func (s *Store) PendingApprovals(ctx context.Context, userID int64, now time.Time) ([]db.DeviceAuthorization, error) {
+	out, err := scanDevices(s.pool.Query(ctx, pendingApprovalsSQL, userID, db.DeviceApproved, now.Unix()))
+	if err != nil {
+		return nil, fmt.Errorf("db: pending approvals: %w", err)
+	}
+	return out, nil
+}
+
+// CancelApproval withdraws one of the user's approvals still waiting.
+func (s *Store) CancelApproval(ctx context.Context, userID int64, userCode string, now time.Time) error {
+	tag, err := s.pool.Exec(ctx, `UPDATE device_authorizations SET status = $1, decided_at = $2
+		WHERE user_code = $3 AND user_id = $4 AND status = $5 AND expires_at > $2`,
+		db.DeviceDenied, now.Unix(), userCode, userID, db.DeviceApproved)
+	if err != nil {
+		return fmt.Errorf("db: cancel approval: %w", err)
+	}
+	if tag.RowsAffected() == 0 {
+		return db.ErrNotFound
 	}
 	return nil
 }

@@ -77,18 +77,26 @@ func queueMailIn(ctx context.Context, tx *sql.Tx, mails ...db.Mail) error {
 }
 
 const linkColumns = `id, secret_hash, user_id, purpose, email, session_id, binding_hash, epoch, created_at, expires_at,
-	used_at, ip, device, location`
+	used_at, ip, device, location, account_email`
 
 // insertLinkIn stores link l inside tx (db.ErrConflict for an id taken,
-// db.ErrNotFound for no such user).
+// db.ErrNotFound for no such user). A change-of-address link voids the
+// user's earlier ones: one change is pending at a time, so an undone change
+// cannot be redone by a second link queued before it.
 func insertLinkIn(ctx context.Context, tx *sql.Tx, l db.LinkToken) error {
 	var used any
 	if !l.UsedAt.IsZero() {
 		used = l.UsedAt.Unix()
 	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO link_tokens (`+linkColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+	if l.Purpose == db.LinkChangeEmail {
+		if _, err := tx.ExecContext(ctx, `UPDATE link_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL`,
+			l.CreatedAt.Unix(), l.UserID, db.LinkChangeEmail); err != nil {
+			return fmt.Errorf("void earlier change links: %w", err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO link_tokens (`+linkColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		l.ID, l.SecretHash, l.UserID, l.Purpose, l.Email, l.SessionID, l.BindingHash, l.Epoch, l.CreatedAt.Unix(),
-		l.ExpiresAt.Unix(), used, l.IP, l.Device, l.Location)
+		l.ExpiresAt.Unix(), used, l.IP, l.Device, l.Location, l.AccountEmail)
 	switch {
 	case isTaken(err):
 		return db.ErrConflict
@@ -105,26 +113,17 @@ func scanLink(row interface{ Scan(...any) error }) (db.LinkToken, error) {
 	var created, expires int64
 	var used sql.NullInt64
 	if err := row.Scan(&l.ID, &l.SecretHash, &l.UserID, &l.Purpose, &l.Email, &l.SessionID, &l.BindingHash, &l.Epoch,
-		&created, &expires, &used, &l.IP, &l.Device, &l.Location); err != nil {
+		&created, &expires, &used, &l.IP, &l.Device, &l.Location, &l.AccountEmail); err != nil {
 		return db.LinkToken{}, err
 	}
 	l.CreatedAt, l.ExpiresAt, l.UsedAt = time.Unix(created, 0), time.Unix(expires, 0), nullTime(used)
 	return l, nil
 }
 
-// diesWithReset reports whether links of purpose are void once the user's
-// sign-ins are reset: those that sign in or set a password, so that after
-// "log out everywhere" (or a first reset link used) no older one still
-// opens the account. They are void too once the account's address is no
-// longer the one they were sent to.
-func diesWithReset(purpose string) bool {
-	return purpose == db.LinkPasswordReset || purpose == db.LinkSignIn
-}
-
 // useLinkIn marks the link id of purpose used at now inside tx and returns
 // it: db.ErrNotFound if there is no such link of that purpose, db.ErrLinkUsed
-// if it was used, has expired or (diesWithReset) is of an older epoch than
-// its user's or was sent to an address that is no longer the user's. The
+// if it was used, has expired or (db.LinkDiesWithReset) is of an older epoch
+// than its user's or was sent to an address that is no longer the user's. The
 // caller checks whose it is, and rolls back on any error.
 func useLinkIn(ctx context.Context, tx *sql.Tx, id, purpose string, now time.Time) (db.LinkToken, error) {
 	l, err := scanLink(tx.QueryRowContext(ctx, `SELECT `+linkColumns+` FROM link_tokens WHERE id = ? AND purpose = ?`, id, purpose))
@@ -137,15 +136,16 @@ func useLinkIn(ctx context.Context, tx *sql.Tx, id, purpose string, now time.Tim
 	if !l.Usable(time.Unix(now.Unix(), 0)) { // to the second, as the store keeps time
 		return db.LinkToken{}, db.ErrLinkUsed
 	}
-	if diesWithReset(purpose) {
+	if db.LinkDiesWithReset(purpose) {
 		var epoch int64
 		var email string
 		if err := tx.QueryRowContext(ctx, `SELECT epoch, email FROM users WHERE id = ?`, l.UserID).Scan(&epoch, &email); err != nil {
 			return db.LinkToken{}, err
 		}
-		// Void since the sign-ins were reset, or since the address it was
-		// sent to stopped being the account's.
-		if epoch != l.Epoch || l.Email != "" && l.Email != email {
+		// Void since the account was reset, or since the address it was
+		// sent to (or asked from) stopped being the account's. A link
+		// from before links kept that address has none to compare.
+		if epoch != l.Epoch || l.AccountEmail != "" && l.AccountEmail != email {
 			return db.LinkToken{}, db.ErrLinkUsed
 		}
 	}
@@ -199,13 +199,13 @@ func rememberPlaceIn(ctx context.Context, tx *sql.Tx, userID int64, device, netw
 // QueueMail stores m, and its links, in the outbox in one transaction;
 // db.ErrConflict (nothing stored) if its Message-ID or a link id is taken,
 // db.ErrNotFound if a link's user does not exist.
-func (s *Store) QueueMail(ctx context.Context, m db.Mail) error {
+func (s *Store) QueueMail(ctx context.Context, m db.Mail, more ...db.Mail) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: queue mail: %w", err)
 	}
 	defer tx.Rollback()
-	if err := queueMailIn(ctx, tx, m); err != nil {
+	if err := queueMailIn(ctx, tx, append([]db.Mail{m}, more...)...); err != nil {
 		return failed("queue mail", err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -519,6 +519,64 @@ func (s *Store) signInWithLinkIn(ctx context.Context, tx *sql.Tx, id string, ses
 	return evicted, queueMailIn(ctx, tx, mail...)
 }
 
+// pendingChangesSQL selects the user's change-of-address links that could
+// still be used at $now: the LinkDiesWithReset rule, as useLinkIn applies it.
+const pendingChangesSQL = `SELECT ` + linkColumns + ` FROM link_tokens
+	WHERE user_id = ?1 AND purpose = '` + db.LinkChangeEmail + `' AND used_at IS NULL AND expires_at > ?2
+		AND epoch = (SELECT epoch FROM users WHERE id = ?1)
+		AND (account_email = '' OR account_email = (SELECT email FROM users WHERE id = ?1))
+	ORDER BY created_at DESC, id`
+
+// PendingEmailChanges returns the user's usable change-of-address links.
+func (s *Store) PendingEmailChanges(ctx context.Context, userID int64, now time.Time) ([]db.LinkToken, error) {
+	rows, err := s.read.QueryContext(ctx, pendingChangesSQL, userID, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("db: pending email changes: %w", err)
+	}
+	defer rows.Close()
+	var out []db.LinkToken
+	for rows.Next() {
+		l, err := scanLink(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: pending email changes: %w", err)
+		}
+		out = append(out, l)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: pending email changes: %w", err)
+	}
+	return out, nil
+}
+
+// CancelEmailChanges voids the user's pending change links, using up the
+// cancel link first if one is given, in one transaction.
+func (s *Store) CancelEmailChanges(ctx context.Context, userID int64, cancelLinkID string, now time.Time) (int, error) {
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, fmt.Errorf("db: cancel email changes: %w", err)
+	}
+	defer tx.Rollback()
+	if cancelLinkID != "" {
+		l, err := useLinkIn(ctx, tx, cancelLinkID, db.LinkCancelEmailChange, now)
+		if err == nil && l.UserID != userID {
+			err = db.ErrNotFound
+		}
+		if err != nil {
+			return 0, failed("cancel email changes", err)
+		}
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE link_tokens SET used_at = ? WHERE user_id = ? AND purpose = ? AND used_at IS NULL AND expires_at > ?`,
+		now.Unix(), userID, db.LinkChangeEmail, now.Unix())
+	if err != nil {
+		return 0, fmt.Errorf("db: cancel email changes: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	if err := tx.Commit(); err != nil {
+		return 0, fmt.Errorf("db: cancel email changes: %w", err)
+	}
+	return int(n), nil
+}
+
 // RecoverAccount does everything r names in one transaction, or nothing
 // (see db.Recovery), and reports the sessions it ended and started after
 // commit.
@@ -601,6 +659,18 @@ func (s *Store) recoverIn(ctx context.Context, tx *sql.Tx, r db.Recovery) (db.Re
 			return out, err
 		}
 		events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventEmailChanged, At: r.Now, Detail: r.RestoreEmail, Reason: r.Reason})
+	}
+	if !r.DropTwoFactorSince.IsZero() {
+		res, err := tx.ExecContext(ctx, `DELETE FROM two_factor WHERE user_id = ? AND enabled_at >= ?`, r.UserID, r.DropTwoFactorSince.Unix())
+		if err != nil {
+			return out, err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, r.UserID); err != nil {
+				return out, err
+			}
+			events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventTwoFactorOff, At: r.Now, Reason: r.Reason})
+		}
 	}
 	if err := recordIn(ctx, tx, events...); err != nil {
 		return out, err

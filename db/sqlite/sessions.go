@@ -71,6 +71,27 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 	return evicted, nil
 }
 
+// checkEpochIn is the check every write that mints a credential makes inside
+// its transaction (a session, a token, a redeemed device approval): the user
+// exists (else db.ErrNotFound), is not disabled, and its epoch is still
+// epoch, the one the request read (else db.ErrSignInsReset). The single
+// writer orders it against every reset.
+func checkEpochIn(ctx context.Context, tx *sql.Tx, userID, epoch int64) error {
+	var current int64
+	var disabled sql.NullInt64
+	err := tx.QueryRowContext(ctx, `SELECT epoch, disabled_at FROM users WHERE id = ?`, userID).Scan(&current, &disabled)
+	if errors.Is(err, sql.ErrNoRows) {
+		return db.ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	if current != epoch || disabled.Valid {
+		return db.ErrSignInsReset
+	}
+	return nil
+}
+
 // createSessionIn is CreateSession's work inside tx (every write that
 // creates a session goes through it): the epoch and disabled check
 // (db.ErrSignInsReset, or db.ErrNotFound for no such user, both unwrapped),
@@ -79,17 +100,8 @@ func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser i
 // commits, then calls notifyCreated.
 func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session, maxPerUser int, epoch int64) (evicted []db.Session, err error) {
 	now := sess.CreatedAt.Unix()
-	var current int64
-	var disabled sql.NullInt64
-	err = tx.QueryRowContext(ctx, `SELECT epoch, disabled_at FROM users WHERE id = ?`, sess.UserID).Scan(&current, &disabled)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, db.ErrNotFound
-	}
-	if err != nil {
+	if err := checkEpochIn(ctx, tx, sess.UserID, epoch); err != nil {
 		return nil, err
-	}
-	if current != epoch || disabled.Valid {
-		return nil, db.ErrSignInsReset
 	}
 	if maxPerUser > 0 {
 		var live int
@@ -170,7 +182,7 @@ func (s *Store) RotateSession(ctx context.Context, id string, secretHash []byte,
 }
 
 var sessionWithUserSQL = `SELECT ` + sessionColumnsOf("s") + `, u.email, u.created_at, u.is_demo, u.disabled_at,
-	u.email_verified_at, u.sign_in_alerts_off
+	u.email_verified_at, u.sign_in_alerts_off, u.epoch
 	FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.id = ?`
 
 // SessionWithUser returns the session with that public id, alive or not, and
@@ -181,7 +193,7 @@ func (s *Store) SessionWithUser(ctx context.Context, id string) (db.Session, db.
 	var u db.User
 	var created int64
 	var disabled, verified sql.NullInt64
-	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo, &disabled, &verified, &u.SignInAlertsOff)
+	sess, err := scanSession(row, &u.Email, &created, &u.IsDemo, &disabled, &verified, &u.SignInAlertsOff, &u.Epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.Session{}, db.User{}, db.ErrNotFound
 	}
@@ -479,6 +491,12 @@ func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, history
 	if o.Tokens, err = s.ListTokens(ctx, userID, "", now); err != nil {
 		return o, err
 	}
-	o.Events, err = s.ListSecurityEvents(ctx, userID, 0, historySince, historyLimit)
+	if o.Events, err = s.ListSecurityEvents(ctx, userID, 0, historySince, historyLimit); err != nil {
+		return o, err
+	}
+	if o.EmailChanges, err = s.PendingEmailChanges(ctx, userID, now); err != nil {
+		return o, err
+	}
+	o.Approvals, err = s.PendingApprovals(ctx, userID, now)
 	return o, err
 }

@@ -122,18 +122,24 @@ func insertToken(ctx context.Context, tx *sql.Tx, t db.Token) error {
 // user's history in the same transaction (an app's token is recorded by
 // RedeemDeviceAuthorization, which makes it); db.ErrNotFound if its user
 // does not exist.
-func (s *Store) CreateToken(ctx context.Context, t db.Token) error {
+func (s *Store) CreateToken(ctx context.Context, t db.Token, epoch int64, mail ...db.Mail) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("db: create token: %w", err)
 	}
 	defer tx.Rollback()
+	if err := checkEpochIn(ctx, tx, t.UserID, epoch); err != nil {
+		return failed("create token", err)
+	}
 	err = insertToken(ctx, tx, t)
 	if isForeignKeyViolation(err) {
 		return db.ErrNotFound
 	}
 	if err != nil {
 		return fmt.Errorf("db: create token: %w", err)
+	}
+	if err := queueMailIn(ctx, tx, mail...); err != nil {
+		return failed("create token", err)
 	}
 	if t.Kind == db.TokenPersonal {
 		if err := recordIn(ctx, tx, db.SecurityEvent{UserID: t.UserID, Kind: db.EventTokenCreated, At: t.CreatedAt,
@@ -342,7 +348,7 @@ func (s *Store) DeleteApp(ctx context.Context, clientID string, now time.Time) (
 }
 
 const deviceColumns = `device_code_hash, user_code, client_id, scopes, created_at, expires_at, interval_seconds,
-	last_polled_at, ip, location, status, user_id, decided_at`
+	last_polled_at, ip, location, status, user_id, decided_at, epoch`
 
 func scanDevice(row interface{ Scan(...any) error }) (db.DeviceAuthorization, error) {
 	var d db.DeviceAuthorization
@@ -350,7 +356,7 @@ func scanDevice(row interface{ Scan(...any) error }) (db.DeviceAuthorization, er
 	var created, expires, polled int64
 	var userID, decided sql.NullInt64
 	if err := row.Scan(&d.DeviceCodeHash, &d.UserCode, &d.ClientID, &scopes, &created, &expires, &d.Interval,
-		&polled, &d.IP, &d.Location, &d.Status, &userID, &decided); err != nil {
+		&polled, &d.IP, &d.Location, &d.Status, &userID, &decided, &d.Epoch); err != nil {
 		return db.DeviceAuthorization{}, err
 	}
 	d.Scopes = splitScopes(scopes)
@@ -394,9 +400,9 @@ func (s *Store) CreateDeviceAuthorization(ctx context.Context, d db.DeviceAuthor
 		return fmt.Errorf("db: create device authorization: %w", err)
 	}
 	_, err = tx.ExecContext(ctx, `INSERT INTO device_authorizations (`+deviceColumns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		d.DeviceCodeHash, d.UserCode, d.ClientID, scopes, d.CreatedAt.Unix(), d.ExpiresAt.Unix(), d.Interval,
-		toUnix(d.LastPolledAt), d.IP, d.Location, status, userID, decided)
+		toUnix(d.LastPolledAt), d.IP, d.Location, status, userID, decided, d.Epoch)
 	if isTaken(err) {
 		return db.ErrConflict
 	}
@@ -430,14 +436,19 @@ func (s *Store) DeviceAuthorizationByUserCode(ctx context.Context, userCode stri
 // UPDATE: of two decisions racing, the second finds it no longer pending.
 // db.ErrNotFound otherwise (nothing changes), also when there is no such
 // user.
-func (s *Store) DecideDeviceAuthorization(ctx context.Context, userCode string, userID int64, approve bool, now time.Time) error {
+func (s *Store) DecideDeviceAuthorization(ctx context.Context, userCode string, userID, epoch int64, approve bool, now time.Time, mail ...db.Mail) error {
 	status := db.DeviceDenied
 	if approve {
 		status = db.DeviceApproved
 	}
-	res, err := s.write.ExecContext(ctx, `UPDATE device_authorizations SET status = ?, user_id = ?, decided_at = ?
+	tx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: decide device authorization: %w", err)
+	}
+	defer tx.Rollback()
+	res, err := tx.ExecContext(ctx, `UPDATE device_authorizations SET status = ?, user_id = ?, decided_at = ?, epoch = ?
 		WHERE user_code = ? AND status = ? AND expires_at > ?`,
-		status, userID, now.Unix(), userCode, db.DevicePending, now.Unix())
+		status, userID, now.Unix(), epoch, userCode, db.DevicePending, now.Unix())
 	if isForeignKeyViolation(err) {
 		return db.ErrNotFound
 	}
@@ -446,6 +457,12 @@ func (s *Store) DecideDeviceAuthorization(ctx context.Context, userCode string, 
 	}
 	if n, _ := res.RowsAffected(); n == 0 {
 		return db.ErrNotFound
+	}
+	if err := queueMailIn(ctx, tx, mail...); err != nil {
+		return failed("decide device authorization", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("db: decide device authorization: %w", err)
 	}
 	return nil
 }
@@ -506,13 +523,28 @@ func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []
 	// The app connected: its history event names the app (the token's name)
 	// and where the request for it came from.
 	e := db.SecurityEvent{UserID: t.UserID, Kind: db.EventAppApproved, At: t.CreatedAt, TokenID: t.ID, Detail: t.Name}
+	var epoch int64
 	err = tx.QueryRowContext(ctx, `UPDATE device_authorizations SET status = ?
-		WHERE device_code_hash = ? AND status = ? AND expires_at > ? AND user_id = ? RETURNING ip, location`,
-		db.DeviceRedeemed, deviceCodeHash, db.DeviceApproved, t.CreatedAt.Unix(), t.UserID).Scan(&e.IP, &e.Location)
+		WHERE device_code_hash = ? AND status = ? AND expires_at > ? AND user_id = ? RETURNING ip, location, epoch`,
+		db.DeviceRedeemed, deviceCodeHash, db.DeviceApproved, t.CreatedAt.Unix(), t.UserID).Scan(&e.IP, &e.Location, &epoch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.ErrNotFound
 	}
 	if err != nil {
+		return fmt.Errorf("db: redeem device authorization: %w", err)
+	}
+	if err := checkEpochIn(ctx, tx, t.UserID, epoch); errors.Is(err, db.ErrSignInsReset) {
+		// Approved before the account was reset (or disabled): the
+		// approval is void, and stays so.
+		if _, err := tx.ExecContext(ctx, `UPDATE device_authorizations SET status = ? WHERE device_code_hash = ?`,
+			db.DeviceDenied, deviceCodeHash); err != nil {
+			return fmt.Errorf("db: redeem device authorization: %w", err)
+		}
+		if err := tx.Commit(); err != nil {
+			return fmt.Errorf("db: redeem device authorization: %w", err)
+		}
+		return db.ErrSignInsReset
+	} else if err != nil {
 		return fmt.Errorf("db: redeem device authorization: %w", err)
 	}
 	if err := insertToken(ctx, tx, t); err != nil {
@@ -523,6 +555,43 @@ func (s *Store) RedeemDeviceAuthorization(ctx context.Context, deviceCodeHash []
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("db: redeem device authorization: %w", err)
+	}
+	return nil
+}
+
+// PendingApprovals returns the user's approvals no app has redeemed yet.
+func (s *Store) PendingApprovals(ctx context.Context, userID int64, now time.Time) ([]db.DeviceAuthorization, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT `+deviceColumns+` FROM device_authorizations
+		WHERE user_id = ?1 AND status = ?2 AND expires_at > ?3 AND epoch = (SELECT epoch FROM users WHERE id = ?1)
+		ORDER BY decided_at DESC, user_code`, userID, db.DeviceApproved, now.Unix())
+	if err != nil {
+		return nil, fmt.Errorf("db: pending approvals: %w", err)
+	}
+	defer rows.Close()
+	var out []db.DeviceAuthorization
+	for rows.Next() {
+		d, err := scanDevice(rows)
+		if err != nil {
+			return nil, fmt.Errorf("db: pending approvals: %w", err)
+		}
+		out = append(out, d)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: pending approvals: %w", err)
+	}
+	return out, nil
+}
+
+// CancelApproval withdraws one of the user's approvals still waiting.
+func (s *Store) CancelApproval(ctx context.Context, userID int64, userCode string, now time.Time) error {
+	res, err := s.write.ExecContext(ctx, `UPDATE device_authorizations SET status = ?, decided_at = ?
+		WHERE user_code = ? AND user_id = ? AND status = ? AND expires_at > ?`,
+		db.DeviceDenied, now.Unix(), userCode, userID, db.DeviceApproved, now.Unix())
+	if err != nil {
+		return fmt.Errorf("db: cancel approval: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return db.ErrNotFound
 	}
 	return nil
 }

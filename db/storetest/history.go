@@ -366,7 +366,7 @@ func testHistoryOfTokens(t *testing.T, f *fixture) {
 	// An app's token is recorded by the redemption that makes it, not here.
 	f.token(t, Token("t-app", a.ID, db.TokenApp, now))
 	h.expect(t, "an app token made directly", a.ID)
-	if err := f.s.CreateToken(f.ctx, Token("t-nobody", 99999, db.TokenPersonal, now)); !errors.Is(err, db.ErrNotFound) {
+	if err := f.s.CreateToken(f.ctx, Token("t-nobody", 99999, db.TokenPersonal, now), 0); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("a token of nobody: %v", err)
 	}
 
@@ -376,7 +376,7 @@ func testHistoryOfTokens(t *testing.T, f *fixture) {
 	f.app(t, "other")
 	f.device(t, Device("APPROVED", "cli", T0))
 	f.device(t, Device("PENDPEND", "cli", T0))
-	if err := f.s.DecideDeviceAuthorization(f.ctx, "APPROVED", a.ID, true, now); err != nil {
+	if err := f.s.DecideDeviceAuthorization(f.ctx, "APPROVED", a.ID, a.Epoch, true, now); err != nil {
 		t.Fatal(err)
 	}
 	hash := func(code string) []byte { return Device(code, "cli", T0).DeviceCodeHash }
@@ -711,7 +711,7 @@ func testConcurrentHistoryWrites(t *testing.T, f *fixture) {
 				return err
 			},
 			func() error {
-				return f.s.CreateToken(f.ctx, Token(fmt.Sprintf("r%d-t9", round), a.ID, db.TokenPersonal, now))
+				return f.s.CreateToken(f.ctx, Token(fmt.Sprintf("r%d-t9", round), a.ID, db.TokenPersonal, now), u.Epoch)
 			},
 			func() error { return f.s.DisableTwoFactor(f.ctx, a.ID) },
 			func() error { return f.s.UpdateEmail(f.ctx, a.ID, fmt.Sprintf("new%d@example.com", round)) },

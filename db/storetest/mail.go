@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -746,13 +747,23 @@ func testUseLinkToken(t *testing.T, f *fixture) {
 	}
 }
 
-// testLinksVoidAfterReset: a reset of the user's sign-ins voids their
-// password-reset and sign-in links, and no other.
+// testLinksVoidAfterReset: the revocation rule. A reset of the user's
+// sign-ins voids every emailed link that can act for the account (reset,
+// sign-in, "This wasn't me", "This was me", a change of address and its
+// cancel link), and only two survive it: a verify link (it proves only that
+// an address reaches its owner) and the undo of an address change (itself
+// the owner's reset, which whoever moved the account must not void).
 func testLinksVoidAfterReset(t *testing.T, f *fixture) {
 	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
-	for _, p := range []string{db.LinkPasswordReset, db.LinkSignIn, db.LinkSignInNotMe, db.LinkVerifyEmail, db.LinkSignInKnown,
-		db.LinkChangeEmail, db.LinkUndoEmail} {
-		f.userLink(t, "a-"+p, a.ID, p)
+	die := []string{db.LinkPasswordReset, db.LinkSignIn, db.LinkSignInNotMe, db.LinkSignInKnown, db.LinkChangeEmail, db.LinkCancelEmailChange}
+	survive := []string{db.LinkVerifyEmail, db.LinkUndoEmail}
+	for _, p := range append(slices.Clone(die), survive...) {
+		l := Link("a-"+p, a.ID, p, a.Epoch, T0, time.Hour)
+		l.AccountEmail = a.Email
+		if p == db.LinkChangeEmail {
+			l.Email = "a-new@example.com"
+		}
+		f.link(t, l)
 	}
 	f.userLink(t, "b-reset", b.ID, db.LinkPasswordReset)
 	if _, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "", T0); err != nil {
@@ -760,13 +771,19 @@ func testLinksVoidAfterReset(t *testing.T, f *fixture) {
 	}
 	now := T0.Add(time.Minute)
 	before := f.dump(t)
-	for _, p := range []string{db.LinkPasswordReset, db.LinkSignIn} {
+	for _, p := range die {
 		if _, err := f.s.UseLinkToken(f.ctx, "a-"+p, p, now); !errors.Is(err, db.ErrLinkUsed) {
 			t.Errorf("a %s link from before a reset: %v, want ErrLinkUsed", p, err)
 		}
 	}
+	if _, err := f.s.ConfirmEmail(f.ctx, "a-"+db.LinkChangeEmail, now); !errors.Is(err, db.ErrLinkUsed) {
+		t.Errorf("confirming a change of address asked before a reset: %v, want ErrLinkUsed", err)
+	}
+	if n, err := f.s.CancelEmailChanges(f.ctx, a.ID, "a-"+db.LinkCancelEmailChange, now); !errors.Is(err, db.ErrLinkUsed) {
+		t.Errorf("a cancel link from before a reset: %d, %v, want ErrLinkUsed", n, err)
+	}
 	f.unchanged(t, before, "using void links")
-	for _, p := range []string{db.LinkSignInNotMe, db.LinkVerifyEmail, db.LinkSignInKnown, db.LinkChangeEmail, db.LinkUndoEmail} {
+	for _, p := range survive {
 		if _, err := f.s.UseLinkToken(f.ctx, "a-"+p, p, now); err != nil {
 			t.Errorf("a %s link from before a reset: %v, want it usable", p, err)
 		}
@@ -790,21 +807,26 @@ func testLinksVoidAfterAddressChange(t *testing.T, f *fixture) {
 	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
 	sentTo := func(id string, userID int64, purpose, email string) {
 		l := Link(id, userID, purpose, f.userRow(t, userID).Epoch, T0, time.Hour)
-		l.Email = email
+		l.Email, l.AccountEmail = email, email
 		f.link(t, l)
 	}
 	sentTo("old-reset", a.ID, db.LinkPasswordReset, "a@example.com")
 	sentTo("old-signin", a.ID, db.LinkSignIn, "a@example.com")
+	sentTo("old-notme", a.ID, db.LinkSignInNotMe, "a@example.com")
+	sentTo("old-known", a.ID, db.LinkSignInKnown, "a@example.com")
 	sentTo("unaddressed", a.ID, db.LinkPasswordReset, "")
 	f.userLink(t, "known", a.ID, db.LinkSignInKnown)
 	sentTo("b-reset", b.ID, db.LinkPasswordReset, "b@example.com")
-	sentTo("change", a.ID, db.LinkChangeEmail, "a-new@example.com")
+	change := Link("change", a.ID, db.LinkChangeEmail, f.userRow(t, a.ID).Epoch, T0, time.Hour)
+	change.Email, change.AccountEmail = "a-new@example.com", "a@example.com"
+	f.link(t, change)
 	now := T0.Add(time.Minute)
 	if u, err := f.s.ConfirmEmail(f.ctx, "change", now); err != nil || u.Email != "a-new@example.com" {
 		t.Fatalf("ConfirmEmail = %+v, %v", u, err)
 	}
 	before := f.dump(t)
-	for id, p := range map[string]string{"old-reset": db.LinkPasswordReset, "old-signin": db.LinkSignIn} {
+	for id, p := range map[string]string{"old-reset": db.LinkPasswordReset, "old-signin": db.LinkSignIn,
+		"old-notme": db.LinkSignInNotMe, "old-known": db.LinkSignInKnown} {
 		if _, err := f.s.UseLinkToken(f.ctx, id, p, now); !errors.Is(err, db.ErrLinkUsed) {
 			t.Errorf("a %s link to the old address after the change: %v, want ErrLinkUsed", p, err)
 		}
@@ -1034,7 +1056,7 @@ func testSignInWithLink(t *testing.T, f *fixture) {
 	// the operator): it is void, signs no one in and verifies nothing.
 	c := f.user(t, "c@example.com")
 	lc := Link("lc", c.ID, db.LinkSignIn, c.Epoch, T0, 15*time.Minute)
-	lc.Email = "c@example.com"
+	lc.Email, lc.AccountEmail = "c@example.com", "c@example.com"
 	f.link(t, lc)
 	if err := f.s.UpdateEmail(f.ctx, c.ID, "c2@example.com"); err != nil {
 		t.Fatal(err)
