@@ -103,6 +103,9 @@ type Options struct {
 	// one, in process: package mailtest); nil: mail goes to a folder
 	// (App.MailDir), as with `go run .` without SMTP.
 	SMTP *mailtest.Server
+	// DevMail serves the development mail viewer (/dev/mail) over the
+	// mail folder, as -dev-mail does (without SMTP only).
+	DevMail bool
 	// NoMail runs the server without email.
 	NoMail bool
 	// BaseURL is the public origin in the links mails carry; empty:
@@ -254,7 +257,10 @@ func New(t testing.TB, o Options) *App {
 		if base == "" {
 			base = DefaultBaseURL
 		}
-		mail = &handlers.Mail{BaseURL: base, Kick: a.Mailer.Kick, DevDir: a.MailDir}
+		mail = &handlers.Mail{BaseURL: base, Kick: a.Mailer.Kick}
+		if o.DevMail {
+			mail.DevDir = a.MailDir
+		}
 	}
 	a.deps = handlers.Deps{
 		Mail:  mail,

@@ -298,9 +298,11 @@ func New(d Deps) (*echo.Echo, error) {
 		e.GET(paths.SignInNotMe, a.notMeForm)
 		e.POST(paths.SignInNotMe, a.notMe)
 	}
+	// The development mail viewer: only when asked for (-dev-mail), and
+	// only to a request from this machine itself.
 	if a.mail != nil && a.mail.DevDir != "" {
-		e.GET(paths.DevMail, a.devMailList)
-		e.GET(paths.DevMailPattern, a.devMailShow)
+		e.GET(paths.DevMail, a.devMailList, devMailLocal)
+		e.GET(paths.DevMailPattern, a.devMailShow, devMailLocal)
 	}
 
 	// The tab's event stream, answered 401 rather than sent to sign in.
