@@ -111,7 +111,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", env("DOORMAN_SMTP_URL", ""), "SMTP server for mail: smtp://user@host:587 (STARTTLS, required unless the host is loopback) or smtps://user@host:465 (implicit TLS); empty: mail is written to -mail-dir instead (env DOORMAN_SMTP_URL)")
 	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", env("DOORMAN_SMTP_PASSWORD_FILE", ""), "file holding the SMTP password (or set env DOORMAN_SMTP_PASSWORD), so it never shows in a process list (env DOORMAN_SMTP_PASSWORD_FILE)")
 	fs.StringVar(&cfg.MailFrom, "mail-from", env("DOORMAN_MAIL_FROM", ""), "From address of mail, e.g. \"Doorman <noreply@id.example.com>\"; default: noreply@ the -base-url host (env DOORMAN_MAIL_FROM)")
-	fs.StringVar(&cfg.BaseURL, "base-url", env("DOORMAN_BASE_URL", ""), "public origin that links in mail start with, e.g. https://id.example.com; required with -smtp-url; default without it: http:// the listen address (env DOORMAN_BASE_URL)")
+	fs.StringVar(&cfg.BaseURL, "base-url", env("DOORMAN_BASE_URL", ""), "public origin that links in mail and the device flow's URLs (OAuth metadata, verification_uri) start with, e.g. https://id.example.com; required with -smtp-url; default without it: http:// the listen address for mail, the request's own origin for the device flow (env DOORMAN_BASE_URL)")
 	fs.StringVar(&cfg.MailDir, "mail-dir", env("DOORMAN_MAIL_DIR", ""), "without -smtp-url, write each mail as an .eml file here (default: DB.mail beside a SQLite file, doorman-mail otherwise) (env DOORMAN_MAIL_DIR)")
 	devMailDefault, err := strconv.ParseBool(env("DOORMAN_DEV_MAIL", "false"))
 	if err != nil {
@@ -166,6 +166,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Proxies = append(cfg.Proxies, prefix.Masked())
 	}
 	cfg.Session.TrustedProxies = cfg.Proxies
+	cfg.Session.PublicOrigin = cfg.BaseURL
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}

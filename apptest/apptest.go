@@ -108,8 +108,10 @@ type Options struct {
 	DevMail bool
 	// NoMail runs the server without email.
 	NoMail bool
-	// BaseURL is the public origin in the links mails carry; empty:
-	// DefaultBaseURL (tests take the path and query of a link).
+	// BaseURL is the public origin (-base-url): of the links mails carry
+	// and the device flow's URLs; empty: mails carry DefaultBaseURL (tests
+	// take the path and query of a link) and the device flow the
+	// request's own origin.
 	BaseURL string
 }
 
@@ -203,6 +205,7 @@ func New(t testing.TB, o Options) *App {
 	a.Geo = resolver
 	a.Config = handlers.DefaultConfig()
 	a.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	a.Config.PublicOrigin = o.BaseURL
 	if o.Config != nil {
 		o.Config(&a.Config)
 	}
