@@ -38,9 +38,9 @@ lint:
 	go vet ./...
 	go tool staticcheck ./...
 
-## run: run the app with the demo account
+## run: run the app with the demo account and the development mail viewer (/dev/mail)
 run:
-	go run . -demo
+	go run . -demo -dev-mail
 
 build:
 	go build -o doorman .

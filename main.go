@@ -34,6 +34,7 @@ import (
 	"doorman/mailer"
 	"doorman/operator"
 	"doorman/password"
+	"doorman/paths"
 	"doorman/secretbox"
 	"doorman/seed"
 	"doorman/storage"
@@ -67,6 +68,9 @@ type Config struct {
 	// holding its password, the From address, the public origin of
 	// links, and the development folder.
 	SMTPURL, SMTPPasswordFile, MailFrom, BaseURL, MailDir string
+	// DevMail serves the mail folder at /dev/mail, to this machine only:
+	// for a developer, never a deployment.
+	DevMail bool
 }
 
 // parseConfig reads flags, each falling back to a DOORMAN_* environment
@@ -107,8 +111,13 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", env("DOORMAN_SMTP_URL", ""), "SMTP server for mail: smtp://user@host:587 (STARTTLS, required unless the host is loopback) or smtps://user@host:465 (implicit TLS); empty: mail is written to -mail-dir instead (env DOORMAN_SMTP_URL)")
 	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", env("DOORMAN_SMTP_PASSWORD_FILE", ""), "file holding the SMTP password (or set env DOORMAN_SMTP_PASSWORD), so it never shows in a process list (env DOORMAN_SMTP_PASSWORD_FILE)")
 	fs.StringVar(&cfg.MailFrom, "mail-from", env("DOORMAN_MAIL_FROM", ""), "From address of mail, e.g. \"Doorman <noreply@id.example.com>\"; default: noreply@ the -base-url host (env DOORMAN_MAIL_FROM)")
-	fs.StringVar(&cfg.BaseURL, "base-url", env("DOORMAN_BASE_URL", ""), "public origin that links in mail start with, e.g. https://id.example.com; required with -smtp-url; default without it: http:// the listen address (env DOORMAN_BASE_URL)")
-	fs.StringVar(&cfg.MailDir, "mail-dir", env("DOORMAN_MAIL_DIR", ""), "without -smtp-url, write each mail as an .eml file here (default: DB.mail beside a SQLite file, doorman-mail otherwise); shown at /dev/mail when listening on loopback (env DOORMAN_MAIL_DIR)")
+	fs.StringVar(&cfg.BaseURL, "base-url", env("DOORMAN_BASE_URL", ""), "public origin that links in mail and the device flow's URLs (OAuth metadata, verification_uri) start with, e.g. https://id.example.com; required with -smtp-url; default without it: http:// the listen address for mail, the request's own origin for the device flow (env DOORMAN_BASE_URL)")
+	fs.StringVar(&cfg.MailDir, "mail-dir", env("DOORMAN_MAIL_DIR", ""), "without -smtp-url, write each mail as an .eml file here (default: DB.mail beside a SQLite file, doorman-mail otherwise) (env DOORMAN_MAIL_DIR)")
+	devMailDefault, err := strconv.ParseBool(env("DOORMAN_DEV_MAIL", "false"))
+	if err != nil {
+		errs = append(errs, fmt.Errorf("DOORMAN_DEV_MAIL: %w", err))
+	}
+	fs.BoolVar(&cfg.DevMail, "dev-mail", devMailDefault, "development only: show the -mail-dir mails, and so every reset link, at /dev/mail to browsers on this machine (loopback listen address, no -smtp-url, -base-url or -trusted-proxy) (env DOORMAN_DEV_MAIL)")
 	fs.StringVar(&cfg.DebugAddr, "debug-addr", env("DOORMAN_DEBUG_ADDR", ""), "serve pprof and counters on this address, e.g. 127.0.0.1:6060; off when empty (env DOORMAN_DEBUG_ADDR)")
 	fs.StringVar(&level, "log-level", env("DOORMAN_LOG_LEVEL", "info"), "debug, info, warn or error (env DOORMAN_LOG_LEVEL)")
 	s := &cfg.Session
@@ -157,11 +166,25 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		cfg.Proxies = append(cfg.Proxies, prefix.Masked())
 	}
 	cfg.Session.TrustedProxies = cfg.Proxies
+	cfg.Session.PublicOrigin = cfg.BaseURL
 	if err := cfg.LogLevel.UnmarshalText([]byte(level)); err != nil {
 		return cfg, fmt.Errorf("-log-level: %w", err)
 	}
 	if s.IdleTimeout <= 0 || s.AbsoluteLifetime <= 0 || s.IdleExtendEvery < 0 || s.ActivityWriteEvery < 0 || s.SudoWindow < 0 || s.FailureWindow <= 0 || s.HSTSMaxAge < 0 || s.RequestTimeout < 0 || s.HistoryKeep <= 0 {
 		return cfg, errors.New("session timeouts must be positive")
+	}
+	// The viewer hands out every reset link, that is every account: it is
+	// for a developer's own machine, and anything that looks like a
+	// deployment (a proxy in front, a public origin, real mail) refuses it.
+	if cfg.DevMail {
+		for _, c := range []struct {
+			set  bool
+			flag string
+		}{{cfg.SMTPURL != "", "-smtp-url"}, {len(cfg.Proxies) > 0, "-trusted-proxy"}, {cfg.BaseURL != "", "-base-url"}} {
+			if c.set {
+				return cfg, fmt.Errorf("-dev-mail is for a developer's own machine and shows every reset link: it cannot be used with %s (a deployment); drop one of them", c.flag)
+			}
+		}
 	}
 	if cfg.SMTPURL != "" && cfg.BaseURL == "" {
 		return cfg, errors.New("-smtp-url needs -base-url (the public origin links in mail start with, e.g. https://id.example.com)")
@@ -506,9 +529,9 @@ func pruneLoop(ctx context.Context, store db.Store, keep, historyKeep time.Durat
 }
 
 // setUpMail builds how Doorman sends mail: through -smtp-url, or, without
-// it, into a folder of .eml files (served at /dev/mail when the server
-// listens on loopback only, so a newcomer can follow every link). It returns
-// the handlers' side and the outbox worker to run.
+// it, into a folder of .eml files (served at /dev/mail with -dev-mail, on a
+// loopback listen address only, so a developer can follow every link). It
+// returns the handlers' side and the outbox worker to run.
 func setUpMail(cfg Config, getenv func(string) string, store db.Store, addr net.Addr, log *slog.Logger, now func() time.Time) (*handlers.Mail, *mailer.Worker, error) {
 	base := cfg.BaseURL
 	if base == "" {
@@ -562,12 +585,14 @@ func setUpMail(cfg Config, getenv func(string) string, store db.Store, addr net.
 			}
 		}
 		transport = mailer.DirTransport{Dir: dir}
-		ta, ok := addr.(*net.TCPAddr)
-		if ok && ta.IP.IsLoopback() {
+		if cfg.DevMail {
+			if ta, ok := addr.(*net.TCPAddr); !ok || !ta.IP.IsLoopback() {
+				return nil, nil, fmt.Errorf("-dev-mail needs a loopback listen address (-addr 127.0.0.1:8080), not %s: it shows every reset link", addr)
+			}
 			m.DevDir = dir
-			log.Info("no -smtp-url: mail is written to a folder and shown at /dev/mail", "dir", dir, "viewer", base+"/dev/mail")
+			log.Info("-dev-mail: every mail, reset links included, is shown to browsers on this machine (never use it on a server)", "dir", dir, "viewer", base+paths.DevMail)
 		} else {
-			log.Warn("no -smtp-url: mail is only written to a folder (nobody receives it); set -smtp-url", "dir", dir)
+			log.Warn("no -smtp-url: mail is only written as .eml files to a folder (nobody receives it); set -smtp-url", "dir", dir)
 		}
 	}
 	w := &mailer.Worker{Store: store, Transport: transport, From: from, Logger: log, Now: now}

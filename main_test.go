@@ -258,3 +258,96 @@ func TestMailSettings(t *testing.T) {
 		}
 	}
 }
+
+// TestDevMailFlag: the development mail viewer (every reset link, so every
+// account) exists only with -dev-mail, answers only a request from this
+// machine, and run refuses the flag beside anything that makes a deployment.
+func TestDevMailFlag(t *testing.T) {
+	dir := t.TempDir()
+	base := []string{"-db", filepath.Join(dir, "dev.db"), "-geoip-dir", filepath.Join(dir, "nodata")}
+	none := func(string) string { return "" }
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-addr", "127.0.0.1:0", "-dev-mail", "-trusted-proxy", "127.0.0.1"}, "-trusted-proxy"},
+		{[]string{"-addr", "127.0.0.1:0", "-dev-mail", "-base-url", "https://id.example.com"}, "-base-url"},
+		{[]string{"-addr", "127.0.0.1:0", "-dev-mail", "-smtp-url", "smtp://doorman@smtp.example.com:587", "-base-url", "https://id.example.com"}, "-smtp-url"},
+		{[]string{"-addr", "0.0.0.0:0", "-dev-mail"}, "loopback"},
+	} {
+		err := runOrStop(append(append([]string{}, base...), c.args...), none)
+		if err == nil || !strings.Contains(err.Error(), "-dev-mail") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: %v, want a refusal naming -dev-mail and %s", c.args, err, c.want)
+		}
+	}
+	// The environment refuses the same way.
+	env := map[string]string{"DOORMAN_DEV_MAIL": "true", "DOORMAN_TRUSTED_PROXY": "127.0.0.1"}
+	if err := runOrStop(append([]string{"-addr", "127.0.0.1:0"}, base...), func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), "-trusted-proxy") {
+		t.Errorf("DOORMAN_DEV_MAIL with DOORMAN_TRUSTED_PROXY: %v", err)
+	}
+
+	get := func(url, host string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if host != "" {
+			req.Host = host
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	for _, dev := range []bool{false, true} {
+		url, stop := startRun(t, append(append([]string{"-addr", "127.0.0.1:0"}, base...), map[bool][]string{true: {"-dev-mail"}}[dev]...))
+		if got, want := get(url+"/dev/mail", ""), map[bool]int{false: http.StatusNotFound, true: http.StatusOK}[dev]; got != want {
+			t.Errorf("-dev-mail=%v: GET /dev/mail from this machine: %d, want %d", dev, got, want)
+		}
+		// What nginx on this machine would pass on: the public Host.
+		if got := get(url+"/dev/mail", "id.example.com"); got != http.StatusNotFound {
+			t.Errorf("-dev-mail=%v: GET /dev/mail with Host id.example.com: %d, want 404", dev, got)
+		}
+		stop()
+	}
+}
+
+// runOrStop runs the program with args and returns its error; if it starts
+// serving instead of refusing, it is stopped at once (and returns nil).
+func runOrStop(args []string, getenv func(string) string) error {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	return run(ctx, args, getenv, writerFunc(func(p []byte) (int, error) { cancel(); return len(p), nil }), time.Now)
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }
+
+// startRun runs the program with args until stop, and returns its URL.
+func startRun(t *testing.T, args []string) (string, func()) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out, w := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, args, func(string) string { return "" }, w, time.Now)
+		w.Close()
+	}()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		cancel()
+		t.Fatalf("no start-up line: %v (%v)", err, <-done)
+	}
+	go io.Copy(io.Discard, out)
+	stop := func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	}
+	return strings.TrimSpace(strings.TrimPrefix(line, "Doorman is running at ")), stop
+}

@@ -103,10 +103,15 @@ type Options struct {
 	// one, in process: package mailtest); nil: mail goes to a folder
 	// (App.MailDir), as with `go run .` without SMTP.
 	SMTP *mailtest.Server
+	// DevMail serves the development mail viewer (/dev/mail) over the
+	// mail folder, as -dev-mail does (without SMTP only).
+	DevMail bool
 	// NoMail runs the server without email.
 	NoMail bool
-	// BaseURL is the public origin in the links mails carry; empty:
-	// DefaultBaseURL (tests take the path and query of a link).
+	// BaseURL is the public origin (-base-url): of the links mails carry
+	// and the device flow's URLs; empty: mails carry DefaultBaseURL (tests
+	// take the path and query of a link) and the device flow the
+	// request's own origin.
 	BaseURL string
 }
 
@@ -200,6 +205,7 @@ func New(t testing.TB, o Options) *App {
 	a.Geo = resolver
 	a.Config = handlers.DefaultConfig()
 	a.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	a.Config.PublicOrigin = o.BaseURL
 	if o.Config != nil {
 		o.Config(&a.Config)
 	}
@@ -254,7 +260,10 @@ func New(t testing.TB, o Options) *App {
 		if base == "" {
 			base = DefaultBaseURL
 		}
-		mail = &handlers.Mail{BaseURL: base, Kick: a.Mailer.Kick, DevDir: a.MailDir}
+		mail = &handlers.Mail{BaseURL: base, Kick: a.Mailer.Kick}
+		if o.DevMail {
+			mail.DevDir = a.MailDir
+		}
 	}
 	a.deps = handlers.Deps{
 		Mail:  mail,

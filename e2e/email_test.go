@@ -178,8 +178,9 @@ func TestEmailPagesAccessible(t *testing.T) {
 		must(t, button(p, "Turn alerts off").Click())
 		must(t, expect.Locator(heading(p, "Turn off new sign-in alerts?")).ToBeVisible())
 		l.check(t, p, "alerts-off-confirm")
-		// The development mail viewer (a server without SMTP).
-		dp := newDevice(t, dev, l.device, ipBerlin, l.opts...)
+		// The development mail viewer (a server without SMTP, started with
+		// -dev-mail), in a browser on the same machine.
+		dp := newDevice(t, dev, l.device, "", l.opts...)
 		goTo(t, dp, "/dev/mail")
 		must(t, expect.Locator(dp.GetByRole("link", playwright.PageGetByRoleOptions{Name: "Reset your Doorman password"})).ToBeVisible())
 		l.check(t, dp, "dev-mail")

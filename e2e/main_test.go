@@ -100,7 +100,8 @@ func startServer(t *testing.T, mods ...func(*handlers.Config)) *server {
 }
 
 // startServerWith is startServer, with its mail going to a real SMTP
-// server (smtp) or, without one, to the development folder and viewer.
+// server (smtp) or, without one, to the development folder and viewer
+// (-dev-mail).
 func startServerWith(t *testing.T, smtp bool, mods ...func(*handlers.Config)) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -121,6 +122,8 @@ func startServerWith(t *testing.T, smtp bool, mods ...func(*handlers.Config)) *s
 	if smtp {
 		s.smtp = mailtest.Start(t, mailtest.Options{})
 		o.SMTP = s.smtp
+	} else {
+		o.DevMail = true
 	}
 	app := apptest.New(t, o)
 	srv := &http.Server{Handler: app.Handler}
@@ -160,7 +163,7 @@ const (
 )
 
 // newDevice opens a browser context emulating the named device from
-// playwright's list, coming from ip.
+// playwright's list, coming from ip ("": this machine, no proxy header).
 func newDevice(t *testing.T, s *server, name, ip string, opts ...deviceOption) playwright.Page {
 	t.Helper()
 	d, ok := pw.Devices[name]
@@ -178,7 +181,9 @@ func newDevice(t *testing.T, s *server, name, ip string, opts ...deviceOption) p
 		DeviceScaleFactor: playwright.Float(d.DeviceScaleFactor),
 		IsMobile:          playwright.Bool(d.IsMobile),
 		HasTouch:          playwright.Bool(d.HasTouch),
-		ExtraHttpHeaders:  map[string]string{"X-Forwarded-For": ip},
+	}
+	if ip != "" {
+		o.ExtraHttpHeaders = map[string]string{"X-Forwarded-For": ip}
 	}
 	for _, opt := range opts {
 		opt(&o)

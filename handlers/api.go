@@ -116,6 +116,9 @@ func (a *app) writeAPIError(c echo.Context, err error, code int, message string)
 	_ = apiProblem(c, code, message)
 }
 
+// tokenPrefixes is the prefix each kind of token is issued with.
+var tokenPrefixes = map[string]string{db.TokenPersonal: apitoken.PersonalPrefix, db.TokenApp: apitoken.AppPrefix}
+
 // apiAuth authenticates an API request by its bearer token: the token row
 // is read on every request (revocation takes effect on the next call), its
 // secret compared in constant time; it must be alive, its user not
@@ -130,7 +133,7 @@ func (a *app) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		if !strings.EqualFold(scheme, "Bearer") {
 			return invalidToken("Only Bearer tokens are accepted.")
 		}
-		_, id, secret, ok := apitoken.Parse(strings.TrimSpace(value))
+		prefix, id, secret, ok := apitoken.Parse(strings.TrimSpace(value))
 		if !ok {
 			return invalidToken("The access token is malformed.")
 		}
@@ -143,7 +146,10 @@ func (a *app) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		now := a.now()
 		switch {
-		case !sessiontoken.Matches(secret, tok.SecretHash):
+		// The prefix names the kind: a token shown with the other kind's
+		// prefix is not a token we issued (scanners and people read the
+		// prefix to know what leaked).
+		case !sessiontoken.Matches(secret, tok.SecretHash) || prefix != tokenPrefixes[tok.Kind]:
 			return invalidToken("The access token is unknown.")
 		case tok.Revoked():
 			return invalidToken("The access token was revoked.")

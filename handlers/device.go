@@ -41,9 +41,14 @@ const (
 	scopeDeviceCode = "device_code:"
 )
 
-// baseURL is the origin the client reached us at (behind a trusted proxy,
-// the one it names), for the absolute URLs of the flow.
+// baseURL is the origin of the flow's absolute URLs: the configured public
+// origin (-base-url) when there is one, since the Host header is the
+// client's to write; else the origin the client reached us at (behind a
+// trusted proxy, the one it names).
 func (a *app) baseURL(r *http.Request) string {
+	if a.cfg.PublicOrigin != "" {
+		return a.cfg.PublicOrigin
+	}
 	scheme := "http"
 	if a.isHTTPS(r) {
 		scheme = "https"

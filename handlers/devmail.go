@@ -2,8 +2,11 @@ package handlers
 
 import (
 	"fmt"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -12,11 +15,63 @@ import (
 	"doorman/views"
 )
 
-// The development mail viewer: with no SMTP server set up and the server on
-// loopback, every mail is written to a folder (mailer.DirTransport) and
-// listed here, so a newcomer can complete every email flow on their own
-// machine. main registers it only then: it shows secret links to whoever
-// can reach the page, which on loopback is the machine's owner.
+// The development mail viewer: with no SMTP server set up, every mail is
+// written to a folder (mailer.DirTransport); a developer who starts the
+// server with -dev-mail gets it listed here, so they can complete every
+// email flow on their own machine. It shows secret links (a password reset
+// is the whole account) to whoever can reach the page, so it is off unless
+// asked for, main refuses it beside -trusted-proxy or -base-url (a
+// deployment), and even then it answers only devMailLocal requests.
+
+// devMailLocal lets a request through to the viewer only when it comes
+// straight from this machine: a loopback peer, a loopback Host, and no
+// proxy's forwarding header. A reverse proxy on the same machine is a
+// loopback peer too; nginx passes the public Host (id.example.com) and
+// X-Forwarded-For, so such a request is refused. Anything else gets the 404
+// of a route that does not exist, so the viewer's presence is not shown.
+func devMailLocal(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		if !loopbackPeer(r.RemoteAddr) || !loopbackHost(r.Host) || forwarded(r.Header) {
+			return echo.ErrNotFound
+		}
+		return next(c)
+	}
+}
+
+// loopbackPeer reports whether the TCP peer address is a loopback one.
+func loopbackPeer(remoteAddr string) bool {
+	host, _, err := net.SplitHostPort(remoteAddr)
+	if err != nil {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// loopbackHost reports whether a Host header names this machine: localhost
+// or a loopback address, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// forwarded reports whether a proxy says it passed the request on.
+func forwarded(h http.Header) bool {
+	for _, name := range []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Real-Ip", "Forwarded", "Via"} {
+		if h.Get(name) != "" {
+			return true
+		}
+	}
+	return false
+}
 
 func (a *app) devMailList(c echo.Context) error {
 	list, err := mailer.ListDir(a.mail.DevDir)

@@ -2,14 +2,17 @@ package handlers_test
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"doorman/apptest"
 	"doorman/handlers"
+	"doorman/mailer"
 )
 
 // Every email flow here goes through the real server, the real outbox
@@ -434,15 +437,24 @@ func TestUndoEmailChange(t *testing.T) {
 	app.mail("alice@example.com", "You secured your Doorman account")
 }
 
-// TestDevMailViewer: with no SMTP server, a newcomer resets a password from
-// the mail the development viewer shows.
-func TestDevMailViewer(t *testing.T) {
+// newDevMailApp is a server without SMTP, its mail written to a folder;
+// devMail: with the development viewer (-dev-mail).
+func newDevMailApp(t *testing.T, devMail bool) *testApp {
+	t.Helper()
 	logs := &apptest.SyncBuffer{}
-	a := apptest.New(t, apptest.Options{Log: logs})
+	a := apptest.New(t, apptest.Options{Log: logs, DevMail: devMail})
 	app := &testApp{t: t, app: a, store: a.Store, logs: logs, cfg: a.Config}
 	app.serve(a.Handler)
+	return app
+}
+
+// TestDevMailViewer: with no SMTP server and -dev-mail, a developer resets a
+// password from the mail the development viewer shows, in a browser on the
+// same machine (no proxy: no X-Forwarded-For).
+func TestDevMailViewer(t *testing.T) {
+	app := newDevMailApp(t, true)
 	app.client(uaWindowsChrome, ipBerlin).signup("alice@example.com", pw)
-	c := app.client(uaMacFirefox, ipTokyo)
+	c := app.client(uaMacFirefox, "")
 	expectRedirect(t, c.post("/password/forgot", url.Values{"email": {"alice@example.com"}}), "/password/forgot")
 	var mail string
 	for i := 0; i < 50 && mail == ""; i++ {
@@ -470,12 +482,77 @@ func TestDevMailViewer(t *testing.T) {
 	expectStatus(t, c.get("/dev/mail/../../etc/passwd"), http.StatusNotFound)
 }
 
+// TestDevMailViewerOnlyForThisMachine: the viewer shows every reset link, so
+// it does not exist without -dev-mail (the mail is still written to the
+// folder), and with it answers only a browser on this machine: a request
+// from another peer, with another Host (what nginx on the same machine
+// passes on), or through a proxy gets the 404 of an unknown route.
+func TestDevMailViewerOnlyForThisMachine(t *testing.T) {
+	off := newDevMailApp(t, false)
+	off.client(uaWindowsChrome, "").signup("alice@example.com", pw)
+	expectRedirect(t, off.client(uaMacFirefox, "").post("/password/forgot", url.Values{"email": {"alice@example.com"}}), "/password/forgot")
+	unknown := off.client(uaMacFirefox, "").get("/no/such/page")
+	expectStatus(t, unknown, http.StatusNotFound)
+	for _, path := range []string{"/dev/mail", "/dev/mail/x.eml"} {
+		res := off.client(uaMacFirefox, "").get(path)
+		expectStatus(t, res, http.StatusNotFound)
+		expectBody(t, res, "Page not found")
+	}
+	// The reset mail was written all the same.
+	for i := 0; ; i++ {
+		list, err := mailer.ListDir(off.app.MailDir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(list, func(m mailer.Stored) bool { return strings.Contains(m.Subject, "Reset your Doorman password") }) {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("no reset mail in the folder: %v", list)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	on := newDevMailApp(t, true)
+	expectStatus(t, on.client(uaMacFirefox, "").get("/dev/mail"), http.StatusOK)
+	refused := func(name string, mod func(*http.Request)) {
+		t.Helper()
+		for _, path := range []string{"/dev/mail", "/dev/mail/x.eml"} {
+			req := httptest.NewRequest(http.MethodGet, on.srv.URL+path, nil)
+			req.RemoteAddr = "127.0.0.1:50000"
+			mod(req)
+			rec := httptest.NewRecorder()
+			on.e.ServeHTTP(rec, req)
+			if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "Page not found") {
+				t.Errorf("%s: GET %s: %d, want the 404 of an unknown route\n%s", name, path, rec.Code, snippet(rec.Body.String()))
+			}
+		}
+	}
+	refused("another peer", func(r *http.Request) { r.RemoteAddr = "192.0.2.7:50000" })
+	refused("another peer (IPv6)", func(r *http.Request) { r.RemoteAddr = "[2001:db8::7]:50000" })
+	refused("the public Host from 127.0.0.1", func(r *http.Request) { r.Host = "id.example.com" })
+	refused("the public Host with a port", func(r *http.Request) { r.Host = "id.example.com:8080" })
+	refused("a loopback Host, forwarded by a proxy", func(r *http.Request) { r.Header.Set("X-Forwarded-For", ipTokyo) })
+	refused("a loopback Host, Forwarded by a proxy", func(r *http.Request) { r.Header.Set("Forwarded", "for=192.0.2.7") })
+	// This machine, by any loopback name, is let in.
+	for _, host := range []string{"localhost:8080", "127.0.0.1", "[::1]:8080"} {
+		req := httptest.NewRequest(http.MethodGet, on.srv.URL+"/dev/mail", nil)
+		req.RemoteAddr, req.Host = "[::1]:50000", host
+		rec := httptest.NewRecorder()
+		on.e.ServeHTTP(rec, req)
+		if rec.Code != http.StatusOK {
+			t.Errorf("Host %s from ::1: %d, want 200", host, rec.Code)
+		}
+	}
+}
+
 // TestNoMailServer: a server without mail offers none of it.
 func TestNoMailServer(t *testing.T) {
 	app := newTestAppWith(t, apptest.Options{NoMail: true, Config: func(*handlers.Config) {}})
 	c := app.client(uaWindowsChrome, ipBerlin)
 	expectNoBody(t, c.get("/login"), "Forgot your password?", "Email me a sign-in link")
 	expectStatus(t, c.get("/password/forgot"), http.StatusNotFound)
+	expectStatus(t, app.client(uaWindowsChrome, "").get("/dev/mail"), http.StatusNotFound)
 	c.signup("alice@example.com", pw)
 	expectNoBody(t, c.get("/settings"), "Not verified", "New sign-in alerts")
 }

@@ -28,9 +28,9 @@ type Mail struct {
 	// at once rather than at the worker's next poll; nil: no worker here.
 	Kick func()
 	// DevDir, when set, is the folder the development transport writes
-	// mails to (no SMTP set up, listening on loopback only): it is served
-	// at /dev/mail so a newcomer can follow every link without a mail
-	// server.
+	// mails to, served at /dev/mail so a developer can follow every link
+	// without a mail server. Set only when asked for (-dev-mail, never in
+	// a deployment); the viewer answers only requests from this machine.
 	DevDir string
 }
 

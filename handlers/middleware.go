@@ -347,7 +347,19 @@ func (a *app) touch(c echo.Context, row db.Session) {
 		loc := a.geo.Lookup(ip)
 		t.IP, t.Location, t.LocationShort = ip.String(), loc.Label, loc.Short
 	}
-	if err := a.store.TouchSession(c.Request().Context(), row.ID, t); err != nil {
+	// A request whose context is over (the client left, or an event stream
+	// outlived the request deadline it started with) records nothing, and
+	// that is no error: there is nothing to fix.
+	ctx := c.Request().Context()
+	if ctx.Err() != nil {
+		a.log.Debug("touch session skipped: the request is over", "session", row.ID, "err", ctx.Err())
+		return
+	}
+	if err := a.store.TouchSession(ctx, row.ID, t); err != nil {
+		if ctx.Err() != nil {
+			a.log.Debug("touch session skipped: the request is over", "session", row.ID, "err", err)
+			return
+		}
 		a.log.Error("touch session", "session", row.ID, "err", err)
 	}
 }

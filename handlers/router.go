@@ -80,6 +80,12 @@ type Config struct {
 	// HistoryKeep is how far back the security history goes (older
 	// entries are pruned).
 	HistoryKeep time.Duration
+	// PublicOrigin is the configured public origin (-base-url,
+	// https://id.example.com): the device flow's absolute URLs (its
+	// metadata's endpoints, verification_uri) start with it, so a forged
+	// Host header cannot point a client elsewhere. Empty: the origin the
+	// request reached us at.
+	PublicOrigin string
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -181,6 +187,15 @@ func deriveKeys(secret []byte) appKeys {
 	return appKeys{flash: derive("flash cookie"), devices: derive("device cookie"), accounts: derive("login failures")}
 }
 
+// parseOrigin reads an origin like https://id.example.com (no path).
+func parseOrigin(s string) (*url.URL, error) {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.User != nil {
+		return nil, fmt.Errorf("%q must be an origin like https://id.example.com", s)
+	}
+	return u, nil
+}
+
 // New builds the Echo server: the middleware chain and every route.
 func New(d Deps) (*echo.Echo, error) {
 	if d.Store == nil || d.Hasher == nil {
@@ -234,14 +249,21 @@ func New(d Deps) (*echo.Echo, error) {
 	// office shares one), on top of linkRequestsPerHour per mailbox.
 	a.linkLimit = newIPLimiter(20, time.Hour)
 	if d.Mail != nil {
-		u, err := url.Parse(d.Mail.BaseURL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
-			return nil, fmt.Errorf("handlers: Mail.BaseURL %q must be an origin like https://id.example.com", d.Mail.BaseURL)
+		u, err := parseOrigin(d.Mail.BaseURL)
+		if err != nil {
+			return nil, fmt.Errorf("handlers: Mail.BaseURL: %w", err)
 		}
 		m := *d.Mail
 		m.BaseURL = u.Scheme + "://" + u.Host
 		a.mail = &m
 		a.mails = mails.Builder{Site: "Doorman", BaseURL: m.BaseURL, Host: u.Hostname()}
+	}
+	if a.cfg.PublicOrigin != "" {
+		u, err := parseOrigin(a.cfg.PublicOrigin)
+		if err != nil {
+			return nil, fmt.Errorf("handlers: Config.PublicOrigin: %w", err)
+		}
+		a.cfg.PublicOrigin = u.Scheme + "://" + u.Host
 	}
 	a.keys = deriveKeys(d.SecretKey)
 	a.flashes = sessions.NewCookieStore(a.keys.flash)
@@ -301,9 +323,11 @@ func New(d Deps) (*echo.Echo, error) {
 		e.GET(paths.SignInNotMe, a.notMeForm)
 		e.POST(paths.SignInNotMe, a.notMe)
 	}
+	// The development mail viewer: only when asked for (-dev-mail), and
+	// only to a request from this machine itself.
 	if a.mail != nil && a.mail.DevDir != "" {
-		e.GET(paths.DevMail, a.devMailList)
-		e.GET(paths.DevMailPattern, a.devMailShow)
+		e.GET(paths.DevMail, a.devMailList, devMailLocal)
+		e.GET(paths.DevMailPattern, a.devMailShow, devMailLocal)
 	}
 
 	// The tab's event stream, answered 401 rather than sent to sign in.

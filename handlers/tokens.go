@@ -12,6 +12,7 @@ import (
 
 	"doorman/apitoken"
 	"doorman/db"
+	"doorman/displayname"
 	"doorman/mails"
 	"doorman/paths"
 	"doorman/sessiontoken"
@@ -80,7 +81,10 @@ func (a *app) createToken(c echo.Context) error {
 	if err := r.ParseForm(); err != nil {
 		return echo.NewHTTPError(http.StatusBadRequest)
 	}
-	p := views.TokensProps{Name: strings.TrimSpace(formValue(c, "name")), ExpiresInDays: formValue(c, "expires_in_days")}
+	// The name is shown on the Security page and in its dialogs: stored
+	// without control or format characters (displayname.Clean).
+	rawName := formValue(c, "name")
+	p := views.TokensProps{Name: displayname.Clean(rawName), ExpiresInDays: formValue(c, "expires_in_days")}
 	var scopes []string
 	for _, s := range r.PostForm["scope"] {
 		switch s {
@@ -98,9 +102,11 @@ func (a *app) createToken(c echo.Context) error {
 		}
 	}
 	switch {
+	case p.Name == "" && strings.TrimSpace(rawName) != "":
+		p.NameError = "Use visible characters: this name has only invisible or control characters."
 	case p.Name == "":
 		p.NameError = "Give the token a name."
-	case utf8.RuneCountInString(p.Name) > 100 || !utf8.ValidString(p.Name):
+	case utf8.RuneCountInString(p.Name) > 100:
 		p.NameError = "Use at most 100 characters."
 	}
 	days, ok := tokenLifetimes[p.ExpiresInDays]

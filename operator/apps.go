@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"doorman/db"
+	"doorman/displayname"
 	"doorman/storage"
 )
 
@@ -59,7 +60,13 @@ func apps(ctx context.Context, args []string, getenv func(string) string, stdout
 	defer store.Close()
 	switch cmd {
 	case "add":
-		n := strings.TrimSpace(*name)
+		// The name is shown to people approving the app and on their
+		// Security page: stored without control or format characters
+		// (a bidi override could make it read as another app's).
+		n := displayname.Clean(*name)
+		if n == "" && strings.TrimSpace(*name) != "" {
+			return fmt.Errorf("apps add: --name %q has no visible characters (control and format characters such as U+202E are removed)\n%s", *name, Usage)
+		}
 		if n == "" || len(n) > 100 {
 			return fmt.Errorf("apps add: --name is required (at most 100 characters)\n%s", Usage)
 		}

@@ -91,7 +91,7 @@ const (
 	// turns new sign-in alerts on or off.
 	AccountVerify = Settings + "/account/verify"
 	AccountAlerts = Settings + "/account/alerts"
-	// DevMail is the development mail viewer (loopback, no SMTP only).
+	// DevMail is the development mail viewer (-dev-mail, loopback only).
 	DevMail        = "/dev/mail"
 	DevMailPattern = DevMail + "/:name"
 )

@@ -1291,7 +1291,7 @@ func DevMailListPage(p DevMailListProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 108, "</code> instead, and shows them here. This page exists only on a server listening on loopback without SMTP.</p><section class=\"card\" aria-labelledby=\"mails-heading\"><h2 id=\"mails-heading\">Mails, newest first</h2>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 108, "</code> instead, and shows them here. This page exists only because Doorman was started with <code>-dev-mail</code>, and only for browsers on this machine.</p><section class=\"card\" aria-labelledby=\"mails-heading\"><h2 id=\"mails-heading\">Mails, newest first</h2>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
