@@ -68,6 +68,14 @@ type Config struct {
 	// MaxStreamsPerSession bounds the event streams one session may hold
 	// open (a storm of tabs must not exhaust the server).
 	MaxStreamsPerSession int
+	// MaxStreamsPerUser bounds the event streams one account may hold open
+	// across all its sessions, on one instance.
+	MaxStreamsPerUser int
+	// MaxStreams bounds the event streams one instance holds open; 0:
+	// derived from the process's open-file limit
+	// (live.StreamsForFileLimit). These three are the live.Limits of the
+	// broker given as Deps.Live: whoever builds it reads them.
+	MaxStreams int
 	// RequestTimeout bounds each request, and so every database call it
 	// makes: a stalled database gets a 503, not an ever-growing queue.
 	// (An event stream's session check has it; its later checks carry
@@ -86,6 +94,12 @@ type Config struct {
 	DemoEmail, DemoPassword string
 }
 
+// StreamLimits are the limits of the event-stream broker (Deps.Live) that
+// c asks for.
+func (c Config) StreamLimits() live.Limits {
+	return live.Limits{PerSession: c.MaxStreamsPerSession, PerUser: c.MaxStreamsPerUser, Total: c.MaxStreams}
+}
+
 // DefaultConfig is the documented default policy.
 func DefaultConfig() Config {
 	return Config{
@@ -101,6 +115,7 @@ func DefaultConfig() Config {
 		HSTSMaxAge:           365 * 24 * time.Hour,
 		StreamHeartbeat:      20 * time.Second,
 		MaxStreamsPerSession: 4,
+		MaxStreamsPerUser:    20,
 		RequestTimeout:       10 * time.Second,
 		MaxInFlight:          256,
 		HistoryKeep:          90 * 24 * time.Hour,
