@@ -35,8 +35,11 @@ const (
 	// userCodeAlphabet: consonants only (no words, no 0/O, 1/I mix-ups),
 	// RFC 8628 §6.1's example; 20^8 ≈ 2^34.6 codes.
 	userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
-	// scopeDeviceCode counts wrong codes entered at /device per session.
-	scopeDeviceCode = "device_code:"
+	// scopeDeviceCode counts wrong codes entered at /device per session
+	// (+ the session's id), scopeDeviceCodeUser per user across all their
+	// sessions; both under the account "user:<id>".
+	scopeDeviceCode     = "device_code:"
+	scopeDeviceCodeUser = "device_code"
 )
 
 // baseURL is the origin the client reached us at (behind a trusted proxy,
@@ -259,30 +262,52 @@ func (a *app) deviceLookup(c echo.Context) error {
 	return a.renderApproval(c, http.StatusOK, d, "")
 }
 
-// deviceRequest finds the pending request of the form's code, counting a
-// wrong one against this session (10 per 15 minutes: 2^34 codes, so no
-// one finds another person's by guessing).
+// deviceRequest finds the pending request of the form's code. Wrong codes
+// are counted three ways, each within FailureWindow, so nobody finds
+// another person's pending code by guessing (20^8 ≈ 2^34.6 codes):
+//   - per session (AccountFailureLimit, 10): a copied cookie alone spends
+//     only its own session's count, never the owner's whole allowance;
+//   - per user across all their sessions (DeviceCodeFailuresPerUser, 30,
+//     in the database): signing in again gives a guesser no fresh count;
+//   - per client address (DeviceCodeFailuresPerIP, 30, in memory): many
+//     accounts of one guesser share one count.
+//
+// While any count is spent, every code is refused with 429 before it is
+// looked up, the right one too: if the answer depended on the code, a
+// throttled guesser could go on guessing and learn from the difference.
+// The owner waits (the page says how long) or starts again on the device
+// if its code expires meanwhile.
 func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordProblem, error) {
 	au := authOf(c)
 	account, scope := "user:"+fmt.Sprint(au.User.ID), scopeDeviceCode+au.Session.ID
-	wait, err := a.attemptWait(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
-	if err != nil {
-		return db.DeviceAuthorization{}, nil, err
+	now := a.now()
+	wait := a.deviceCodeLimit.retryAfter(a.clientKey(c), now)
+	for _, l := range []struct {
+		scope string
+		limit int
+	}{{scope, a.cfg.AccountFailureLimit}, {scopeDeviceCodeUser, a.cfg.DeviceCodeFailuresPerUser}} {
+		w, err := a.attemptWait(c, account, l.scope, l.limit, a.cfg.FailureWindow)
+		if err != nil {
+			return db.DeviceAuthorization{}, nil, err
+		}
+		wait = max(wait, w)
 	}
 	if wait > 0 {
 		t := throttled{wait}
 		t.setHeader(c)
-		return db.DeviceAuthorization{}, &passwordProblem{t.message(), http.StatusTooManyRequests}, nil
+		mins := int((wait + time.Minute - 1) / time.Minute)
+		return db.DeviceAuthorization{}, &passwordProblem{fmt.Sprintf("Too many wrong codes. Please wait %s and try again; if the code on your device expires meanwhile, start again there.", plural(max(mins, 1), "minute")), http.StatusTooManyRequests}, nil
 	}
 	code := normaliseUserCode(formValue(c, "code"))
 	d, err := a.store.DeviceAuthorizationByUserCode(c.Request().Context(), code)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return d, nil, fmt.Errorf("device: %w", err)
 	}
-	now := a.now()
 	switch {
 	case len(code) != 8 || errors.Is(err, db.ErrNotFound):
 		a.recordAccountFailure(c, account, scope)
+		a.recordAccountFailure(c, account, scopeDeviceCodeUser)
+		a.deviceCodeLimit.add(a.clientKey(c), now)
 		return d, &passwordProblem{"That code isn't right. Check the code your device shows (8 letters).", http.StatusUnprocessableEntity}, nil
 	case !now.Before(d.ExpiresAt):
 		return d, &passwordProblem{"That code expired. Start again on your device to get a new one.", http.StatusGone}, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"doorman/apiclient"
 	"doorman/apptest"
 	"doorman/db"
+	"doorman/handlers"
 	"doorman/operator"
 )
 
@@ -370,5 +372,92 @@ func TestOperatorApps(t *testing.T) {
 	}
 	if status, out := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}}); status != http.StatusUnauthorized || out["error"] != "invalid_client" {
 		t.Fatalf("a removed app: %d %v", status, out)
+	}
+}
+
+// TestDeviceCodeGuessingIsLimitedPerUserAndAddress: wrong user codes at
+// /device are counted per session, per user across all their sessions (a
+// fresh sign-in gives no fresh count) and per client address (many
+// accounts, one guesser). While throttled, even the right code gets the
+// 429, so a guesser learns nothing; the code stays pending, and works once
+// the wait is over.
+func TestDeviceCodeGuessingIsLimitedPerUserAndAddress(t *testing.T) {
+	app := newTestApp(t, func(c *handlers.Config) {
+		c.AccountFailureLimit = 3 // per session
+		c.DeviceCodeFailuresPerUser = 5
+		c.DeviceCodeFailuresPerIP = 7
+	})
+	clientID := registerApp(t, app, "Doorman CLI")
+	start := func() string {
+		t.Helper()
+		status, out := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
+		if status != http.StatusOK {
+			t.Fatalf("device authorization: %d %v", status, out)
+		}
+		return out["user_code"].(string)
+	}
+	const wrong = "ZZZZ-ZZZZ"
+	throttled := func(res *response) {
+		t.Helper()
+		expectStatus(t, res, http.StatusTooManyRequests)
+		expectBody(t, res, "Too many wrong codes. Please wait 15 minutes")
+		if res.Header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
+		}
+	}
+
+	// Per user: sessions of one user, each within its own 3, from
+	// addresses of their own.
+	first := app.client(uaWindowsChrome, "198.51.100.1")
+	first.signup("mallory@example.com", pw)
+	for range 3 {
+		expectStatus(t, first.post("/device", url.Values{"code": {wrong}}), http.StatusUnprocessableEntity)
+	}
+	throttled(first.post("/device", url.Values{"code": {wrong}})) // the session's own limit
+	second := app.client(uaWindowsChrome, "198.51.100.2")
+	second.login("mallory@example.com", pw)
+	for range 2 { // 5 for the user
+		expectStatus(t, second.post("/device", url.Values{"code": {wrong}}), http.StatusUnprocessableEntity)
+	}
+	third := app.client(uaWindowsChrome, "198.51.100.3")
+	third.login("mallory@example.com", pw)
+	throttled(third.post("/device", url.Values{"code": {wrong}}))
+	// The right code too: approving it, or just looking it up.
+	code := start()
+	throttled(third.post("/device", url.Values{"code": {code}}))
+	throttled(third.post("/device/approve", url.Values{"code": {code}, "password": {pw}}))
+	// Another user is not held up by mallory's count.
+	alice := app.client(uaMacFirefox, ipBerlin)
+	alice.signup("alice@example.com", pw)
+	expectStatus(t, alice.post("/device", url.Values{"code": {code}}), http.StatusOK)
+
+	// Per address: three users at one address, none past their own limits.
+	shared := "203.0.113.9"
+	var users []*client
+	for i, email := range []string{"u1@example.com", "u2@example.com", "u3@example.com"} {
+		c := app.client(uaIPhone, "192.0.2."+strconv.Itoa(i+1))
+		c.signup(email, pw)
+		c.ip = shared
+		users = append(users, c)
+	}
+	for i, n := range []int{3, 2, 2} { // 7 for the address
+		for range n {
+			expectStatus(t, users[i].post("/device", url.Values{"code": {wrong}}), http.StatusUnprocessableEntity)
+		}
+	}
+	throttled(users[2].post("/device", url.Values{"code": {wrong}}))
+	throttled(users[1].post("/device", url.Values{"code": {code}}))
+	// The same users elsewhere are not held up by the address's count.
+	users[1].ip = ipTokyo
+	expectStatus(t, users[1].post("/device", url.Values{"code": {code}}), http.StatusOK)
+
+	// The counts age out with the window; a new code then works in the
+	// throttled user's session (the first has expired meanwhile).
+	app.advance(15 * time.Minute)
+	code = start()
+	expectStatus(t, third.post("/device", url.Values{"code": {code}}), http.StatusOK)
+	expectRedirect(t, third.post("/device/approve", url.Values{"code": {code}, "password": {pw}}), "/settings/security")
+	if strings.Contains(app.logs.String(), "status=500") {
+		t.Fatal("a 500")
 	}
 }

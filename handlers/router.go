@@ -55,6 +55,13 @@ type Config struct {
 	// FailureWindow block that IP (counted in memory, per instance).
 	IPFailureLimit int
 	FailureWindow  time.Duration
+	// DeviceCodeFailuresPerUser wrong user codes at /device within
+	// FailureWindow, across all of one user's sessions (in the database),
+	// and DeviceCodeFailuresPerIP from one client address (in memory, per
+	// instance), make code entry wait; each session also has
+	// AccountFailureLimit of its own.
+	DeviceCodeFailuresPerUser int
+	DeviceCodeFailuresPerIP   int
 	// TrustedProxies are the peers whose X-Forwarded-For,
 	// X-Forwarded-Proto and X-Request-ID headers are believed. Empty: no
 	// one's.
@@ -103,22 +110,24 @@ func (c Config) StreamLimits() live.Limits {
 // DefaultConfig is the documented default policy.
 func DefaultConfig() Config {
 	return Config{
-		IdleTimeout:          28 * 24 * time.Hour,
-		AbsoluteLifetime:     90 * 24 * time.Hour,
-		IdleExtendEvery:      time.Hour,
-		ActivityWriteEvery:   time.Minute,
-		SudoWindow:           10 * time.Minute,
-		MaxSessionsPerUser:   100,
-		AccountFailureLimit:  10,
-		IPFailureLimit:       50,
-		FailureWindow:        15 * time.Minute,
-		HSTSMaxAge:           365 * 24 * time.Hour,
-		StreamHeartbeat:      20 * time.Second,
-		MaxStreamsPerSession: 4,
-		MaxStreamsPerUser:    20,
-		RequestTimeout:       10 * time.Second,
-		MaxInFlight:          256,
-		HistoryKeep:          90 * 24 * time.Hour,
+		IdleTimeout:               28 * 24 * time.Hour,
+		AbsoluteLifetime:          90 * 24 * time.Hour,
+		IdleExtendEvery:           time.Hour,
+		ActivityWriteEvery:        time.Minute,
+		SudoWindow:                10 * time.Minute,
+		MaxSessionsPerUser:        100,
+		AccountFailureLimit:       10,
+		IPFailureLimit:            50,
+		FailureWindow:             15 * time.Minute,
+		DeviceCodeFailuresPerUser: 30,
+		DeviceCodeFailuresPerIP:   30,
+		HSTSMaxAge:                365 * 24 * time.Hour,
+		StreamHeartbeat:           20 * time.Second,
+		MaxStreamsPerSession:      4,
+		MaxStreamsPerUser:         20,
+		RequestTimeout:            10 * time.Second,
+		MaxInFlight:               256,
+		HistoryKeep:               90 * 24 * time.Hour,
 	}
 }
 
@@ -177,6 +186,8 @@ type app struct {
 	mail        *Mail         // nil: no email
 	mails       mails.Builder // composes every mail
 	linkLimit   *ipLimiter    // "send me a link" requests per address
+	// deviceCodeLimit counts wrong user codes at /device per address.
+	deviceCodeLimit *ipLimiter
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -248,6 +259,7 @@ func New(d Deps) (*echo.Echo, error) {
 	// Links by mail: 20 requests an hour per address (a household or an
 	// office shares one), on top of linkRequestsPerHour per mailbox.
 	a.linkLimit = newIPLimiter(20, time.Hour)
+	a.deviceCodeLimit = newIPLimiter(d.Config.DeviceCodeFailuresPerIP, d.Config.FailureWindow)
 	if d.Mail != nil {
 		u, err := url.Parse(d.Mail.BaseURL)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
