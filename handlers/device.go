@@ -30,6 +30,10 @@ const (
 	deviceCodeLifetime = 10 * time.Minute
 	// devicePollInterval is the seconds a client waits between polls.
 	devicePollInterval = 5
+	// tokenPollsPerSecond and tokenPollBurst bound the token endpoint's
+	// requests per client address (see oauthToken).
+	tokenPollsPerSecond = 1
+	tokenPollBurst      = 30
 	// appTokenLifetime is how long a connected app's token lasts.
 	appTokenLifetime = 90 * 24 * time.Hour
 	// userCodeAlphabet: consonants only (no words, no 0/O, 1/I mix-ups),
@@ -179,8 +183,24 @@ func (a *app) deviceAuthorization(c echo.Context) error {
 
 // oauthToken is POST /oauth/token for the device_code grant, answering as
 // RFC 8628 §3.5 says.
+//
+// Requests are limited per client address first (each poll is a database
+// write), tokenPollsPerSecond in bursts of tokenPollBurst: room for many
+// tools polling at the 5 s interval from one address, none for a flood.
+// Past it the answer is 429 with Retry-After and RFC 8628's "slow_down":
+// the one error every device-flow client already obeys by polling more
+// slowly (5 s more each time) rather than giving up, and which clients read
+// from any 4xx (golang.org/x/oauth2 does); 429 (RFC 6585) rather than
+// RFC 6749's default 400 says to everyone else that this is a rate limit,
+// not a bad request, as /oauth/device_authorization already does. (The
+// per-device-code slow_down, for a client polling faster than its
+// interval, stays a 400: it is about that grant.)
 func (a *app) oauthToken(c echo.Context) error {
 	r := c.Request()
+	if wait := a.tokenPollLimit.take(a.clientKey(c), a.now()); wait > 0 {
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+		return oauthError(c, http.StatusTooManyRequests, "slow_down", "Too many requests from this address.")
+	}
 	if gt := formValue(c, "grant_type"); gt != grantDeviceCode {
 		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "Only "+grantDeviceCode+" is supported.")
 	}

@@ -461,3 +461,63 @@ func TestDeviceCodeGuessingIsLimitedPerUserAndAddress(t *testing.T) {
 		t.Fatal("a 500")
 	}
 }
+
+// TestTokenEndpointIsLimitedPerAddress: /oauth/token takes 30 requests at
+// once from one client address, then one a second; past it a 429 with
+// Retry-After and RFC 8628's slow_down (JSON, no-store), which a device-flow
+// client obeys by polling more slowly. Other addresses are not held up,
+// and the address may go on when its wait is over.
+func TestTokenEndpointIsLimitedPerAddress(t *testing.T) {
+	app := newTestApp(t)
+	clientID := registerApp(t, app, "Doorman CLI")
+	poll := func(ip, deviceCode string) (int, map[string]any, http.Header) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, app.srv.URL+"/oauth/token", strings.NewReader(url.Values{
+			"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {deviceCode}, "client_id": {clientID}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+			t.Fatalf("not JSON (%d): %v", res.StatusCode, err)
+		}
+		return res.StatusCode, out, res.Header
+	}
+	for i := range 30 {
+		if status, out, _ := poll(ipTokyo, "no-such-code"); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+			t.Fatalf("request %d: %d %v", i+1, status, out)
+		}
+	}
+	status, out, h := poll(ipTokyo, "no-such-code")
+	if status != http.StatusTooManyRequests || out["error"] != "slow_down" || h.Get("Retry-After") != "1" || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("request 31: %d %v Retry-After %q Cache-Control %q", status, out, h.Get("Retry-After"), h.Get("Cache-Control"))
+	}
+	// A real client's poll from that address waits too; from another
+	// address it is answered.
+	status, out = oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
+	if status != http.StatusOK {
+		t.Fatalf("device authorization: %d %v", status, out)
+	}
+	code := out["device_code"].(string)
+	if status, out, _ := poll(ipTokyo, code); status != http.StatusTooManyRequests || out["error"] != "slow_down" {
+		t.Fatalf("a poll from the limited address: %d %v", status, out)
+	}
+	if status, out, _ := poll(ipBerlin, code); status != http.StatusBadRequest || out["error"] != "authorization_pending" {
+		t.Fatalf("a poll from another address: %d %v", status, out)
+	}
+	// One a second comes back.
+	app.advance(time.Second)
+	if status, out, _ := poll(ipTokyo, "no-such-code"); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+		t.Fatalf("a second later: %d %v", status, out)
+	}
+	if status, _, _ := poll(ipTokyo, "no-such-code"); status != http.StatusTooManyRequests {
+		t.Fatalf("and only one: %d", status)
+	}
+}

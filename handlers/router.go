@@ -188,6 +188,8 @@ type app struct {
 	linkLimit   *ipLimiter    // "send me a link" requests per address
 	// deviceCodeLimit counts wrong user codes at /device per address.
 	deviceCodeLimit *ipLimiter
+	// tokenPollLimit bounds /oauth/token requests per address.
+	tokenPollLimit *tokenLimiter
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -252,6 +254,7 @@ func New(d Deps) (*echo.Echo, error) {
 	a.tokenLimit = newTokenLimiter(10, 60)
 	// A code a minute per address, in bursts of 10.
 	a.oauthLimit = newTokenLimiter(1.0/60, 10)
+	a.tokenPollLimit = newTokenLimiter(tokenPollsPerSecond, tokenPollBurst)
 	if a.cfg.MaxInFlight > 0 {
 		a.slots = make(chan struct{}, a.cfg.MaxInFlight)
 	}
