@@ -138,6 +138,8 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	num(&s.MaxSessionsPerUser, "max-sessions-per-user", "DOORMAN_MAX_SESSIONS_PER_USER", s.MaxSessionsPerUser, "live sessions a user may have; a new sign-in past it ends the least recently active one")
 	num(&s.MaxInFlight, "max-in-flight", "DOORMAN_MAX_IN_FLIGHT", s.MaxInFlight, "requests served at once that may read the database; past it a request gets 503 at once (load shedding when the database stalls); 0: no bound")
+	num(&s.MaxStreamsPerUser, "max-streams-per-user", "DOORMAN_MAX_STREAMS_PER_USER", s.MaxStreamsPerUser, "event streams (open tabs watching for sign-outs) one account may hold on this instance, across its sessions; past it 429")
+	num(&s.MaxStreams, "max-streams", "DOORMAN_MAX_STREAMS", s.MaxStreams, "event streams this instance holds at once; past it 503; 0: a quarter of the open-file limit (64 to 16384)")
 	num(&s.AccountFailureLimit, "login-failures-per-account", "DOORMAN_LOGIN_FAILURES_PER_ACCOUNT", s.AccountFailureLimit, "failed sign-ins per email within the window before it must wait")
 	num(&s.IPFailureLimit, "login-failures-per-ip", "DOORMAN_LOGIN_FAILURES_PER_IP", s.IPFailureLimit, "failed sign-ins plus sign-ups per client IP within the window before it must wait")
 	dur(&s.HistoryKeep, "history-keep", "DOORMAN_HISTORY_KEEP", s.HistoryKeep, "keep the security history this long (then pruned)")
@@ -189,8 +191,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if cfg.SMTPURL != "" && cfg.BaseURL == "" {
 		return cfg, errors.New("-smtp-url needs -base-url (the public origin links in mail start with, e.g. https://id.example.com)")
 	}
-	if s.MaxInFlight < 0 {
-		return cfg, errors.New("-max-in-flight must not be negative")
+	if s.MaxInFlight < 0 || s.MaxStreams < 0 {
+		return cfg, errors.New("-max-in-flight and -max-streams must not be negative")
+	}
+	if s.MaxStreamsPerUser < 1 {
+		return cfg, errors.New("-max-streams-per-user must be at least 1")
 	}
 	if s.MaxSessionsPerUser < 1 || s.AccountFailureLimit < 1 || s.IPFailureLimit < 1 {
 		return cfg, errors.New("-max-sessions-per-user and the -login-failures-* limits must be at least 1")
@@ -230,9 +235,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// event sink (this process's own writes) and is fed what other
 	// processes end (Watch); it rereads sessions through the store.
 	var store db.Store
-	broker := live.New(cfg.Session.MaxStreamsPerSession, func(ctx context.Context, id string) (bool, string, time.Time, error) {
+	broker := live.New(cfg.Session.StreamLimits(), func(ctx context.Context, id string) (bool, string, time.Time, error) {
 		return live.StoreChecker(store, now)(ctx, id)
 	})
+	if l := broker.Limits(); cfg.Session.MaxStreams == 0 {
+		log.Info("event streams limited by the open-file limit (-max-streams)", "max_streams", l.Total, "per_user", l.PerUser, "per_session", l.PerSession)
+	}
 	store, err = storage.Open(ctx, cfg.DB, db.Options{Now: now, AllowSharedFileMode: cfg.AllowSharedDBFile, Events: broker})
 	if err != nil {
 		return err

@@ -87,7 +87,19 @@ func TestParseConfig(t *testing.T) {
 	if cfg.Addr != "127.0.0.1:1" {
 		t.Fatalf("flag did not win: %s", cfg.Addr)
 	}
-	for _, bad := range [][]string{{"-trusted-proxy", "nonsense"}, {"-idle-timeout", "-1h"}, {"-log-level", "loud"}, {"stray"}} {
+	// Stream limits: 20 an account by default, the instance's derived
+	// from the open-file limit (0), both settable.
+	if cfg.Session.MaxStreamsPerUser != 20 || cfg.Session.MaxStreams != 0 {
+		t.Fatalf("stream limits %d %d", cfg.Session.MaxStreamsPerUser, cfg.Session.MaxStreams)
+	}
+	cfg, _ = parseConfig([]string{"-max-streams", "500"}, func(k string) string {
+		return map[string]string{"DOORMAN_MAX_STREAMS_PER_USER": "8"}[k]
+	})
+	if cfg.Session.MaxStreamsPerUser != 8 || cfg.Session.MaxStreams != 500 {
+		t.Fatalf("stream limits %d %d", cfg.Session.MaxStreamsPerUser, cfg.Session.MaxStreams)
+	}
+	for _, bad := range [][]string{{"-trusted-proxy", "nonsense"}, {"-idle-timeout", "-1h"}, {"-log-level", "loud"}, {"stray"},
+		{"-max-streams", "-1"}, {"-max-streams-per-user", "0"}} {
 		if _, err := parseConfig(bad, func(string) string { return "" }); err == nil {
 			t.Errorf("parseConfig(%v) accepted", bad)
 		}

@@ -159,10 +159,17 @@ func New(t testing.TB, o Options) *App {
 	if a.Clock == nil {
 		a.Clock = NewClock()
 	}
+	a.Config = handlers.DefaultConfig()
+	a.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	a.Config.PublicOrigin = o.BaseURL
+	if o.Config != nil {
+		o.Config(&a.Config)
+	}
 	// The broker is the store's event sink, and needs the store to recheck
-	// sessions: made first, pointed at the store once it is open.
+	// sessions: made first, pointed at the store once it is open. Its
+	// limits are the config's, as in main.
 	var store db.Store
-	a.Live = live.New(4, func(ctx context.Context, id string) (bool, string, time.Time, error) {
+	a.Live = live.New(a.Config.StreamLimits(), func(ctx context.Context, id string) (bool, string, time.Time, error) {
 		return live.StoreChecker(store, a.Clock.Now)(ctx, id)
 	})
 	a.Store = o.Store
@@ -203,12 +210,6 @@ func New(t testing.TB, o Options) *App {
 	}
 	t.Cleanup(func() { resolver.Close() })
 	a.Geo = resolver
-	a.Config = handlers.DefaultConfig()
-	a.Config.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	a.Config.PublicOrigin = o.BaseURL
-	if o.Config != nil {
-		o.Config(&a.Config)
-	}
 	hasher := o.Hasher
 	if hasher == nil {
 		hasher = FastHasher()

@@ -107,4 +107,15 @@ func TestLiveSignOutBeforeTheStreamOpens(t *testing.T) {
 	time.Sleep(2 * time.Second) // past the notice's delay, had it been shown
 	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(desktop.Locator("#live-notice")).ToBeHidden())
+	// Nor is a 503 (the instance holds all the streams it may) a sign-out.
+	must(t, desktop.Unroute("**/settings/security/events*"))
+	must(t, desktop.Route("**/settings/security/events*", func(r playwright.Route) {
+		_ = r.Fulfill(playwright.RouteFulfillOptions{Status: playwright.Int(503), Headers: map[string]string{"Retry-After": "30"},
+			Body: "Doorman is watching too many open tabs right now."})
+	}))
+	reload(t, desktop)
+	must(t, expect.Locator(desktop.Locator(`body[data-live-stream="refused"]`)).ToHaveCount(1))
+	time.Sleep(2 * time.Second)
+	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
+	must(t, expect.Locator(desktop.Locator("#live-notice")).ToBeHidden())
 }

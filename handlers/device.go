@@ -32,13 +32,20 @@ const (
 	deviceCodeLifetime = 10 * time.Minute
 	// devicePollInterval is the seconds a client waits between polls.
 	devicePollInterval = 5
+	// tokenPollsPerSecond and tokenPollBurst bound the token endpoint's
+	// requests per client address (see oauthToken).
+	tokenPollsPerSecond = 1
+	tokenPollBurst      = 30
 	// appTokenLifetime is how long a connected app's token lasts.
 	appTokenLifetime = 90 * 24 * time.Hour
 	// userCodeAlphabet: consonants only (no words, no 0/O, 1/I mix-ups),
 	// RFC 8628 §6.1's example; 20^8 ≈ 2^34.6 codes.
 	userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
-	// scopeDeviceCode counts wrong codes entered at /device per session.
-	scopeDeviceCode = "device_code:"
+	// scopeDeviceCode counts wrong codes entered at /device per session
+	// (+ the session's id), scopeDeviceCodeUser per user across all their
+	// sessions; both under the account "user:<id>".
+	scopeDeviceCode     = "device_code:"
+	scopeDeviceCodeUser = "device_code"
 )
 
 // baseURL is the origin of the flow's absolute URLs: the configured public
@@ -183,8 +190,24 @@ func (a *app) deviceAuthorization(c echo.Context) error {
 
 // oauthToken is POST /oauth/token for the device_code grant, answering as
 // RFC 8628 §3.5 says.
+//
+// Requests are limited per client address first (each poll is a database
+// write), tokenPollsPerSecond in bursts of tokenPollBurst: room for many
+// tools polling at the 5 s interval from one address, none for a flood.
+// Past it the answer is 429 with Retry-After and RFC 8628's "slow_down":
+// the one error every device-flow client already obeys by polling more
+// slowly (5 s more each time) rather than giving up, and which clients read
+// from any 4xx (golang.org/x/oauth2 does); 429 (RFC 6585) rather than
+// RFC 6749's default 400 says to everyone else that this is a rate limit,
+// not a bad request, as /oauth/device_authorization already does. (The
+// per-device-code slow_down, for a client polling faster than its
+// interval, stays a 400: it is about that grant.)
 func (a *app) oauthToken(c echo.Context) error {
 	r := c.Request()
+	if wait := a.tokenPollLimit.take(a.clientKey(c), a.now()); wait > 0 {
+		c.Response().Header().Set("Retry-After", fmt.Sprint(int((wait+time.Second-1)/time.Second)))
+		return oauthError(c, http.StatusTooManyRequests, "slow_down", "Too many requests from this address.")
+	}
 	if gt := formValue(c, "grant_type"); gt != grantDeviceCode {
 		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "Only "+grantDeviceCode+" is supported.")
 	}
@@ -272,30 +295,52 @@ func (a *app) deviceLookup(c echo.Context) error {
 	return a.renderApproval(c, http.StatusOK, d, "")
 }
 
-// deviceRequest finds the pending request of the form's code, counting a
-// wrong one against this session (10 per 15 minutes: 2^34 codes, so no
-// one finds another person's by guessing).
+// deviceRequest finds the pending request of the form's code. Wrong codes
+// are counted three ways, each within FailureWindow, so nobody finds
+// another person's pending code by guessing (20^8 ≈ 2^34.6 codes):
+//   - per session (AccountFailureLimit, 10): a copied cookie alone spends
+//     only its own session's count, never the owner's whole allowance;
+//   - per user across all their sessions (DeviceCodeFailuresPerUser, 30,
+//     in the database): signing in again gives a guesser no fresh count;
+//   - per client address (DeviceCodeFailuresPerIP, 30, in memory): many
+//     accounts of one guesser share one count.
+//
+// While any count is spent, every code is refused with 429 before it is
+// looked up, the right one too: if the answer depended on the code, a
+// throttled guesser could go on guessing and learn from the difference.
+// The owner waits (the page says how long) or starts again on the device
+// if its code expires meanwhile.
 func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordProblem, error) {
 	au := authOf(c)
 	account, scope := "user:"+fmt.Sprint(au.User.ID), scopeDeviceCode+au.Session.ID
-	wait, err := a.attemptWait(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
-	if err != nil {
-		return db.DeviceAuthorization{}, nil, err
+	now := a.now()
+	wait := a.deviceCodeLimit.retryAfter(a.clientKey(c), now)
+	for _, l := range []struct {
+		scope string
+		limit int
+	}{{scope, a.cfg.AccountFailureLimit}, {scopeDeviceCodeUser, a.cfg.DeviceCodeFailuresPerUser}} {
+		w, err := a.attemptWait(c, account, l.scope, l.limit, a.cfg.FailureWindow)
+		if err != nil {
+			return db.DeviceAuthorization{}, nil, err
+		}
+		wait = max(wait, w)
 	}
 	if wait > 0 {
 		t := throttled{wait}
 		t.setHeader(c)
-		return db.DeviceAuthorization{}, &passwordProblem{t.message(), http.StatusTooManyRequests}, nil
+		mins := int((wait + time.Minute - 1) / time.Minute)
+		return db.DeviceAuthorization{}, &passwordProblem{fmt.Sprintf("Too many wrong codes. Please wait %s and try again; if the code on your device expires meanwhile, start again there.", plural(max(mins, 1), "minute")), http.StatusTooManyRequests}, nil
 	}
 	code := normaliseUserCode(formValue(c, "code"))
 	d, err := a.store.DeviceAuthorizationByUserCode(c.Request().Context(), code)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
 		return d, nil, fmt.Errorf("device: %w", err)
 	}
-	now := a.now()
 	switch {
 	case len(code) != 8 || errors.Is(err, db.ErrNotFound):
 		a.recordAccountFailure(c, account, scope)
+		a.recordAccountFailure(c, account, scopeDeviceCodeUser)
+		a.deviceCodeLimit.add(a.clientKey(c), now)
 		return d, &passwordProblem{"That code isn't right. Check the code your device shows (8 letters).", http.StatusUnprocessableEntity}, nil
 	case !now.Before(d.ExpiresAt):
 		return d, &passwordProblem{"That code expired. Start again on your device to get a new one.", http.StatusGone}, nil

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"doorman/apiclient"
 	"doorman/apptest"
 	"doorman/db"
+	"doorman/handlers"
 	"doorman/operator"
 )
 
@@ -371,5 +373,152 @@ func TestOperatorApps(t *testing.T) {
 	}
 	if status, out := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}}); status != http.StatusUnauthorized || out["error"] != "invalid_client" {
 		t.Fatalf("a removed app: %d %v", status, out)
+	}
+}
+
+// TestDeviceCodeGuessingIsLimitedPerUserAndAddress: wrong user codes at
+// /device are counted per session, per user across all their sessions (a
+// fresh sign-in gives no fresh count) and per client address (many
+// accounts, one guesser). While throttled, even the right code gets the
+// 429, so a guesser learns nothing; the code stays pending, and works once
+// the wait is over.
+func TestDeviceCodeGuessingIsLimitedPerUserAndAddress(t *testing.T) {
+	app := newTestApp(t, func(c *handlers.Config) {
+		c.AccountFailureLimit = 3 // per session
+		c.DeviceCodeFailuresPerUser = 5
+		c.DeviceCodeFailuresPerIP = 7
+	})
+	clientID := registerApp(t, app, "Doorman CLI")
+	start := func() string {
+		t.Helper()
+		status, out := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
+		if status != http.StatusOK {
+			t.Fatalf("device authorization: %d %v", status, out)
+		}
+		return out["user_code"].(string)
+	}
+	const wrong = "ZZZZ-ZZZZ"
+	throttled := func(res *response) {
+		t.Helper()
+		expectStatus(t, res, http.StatusTooManyRequests)
+		expectBody(t, res, "Too many wrong codes. Please wait 15 minutes")
+		if res.Header.Get("Retry-After") == "" {
+			t.Fatal("no Retry-After")
+		}
+	}
+
+	// Per user: sessions of one user, each within its own 3, from
+	// addresses of their own.
+	first := app.client(uaWindowsChrome, "198.51.100.1")
+	first.signup("mallory@example.com", pw)
+	for range 3 {
+		expectStatus(t, first.post("/device", url.Values{"code": {wrong}}), http.StatusUnprocessableEntity)
+	}
+	throttled(first.post("/device", url.Values{"code": {wrong}})) // the session's own limit
+	second := app.client(uaWindowsChrome, "198.51.100.2")
+	second.login("mallory@example.com", pw)
+	for range 2 { // 5 for the user
+		expectStatus(t, second.post("/device", url.Values{"code": {wrong}}), http.StatusUnprocessableEntity)
+	}
+	third := app.client(uaWindowsChrome, "198.51.100.3")
+	third.login("mallory@example.com", pw)
+	throttled(third.post("/device", url.Values{"code": {wrong}}))
+	// The right code too: approving it, or just looking it up.
+	code := start()
+	throttled(third.post("/device", url.Values{"code": {code}}))
+	throttled(third.post("/device/approve", url.Values{"code": {code}, "password": {pw}}))
+	// Another user is not held up by mallory's count.
+	alice := app.client(uaMacFirefox, ipBerlin)
+	alice.signup("alice@example.com", pw)
+	expectStatus(t, alice.post("/device", url.Values{"code": {code}}), http.StatusOK)
+
+	// Per address: three users at one address, none past their own limits.
+	shared := "203.0.113.9"
+	var users []*client
+	for i, email := range []string{"u1@example.com", "u2@example.com", "u3@example.com"} {
+		c := app.client(uaIPhone, "192.0.2."+strconv.Itoa(i+1))
+		c.signup(email, pw)
+		c.ip = shared
+		users = append(users, c)
+	}
+	for i, n := range []int{3, 2, 2} { // 7 for the address
+		for range n {
+			expectStatus(t, users[i].post("/device", url.Values{"code": {wrong}}), http.StatusUnprocessableEntity)
+		}
+	}
+	throttled(users[2].post("/device", url.Values{"code": {wrong}}))
+	throttled(users[1].post("/device", url.Values{"code": {code}}))
+	// The same users elsewhere are not held up by the address's count.
+	users[1].ip = ipTokyo
+	expectStatus(t, users[1].post("/device", url.Values{"code": {code}}), http.StatusOK)
+
+	// The counts age out with the window; a new code then works in the
+	// throttled user's session (the first has expired meanwhile).
+	app.advance(15 * time.Minute)
+	code = start()
+	expectStatus(t, third.post("/device", url.Values{"code": {code}}), http.StatusOK)
+	expectRedirect(t, third.post("/device/approve", url.Values{"code": {code}, "password": {pw}}), "/settings/security")
+	if strings.Contains(app.logs.String(), "status=500") {
+		t.Fatal("a 500")
+	}
+}
+
+// TestTokenEndpointIsLimitedPerAddress: /oauth/token takes 30 requests at
+// once from one client address, then one a second; past it a 429 with
+// Retry-After and RFC 8628's slow_down (JSON, no-store), which a device-flow
+// client obeys by polling more slowly. Other addresses are not held up,
+// and the address may go on when its wait is over.
+func TestTokenEndpointIsLimitedPerAddress(t *testing.T) {
+	app := newTestApp(t)
+	clientID := registerApp(t, app, "Doorman CLI")
+	poll := func(ip, deviceCode string) (int, map[string]any, http.Header) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, app.srv.URL+"/oauth/token", strings.NewReader(url.Values{
+			"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {deviceCode}, "client_id": {clientID}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil {
+			t.Fatalf("not JSON (%d): %v", res.StatusCode, err)
+		}
+		return res.StatusCode, out, res.Header
+	}
+	for i := range 30 {
+		if status, out, _ := poll(ipTokyo, "no-such-code"); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+			t.Fatalf("request %d: %d %v", i+1, status, out)
+		}
+	}
+	status, out, h := poll(ipTokyo, "no-such-code")
+	if status != http.StatusTooManyRequests || out["error"] != "slow_down" || h.Get("Retry-After") != "1" || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("request 31: %d %v Retry-After %q Cache-Control %q", status, out, h.Get("Retry-After"), h.Get("Cache-Control"))
+	}
+	// A real client's poll from that address waits too; from another
+	// address it is answered.
+	status, out = oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
+	if status != http.StatusOK {
+		t.Fatalf("device authorization: %d %v", status, out)
+	}
+	code := out["device_code"].(string)
+	if status, out, _ := poll(ipTokyo, code); status != http.StatusTooManyRequests || out["error"] != "slow_down" {
+		t.Fatalf("a poll from the limited address: %d %v", status, out)
+	}
+	if status, out, _ := poll(ipBerlin, code); status != http.StatusBadRequest || out["error"] != "authorization_pending" {
+		t.Fatalf("a poll from another address: %d %v", status, out)
+	}
+	// One a second comes back.
+	app.advance(time.Second)
+	if status, out, _ := poll(ipTokyo, "no-such-code"); status != http.StatusBadRequest || out["error"] != "invalid_grant" {
+		t.Fatalf("a second later: %d %v", status, out)
+	}
+	if status, _, _ := poll(ipTokyo, "no-such-code"); status != http.StatusTooManyRequests {
+		t.Fatalf("and only one: %d", status)
 	}
 }

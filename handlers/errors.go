@@ -8,6 +8,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"doorman/live"
 	"doorman/views"
 )
 
@@ -79,6 +80,10 @@ func (a *app) handleError(err error, c echo.Context) {
 	switch {
 	case errors.Is(err, errBusy):
 		a.log.Debug("request shed", "method", r.Method, "path", r.URL.Path, "request_id", reqID)
+	case errors.Is(err, live.ErrFull):
+		// Expected at the configured limit, not a fault: a warning, like
+		// any refusal.
+		a.log.Warn("event stream refused: the instance holds its most streams", "path", r.URL.Path, "status", code, "request_id", reqID)
 	case code >= 500:
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", code, "request_id", reqID, "err", err)
 	default:

@@ -31,8 +31,21 @@ func (a *app) events(c echo.Context) error {
 	au := authOf(c)
 	st, err := a.live.Subscribe(au.User.ID, au.Session.ID)
 	switch {
+	// Refused streams say when to try again, though a browser's
+	// EventSource cannot read it: the tab's script asks whether it is still
+	// signed in (a 429 or 503 here is no sign-out) and retries with its own
+	// backoff. A place frees only when a tab closes, so no time is exact.
 	case errors.Is(err, live.ErrTooManyStreams):
+		c.Response().Header().Set("Retry-After", streamRetryAfter)
 		return echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this session.")
+	case errors.Is(err, live.ErrTooManyForUser):
+		c.Response().Header().Set("Retry-After", streamRetryAfter)
+		return echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this account.")
+	case errors.Is(err, live.ErrFull):
+		// The instance's limit, not this account's doing: 503, as for any
+		// overload.
+		c.Response().Header().Set("Retry-After", streamRetryAfter)
+		return echo.NewHTTPError(http.StatusServiceUnavailable, "Doorman is watching too many open tabs right now. This page still works; it will update itself again later.").SetInternal(err)
 	case errors.Is(err, live.ErrClosed):
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "The server is restarting. Please try again in a moment.")
 	case err != nil:
@@ -94,6 +107,9 @@ func (a *app) events(c echo.Context) error {
 		}
 	}
 }
+
+// streamRetryAfter is the Retry-After (seconds) of a refused stream.
+const streamRetryAfter = "30"
 
 // signedOutText is what the ended tab says, by why its session ended.
 func signedOutText(reason string) string {

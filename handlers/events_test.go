@@ -264,3 +264,130 @@ func TestFlashCookieStaysSmall(t *testing.T) {
 		t.Fatalf("%d waiting messages shown, want 1 to 3", n)
 	}
 }
+
+// expectRefused checks that s was refused with status and a Retry-After,
+// its page saying why.
+func (s *stream) expectRefused(status int, why string) {
+	s.t.Helper()
+	if s.res.StatusCode != status {
+		s.t.Fatalf("stream: %d, want %d", s.res.StatusCode, status)
+	}
+	if ra, err := strconv.Atoi(s.res.Header.Get("Retry-After")); err != nil || ra < 1 {
+		s.t.Fatalf("refused stream's Retry-After %q", s.res.Header.Get("Retry-After"))
+	}
+	body, err := io.ReadAll(s.res.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if !strings.Contains(string(body), why) {
+		s.t.Fatalf("refused stream's page does not say %q:\n%s", why, body)
+	}
+}
+
+// TestEventStreamLimitsPerAccountAndInstance: besides 4 a session, an
+// account holds at most MaxStreamsPerUser streams across its sessions (429)
+// and the instance at most MaxStreams (503), each with Retry-After; the
+// refused tab is still signed in, and a closed stream frees its place.
+func TestEventStreamLimitsPerAccountAndInstance(t *testing.T) {
+	app := newTestApp(t, func(c *handlers.Config) {
+		c.MaxStreamsPerSession = 2
+		c.MaxStreamsPerUser = 3
+		c.MaxStreams = 5
+	})
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	d1, d2 := desktop.openStream(), desktop.openStream()
+	p1 := phone.openStream()
+	for _, s := range []*stream{d1, d2, p1} {
+		if s.res.StatusCode != http.StatusOK {
+			t.Fatalf("a stream within the limits: %d", s.res.StatusCode)
+		}
+	}
+	// The phone's session holds one of its two, but the account holds its
+	// three.
+	phone.openStream().expectRefused(http.StatusTooManyRequests, "Too many open tabs are watching this account.")
+	// A refused stream is no sign-out: the tab's check finds it signed in.
+	expectStatus(t, phone.get("/settings/security"), http.StatusOK)
+
+	// Another account fills the instance: the next stream, anyone's, is a
+	// 503, not the account's fault.
+	laptop, tablet := app.client(uaMacFirefox, ipTokyo), app.client(uaIPhone, ipTokyo)
+	laptop.signup("bob@example.com", pw)
+	tablet.login("bob@example.com", pw)
+	l1, l2 := laptop.openStream(), laptop.openStream()
+	if l1.res.StatusCode != http.StatusOK || l2.res.StatusCode != http.StatusOK {
+		t.Fatalf("bob's streams: %d %d", l1.res.StatusCode, l2.res.StatusCode)
+	}
+	tablet.openStream().expectRefused(http.StatusServiceUnavailable, "watching too many open tabs")
+	expectStatus(t, tablet.get("/settings/security"), http.StatusOK)
+	// Pages are not streams: they are served as usual.
+	expectStatus(t, desktop.get("/settings"), http.StatusOK)
+
+	// A closed stream frees its place under every limit: alice's phone
+	// gets one when her desktop closes one, and bob's tablet when his
+	// laptop does.
+	d1.cancel()
+	waitUntil(t, func() bool { return app.app.Live.Open() == 4 })
+	if s := phone.openStream(); s.res.StatusCode != http.StatusOK {
+		t.Fatalf("after a tab of the account closed: %d", s.res.StatusCode)
+	}
+	tablet.openStream().expectRefused(http.StatusServiceUnavailable, "watching too many open tabs")
+	l1.cancel()
+	waitUntil(t, func() bool { return app.app.Live.Open() == 4 })
+	if s := tablet.openStream(); s.res.StatusCode != http.StatusOK {
+		t.Fatalf("after a tab on the instance closed: %d", s.res.StatusCode)
+	}
+	if strings.Contains(app.logs.String(), "level=ERROR") {
+		t.Fatal("a refused stream was logged as an error")
+	}
+}
+
+// TestEventStreamLimitsHoldUnderConcurrentOpens: streams opened at once
+// from several sessions of one account never overshoot the account's
+// limit (the count and the check are one step).
+func TestEventStreamLimitsHoldUnderConcurrentOpens(t *testing.T) {
+	app := newTestApp(t, func(c *handlers.Config) { c.MaxStreamsPerUser = 5 })
+	var tabs []*client
+	for i := range 3 {
+		c := app.client(uaWindowsChrome, ipBerlin)
+		if i == 0 {
+			c.signup("alice@example.com", pw)
+		} else {
+			c.login("alice@example.com", pw)
+		}
+		tabs = append(tabs, c, c, c, c) // 4 a session: 12 in all
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	statuses := make(chan int, len(tabs))
+	start := make(chan struct{})
+	for _, c := range tabs {
+		go func() {
+			<-start
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, app.srv.URL+"/settings/security/events", nil)
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			req.Header.Set("User-Agent", c.ua)
+			req.Header.Set("X-Forwarded-For", c.ip)
+			res, err := c.http.Do(req)
+			if err != nil {
+				statuses <- -1
+				return
+			}
+			// Held open (the body unread) until the test ends.
+			t.Cleanup(func() { res.Body.Close() })
+			statuses <- res.StatusCode
+		}()
+	}
+	close(start)
+	got := map[int]int{}
+	for range tabs {
+		got[<-statuses]++
+	}
+	if got[http.StatusOK] != 5 || got[http.StatusTooManyRequests] != 7 || app.app.Live.Open() != 5 {
+		t.Fatalf("12 streams at once for an account allowed 5: %v, %d open", got, app.app.Live.Open())
+	}
+}

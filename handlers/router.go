@@ -55,6 +55,13 @@ type Config struct {
 	// FailureWindow block that IP (counted in memory, per instance).
 	IPFailureLimit int
 	FailureWindow  time.Duration
+	// DeviceCodeFailuresPerUser wrong user codes at /device within
+	// FailureWindow, across all of one user's sessions (in the database),
+	// and DeviceCodeFailuresPerIP from one client address (in memory, per
+	// instance), make code entry wait; each session also has
+	// AccountFailureLimit of its own.
+	DeviceCodeFailuresPerUser int
+	DeviceCodeFailuresPerIP   int
 	// TrustedProxies are the peers whose X-Forwarded-For,
 	// X-Forwarded-Proto and X-Request-ID headers are believed. Empty: no
 	// one's.
@@ -68,6 +75,14 @@ type Config struct {
 	// MaxStreamsPerSession bounds the event streams one session may hold
 	// open (a storm of tabs must not exhaust the server).
 	MaxStreamsPerSession int
+	// MaxStreamsPerUser bounds the event streams one account may hold open
+	// across all its sessions, on one instance.
+	MaxStreamsPerUser int
+	// MaxStreams bounds the event streams one instance holds open; 0:
+	// derived from the process's open-file limit
+	// (live.StreamsForFileLimit). These three are the live.Limits of the
+	// broker given as Deps.Live: whoever builds it reads them.
+	MaxStreams int
 	// RequestTimeout bounds each request, and so every database call it
 	// makes: a stalled database gets a 503, not an ever-growing queue.
 	// (An event stream's session check has it; its later checks carry
@@ -92,24 +107,33 @@ type Config struct {
 	DemoEmail, DemoPassword string
 }
 
+// StreamLimits are the limits of the event-stream broker (Deps.Live) that
+// c asks for.
+func (c Config) StreamLimits() live.Limits {
+	return live.Limits{PerSession: c.MaxStreamsPerSession, PerUser: c.MaxStreamsPerUser, Total: c.MaxStreams}
+}
+
 // DefaultConfig is the documented default policy.
 func DefaultConfig() Config {
 	return Config{
-		IdleTimeout:          28 * 24 * time.Hour,
-		AbsoluteLifetime:     90 * 24 * time.Hour,
-		IdleExtendEvery:      time.Hour,
-		ActivityWriteEvery:   time.Minute,
-		SudoWindow:           10 * time.Minute,
-		MaxSessionsPerUser:   100,
-		AccountFailureLimit:  10,
-		IPFailureLimit:       50,
-		FailureWindow:        15 * time.Minute,
-		HSTSMaxAge:           365 * 24 * time.Hour,
-		StreamHeartbeat:      20 * time.Second,
-		MaxStreamsPerSession: 4,
-		RequestTimeout:       10 * time.Second,
-		MaxInFlight:          256,
-		HistoryKeep:          90 * 24 * time.Hour,
+		IdleTimeout:               28 * 24 * time.Hour,
+		AbsoluteLifetime:          90 * 24 * time.Hour,
+		IdleExtendEvery:           time.Hour,
+		ActivityWriteEvery:        time.Minute,
+		SudoWindow:                10 * time.Minute,
+		MaxSessionsPerUser:        100,
+		AccountFailureLimit:       10,
+		IPFailureLimit:            50,
+		FailureWindow:             15 * time.Minute,
+		DeviceCodeFailuresPerUser: 30,
+		DeviceCodeFailuresPerIP:   30,
+		HSTSMaxAge:                365 * 24 * time.Hour,
+		StreamHeartbeat:           20 * time.Second,
+		MaxStreamsPerSession:      4,
+		MaxStreamsPerUser:         20,
+		RequestTimeout:            10 * time.Second,
+		MaxInFlight:               256,
+		HistoryKeep:               90 * 24 * time.Hour,
 	}
 }
 
@@ -168,6 +192,10 @@ type app struct {
 	mail        *Mail         // nil: no email
 	mails       mails.Builder // composes every mail
 	linkLimit   *ipLimiter    // "send me a link" requests per address
+	// deviceCodeLimit counts wrong user codes at /device per address.
+	deviceCodeLimit *ipLimiter
+	// tokenPollLimit bounds /oauth/token requests per address.
+	tokenPollLimit *tokenLimiter
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
@@ -241,6 +269,7 @@ func New(d Deps) (*echo.Echo, error) {
 	a.tokenLimit = newTokenLimiter(10, 60)
 	// A code a minute per address, in bursts of 10.
 	a.oauthLimit = newTokenLimiter(1.0/60, 10)
+	a.tokenPollLimit = newTokenLimiter(tokenPollsPerSecond, tokenPollBurst)
 	if a.cfg.MaxInFlight > 0 {
 		a.slots = make(chan struct{}, a.cfg.MaxInFlight)
 	}
@@ -248,6 +277,7 @@ func New(d Deps) (*echo.Echo, error) {
 	// Links by mail: 20 requests an hour per address (a household or an
 	// office shares one), on top of linkRequestsPerHour per mailbox.
 	a.linkLimit = newIPLimiter(20, time.Hour)
+	a.deviceCodeLimit = newIPLimiter(d.Config.DeviceCodeFailuresPerIP, d.Config.FailureWindow)
 	if d.Mail != nil {
 		u, err := parseOrigin(d.Mail.BaseURL)
 		if err != nil {

@@ -18,8 +18,20 @@ import (
 )
 
 // ErrTooManyStreams is returned by Subscribe when the session already has
-// MaxPerSession streams open: a storm of tabs must not exhaust the server.
+// Limits.PerSession streams open: a storm of tabs must not exhaust the server.
 var ErrTooManyStreams = errors.New("live: too many streams for this session")
+
+// ErrTooManyForUser is returned by Subscribe when the account already has
+// Limits.PerUser streams open across all its sessions: without it, one
+// account signed in many times holds as many streams as it has sessions
+// times PerSession (an outside review saw 1,200 idle streams from three
+// accounts slow every page tenfold).
+var ErrTooManyForUser = errors.New("live: too many streams for this account")
+
+// ErrFull is returned by Subscribe when the instance already holds
+// Limits.Total streams: each holds a connection (a file descriptor) and a
+// goroutine, and pages must still get their file descriptors.
+var ErrFull = errors.New("live: too many streams on this instance")
 
 // ErrClosed is returned by Subscribe after Close (the server is stopping).
 var ErrClosed = errors.New("live: broker closed")
@@ -37,21 +49,42 @@ type Checker func(ctx context.Context, sessionID string) (alive bool, reason str
 // watching other processes' writes (db.Watcher) feeds it too. Safe for
 // concurrent use.
 type Broker struct {
-	maxPerSession int
-	check         Checker
+	limits Limits
+	check  Checker
 
 	mu        sync.Mutex
 	closed    bool
+	open      int // streams subscribed and not closed
 	bySession map[string]map[*Stream]struct{}
 	byUser    map[int64]map[*Stream]struct{}
 }
 
-// New returns a broker allowing maxPerSession streams a session, which
-// rechecks sessions with check.
-func New(maxPerSession int, check Checker) *Broker {
-	return &Broker{maxPerSession: maxPerSession, check: check,
+// Limits bound the streams a broker holds open, all on this instance (a
+// process): every stream is a connection, a file descriptor and a
+// goroutine here, whatever other instances hold.
+type Limits struct {
+	// PerSession is the most streams one browser session may hold (its
+	// tabs).
+	PerSession int
+	// PerUser is the most streams one account may hold across all its
+	// sessions.
+	PerUser int
+	// Total is the most streams the instance holds; 0: StreamsForFileLimit().
+	Total int
+}
+
+// New returns a broker holding at most limits' streams, which rechecks
+// sessions with check.
+func New(limits Limits, check Checker) *Broker {
+	if limits.Total <= 0 {
+		limits.Total = StreamsForFileLimit()
+	}
+	return &Broker{limits: limits, check: check,
 		bySession: map[string]map[*Stream]struct{}{}, byUser: map[int64]map[*Stream]struct{}{}}
 }
+
+// Limits are the broker's limits (Total resolved).
+func (b *Broker) Limits() Limits { return b.limits }
 
 // Stream is one open event stream: one browser tab.
 type Stream struct {
@@ -67,6 +100,7 @@ type Stream struct {
 	once      sync.Once
 	stop      chan struct{}
 	stopOnce  sync.Once
+	closeOnce sync.Once
 }
 
 // Subscribe opens a stream for the session.
@@ -76,12 +110,22 @@ func (b *Broker) Subscribe(userID int64, sessionID string) (*Stream, error) {
 	if b.closed {
 		return nil, ErrClosed
 	}
-	if len(b.bySession[sessionID]) >= b.maxPerSession {
+	// Checked and counted under the one lock: concurrent opens cannot
+	// overshoot a limit. The narrowest limit is reported first, so a tab
+	// over its own session's or account's share is told so (429) even when
+	// the instance is full too (503).
+	switch {
+	case len(b.bySession[sessionID]) >= b.limits.PerSession:
 		return nil, ErrTooManyStreams
+	case len(b.byUser[userID]) >= b.limits.PerUser:
+		return nil, ErrTooManyForUser
+	case b.open >= b.limits.Total:
+		return nil, ErrFull
 	}
 	s := &Stream{b: b, userID: userID, sessionID: sessionID, Refresh: make(chan struct{}, 1), ended: make(chan struct{}), stop: make(chan struct{})}
 	add(b.bySession, sessionID, s)
 	add(b.byUser, userID, s)
+	b.open++
 	return s, nil
 }
 
@@ -99,12 +143,16 @@ func remove[K comparable](m map[K]map[*Stream]struct{}, k K, s *Stream) {
 	}
 }
 
-// Close unsubscribes the stream (the tab went away).
+// Close unsubscribes the stream (the tab went away), freeing its place
+// under every limit. Closing twice frees it once.
 func (s *Stream) Close() {
-	s.b.mu.Lock()
-	remove(s.b.bySession, s.sessionID, s)
-	remove(s.b.byUser, s.userID, s)
-	s.b.mu.Unlock()
+	s.closeOnce.Do(func() {
+		s.b.mu.Lock()
+		remove(s.b.bySession, s.sessionID, s)
+		remove(s.b.byUser, s.userID, s)
+		s.b.open--
+		s.b.mu.Unlock()
+	})
 }
 
 // Ended is closed when the stream's session has ended; Reason then says why.
@@ -206,11 +254,7 @@ func (b *Broker) EndSession(sessionID, reason string) {
 func (b *Broker) Open() int {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	n := 0
-	for _, m := range b.bySession {
-		n += len(m)
-	}
-	return n
+	return b.open
 }
 
 // Close stops every stream (graceful shutdown) and refuses new ones.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -104,7 +105,11 @@ func idleStreams(c config, e *env, bin, tmp, dsn string, common []string, a, b *
 	r.foreignSignIn = foreignShare(cpu0, snapCPU())
 	logf("  %d sign-ins in %s (%.1f/s)", r.signIns, r.signInTook.Round(time.Second), float64(r.signIns)/r.signInTook.Seconds())
 
-	d, err := startInstance(bin, tmp, "D", append([]string{"-db", dsn}, common...)...)
+	// D is to hold every stream at once: its per-account and per-instance
+	// stream limits (20 an account; a share of the open-file limit) are
+	// lifted to what the run asks for, as the sign-up limit is for all.
+	limits := []string{"-max-streams-per-user", strconv.Itoa(c.perUser * c.perSession), "-max-streams", strconv.Itoa(c.users * c.perUser * c.perSession)}
+	d, err := startInstance(bin, tmp, "D", append(append([]string{"-db", dsn}, common...), limits...)...)
 	if err != nil {
 		return nil, err
 	}

@@ -146,8 +146,10 @@ function watchSession(url, retryIn = 5000) {
   // is closed for good: most often because the session ended before the
   // stream was subscribed (or while it reconnected), so nothing was pushed.
   // Ask the server whether this tab is still signed in: if not, say so and
-  // move to sign-in now rather than at the next click; if it is (too many
-  // tabs, a restart), watch again later, waiting longer each time.
+  // move to sign-in now rather than at the next click; if it is (a 429: too
+  // many tabs of this session or account; a 503: the server holds all the
+  // streams it can, or is restarting), watch again later, waiting longer
+  // each time.
   events.addEventListener("error", async () => {
     if (events.readyState !== EventSource.CLOSED) return;
     delete document.body.dataset.liveStream;
