@@ -82,8 +82,11 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	// is per connection). It cannot reach older page images still in the
 	// -wal until a checkpoint recycles it, which is why what must never be
 	// at rest in clear (mail bodies) is sealed before it is written.
-	// Cost, measured (BenchmarkMailLifecycle and the revoke benchmarks):
-	// within the noise, as SQLite zeroes only pages it writes anyway.
+	// Cost: CPU to zero what is freed, and a write of each page that
+	// becomes free (ON, not FAST, which would leave whole freed pages as
+	// they were). BenchmarkMailLifecycle (queue, claim, send, prune: what
+	// frees the most) and the revoke benchmarks showed no difference
+	// beyond the noise of a shared 2-core machine (±50% run to run).
 	pragmas := "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)"
 	name := "file:" + (&url.URL{Path: path}).EscapedPath()
 	if existing {
