@@ -62,7 +62,8 @@ type Config struct {
 	DebugAddr string
 	// AllowSharedDBFile accepts a database file others may read.
 	AllowSharedDBFile bool
-	// SecretKeyFile holds the key ring that seals two-factor secrets.
+	// SecretKeyFile holds the key ring that seals two-factor secrets and
+	// queued mail, and keys recovery codes' hashes.
 	SecretKeyFile string
 	// Mail: the SMTP server's URL (empty: mail goes to MailDir), the file
 	// holding its password, the From address, the public origin of
@@ -107,7 +108,7 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("DOORMAN_DB_ALLOW_SHARED_FILE_MODE: %w", err))
 	}
 	fs.BoolVar(&cfg.AllowSharedDBFile, "db-allow-shared-file-mode", sharedDefault, "open a database file that other users may read (by default Doorman refuses: it holds password hashes) (env DOORMAN_DB_ALLOW_SHARED_FILE_MODE)")
-	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", env("DOORMAN_SECRET_KEY_FILE", ""), "file with the key(s) sealing two-factor secrets, kept apart from the database; SQLite default: beside the database file (DB.key, created 0600 if missing); or the keys themselves in env DOORMAN_SECRET_KEY (env DOORMAN_SECRET_KEY_FILE)")
+	fs.StringVar(&cfg.SecretKeyFile, "secret-key-file", env("DOORMAN_SECRET_KEY_FILE", ""), "file with the key(s) sealing two-factor secrets and queued mail (and keying recovery codes), kept apart from the database; SQLite default: beside the database file (DB.key, created 0600 if missing); or the keys themselves in env DOORMAN_SECRET_KEY (env DOORMAN_SECRET_KEY_FILE)")
 	fs.StringVar(&cfg.SMTPURL, "smtp-url", env("DOORMAN_SMTP_URL", ""), "SMTP server for mail: smtp://user@host:587 (STARTTLS, required unless the host is loopback) or smtps://user@host:465 (implicit TLS); empty: mail is written to -mail-dir instead (env DOORMAN_SMTP_URL)")
 	fs.StringVar(&cfg.SMTPPasswordFile, "smtp-password-file", env("DOORMAN_SMTP_PASSWORD_FILE", ""), "file holding the SMTP password (or set env DOORMAN_SMTP_PASSWORD), so it never shows in a process list (env DOORMAN_SMTP_PASSWORD_FILE)")
 	fs.StringVar(&cfg.MailFrom, "mail-from", env("DOORMAN_MAIL_FROM", ""), "From address of mail, e.g. \"Doorman <noreply@id.example.com>\"; default: noreply@ the -base-url host (env DOORMAN_MAIL_FROM)")
@@ -299,7 +300,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if err != nil {
 		return err
 	}
-	mail, worker, err := setUpMail(cfg, getenv, store, ln.Addr(), log, now)
+	mail, worker, err := setUpMail(cfg, getenv, store, box, ln.Addr(), log, now)
 	if err != nil {
 		ln.Close()
 		return err
@@ -346,12 +347,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return srv.Shutdown(shutdownCtx)
 }
 
-// openSecretBox loads the key ring that seals two-factor secrets: from
+// openSecretBox loads the key ring that seals two-factor secrets and the
+// bodies of queued mail (and keys recovery codes' hashes): from
 // DOORMAN_SECRET_KEY, from -secret-key-file, or (SQLite only) from a file
 // beside the database, created on first start. It must not live in the
 // database: a stolen copy of the database alone must not give away anyone's
-// second factor. With PostgreSQL and no key, two-factor cannot be turned on
-// (every instance needs the same key, so none is made up).
+// second factor or a usable emailed link. With PostgreSQL and no key,
+// two-factor cannot be turned on and mail is queued unsealed (every
+// instance needs the same key, so none is made up).
 func openSecretBox(cfg Config, getenv func(string) string, log *slog.Logger) (*secretbox.Box, error) {
 	if keys := getenv("DOORMAN_SECRET_KEY"); keys != "" {
 		return secretbox.Parse(keys)
@@ -359,7 +362,7 @@ func openSecretBox(cfg Config, getenv func(string) string, log *slog.Logger) (*s
 	path := cfg.SecretKeyFile
 	if path == "" {
 		if storage.IsPostgres(cfg.DB) {
-			log.Warn("no -secret-key-file or DOORMAN_SECRET_KEY: two-factor authentication can't be turned on (give every instance the same key file; docs/DEPLOY.md)")
+			log.Warn("no -secret-key-file or DOORMAN_SECRET_KEY: two-factor authentication can't be turned on, and queued mail (with its links) is stored unsealed until sent (give every instance the same key file; docs/DEPLOY.md)")
 			return nil, nil
 		}
 		path = cfg.DB + ".key"
@@ -369,7 +372,7 @@ func openSecretBox(cfg Config, getenv func(string) string, log *slog.Logger) (*s
 		return nil, err
 	}
 	if created {
-		log.Info("created the secret key file that seals two-factor secrets: back it up, apart from the database", "path", path)
+		log.Info("created the secret key file that seals two-factor secrets and queued mail: back it up, apart from the database", "path", path)
 	}
 	return box, nil
 }
@@ -540,7 +543,7 @@ func pruneLoop(ctx context.Context, store db.Store, keep, historyKeep time.Durat
 // it, into a folder of .eml files (served at /dev/mail with -dev-mail, on a
 // loopback listen address only, so a developer can follow every link). It
 // returns the handlers' side and the outbox worker to run.
-func setUpMail(cfg Config, getenv func(string) string, store db.Store, addr net.Addr, log *slog.Logger, now func() time.Time) (*handlers.Mail, *mailer.Worker, error) {
+func setUpMail(cfg Config, getenv func(string) string, store db.Store, box *secretbox.Box, addr net.Addr, log *slog.Logger, now func() time.Time) (*handlers.Mail, *mailer.Worker, error) {
 	base := cfg.BaseURL
 	if base == "" {
 		host := addr.String()
@@ -603,7 +606,8 @@ func setUpMail(cfg Config, getenv func(string) string, store db.Store, addr net.
 			log.Warn("no -smtp-url: mail is only written as .eml files to a folder (nobody receives it); set -smtp-url", "dir", dir)
 		}
 	}
-	w := &mailer.Worker{Store: store, Transport: transport, From: from, Logger: log, Now: now}
+	// The worker opens the bodies the handlers sealed with the same ring.
+	w := &mailer.Worker{Store: store, Transport: transport, From: from, Logger: log, Now: now, Box: box}
 	m.Kick = w.Kick
 	return m, w, nil
 }

@@ -251,7 +251,7 @@ func New(t testing.TB, o Options) *App {
 		// The worker reads the App's clock, as the server does (a mail is
 		// due from when it was queued); a retry is due 50 ms later on that
 		// clock, so a test with a stopped clock advances it to see one.
-		a.Mailer = &mailer.Worker{Store: a.Store, Transport: transport, From: "Doorman <noreply@doorman.test>", Now: a.Clock.Now,
+		a.Mailer = &mailer.Worker{Store: a.Store, Transport: transport, From: "Doorman <noreply@doorman.test>", Now: a.Clock.Now, Box: a.SecretBox,
 			Logger: logger, Poll: 200 * time.Millisecond, Backoff: func(int) time.Duration { return 50 * time.Millisecond }}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})

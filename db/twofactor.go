@@ -62,7 +62,8 @@ type TwoFactorStore interface {
 	// secretSealed (the one the code was checked against: a setup started
 	// again meanwhile in another tab is not enabled by a code of the old
 	// one): enabled at now, step as the last accepted step, and
-	// recoveryHashes (SHA-256 of each code) as the only recovery codes.
+	// recoveryHashes (each code's keyed hash, twofactor.NewRecoveryCodes)
+	// as the only recovery codes.
 	// ErrNotFound without that pending setup; ErrTwoFactorEnabled if it
 	// is already on.
 	// mail is queued in the same transaction.
@@ -75,11 +76,12 @@ type TwoFactorStore interface {
 	// is later than LastStep, atomically (two instances checking the same
 	// code at once: exactly one accepts it). ok is false otherwise.
 	AcceptTOTPStep(ctx context.Context, userID int64, step int64) (ok bool, err error)
-	// UseRecoveryCode marks the unused code with that hash as used at now,
-	// atomically, and returns how many remain; ok is false (nothing
-	// changes) when no unused code has that hash. mail is queued only when
-	// a code was used, in the same transaction.
-	UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time, mail ...Mail) (left int, ok bool, err error)
+	// UseRecoveryCode marks the unused code stored as one of hashes (the
+	// forms one typed code may be stored in: twofactor.RecoveryHashes) as
+	// used at now, atomically, and returns how many remain; ok is false
+	// (nothing changes) when no unused code has any of them. mail is
+	// queued only when a code was used, in the same transaction.
+	UseRecoveryCode(ctx context.Context, userID int64, hashes [][]byte, now time.Time, mail ...Mail) (left int, ok bool, err error)
 	// ReplaceRecoveryCodes makes hashes the user's only recovery codes;
 	// ErrNotFound unless two-factor is enabled.
 	ReplaceRecoveryCodes(ctx context.Context, userID int64, hashes [][]byte, now time.Time) error

@@ -158,8 +158,11 @@ type Deps struct {
 	// nil: the events stream answers 404 and pages work as without
 	// JavaScript.
 	Live *live.Broker
-	// SecretBox seals two-factor secrets with a key kept outside the
-	// database; nil: two-factor cannot be turned on (the page says why).
+	// SecretBox seals two-factor secrets and the bodies of queued mail,
+	// and keys the recovery codes' hashes, with a key kept outside the
+	// database; nil: two-factor cannot be turned on (the page says why)
+	// and mail is queued unsealed. The outbox worker must hold the same
+	// ring.
 	SecretBox *secretbox.Box
 	// Mail sends email (reset and sign-in links, alerts, notices); nil:
 	// this server sends none, and the flows that need it are not offered.
@@ -286,7 +289,9 @@ func New(d Deps) (*echo.Echo, error) {
 		m := *d.Mail
 		m.BaseURL = u.Scheme + "://" + u.Host
 		a.mail = &m
-		a.mails = mails.Builder{Site: "Doorman", BaseURL: m.BaseURL, Host: u.Hostname()}
+		// Every mail's bodies are sealed with the key ring before they are
+		// queued (the outbox worker opens them with the same ring).
+		a.mails = mails.Builder{Site: "Doorman", BaseURL: m.BaseURL, Host: u.Hostname(), Box: d.SecretBox}
 	}
 	if a.cfg.PublicOrigin != "" {
 		u, err := parseOrigin(a.cfg.PublicOrigin)

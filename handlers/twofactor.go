@@ -53,12 +53,19 @@ func (a *app) twoFactorState(c echo.Context, userID int64) (db.TwoFactor, error)
 	return tf, err
 }
 
+// errNoSecretKey is the answer when a code must be checked (or recovery
+// codes made) on a server started without the secret key: a 503, fresh
+// each time (an *echo.HTTPError is mutable).
+func errNoSecretKey() error {
+	return echo.NewHTTPError(http.StatusServiceUnavailable, "Doorman can't check two-factor codes right now: this server has no secret key. Please try again later.")
+}
+
 // openSecret decrypts the user's TOTP secret. Without the key it was sealed
 // with (another key file on this instance) the database is fine but codes
 // cannot be checked: a 503 that says so, not a 500.
 func (a *app) openSecret(tf db.TwoFactor) (string, error) {
 	if a.box == nil {
-		return "", echo.NewHTTPError(http.StatusServiceUnavailable, "Doorman can't check two-factor codes right now: this server has no secret key. Please try again later.")
+		return "", errNoSecretKey()
 	}
 	secret, err := a.box.Open(tf.SecretSealed, twoFactorPurpose(tf.UserID))
 	if err != nil {
@@ -177,7 +184,8 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 		return a.renderTwoFactor(c, http.StatusUnprocessableEntity, views.TwoFactorProps{Form: "enable",
 			CodeError: "That code didn't match. Enter the 6-digit code your app shows now (check that your phone's time is set automatically)."})
 	}
-	codes, hashes := twofactor.NewRecoveryCodes()
+	// a.box is set: openSecret above needs it.
+	codes, hashes := twofactor.NewRecoveryCodes(a.box, au.User.ID)
 	notice := a.securityNotice(c, au.User, paths.TwoFactor, a.mails.TwoFactorOn)
 	if err := a.store.EnableTwoFactor(c.Request().Context(), au.User.ID, tf.SecretSealed, step, hashes, a.now(), notice...); err != nil {
 		if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) {
@@ -210,6 +218,12 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope string) (method string, left int, ok bool, err error) {
 	ctx := c.Request().Context()
 	if twofactor.IsRecoveryCode(code) {
+		// Recovery codes are stored keyed with the secret key: without it
+		// no code can be checked (as for app codes), and a right code must
+		// not count as a wrong one.
+		if a.box == nil {
+			return "", 0, false, errNoSecretKey()
+		}
 		// The mail saying a recovery code was used is queued with the use
 		// (only if one was): the owner learns of it even if it wasn't them.
 		var notice []db.Mail
@@ -222,7 +236,7 @@ func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope st
 			m.UserID = user.ID
 			notice = append(notice, m)
 		}
-		left, ok, err = a.store.UseRecoveryCode(ctx, tf.UserID, twofactor.RecoveryHash(code), a.now(), notice...)
+		left, ok, err = a.store.UseRecoveryCode(ctx, tf.UserID, twofactor.RecoveryHashes(a.box, tf.UserID, code), a.now(), notice...)
 		if err != nil {
 			return "", 0, false, fmt.Errorf("use recovery code: %w", err)
 		}
@@ -314,7 +328,10 @@ func (a *app) twoFactorRecoveryCodes(c echo.Context) error {
 		return err
 	}
 	au := authOf(c)
-	codes, hashes := twofactor.NewRecoveryCodes()
+	if a.box == nil {
+		return errNoSecretKey()
+	}
+	codes, hashes := twofactor.NewRecoveryCodes(a.box, au.User.ID)
 	if err := a.store.ReplaceRecoveryCodes(c.Request().Context(), au.User.ID, hashes, a.now()); err != nil {
 		return fmt.Errorf("replace recovery codes: %w", err)
 	}

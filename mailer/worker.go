@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"doorman/db"
+	"doorman/secretbox"
 )
 
 // Store is the part of the store the Worker uses (db.Store has it).
@@ -83,6 +84,9 @@ type Worker struct {
 	Store     Store
 	Transport Transport
 	From      string
+	// Box opens the bodies Seal sealed (the key ring the handlers seal
+	// with); nil: only mails queued unsealed can be sent.
+	Box *secretbox.Box
 	// Logger gets one line per attempt (slog.Default if nil): the outbox
 	// id, Message-ID, kind, attempt and error, never a body or a link
 	// (they hold secrets).
@@ -262,10 +266,27 @@ func (w *Worker) deliver(ctx context.Context, m db.OutboxMail, sendBy time.Time)
 		return false, nil
 	}
 
+	// Opened here, as late as possible: the clear bodies live only in
+	// this process's memory, for this send. A body this server cannot open
+	// fails the mail for good rather than mailing ciphertext; a retry here
+	// would only fail again (another instance with the right key could
+	// send it, but instances share one key ring: a mismatch is a mistake
+	// to fix, and the error says so).
+	open, err := Open(w.Box, m)
+	if err != nil {
+		sctx, cancel := store()
+		defer cancel()
+		log.Error("mail cannot be opened: giving up", "error", err)
+		if err := w.Store.MarkMailFailed(sctx, m.ID, w.ID, err.Error(), now, true, now); err != nil {
+			return false, w.markErr(log, m.ID, "failed", err)
+		}
+		return false, nil
+	}
+
 	// sendBy is on the worker's clock (Now), which need not be the real
 	// one: the deadline is what remains of it.
 	sendCtx, cancel := context.WithTimeout(ctx, sendBy.Sub(now))
-	sendErr := w.Transport.Send(sendCtx, w.From, m)
+	sendErr := w.Transport.Send(sendCtx, w.From, open)
 	cancel()
 	now = w.now()
 

@@ -12,6 +12,7 @@ import (
 	"unicode"
 
 	"doorman/db"
+	"doorman/mailer"
 	"doorman/views"
 )
 
@@ -247,9 +248,10 @@ func (c content) props(site, homeURL, homeLabel string) views.MailProps {
 	return p
 }
 
-// mail makes the db.Mail of c: both parts, a new Message-ID, and the
-// subject on one line (it holds no user text, but a header must never
-// take a line break from anywhere).
+// mail makes the db.Mail of c: both parts, sealed with Box, a new
+// Message-ID, and the subject on one line (it holds no user text, but a
+// header must never take a line break from anywhere). The subject is never
+// sealed, so it must never hold a link or a secret.
 func (b Builder) mail(kind, to string, created, notAfter time.Time, c content) db.Mail {
 	site := b.site()
 	home, homeLabel := b.home()
@@ -260,7 +262,7 @@ func (b Builder) mail(kind, to string, created, notAfter time.Time, c content) d
 	if err := views.Mail(c.props(site, home, homeLabel)).Render(context.Background(), &buf); err != nil {
 		panic(fmt.Sprintf("mails: render %s: %v", kind, err))
 	}
-	return db.Mail{
+	return mailer.Seal(b.Box, db.Mail{
 		MessageID: b.messageID(),
 		To:        to,
 		Kind:      kind,
@@ -269,7 +271,7 @@ func (b Builder) mail(kind, to string, created, notAfter time.Time, c content) d
 		HTML:      buf.String(),
 		CreatedAt: created,
 		NotAfter:  notAfter,
-	}
+	})
 }
 
 // messageID is a new Message-ID: 128 random bits, so two never collide

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"doorman/db"
+	"doorman/secretbox"
 )
 
 // Where is the device, place, address and time a mail is about: where a
@@ -35,6 +36,11 @@ type Builder struct {
 	BaseURL string
 	// Host is the right-hand side of Message-IDs (BaseURL's host if empty).
 	Host string
+	// Box seals each mail's text and HTML bodies (mailer.Seal) before it
+	// is queued: they carry links that are credentials, and the database
+	// (its files, its backups) must not hold them in clear. nil: the
+	// bodies are queued as written (no key on this server).
+	Box *secretbox.Box
 }
 
 // whyRequested is the footer of a mail someone asked for: it names the

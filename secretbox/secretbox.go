@@ -1,6 +1,8 @@
-// Package secretbox seals small secrets (two-factor seeds) with AES-256-GCM
-// under keys that live outside the database: a stolen database file or
-// dump alone does not give away anyone's second factor.
+// Package secretbox seals small secrets (two-factor seeds, the bodies of
+// queued mail) with AES-256-GCM, and keys hashes (recovery codes) with
+// HMAC-SHA-256, under keys that live outside the database: a stolen
+// database file or dump alone does not give away anyone's second factor or
+// a usable emailed link.
 //
 // A key ring is one or more 32-byte keys, base64, one per line (in a file)
 // or comma-separated (in an environment variable). The first key seals; any
@@ -13,6 +15,7 @@ package secretbox
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -38,6 +41,7 @@ var ErrOpen = errors.New("secretbox: cannot open: altered, or not sealed for thi
 type key struct {
 	id   string // first 8 hex digits of SHA-256 of the key
 	aead cipher.AEAD
+	raw  []byte // for MAC keys derived from it
 }
 
 // Box is a key ring. Safe for concurrent use.
@@ -64,7 +68,7 @@ func New(raw ...[]byte) (*Box, error) {
 			return nil, err
 		}
 		sum := sha256.Sum256(k)
-		b.keys = append(b.keys, key{id: hex.EncodeToString(sum[:4]), aead: aead})
+		b.keys = append(b.keys, key{id: hex.EncodeToString(sum[:4]), aead: aead, raw: append([]byte(nil), k...)})
 	}
 	return b, nil
 }
@@ -99,7 +103,7 @@ func LoadOrCreate(path string) (b *Box, created bool, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		k := make([]byte, KeySize)
 		rand.Read(k)
-		text := "# Doorman's secret key: seals two-factor secrets. Keep it apart from the database, back it up.\n" +
+		text := "# Doorman's secret key: seals two-factor secrets and queued mail, keys recovery codes. Keep it apart from the database, back it up.\n" +
 			base64.StdEncoding.EncodeToString(k) + "\n"
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
@@ -164,4 +168,32 @@ func (b *Box) Open(sealed, purpose string) ([]byte, error) {
 		return plain, nil
 	}
 	return nil, ErrUnknownKey
+}
+
+// MAC is a keyed hash (HMAC-SHA-256) of data for purpose, under a key
+// derived from the sealing key for that purpose alone (the AES key itself
+// is never used as an HMAC key, and two purposes never share one). Stored
+// instead of a plain hash of a short secret (a recovery code), it cannot be
+// checked against guesses without the key, which a copy of the database
+// does not hold.
+func (b *Box) MAC(purpose string, data []byte) []byte {
+	return b.keys[0].mac(purpose, data)
+}
+
+// MACs is MAC under every key of the ring, the sealing key's first: what a
+// MAC stored before a key rotation may be.
+func (b *Box) MACs(purpose string, data []byte) [][]byte {
+	out := make([][]byte, len(b.keys))
+	for i, k := range b.keys {
+		out[i] = k.mac(purpose, data)
+	}
+	return out
+}
+
+func (k key) mac(purpose string, data []byte) []byte {
+	derive := hmac.New(sha256.New, k.raw)
+	derive.Write([]byte("doorman secretbox mac key: " + purpose))
+	m := hmac.New(sha256.New, derive.Sum(nil))
+	m.Write(data)
+	return m.Sum(nil)
 }

@@ -83,3 +83,28 @@ func TestSharedFileRefused(t *testing.T) {
 		t.Fatalf("a world-readable key file: %v", err)
 	}
 }
+
+func TestMAC(t *testing.T) {
+	oldKey, newKey := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)
+	old, _ := New(oldKey)
+	ring, _ := New(newKey, oldKey)
+	m := old.MAC("recovery code", []byte("data"))
+	if len(m) != 32 || !bytes.Equal(m, old.MAC("recovery code", []byte("data"))) {
+		t.Fatalf("MAC is not a stable 32-byte value: %x", m)
+	}
+	for name, other := range map[string][]byte{
+		"other data":    old.MAC("recovery code", []byte("datb")),
+		"other purpose": old.MAC("something else", []byte("data")),
+		"other key":     ring.MAC("recovery code", []byte("data")),
+	} {
+		if bytes.Equal(m, other) {
+			t.Fatalf("%s: same MAC", name)
+		}
+	}
+	// After a rotation the old key's MAC is still among the candidates,
+	// after the new key's.
+	all := ring.MACs("recovery code", []byte("data"))
+	if len(all) != 2 || !bytes.Equal(all[0], ring.MAC("recovery code", []byte("data"))) || !bytes.Equal(all[1], m) {
+		t.Fatalf("MACs = %x", all)
+	}
+}

@@ -11,12 +11,15 @@ import (
 	"encoding/base32"
 	"fmt"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 	qrcode "github.com/skip2/go-qrcode"
+
+	"doorman/secretbox"
 )
 
 // What every authenticator app reads: SHA1, 6 digits, 30 s.
@@ -113,8 +116,9 @@ func NormaliseCode(s string) string {
 const recoveryAlphabet = "abcdefghjkmnpqrstuvwxyz23456789"
 
 // NewRecoveryCodes returns RecoveryCodes fresh codes ("xxxxx-xxxxx", about
-// 49 bits each) and the hashes to store.
-func NewRecoveryCodes() (codes []string, hashes [][]byte) {
+// 49 bits each) for the user userID and the values to store: each code's
+// keyed hash (RecoveryHashes) under box's current key.
+func NewRecoveryCodes(box *secretbox.Box, userID int64) (codes []string, hashes [][]byte) {
 	for range RecoveryCodes {
 		b := make([]byte, 10)
 		rand.Read(b)
@@ -126,7 +130,7 @@ func NewRecoveryCodes() (codes []string, hashes [][]byte) {
 			c.WriteByte(recoveryAlphabet[int(x)%len(recoveryAlphabet)])
 		}
 		codes = append(codes, c.String())
-		hashes = append(hashes, RecoveryHash(c.String()))
+		hashes = append(hashes, keyedRecoveryHash(box.MAC(recoveryPurpose, recoveryInput(userID, c.String()))))
 	}
 	return codes, hashes
 }
@@ -145,10 +149,49 @@ func IsRecoveryCode(s string) bool {
 	return true
 }
 
-// RecoveryHash is what is stored of a recovery code: SHA-256 of it,
-// normalised (49 random bits need no slow hash: they cannot be guessed
-// offline in useful time, and online guessing is throttled).
-func RecoveryHash(code string) []byte {
+// What is stored of a recovery code. 49 random bits need no slow hash
+// against online guessing (throttled), but a plain hash of them can be
+// checked against every possible code offline, all users at once, in a GPU
+// pass: so the stored value is keyed, with a key a copy of the database
+// does not hold (package secretbox, the key ring kept beside it), and the
+// user's id is in the input, so one code hashes differently for two users
+// and nothing computed for one user serves another.
+//
+// A stored value is either 33 bytes, recoveryKeyed then HMAC-SHA-256
+// (secretbox.Box.MAC, purpose recoveryPurpose) of recoveryInput, or 32
+// bytes, the plain SHA-256 of the normalised code: codes made before keyed
+// hashes, which keep working until used or replaced (the user's next "new
+// recovery codes" stores keyed ones only).
+const (
+	recoveryPurpose = "recovery code"
+	recoveryKeyed   = 0x01
+)
+
+// recoveryInput is what the MAC covers: the user's id and the normalised
+// code (digits, then a byte no code has, then the code: unambiguous).
+func recoveryInput(userID int64, code string) []byte {
+	return []byte(strconv.FormatInt(userID, 10) + ":" + strings.ToLower(NormaliseCode(code)))
+}
+
+func keyedRecoveryHash(mac []byte) []byte { return append([]byte{recoveryKeyed}, mac...) }
+
+// RecoveryHashes are the values the user userID's code may be stored as:
+// its keyed hash under each key of box's ring (the current key first; the
+// older ones for codes made before a key rotation), then its plain SHA-256
+// (codes made before keyed hashes). The store marks used the unused code
+// that has any of them.
+func RecoveryHashes(box *secretbox.Box, userID int64, code string) [][]byte {
+	var out [][]byte
+	for _, mac := range box.MACs(recoveryPurpose, recoveryInput(userID, code)) {
+		out = append(out, keyedRecoveryHash(mac))
+	}
+	return append(out, LegacyRecoveryHash(code))
+}
+
+// LegacyRecoveryHash is how codes were stored before keyed hashes: SHA-256
+// of the normalised code. Only RecoveryHashes (to accept such a code) and
+// tests (to store one) use it; nothing new is stored this way.
+func LegacyRecoveryHash(code string) []byte {
 	sum := sha256.Sum256([]byte(strings.ToLower(NormaliseCode(code))))
 	return sum[:]
 }

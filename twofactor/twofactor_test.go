@@ -1,10 +1,14 @@
 package twofactor
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"testing"
 	"time"
 
 	"github.com/pquerna/otp"
+
+	"doorman/secretbox"
 )
 
 func TestMatch(t *testing.T) {
@@ -52,16 +56,34 @@ func TestURI(t *testing.T) {
 }
 
 func TestRecoveryCodes(t *testing.T) {
-	codes, hashes := NewRecoveryCodes()
+	oldKey, newKey := bytes.Repeat([]byte{1}, secretbox.KeySize), bytes.Repeat([]byte{2}, secretbox.KeySize)
+	box, _ := secretbox.New(oldKey)
+	codes, hashes := NewRecoveryCodes(box, 7)
 	seen := map[string]bool{}
 	for i, c := range codes {
 		if !IsRecoveryCode(c) || seen[c] || len(c) != 11 {
 			t.Fatalf("code %q", c)
 		}
 		seen[c] = true
-		if string(RecoveryHash(" "+c[:5]+c[6:]+" ")) != string(hashes[i]) || string(RecoveryHash(c)) == string(RecoveryHash(codes[(i+1)%len(codes)])) {
-			t.Fatal("hash does not normalise, or collides")
+		// Stored keyed: not the code's SHA-256, and the code (typed with
+		// spaces, without its dash) finds it first.
+		sum := sha256.Sum256([]byte(c[:5] + c[6:]))
+		if len(hashes[i]) != 33 || hashes[i][0] != 1 || bytes.Contains(hashes[i], sum[:]) || bytes.Equal(hashes[i], LegacyRecoveryHash(c)) {
+			t.Fatalf("code %d stored as %x", i, hashes[i])
 		}
+		got := RecoveryHashes(box, 7, " "+c[:5]+c[6:]+" ")
+		if len(got) != 2 || !bytes.Equal(got[0], hashes[i]) || !bytes.Equal(got[1], sum[:]) {
+			t.Fatal("the candidates do not normalise, or lack the keyed or the legacy hash")
+		}
+		// Another user's, another code's: different.
+		if bytes.Equal(RecoveryHashes(box, 8, c)[0], hashes[i]) || bytes.Equal(RecoveryHashes(box, 7, codes[(i+1)%len(codes)])[0], hashes[i]) {
+			t.Fatal("a code hashes the same for two users, or two codes collide")
+		}
+	}
+	// After a key rotation the old key's hash is still a candidate.
+	ring, _ := secretbox.New(newKey, oldKey)
+	if got := RecoveryHashes(ring, 7, codes[0]); len(got) != 3 || bytes.Equal(got[0], hashes[0]) || !bytes.Equal(got[1], hashes[0]) {
+		t.Fatal("after a rotation, the old key's hash is not a candidate")
 	}
 	if len(codes) != RecoveryCodes || IsRecoveryCode("123456") || IsRecoveryCode("00000-00000") {
 		t.Fatal("shape check")

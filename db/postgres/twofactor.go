@@ -197,14 +197,18 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, userID int64, step int64) (b
 	return tag.RowsAffected() == 1, nil
 }
 
-// UseRecoveryCode marks the user's unused code with that hash as used at
-// now and counts the unused ones left, in one transaction. The UPDATE is
-// conditional on used_at IS NULL, so a code works once however many
-// requests race to use it; ok is false (nothing changes) when no unused
-// code has that hash. mail is queued only when a code was used, in the same
+// UseRecoveryCode marks the user's unused code stored as one of hashes
+// (one typed code's forms; a user's codes are replaced as a set, so at most
+// one is stored) as used at now and counts the unused ones left, in one
+// transaction. The UPDATE is conditional on used_at IS NULL, so a code
+// works once however many requests race to use it; ok is false (nothing
+// changes) when no unused code has any of them. mail is queued only when a code was used, in the same
 // transaction; with mail the user's row is locked first (KEY SHARE: a
 // mail's links reference it, see Lock order).
-func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time, mail ...db.Mail) (left int, ok bool, err error) {
+func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hashes [][]byte, now time.Time, mail ...db.Mail) (left int, ok bool, err error) {
+	if len(hashes) == 0 {
+		return 0, false, errors.New("db: use recovery code: no hash")
+	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if len(mail) > 0 {
 			if err := lockUserKey(ctx, tx, userID); err != nil {
@@ -212,11 +216,11 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, 
 			}
 		}
 		tag, err := tx.Exec(ctx, `UPDATE recovery_codes SET used_at = $1
-			WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL`, now.Unix(), userID, hash)
+			WHERE user_id = $2 AND code_hash = ANY($3) AND used_at IS NULL`, now.Unix(), userID, hashes)
 		if err != nil {
 			return err
 		}
-		ok = tag.RowsAffected() == 1
+		ok = tag.RowsAffected() > 0
 		if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = $1 AND used_at IS NULL`, userID).Scan(&left); err != nil {
 			return err
 		}

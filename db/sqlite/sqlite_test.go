@@ -479,3 +479,82 @@ func TestHotReadsRefuseAnEndedContext(t *testing.T) {
 		t.Errorf("SessionWithUser, live context: %v, want ErrNotFound", err)
 	}
 }
+
+// TestSecureDeleteOnEveryConnection: secure_delete is per connection, so it
+// is set on the DSN; every connection of both pools has it, and a deleted
+// row's bytes are gone from the database file once it is checkpointed.
+func TestSecureDeleteOnEveryConnection(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "t.db")
+	s, err := Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	check := func(pool string, conn *sql.Conn) {
+		t.Helper()
+		var on int
+		if err := conn.QueryRowContext(ctx, `PRAGMA secure_delete`).Scan(&on); err != nil {
+			t.Fatal(err)
+		}
+		if on != 1 {
+			t.Fatalf("%s connection: secure_delete = %d, want 1", pool, on)
+		}
+	}
+	w, err := s.write.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	check("writer", w)
+	w.Close()
+	// Hold several read connections at once, so each is a new one.
+	var held []*sql.Conn
+	for range 4 {
+		c, err := s.read.Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		check("reader", c)
+		held = append(held, c)
+	}
+	for _, c := range held {
+		c.Close()
+	}
+
+	// A mail's bodies, erased when it is sent and then pruned, leave no
+	// trace in the file after a checkpoint.
+	T0 := storetest.T0
+	u, err := s.CreateUser(ctx, "a@example.com", "x", false, T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	marker := "erased-" + strings.Repeat("z", 64)
+	m := db.Mail{MessageID: "m@doorman.test", UserID: u.ID, To: "a@example.com", Kind: db.MailPasswordChanged,
+		Subject: "s", Text: marker, HTML: marker, CreatedAt: T0}
+	if err := s.QueueMail(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	if raw, _ := os.ReadFile(path); !bytes.Contains(raw, []byte(marker)) {
+		t.Fatal("the marker never reached the file: the test proves nothing")
+	}
+	got, err := s.ClaimMail(ctx, "w", T0, time.Minute, 1)
+	if err != nil || len(got) != 1 {
+		t.Fatalf("ClaimMail = %d, %v", len(got), err)
+	}
+	if err := s.MarkMailSent(ctx, got[0].ID, "w", T0); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(raw, []byte(marker)) {
+		t.Fatal("an erased body is still in the database file")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -172,20 +173,30 @@ func (s *Store) AcceptTOTPStep(ctx context.Context, userID int64, step int64) (b
 	return n == 1, nil
 }
 
-// UseRecoveryCode marks the user's unused code with that hash as used at
-// now and counts the unused ones left, in one transaction. The UPDATE is
-// conditional on used_at IS NULL, so a code works once however many
-// requests race to use it; ok is false (nothing changes, nothing is queued)
-// when no unused code has that hash. mail is queued only when a code was
-// used, in the same transaction.
-func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, now time.Time, mail ...db.Mail) (left int, ok bool, err error) {
+// UseRecoveryCode marks the user's unused code stored as one of hashes as
+// used at now and counts the unused ones left, in one transaction. The
+// UPDATE is conditional on used_at IS NULL, so a code works once however
+// many requests race to use it; ok is false (nothing changes, nothing is
+// queued) when no unused code has any of them. mail is queued only when a
+// code was used, in the same transaction.
+func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hashes [][]byte, now time.Time, mail ...db.Mail) (left int, ok bool, err error) {
+	if len(hashes) == 0 {
+		return 0, false, errors.New("db: use recovery code: no hash")
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
 	}
 	defer tx.Rollback()
+	args := []any{now.Unix(), userID}
+	for _, h := range hashes {
+		args = append(args, h)
+	}
+	// One typed code's forms (a keyed hash per key of the ring, the plain
+	// hash of old codes): a user's codes are replaced as a set, so at most
+	// one of them is stored.
 	res, err := tx.ExecContext(ctx, `UPDATE recovery_codes SET used_at = ?
-		WHERE user_id = ? AND code_hash = ? AND used_at IS NULL`, now.Unix(), userID, hash)
+		WHERE user_id = ? AND code_hash IN (?`+strings.Repeat(", ?", len(hashes)-1)+`) AND used_at IS NULL`, args...)
 	if err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
 	}
@@ -196,7 +207,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, 
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM recovery_codes WHERE user_id = ? AND used_at IS NULL`, userID).Scan(&left); err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
 	}
-	if n == 1 {
+	if n > 0 {
 		if err := queueMailIn(ctx, tx, mail...); err != nil {
 			return 0, false, failed("use recovery code", err)
 		}
@@ -204,7 +215,7 @@ func (s *Store) UseRecoveryCode(ctx context.Context, userID int64, hash []byte, 
 	if err := tx.Commit(); err != nil {
 		return 0, false, fmt.Errorf("db: use recovery code: %w", err)
 	}
-	return left, n == 1, nil
+	return left, n > 0, nil
 }
 
 // ReplaceRecoveryCodes makes hashes the user's only recovery codes, in one

@@ -662,16 +662,16 @@ func testMailWithTwoFactor(t *testing.T, f *fixture) {
 	if err := f.s.EnableTwoFactor(f.ctx, a.ID, "sealed", 2, codes("3"), now, Mail("on-2", a.ID, db.MailTwoFactorOn, now)); !errors.Is(err, db.ErrTwoFactorEnabled) {
 		t.Fatalf("enabling twice: %v, want ErrTwoFactorEnabled", err)
 	}
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, []byte("wrong"), now, Mail("code-0", a.ID, db.MailRecoveryCode, now)); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{[]byte("wrong")}, now, Mail("code-0", a.ID, db.MailRecoveryCode, now)); err != nil || ok {
 		t.Fatalf("a wrong recovery code: ok %v, %v", ok, err)
 	}
 	f.unchanged(t, before, "a second enable and a wrong code, with mail")
-	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, codes("1")[0], now, Mail("code-1", a.ID, db.MailRecoveryCode, now)); err != nil || !ok || left != 1 {
+	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{codes("1")[0]}, now, Mail("code-1", a.ID, db.MailRecoveryCode, now)); err != nil || !ok || left != 1 {
 		t.Fatalf("a recovery code: left %d, ok %v, %v", left, ok, err)
 	}
 	f.queued(t, "code-1", a.ID, "UseRecoveryCode")
 	before = f.dump(t)
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, codes("1")[0], now, Mail("code-2", a.ID, db.MailRecoveryCode, now)); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{codes("1")[0]}, now, Mail("code-2", a.ID, db.MailRecoveryCode, now)); err != nil || ok {
 		t.Fatalf("a used recovery code: ok %v, %v", ok, err)
 	}
 	f.unchanged(t, before, "a used recovery code with mail")

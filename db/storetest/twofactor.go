@@ -102,7 +102,7 @@ func testTwoFactorSetup(t *testing.T, f *fixture) {
 	if err := f.s.ReplaceRecoveryCodes(f.ctx, a.ID, codes("x"), now); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("recovery codes while only pending: %v, want ErrNotFound", err)
 	}
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, codes("x")[0], now); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{codes("x")[0]}, now); err != nil || ok {
 		t.Fatalf("a recovery code used while only pending: %v, %v", ok, err)
 	}
 
@@ -136,7 +136,7 @@ func testTwoFactorSetup(t *testing.T, f *fixture) {
 	if _, err := f.s.TwoFactor(f.ctx, a.ID); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("TwoFactor after disabling: %v, want ErrNotFound", err)
 	}
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, codes("1")[0], now); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{codes("1")[0]}, now); err != nil || ok {
 		t.Fatalf("a recovery code survived disabling: %v, %v", ok, err)
 	}
 	if err := f.s.DisableTwoFactor(f.ctx, a.ID); err != nil {
@@ -217,15 +217,15 @@ func testRecoveryCodes(t *testing.T, f *fixture) {
 	f.enableTwoFactor(t, a.ID, 100, "1", "2", "3")
 	now := T0.Add(time.Minute)
 	h := codes("1", "2", "3", "4", "5")
-	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, h[1], now); err != nil || !ok || left != 2 {
+	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{h[1]}, now); err != nil || !ok || left != 2 {
 		t.Fatalf("first use: left %d, ok %v, %v; want 2, true", left, ok, err)
 	}
 	before, _ := f.s.Dump(f.ctx)
 	f.rec.Take()
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, h[1], now.Add(time.Second)); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{h[1]}, now.Add(time.Second)); err != nil || ok {
 		t.Fatalf("second use of one code: ok %v, %v; want false", ok, err)
 	}
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, []byte("not a code"), now); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{[]byte("not a code")}, now); err != nil || ok {
 		t.Fatalf("an unknown code: ok %v, %v; want false", ok, err)
 	}
 	f.unchanged(t, before, "a refused recovery code")
@@ -245,7 +245,7 @@ func testRecoveryCodes(t *testing.T, f *fixture) {
 		go func() {
 			defer wg.Done()
 			<-start
-			left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, h[0], now)
+			left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{h[0]}, now)
 			if err != nil {
 				errs <- err
 				return
@@ -276,14 +276,32 @@ func testRecoveryCodes(t *testing.T, f *fixture) {
 	if tf := f.twoFactor(t, a.ID); tf.RecoveryLeft != 3 {
 		t.Fatalf("RecoveryLeft after replacing = %d, want 3", tf.RecoveryLeft)
 	}
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, h[2], now); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{h[2]}, now); err != nil || ok {
 		t.Fatalf("an old unused code after replacing: ok %v, %v; want false", ok, err)
 	}
-	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, h[3], now); err != nil || !ok || left != 2 {
+	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{h[3]}, now); err != nil || !ok || left != 2 {
 		t.Fatalf("a new code: left %d, ok %v, %v; want 2, true", left, ok, err)
 	}
-	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, h[1], now); err != nil || !ok || left != 1 {
+	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{h[1]}, now); err != nil || !ok || left != 1 {
 		t.Fatalf("a re-issued code: left %d, ok %v, %v; want 1, true", left, ok, err)
+	}
+
+	// One typed code comes in several forms (its keyed hash under each key
+	// of the ring, its plain hash from before keyed hashes): whichever of
+	// them is stored is used, once; forms of used codes find nothing.
+	before, _ = f.s.Dump(f.ctx)
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{[]byte("keyed form"), h[1], h[3], []byte("plain form")}, now); err != nil || ok {
+		t.Fatalf("the forms of used codes: ok %v, %v; want false", ok, err)
+	}
+	if _, _, err := f.s.UseRecoveryCode(f.ctx, a.ID, nil, now); err == nil {
+		t.Fatal("no hash at all: no error")
+	}
+	f.unchanged(t, before, "recovery codes already used")
+	if left, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{[]byte("keyed form"), h[4], []byte("plain form")}, now); err != nil || !ok || left != 0 {
+		t.Fatalf("a code given in several forms: left %d, ok %v, %v; want 0, true", left, ok, err)
+	}
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{[]byte("keyed form"), h[4]}, now); err != nil || ok {
+		t.Fatalf("that code again: ok %v, %v; want false", ok, err)
 	}
 }
 
@@ -311,7 +329,7 @@ func testTwoFactorCrossUser(t *testing.T, f *fixture) {
 		t.Errorf("c's step accepted: %v, %v", ok, err)
 	}
 	for _, id := range []int64{b.ID, c.ID} {
-		if _, ok, err := f.s.UseRecoveryCode(f.ctx, id, ha, now); err != nil || ok {
+		if _, ok, err := f.s.UseRecoveryCode(f.ctx, id, [][]byte{ha}, now); err != nil || ok {
 			t.Errorf("user %d used a's recovery code: %v, %v", id, ok, err)
 		}
 	}
@@ -648,7 +666,7 @@ func testTwoFactorDeleteUser(t *testing.T, f *fixture) {
 	if _, err := f.s.PendingSignIn(f.ctx, "pa"); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("a pending sign-in survived its user: %v", err)
 	}
-	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, codes("a1")[0], T0.Add(time.Minute)); err != nil || ok {
+	if _, ok, err := f.s.UseRecoveryCode(f.ctx, a.ID, [][]byte{codes("a1")[0]}, T0.Add(time.Minute)); err != nil || ok {
 		t.Errorf("a recovery code survived its user: %v, %v", ok, err)
 	}
 	d, _ = f.s.Dump(f.ctx)
