@@ -47,6 +47,9 @@ type Store interface {
 	UserByEmail(ctx context.Context, email string) (User, error)
 	// UserByID returns the user with that id, or ErrNotFound.
 	UserByID(ctx context.Context, id int64) (User, error)
+	// UserIDs returns the id of every user, in increasing order (the
+	// operator's reset of every account after a restore).
+	UserIDs(ctx context.Context) ([]int64, error)
 	// UpdatePassword replaces the user's password hash.
 	UpdatePassword(ctx context.Context, userID int64, hash string) error
 	// UpdateEmail changes the user's (normalised) email, which is then not

@@ -17,7 +17,8 @@ const (
 	EventEmailChanged    = "email_changed"     // Detail: the new address
 	EventEmailVerified   = "email_verified"    // Detail: the address
 	EventTwoFactorOn     = "two_factor_on"     //
-	EventTwoFactorOff    = "two_factor_off"    //
+	EventTwoFactorOff    = "two_factor_off"    // Reason says why when it was not the user (an operator, a reset)
+	EventAccountReset    = "account_reset"     // everything that could act for the account ended (Reason, By: an operator)
 	EventTwoFactorFailed = "two_factor_failed" // a wrong second-factor code after the right password
 )
 

@@ -170,8 +170,9 @@ type OutboxMail struct {
 // flight survives it. Its history, written in the same transaction: an
 // EventPasswordChanged (Reason: Reason) if PasswordHash is set, an
 // EventEmailChanged (Detail: the address, Reason: Reason) if RestoreEmail
-// is, every session and token it ends as their own endings do, and the
-// sign-in of Start.
+// is, an EventTwoFactorOff (Reason) if it turned two-factor off, an
+// EventAccountReset if RecordReset, every session and token it ends as
+// their own endings do, and the sign-in of Start.
 type Recovery struct {
 	UserID int64
 	// LinkID, if set, is the emailed link of purpose LinkPurpose that this
@@ -192,6 +193,22 @@ type Recovery struct {
 	EndOthers bool
 	// EndTokens ends every live token of the user (apps and personal).
 	EndTokens bool
+	// DisableTwoFactor turns the user's two-factor off (its secret and
+	// recovery codes deleted), recording EventTwoFactorOff (Reason) if it
+	// was on.
+	DisableTwoFactor bool
+	// ClearUnverifiedTwoFactor turns the user's two-factor off, as
+	// DisableTwoFactor does, only if it was turned on while the address
+	// was unverified (TwoFactor.UnverifiedAddress): a password reset link
+	// proved the mailbox, so a second factor someone set up before that
+	// proof may not lock the owner out. The caller did not ask for a code
+	// because of that: if two-factor is on and was set up with a verified
+	// address (turned on again meanwhile), nothing changes and the error
+	// is ErrTwoFactorEnabled. Off already is not an error.
+	ClearUnverifiedTwoFactor bool
+	// RecordReset records an EventAccountReset (Reason, By): the entry
+	// for a reset that sets no password (an operator's).
+	RecordReset bool
 	// PasswordHash, if set, becomes the user's password.
 	PasswordHash string
 	// RestoreEmail, if set, becomes the user's address again, verified
@@ -224,6 +241,9 @@ type Recovered struct {
 	Ended   []Session // sessions it ended (reported as events too)
 	Tokens  []Token   // tokens it ended
 	Evicted []Session // sessions Start evicted under MaxPerUser
+	// TwoFactorOff: it turned two-factor off (DisableTwoFactor or
+	// ClearUnverifiedTwoFactor found it on).
+	TwoFactorOff bool
 }
 
 // MailStore is the email part of Store: the outbox, emailed links, the

@@ -31,6 +31,12 @@ type TwoFactor struct {
 	LastStep int64
 	// RecoveryLeft is how many recovery codes are unused.
 	RecoveryLeft int
+	// UnverifiedAddress: it was turned on while the account's address was
+	// not verified (accounts from before the pages required a verified
+	// address). Whoever set it up may not own the address, so a password
+	// reset link, which proves the mailbox, may clear it
+	// (Recovery.ClearUnverifiedTwoFactor).
+	UnverifiedAddress bool
 }
 
 // Enabled reports whether the second step is required at sign-in.
@@ -65,7 +71,8 @@ type TwoFactorStore interface {
 	// recoveryHashes (each code's keyed hash, twofactor.NewRecoveryCodes)
 	// as the only recovery codes.
 	// ErrNotFound without that pending setup; ErrTwoFactorEnabled if it
-	// is already on.
+	// is already on. It records whether the user's address was verified
+	// at that moment (TwoFactor.UnverifiedAddress).
 	// mail is queued in the same transaction.
 	EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time, mail ...Mail) error
 	// DisableTwoFactor removes the user's two-factor state and recovery

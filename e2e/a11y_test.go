@@ -190,6 +190,8 @@ func TestEveryPageAccessible(t *testing.T) {
 		// (turning it on changes how the shared account signs in).
 		tfEmail := "tf" + l.suffix + "@example.com"
 		signInByRequest(t, p, tfEmail, pass1, true)
+		l.visit(t, p, "/settings/security/two-factor", "two-factor-verify-first")
+		verifyEmail(t, srv, p, tfEmail)
 		l.visit(t, p, "/settings/security/two-factor", "two-factor-off")
 		secret := setUpTwoFactor(t, srv, p, func(name string) { l.check(t, p, name) })
 		l.check(t, p, "recovery-codes")

@@ -49,6 +49,19 @@ func setUpTwoFactor(t *testing.T, srv *server, p playwright.Page, check func(nam
 	return key.Secret()
 }
 
+// verifyEmail opens, in p, the link the sign-up mailed to address:
+// two-factor is turned on only for a verified address.
+func verifyEmail(t *testing.T, srv *server, p playwright.Page, address string) {
+	t.Helper()
+	link := srv.mailTo(t, address, "Confirm your email").Link(srv.URL + "/email/verify")
+	if link == "" {
+		t.Fatal("no verification link in the sign-up's mail")
+	}
+	_, err := p.Goto(link)
+	must(t, err)
+	must(t, expect.Locator(p.GetByText(address+" is verified")).ToBeVisible())
+}
+
 // enterCode types the code code() gives into the field labelled label and
 // submits with button until done is visible. A test sharing its server's
 // clock with others running at once (the accessibility pass) can see that
@@ -98,6 +111,11 @@ func TestFlowTwoFactor(t *testing.T) {
 	signUp(t, p, email, pass1)
 	must(t, link(p, "Set up two-factor").Click())
 	must(t, expect.Locator(heading(p, "Two-factor authentication")).ToBeVisible())
+	// Not before the address is verified.
+	must(t, expect.Locator(p.GetByText("Two-factor can be turned on once your email address")).ToBeVisible())
+	must(t, expect.Locator(button(p, "Set up two-factor")).ToHaveCount(0))
+	verifyEmail(t, srv, p, email)
+	goTo(t, p, "/settings/security/two-factor")
 	secret := setUpTwoFactor(t, srv, p, nil)
 	codes, err := p.Locator("[data-recovery-codes] code").AllTextContents()
 	must(t, err)

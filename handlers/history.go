@@ -154,6 +154,17 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 		r.Title = "Two-factor authentication turned on"
 	case db.EventTwoFactorOff:
 		r.Title = "Two-factor authentication turned off"
+		switch e.Reason {
+		case db.ReasonOperator:
+			r.Detail = "by the people who run this site"
+		case db.ReasonPasswordReset:
+			r.Detail = "by a password reset from the account's address: it had been turned on before the address was verified"
+		}
+	case db.EventAccountReset:
+		r.Title = "Every session, app and token ended"
+		if e.Reason == db.ReasonOperator {
+			r.Detail = "by the people who run this site; sign-ins in progress and emailed links stopped working too"
+		}
 	default:
 		r.Title = e.Kind
 	}

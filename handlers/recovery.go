@@ -205,13 +205,29 @@ var (
 )
 
 // needsCode reports whether using link l of kind asks for the second factor
-// tf. A link never skips two-factor, with one exception: undoing an email
-// change never asks for a second factor turned on after the change (the
-// undo link is made when the change is), since whoever moved the account
-// would have set it up to keep the owner out.
+// tf. A link never skips two-factor, with two exceptions, both a second
+// factor that may be someone else's: undoing an email change never asks for
+// one turned on after the change (the undo link is made when the change
+// is), since whoever moved the account would have set it up to keep the
+// owner out; and a reset link never asks for one set up before the address
+// was verified (clearsTwoFactor).
 func (k recoveryKind) needsCode(l db.LinkToken, tf db.TwoFactor) bool {
-	return tf.Enabled() && !(k.restoreEmail && !tf.EnabledAt.Before(l.CreatedAt))
+	return tf.Enabled() && !clearsTwoFactor(k, tf) && !(k.restoreEmail && !tf.EnabledAt.Before(l.CreatedAt))
 }
+
+// clearsTwoFactor reports whether completing k's form turns off the user's
+// second factor tf instead of asking for its code: a password reset link
+// proves the mailbox, and a second factor turned on before the address was
+// verified may be a squatter's (someone who signed up with the owner's
+// address), which must not lock the address's owner out. One turned on
+// with a verified address is always asked for.
+func clearsTwoFactor(k recoveryKind, tf db.TwoFactor) bool {
+	return k.purpose == db.LinkPasswordReset && tf.Enabled() && tf.UnverifiedAddress
+}
+
+// clearsTwoFactorNote is what the reset page says when it will turn
+// two-factor off.
+const clearsTwoFactorNote = " Two-factor authentication was turned on for this account before its address was verified, so it may not have been you: this reset turns it off (turn it on again afterwards)."
 
 // recoveryPage renders kind's form for link l of user.
 func (a *app) recoveryPage(c echo.Context, status int, k recoveryKind, l db.LinkToken, user db.User, token string, p views.NewPasswordProps) error {
@@ -223,6 +239,9 @@ func (a *app) recoveryPage(c echo.Context, status int, k recoveryKind, l db.Link
 	p.Page = a.page(c, k.heading, "")
 	p.Heading, p.Intro, p.Action, p.Token, p.Email, p.Button = k.heading, k.intro(l, user), k.action, token, user.Email, k.button
 	p.NeedCode = k.needsCode(l, tf)
+	if clearsTwoFactor(k, tf) {
+		p.Intro += clearsTwoFactorNote
+	}
 	if k.endSession {
 		p.AboutLabel = "The sign-in"
 		p.About = linkDetails(l)
@@ -299,6 +318,7 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	if k.restoreEmail {
 		dropSince = l.CreatedAt
 	}
+	clears := clearsTwoFactor(k, tf)
 	if k.needsCode(l, tf) {
 		problem, status, err := a.linkCode(c, user, tf)
 		if err != nil {
@@ -319,6 +339,9 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		UserID: user.ID, LinkID: l.ID, LinkPurpose: k.purpose,
 		EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash, VerifyEmail: !k.restoreEmail, DropTwoFactorSince: dropSince,
 		Start: &row, MaxPerUser: a.cfg.MaxSessionsPerUser, Reason: k.reason, By: row.ID, Now: now,
+		// Cleared only if it is still the second factor set up with an
+		// unverified address (no code was asked for because of that).
+		ClearUnverifiedTwoFactor: clears,
 	}
 	// Where from: the new session's own device and place (parsed once).
 	to, w := user.Email, whereOfSession(row)
@@ -336,8 +359,18 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	}
 	m.UserID = user.ID
 	r.Mail = []db.Mail{m}
+	if clears {
+		off := a.mails.TwoFactorCleared(to, w, a.mailURL(paths.TwoFactor))
+		off.UserID = user.ID
+		r.Mail = append(r.Mail, off)
+	}
 	done, err := a.store.RecoverAccount(ctx, r)
 	switch {
+	case errors.Is(err, db.ErrTwoFactorEnabled):
+		// Two-factor was turned on again meanwhile, with the address
+		// verified: its code is needed after all. The link is unused.
+		p.CodeError = "Two-factor authentication was turned on again meanwhile: enter a code from your authenticator app."
+		return a.recoveryPage(c, http.StatusConflict, k, l, user, token, p)
 	case errors.Is(err, db.ErrLinkUsed), errors.Is(err, db.ErrNotFound):
 		return a.linkProblem(c, linkUsed, k.again, k.againLabel)
 	case errors.Is(err, db.ErrSignInsReset):
@@ -350,7 +383,8 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		return fmt.Errorf("recover account: %w", err)
 	}
 	a.kickMail(r.Mail)
-	a.log.Info("account recovered", "user", user.ID, "how", k.purpose, "session", row.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens))
+	a.log.Info("account recovered", "user", user.ID, "how", k.purpose, "session", row.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens),
+		"two_factor_off", done.TwoFactorOff)
 	// Whoever held the mailbox and the code is the owner: the failed
 	// sign-ins counted against the address must not keep them out now.
 	if err := a.store.ClearLoginFailures(ctx, a.accountKey(done.User.Email)); err != nil {

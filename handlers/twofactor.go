@@ -34,6 +34,18 @@ const (
 	scopeSecondFactor = "2fa:"
 )
 
+// verifyFirst is what a refused setup says: two-factor is turned on only
+// for a verified address.
+const verifyFirst = "Verify your email address first: two-factor can be turned on once the link we sent to it has been opened."
+
+// needsVerifiedEmail reports whether the user must verify the account's
+// address before turning two-factor on. Someone who signs up with another
+// person's address and turns two-factor on would lock that person out: a
+// password reset from their mailbox would still ask for the squatter's
+// code. Without mail there is no verification and no reset by mail either,
+// so nothing to require.
+func (a *app) needsVerifiedEmail(u db.User) bool { return a.mailOn() && !u.EmailVerified() }
+
 // twoFactorPurpose binds a sealed secret to its user's row.
 func twoFactorPurpose(userID int64) string { return "two-factor user " + strconv.FormatInt(userID, 10) }
 
@@ -94,6 +106,10 @@ func (a *app) renderTwoFactor(c echo.Context, status int, p views.TwoFactorProps
 	case tf.Enabled():
 		p.On = true
 		p.RecoveryLeft = fmt.Sprintf("%d of %d recovery codes left", tf.RecoveryLeft, twofactor.RecoveryCodes)
+	case a.needsVerifiedEmail(au.User) && a.box != nil:
+		// Before the setup's secret: a setup started before the address
+		// stopped being verified is not shown (nor can it be finished).
+		p.VerifyFirst, p.Email = true, au.User.Email
 	case a.settingUp(au, tf):
 		secret, err := a.openSecret(tf)
 		if err != nil {
@@ -143,6 +159,9 @@ func (a *app) twoFactorSetup(c echo.Context) error {
 	if a.box == nil {
 		return echo.NewHTTPError(http.StatusServiceUnavailable, "Two-factor authentication isn't available on this server yet.")
 	}
+	if a.needsVerifiedEmail(au.User) {
+		return a.renderTwoFactor(c, http.StatusUnprocessableEntity, views.TwoFactorProps{Form: "setup", VerifyError: verifyFirst})
+	}
 	ok, problem, err := a.confirmPassword(c, au, "password")
 	if !ok {
 		if err != nil {
@@ -174,6 +193,11 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 	if !a.settingUp(au, tf) {
 		a.addFlash(c, flashNotice, "The setup took too long or was finished elsewhere. Please start again.")
 		return c.Redirect(http.StatusSeeOther, paths.TwoFactor)
+	}
+	// A setup started before the address stopped being verified (changed
+	// meanwhile) is not finished either.
+	if a.needsVerifiedEmail(au.User) {
+		return a.renderTwoFactor(c, http.StatusUnprocessableEntity, views.TwoFactorProps{Form: "setup", VerifyError: verifyFirst})
 	}
 	secret, err := a.openSecret(tf)
 	if err != nil {

@@ -24,6 +24,11 @@ import (
 // returns the secret and the recovery codes shown.
 func turnOnTwoFactor(t *testing.T, c *client, signOutOthers bool) (secret string, codes []string) {
 	t.Helper()
+	// Two-factor is turned on only for a verified address: open the
+	// verification link the sign-up sent, if the page asks for it.
+	if m := verifyFirstRE.FindStringSubmatch(c.get("/settings/security/two-factor").body); m != nil {
+		c.verifyEmail(m[1])
+	}
 	expectRedirect(t, c.post("/settings/security/two-factor/setup", url.Values{"password": {pw}}), "/settings/security/two-factor")
 	page := c.get("/settings/security/two-factor")
 	expectStatus(t, page, http.StatusOK)
@@ -60,6 +65,18 @@ func turnOnTwoFactor(t *testing.T, c *client, signOutOthers bool) (secret string
 	return key.Secret(), codes
 }
 
+// verifyFirstRE finds the address the two-factor page asks to verify first.
+var verifyFirstRE = regexp.MustCompile(`data-verify-first>Two-factor can be turned on once your email address, ([^,<]+), is verified`)
+
+// verifyEmail opens the verification link sent to email (by the sign-up)
+// in this browser.
+func (c *client) verifyEmail(email string) {
+	c.t.Helper()
+	res := c.follow(c.app.link(c.app.mail(email, "Confirm your email address"), "/email/verify"))
+	expectStatus(c.t, res, http.StatusOK)
+	expectBody(c.t, res, email+" is verified")
+}
+
 func codeAt(t *testing.T, secret string, at time.Time) string {
 	t.Helper()
 	code, err := twofactor.Code(secret, twofactor.Step(at))
@@ -82,6 +99,7 @@ func TestTwoFactorOnAndSignIn(t *testing.T) {
 	app := newTestApp(t)
 	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
 	desktop.signup("alice@example.com", pw)
+	desktop.verifyEmail("alice@example.com")
 	phone.login("alice@example.com", pw)
 	app.advance(11 * time.Minute) // past both sessions' sudo window
 
@@ -262,23 +280,27 @@ func TestTwoFactorOffAndNewCodes(t *testing.T) {
 }
 
 // TestOperatorResetsTwoFactor: `doorman users reset-2fa` (the phone and the
-// recovery codes are lost) turns it off and ends every session; then the
-// password alone signs in.
+// recovery codes are lost) turns it off and, since someone else may hold
+// the account, ends every session and token and resets the sign-ins; then
+// the password alone signs in.
 func TestOperatorResetsTwoFactor(t *testing.T) {
 	app := newTestApp(t)
 	desktop := app.client(uaWindowsChrome, ipBerlin)
 	desktop.signup("alice@example.com", pw)
 	turnOnTwoFactor(t, desktop, false)
+	token := app.apiClient(t, desktop.createToken("script", "30", "sessions:read"))
 	pending := app.client(uaIPhone, ipLondon)
 	pending.passwordStep("alice@example.com")
 
 	var out bytes.Buffer
 	err := operator.Run(context.Background(), []string{"users", "reset-2fa", "alice@example.com", "-db", app.dbPath},
 		func(string) string { return "" }, &out, slog.New(slog.NewTextHandler(io.Discard, nil)), app.clock)
-	if err != nil || !strings.Contains(out.String(), "Turned two-factor off for alice@example.com and ended 1 session(s).") {
+	if err != nil || !strings.Contains(out.String(), "Turned two-factor off for alice@example.com and ended 1 session(s) and 1 app or access token(s)") {
 		t.Fatalf("reset-2fa: %v %s", err, out.String())
 	}
 	expectRedirect(t, desktop.get("/settings"), "/login?next=%2Fsettings")
+	res, body := token.call(http.MethodGet, "/api/v1/sessions")
+	expectProblem(t, res, body, http.StatusUnauthorized, "invalid_token")
 	// A sign-in that was waiting for its code when the reset happened does
 	// not become a session (every sign-in before the reset is void).
 	expectRedirect(t, pending.post("/login/two-factor", url.Values{"code": {"000000"}}), "/login")

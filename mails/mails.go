@@ -300,6 +300,21 @@ func (b Builder) TwoFactorOn(to string, w Where, securityURL string) db.Mail {
 		securityURL)
 }
 
+// TwoFactorCleared tells the account that a password reset from w turned
+// two-factor off: it had been turned on before the address was verified,
+// perhaps by someone who signed up with an address that isn't theirs.
+func (b Builder) TwoFactorCleared(to string, w Where, securityURL string) db.Mail {
+	to = oneLine(to)
+	site := b.site()
+	return b.securityNotice(db.MailTwoFactorOff, to, w,
+		"Two-factor authentication is off for your "+site+" account",
+		"Two-factor authentication is off",
+		[]string{"The password of the " + site + " account for " + to + " was reset with the link we sent to this address, and that turned two-factor authentication off: it had been turned on before this address was verified, so whoever turned it on may not have been you. Signing in now needs only the new password; turn two-factor on again from your Security page."},
+		"The password was reset from:",
+		"If this wasn't you, someone else can read this mailbox: reset the password again from the link on our sign-in page, and secure your email account.",
+		securityURL)
+}
+
 // TwoFactorOff tells the account that two-factor authentication was turned
 // off from w.
 func (b Builder) TwoFactorOff(to string, w Where, securityURL string) db.Mail {

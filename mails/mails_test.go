@@ -181,6 +181,13 @@ func cases() []mailCase {
 			words: []string{"Two-factor authentication was turned off"},
 		},
 		{
+			name:  "TwoFactorCleared",
+			build: func(w Where) db.Mail { return builder.TwoFactorCleared("a@example.com", w, pageURL) },
+			kind:  db.MailTwoFactorOff, subject: "Two-factor authentication is off for your Doorman account", to: "a@example.com",
+			created: at, primary: pageURL, hasWhere: true,
+			words: []string{"that turned two-factor authentication off", "before this address was verified"},
+		},
+		{
 			name:  "RecoveryCodeUsed",
 			build: func(w Where) db.Mail { return builder.RecoveryCodeUsed("a@example.com", w, 3, pageURL) },
 			kind:  db.MailRecoveryCode, subject: "A recovery code was used to sign in to your Doorman account", to: "a@example.com",

@@ -4,13 +4,15 @@
 //	doorman sessions revoke --user EMAIL (--id ID | --all)
 //	doorman users disable EMAIL
 //	doorman users enable EMAIL
+//	doorman users reset (EMAIL | --all)
 //	doorman users reset-2fa EMAIL
 //	doorman apps add --name NAME | list | remove CLIENT_ID
 //	doorman backup -db FILE -out FILE
 //
 // They work on the same database as a running server (SQLite's WAL lets them
-// write alongside it). Because the server reads the sessions table on every
-// request, an ended session is refused on its very next request.
+// write alongside it). Because the server reads the sessions and tokens
+// tables on every request, an ended session or token is refused on its very
+// next request.
 package operator
 
 import (
@@ -36,7 +38,11 @@ const Usage = `usage:
   doorman sessions revoke --user EMAIL (--id ID | --all) [-db FILE]
   doorman users disable EMAIL [-db FILE]
   doorman users enable EMAIL [-db FILE]
-  doorman users reset-2fa EMAIL [-db FILE]
+  doorman users reset (EMAIL | --all) [-db FILE]
+                                             end every session, app and token, and void every
+                                             sign-in in progress and emailed link (--all: of
+                                             every user; run it after restoring a backup)
+  doorman users reset-2fa EMAIL [-db FILE]    two-factor off, and everything ended as by reset
   doorman apps add --name NAME [-db FILE]     register a command-line tool (prints its client_id)
   doorman apps list [-db FILE]
   doorman apps remove CLIENT_ID [-db FILE]    its tokens end at once
@@ -110,6 +116,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		fs.StringVar(&id, "id", "", "public id of the session to end")
 		fs.BoolVar(&all, "all", false, "end every session of the user")
 	}
+	if cmd == "users reset" {
+		fs.BoolVar(&all, "all", false, "reset every user")
+	}
 	rest := args[2:]
 	if args[0] == "users" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		email, rest = rest[0], rest[1:] // "users disable EMAIL -db FILE"
@@ -123,7 +132,11 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return fmt.Errorf("%s: unexpected %q\n%s", cmd, fs.Arg(0), Usage)
 	}
 	email = strings.ToLower(strings.TrimSpace(email))
-	if email == "" {
+	everyone := cmd == "users reset" && all
+	switch {
+	case everyone && email != "":
+		return fmt.Errorf("%s: give an EMAIL or --all, not both\n%s", cmd, Usage)
+	case email == "" && !everyone:
 		return fmt.Errorf("%s: which user? (an EMAIL is required)\n%s", cmd, Usage)
 	}
 
@@ -142,6 +155,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	if everyone {
+		return resetEveryone(ctx, store, stdout, log, now)
+	}
 	user, err := store.UserByEmail(ctx, email)
 	if errors.Is(err, db.ErrNotFound) {
 		return fmt.Errorf("no user with email %s in %s", email, redact(dbPath))
@@ -176,19 +192,33 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			fmt.Fprintf(stdout, "Ended session %s (%s, %s) of %s.\n", s.ID, s.DeviceLabel, s.Location, user.Email)
 		}
 		return nil
-	case "users reset-2fa":
-		// For a user who lost both the phone and the recovery codes (and
-		// proved who they are some other way): two-factor off, and every
-		// session ends, so whoever might hold one must sign in again.
-		if err := store.DisableTwoFactor(ctx, user.ID); err != nil {
-			return err
-		}
-		ended, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now())
+	case "users reset":
+		done, err := reset(ctx, store, user.ID, false, now())
 		if err != nil {
 			return err
 		}
-		log.Info("two-factor reset", "user", user.ID, "sessions_ended", len(ended), "by", "operator")
-		fmt.Fprintf(stdout, "Turned two-factor off for %s and ended %d session(s).\n", user.Email, len(ended))
+		log.Info("user reset", "user", user.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens), "by", "operator")
+		fmt.Fprintf(stdout, "Reset %s: ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
+			user.Email, len(done.Ended), len(done.Tokens))
+		return nil
+	case "users reset-2fa":
+		// For a user who lost both the phone and the recovery codes (and
+		// proved who they are some other way). Someone else may hold the
+		// account (that may be why the factor is "lost"): everything that
+		// can act for it ends with the second factor, in one write, so
+		// only the password signs in afterwards.
+		done, err := reset(ctx, store, user.ID, true, now())
+		if err != nil {
+			return err
+		}
+		log.Info("two-factor reset", "user", user.ID, "was_on", done.TwoFactorOff, "sessions_ended", len(done.Ended),
+			"tokens_ended", len(done.Tokens), "by", "operator")
+		what := "Turned two-factor off for"
+		if !done.TwoFactorOff {
+			what = "Two-factor was not on for"
+		}
+		fmt.Fprintf(stdout, "%s %s and ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
+			what, user.Email, len(done.Ended), len(done.Tokens))
 		return nil
 	case "users disable", "users enable":
 		disable := args[1] == "disable"
@@ -207,6 +237,45 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
+}
+
+// reset ends everything that can act for the user, in one write: every
+// live session, every app and access token, and (twoFactor) the second
+// factor; and it resets the user's sign-ins (the Epoch moves), which voids
+// every sign-in waiting for its second factor and every emailed link that
+// signs in or resets, and whatever else dies with a reset. The history
+// records each ending and the reset itself, by the operator.
+func reset(ctx context.Context, store db.Store, userID int64, twoFactor bool, now time.Time) (db.Recovered, error) {
+	return store.RecoverAccount(ctx, db.Recovery{UserID: userID, EndOthers: true, EndTokens: true, DisableTwoFactor: twoFactor,
+		RecordReset: true, Reason: db.ReasonOperator, By: "operator", Now: now})
+}
+
+// resetEveryone is `users reset --all`: reset for every user, one write
+// each. After a backup is restored, every session and token revoked since
+// the backup was taken is alive again in the copy, and so are links and
+// sign-ins voided since: this ends them all. Running it again is harmless,
+// so a run that failed part way is simply run again.
+func resetEveryone(ctx context.Context, store db.Store, stdout io.Writer, log *slog.Logger, now func() time.Time) error {
+	ids, err := store.UserIDs(ctx)
+	if err != nil {
+		return err
+	}
+	users, sessions, tokens := 0, 0, 0
+	for _, id := range ids {
+		done, err := reset(ctx, store, id, false, now())
+		if errors.Is(err, db.ErrNotFound) {
+			continue // deleted meanwhile: nothing of theirs is left
+		}
+		if err != nil {
+			fmt.Fprintf(stdout, "Reset %d of %d user(s) before an error; run it again.\n", users, len(ids))
+			return err
+		}
+		users, sessions, tokens = users+1, sessions+len(done.Ended), tokens+len(done.Tokens)
+		log.Info("user reset", "user", id, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens), "by", "operator")
+	}
+	fmt.Fprintf(stdout, "Reset %d user(s): ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
+		users, sessions, tokens)
+	return nil
 }
 
 func list(ctx context.Context, store db.Store, user db.User, now time.Time, stdout io.Writer) error {

@@ -259,7 +259,13 @@ type TwoFactorProps struct {
 	RecoveryLeft              string // "7 of 10 recovery codes left"
 	// Unavailable says two-factor cannot be turned on on this server (no
 	// secret key configured), and why.
-	Unavailable   string
+	Unavailable string
+	// VerifyFirst: the account's address (Email) is not verified, so
+	// two-factor cannot be turned on yet; the page offers to send the
+	// verification link again. VerifyError says a refused setup why.
+	VerifyFirst   bool
+	Email         string
+	VerifyError   string
 	PasswordError string
 	CodeError     string
 	// Form says which form the errors belong to: "setup", "enable",

@@ -548,7 +548,8 @@ func (s *Store) CancelEmailChanges(ctx context.Context, userID int64, cancelLink
 // RecoverAccount does everything r names in one transaction, or nothing
 // (see db.Recovery). Locks, in the store's order: the user's row FOR
 // UPDATE, then the link, the sessions, the tokens (in id order), the
-// sign-in places, and last the new session's rows.
+// two-factor row and recovery codes, the sign-in places, and last the new
+// session's rows.
 func (s *Store) RecoverAccount(ctx context.Context, r db.Recovery) (db.Recovered, error) {
 	var out db.Recovered
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
@@ -639,6 +640,18 @@ func (s *Store) RecoverAccount(ctx context.Context, r db.Recovery) (db.Recovered
 				return err
 			}
 		}
+		if r.DisableTwoFactor || r.ClearUnverifiedTwoFactor {
+			off, err := twoFactorOffIn(ctx, tx, r.UserID, !r.DisableTwoFactor)
+			if err != nil {
+				return err
+			}
+			if out.TwoFactorOff = off; off {
+				events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventTwoFactorOff, At: r.Now, Reason: r.Reason})
+			}
+		}
+		if r.RecordReset {
+			events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventAccountReset, At: r.Now, Reason: r.Reason, By: r.By})
+		}
 		if err := recordIn(ctx, tx, events...); err != nil {
 			return err
 		}
@@ -671,7 +684,7 @@ func (s *Store) RecoverAccount(ctx context.Context, r db.Recovery) (db.Recovered
 		out.User, err = scanUser(tx.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE id = $1`, r.UserID))
 		return err
 	})
-	if isMailError(err) || errors.Is(err, db.ErrEmailTaken) {
+	if isMailError(err) || errors.Is(err, db.ErrEmailTaken) || errors.Is(err, db.ErrTwoFactorEnabled) {
 		return db.Recovered{}, err
 	}
 	if err != nil {

@@ -34,7 +34,7 @@ func (s *Store) TwoFactor(ctx context.Context, userID int64) (db.TwoFactor, erro
 
 // twoFactorSQL reads the two-factor state of user $1.
 const twoFactorSQL = `SELECT user_id, secret_sealed, enabled_at, last_step,
-	(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL)
+	(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL), unverified_address
 	FROM two_factor t WHERE user_id = $1`
 
 // scanTwoFactor reads the row of twoFactorSQL; db.ErrNotFound when there is
@@ -42,7 +42,7 @@ const twoFactorSQL = `SELECT user_id, secret_sealed, enabled_at, last_step,
 func scanTwoFactor(row pgx.Row) (db.TwoFactor, error) {
 	var t db.TwoFactor
 	var enabled *int64
-	err := row.Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
+	err := row.Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft, &t.UnverifiedAddress)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return db.TwoFactor{}, db.ErrNotFound
 	}
@@ -77,15 +77,16 @@ func (s *Store) StartTwoFactor(ctx context.Context, userID int64, secretSealed s
 }
 
 // EnableTwoFactor confirms the pending setup (enabled at now, step as the
-// last accepted one) and makes recoveryHashes the only recovery codes, in
-// one transaction. ErrNotFound without a pending setup; ErrTwoFactorEnabled
+// last accepted one, and whether the user's address is verified now) and
+// makes recoveryHashes the only recovery codes, in one transaction. ErrNotFound without a pending setup; ErrTwoFactorEnabled
 // if it is already on. mail is queued in the same transaction.
 func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time, mail ...db.Mail) error {
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		if err := lockUserKey(ctx, tx, userID); err != nil {
 			return err
 		}
-		tag, err := tx.Exec(ctx, `UPDATE two_factor SET enabled_at = $1, last_step = $2
+		tag, err := tx.Exec(ctx, `UPDATE two_factor SET enabled_at = $1, last_step = $2,
+			unverified_address = (SELECT email_verified_at IS NULL FROM users WHERE id = two_factor.user_id)
 			WHERE user_id = $3 AND enabled_at IS NULL AND secret_sealed = $4`, now.Unix(), step, userID, secretSealed)
 		if err != nil {
 			return err
@@ -181,6 +182,34 @@ func (s *Store) DisableTwoFactor(ctx context.Context, userID int64, mail ...db.M
 		return fmt.Errorf("db: disable two-factor: %w", err)
 	}
 	return nil
+}
+
+// twoFactorOffIn removes the user's two-factor state and recovery codes in
+// tx (whose caller holds the user's row lock: see Lock order) and reports
+// whether two-factor was on. onlyUnverified
+// (db.Recovery.ClearUnverifiedTwoFactor) removes it only if it was set up
+// while the address was unverified: one that is on and was set up with a
+// verified address is db.ErrTwoFactorEnabled, and nothing is removed.
+func twoFactorOffIn(ctx context.Context, tx pgx.Tx, userID int64, onlyUnverified bool) (bool, error) {
+	var on, unverified bool
+	err := tx.QueryRow(ctx, `SELECT enabled_at IS NOT NULL, unverified_address FROM two_factor WHERE user_id = $1 FOR UPDATE`,
+		userID).Scan(&on, &unverified)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if onlyUnverified && on && !unverified {
+		return false, db.ErrTwoFactorEnabled
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM two_factor WHERE user_id = $1`, userID); err != nil {
+		return false, err
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
+		return false, err
+	}
+	return on, nil
 }
 
 // AcceptTOTPStep records step as used if two-factor is enabled and step is

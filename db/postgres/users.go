@@ -75,6 +75,19 @@ func (s *Store) UserByID(ctx context.Context, id int64) (db.User, error) {
 	return s.userWhere(ctx, "user by id", `id = $1`, id)
 }
 
+// UserIDs returns the id of every user, in increasing order.
+func (s *Store) UserIDs(ctx context.Context) ([]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT id FROM users ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("db: user ids: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return nil, fmt.Errorf("db: user ids: %w", err)
+	}
+	return ids, nil
+}
+
 func (s *Store) userWhere(ctx context.Context, what, where string, arg any) (db.User, error) {
 	u, err := scanUser(s.pool.QueryRow(ctx, `SELECT `+userColumns+` FROM users WHERE `+where, arg))
 	if errors.Is(err, pgx.ErrNoRows) {

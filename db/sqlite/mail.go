@@ -672,6 +672,18 @@ func (s *Store) recoverIn(ctx context.Context, tx *sql.Tx, r db.Recovery) (db.Re
 			events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventTwoFactorOff, At: r.Now, Reason: r.Reason})
 		}
 	}
+	if r.DisableTwoFactor || r.ClearUnverifiedTwoFactor {
+		off, err := twoFactorOffIn(ctx, tx, r.UserID, !r.DisableTwoFactor)
+		if err != nil {
+			return out, err
+		}
+		if out.TwoFactorOff = off; off {
+			events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventTwoFactorOff, At: r.Now, Reason: r.Reason})
+		}
+	}
+	if r.RecordReset {
+		events = append(events, db.SecurityEvent{UserID: r.UserID, Kind: db.EventAccountReset, At: r.Now, Reason: r.Reason, By: r.By})
+	}
 	if err := recordIn(ctx, tx, events...); err != nil {
 		return out, err
 	}

@@ -558,3 +558,69 @@ func TestSecureDeleteOnEveryConnection(t *testing.T) {
 		t.Fatal("an erased body is still in the database file")
 	}
 }
+
+// TestMigrationMarksTwoFactorSetUpUnverified: migration 0012 marks the
+// second factors of existing accounts that were turned on before the
+// address was verified (never verified, or verified later), but not one
+// turned on with a verified address, nor one whose address was changed
+// since (its later verification is the new address's).
+func TestMigrationMarksTwoFactorSetUpUnverified(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "test.db")
+	s, err := Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Unix(1_700_000_000, 0)
+	ids := map[string]int64{}
+	for _, name := range []string{"never", "later", "before", "changed", "pending"} {
+		u, err := s.CreateUser(ctx, name+"@example.com", "hash", false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = u.ID
+		if err := s.StartTwoFactor(ctx, u.ID, "sealed", t0); err != nil {
+			t.Fatal(err)
+		}
+		if name != "pending" {
+			if err := s.EnableTwoFactor(ctx, u.ID, "sealed", 1, nil, t0.Add(time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The database as the previous release left it: no column, and the
+	// addresses verified (or not) at these times.
+	for _, q := range []string{
+		`ALTER TABLE two_factor DROP COLUMN unverified_address`,
+		`DELETE FROM schema_migrations WHERE version = 12`,
+	} {
+		if _, err := s.write.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	verified := map[string]time.Time{"later": t0.Add(2 * time.Hour), "before": t0, "changed": t0.Add(3 * time.Hour)}
+	for name, at := range verified {
+		if _, err := s.write.ExecContext(ctx, `UPDATE users SET email_verified_at = ? WHERE id = ?`, at.Unix(), ids[name]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.RecordSecurityEvent(ctx, db.SecurityEvent{UserID: ids["changed"], Kind: db.EventEmailChanged, At: t0.Add(3 * time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, path, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for name, want := range map[string]bool{"never": true, "later": true, "before": false, "changed": false, "pending": false} {
+		tf, err := s.TwoFactor(ctx, ids[name])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tf.UnverifiedAddress != want {
+			t.Errorf("%s: UnverifiedAddress %v, want %v", name, tf.UnverifiedAddress, want)
+		}
+	}
+}

@@ -19,13 +19,13 @@ import (
 // twoFactorSQL reads a user's two-factor state (every sign-in and Security
 // page runs it: prepared once).
 const twoFactorSQL = `SELECT user_id, secret_sealed, enabled_at, last_step,
-	(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL)
+	(SELECT COUNT(*) FROM recovery_codes r WHERE r.user_id = t.user_id AND r.used_at IS NULL), unverified_address
 	FROM two_factor t WHERE user_id = ?`
 
 func (s *Store) TwoFactor(ctx context.Context, userID int64) (db.TwoFactor, error) {
 	var t db.TwoFactor
 	var enabled sql.NullInt64
-	err := s.twoFactor.QueryRowContext(hot(ctx), userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft)
+	err := s.twoFactor.QueryRowContext(hot(ctx), userID).Scan(&t.UserID, &t.SecretSealed, &enabled, &t.LastStep, &t.RecoveryLeft, &t.UnverifiedAddress)
 	if errors.Is(err, sql.ErrNoRows) {
 		return db.TwoFactor{}, db.ErrNotFound
 	}
@@ -60,8 +60,9 @@ func (s *Store) StartTwoFactor(ctx context.Context, userID int64, secretSealed s
 }
 
 // EnableTwoFactor confirms the pending setup (enabled at now, step as the
-// last accepted one) and makes recoveryHashes the only recovery codes, in
-// one transaction, with mail queued in it. db.ErrNotFound without a pending
+// last accepted one, and whether the user's address is verified now) and
+// makes recoveryHashes the only recovery codes, in one transaction, with
+// mail queued in it. db.ErrNotFound without a pending
 // setup; db.ErrTwoFactorEnabled if it is already on (nothing is queued).
 func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed string, step int64, recoveryHashes [][]byte, now time.Time, mail ...db.Mail) error {
 	tx, err := s.write.BeginTx(ctx, nil)
@@ -69,7 +70,8 @@ func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed 
 		return fmt.Errorf("db: enable two-factor: %w", err)
 	}
 	defer tx.Rollback()
-	res, err := tx.ExecContext(ctx, `UPDATE two_factor SET enabled_at = ?, last_step = ?
+	res, err := tx.ExecContext(ctx, `UPDATE two_factor SET enabled_at = ?, last_step = ?,
+		unverified_address = (SELECT email_verified_at IS NULL FROM users WHERE id = two_factor.user_id)
 		WHERE user_id = ? AND enabled_at IS NULL AND secret_sealed = ?`, now.Unix(), step, userID, secretSealed)
 	if err != nil {
 		return fmt.Errorf("db: enable two-factor: %w", err)
@@ -154,6 +156,32 @@ func (s *Store) DisableTwoFactor(ctx context.Context, userID int64, mail ...db.M
 		return fmt.Errorf("db: disable two-factor: %w", err)
 	}
 	return nil
+}
+
+// twoFactorOffIn removes the user's two-factor state and recovery codes in
+// tx and reports whether two-factor was on. onlyUnverified
+// (db.Recovery.ClearUnverifiedTwoFactor) removes it only if it was set up
+// while the address was unverified: one that is on and was set up with a
+// verified address is db.ErrTwoFactorEnabled, and nothing is removed.
+func twoFactorOffIn(ctx context.Context, tx *sql.Tx, userID int64, onlyUnverified bool) (bool, error) {
+	var on, unverified bool
+	err := tx.QueryRowContext(ctx, `SELECT enabled_at IS NOT NULL, unverified_address FROM two_factor WHERE user_id = ?`, userID).Scan(&on, &unverified)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if onlyUnverified && on && !unverified {
+		return false, db.ErrTwoFactorEnabled
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM two_factor WHERE user_id = ?`, userID); err != nil {
+		return false, err
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM recovery_codes WHERE user_id = ?`, userID); err != nil {
+		return false, err
+	}
+	return on, nil
 }
 
 // AcceptTOTPStep records step as used if two-factor is enabled and step is

@@ -87,6 +87,27 @@ func (s *Store) UserByID(ctx context.Context, id int64) (db.User, error) {
 	return u, nil
 }
 
+// UserIDs returns the id of every user, in increasing order.
+func (s *Store) UserIDs(ctx context.Context) ([]int64, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id FROM users ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("db: user ids: %w", err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return nil, fmt.Errorf("db: user ids: %w", err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("db: user ids: %w", err)
+	}
+	return ids, nil
+}
+
 // UpdatePassword replaces the user's password hash and records the change
 // in their history (at the store's clock: the method takes no time).
 func (s *Store) UpdatePassword(ctx context.Context, userID int64, hash string) error {
