@@ -133,6 +133,8 @@ func TestFlowTokensAndConnectedApps(t *testing.T) {
 	must(t, expect.Locator(heading(phone, "Connect Doorman CLI?")).ToBeVisible())
 	must(t, expect.Locator(phone.Locator("main")).ToContainText("Only approve if you started this yourself"))
 	must(t, expect.Locator(phone.Locator("main")).ToContainText("Sign your sessions out"))
+	// The password is asked every time, as for a token (review finding 6).
+	must(t, phone.GetByLabel("Your password").Fill(pass1))
 	must(t, button(phone, "Approve").Click())
 	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/settings/security$`)))
 	appToken := redeem(t, srv, clientID, deviceCode)

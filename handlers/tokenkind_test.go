@@ -20,7 +20,7 @@ func TestTokenPrefixMustMatchItsKind(t *testing.T) {
 
 	clientID := registerApp(t, app, "Doorman CLI")
 	_, da := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
-	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {da["user_code"].(string)}}), "/settings/security")
+	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {da["user_code"].(string)}, "password": {pw}}), "/settings/security")
 	_, tok := oauthPost(t, app, "/oauth/token", url.Values{"grant_type": {"urn:ietf:params:oauth:grant-type:device_code"}, "device_code": {da["device_code"].(string)}, "client_id": {clientID}})
 	appToken, _ := tok["access_token"].(string)
 	if !strings.HasPrefix(personal, apitoken.PersonalPrefix) || !strings.HasPrefix(appToken, apitoken.AppPrefix) {
