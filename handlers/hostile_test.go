@@ -27,6 +27,20 @@ func TestHostileRequests(t *testing.T) {
 	old.post("/logout", nil)
 	app.advance(2 * time.Minute) // past the activity-write interval: a wrongly accepted request would write
 
+	// A device code alice approved (waiting for its app), and one pending.
+	clientID := registerApp(t, app, "Doorman CLI")
+	deviceCode := func() string {
+		t.Helper()
+		status, out := oauthPost(t, app, "/oauth/device_authorization", url.Values{"client_id": {clientID}})
+		if status != http.StatusOK {
+			t.Fatalf("device authorization: %d %v", status, out)
+		}
+		return out["user_code"].(string)
+	}
+	approved, pending := deviceCode(), deviceCode()
+	expectRedirect(t, alice.post("/device/approve", url.Values{"code": {approved}, "password": {pw}}), "/settings/security")
+	approvedPath := "/settings/security/approvals/" + strings.ReplaceAll(approved, "-", "") + "/cancel"
+
 	sqlish := `' OR '1'='1'; DROP TABLE sessions; --`
 	htmlish := `<script>alert(1)</script><img src=x onerror=alert(1)>`
 	huge := strings.Repeat("A", 70<<10)
@@ -96,6 +110,16 @@ func TestHostileRequests(t *testing.T) {
 		{"cross-site reset", nil, "POST", "/password/reset", url.Values{"token": {"x"}, "new_password": {"a new password 1"}}, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
 		{"cross-site sign-in link request", nil, "POST", "/login/link", url.Values{"email": {"bob@example.com"}}, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
 		{"forgot with HTML as email", nil, "POST", "/password/forgot", url.Values{"email": {htmlish}}, nil, "", 422},
+		// From the second review: cancelling, vouching, approving.
+		{"cancel link with a forged token", nil, "POST", "/email/cancel", url.Values{"token": {bobID + "." + strings.Repeat("C", 52)}}, nil, "", 404},
+		{"This was me with a forged token", nil, "POST", "/sign-in/known", url.Values{"token": {bobID + "." + strings.Repeat("D", 52)}}, nil, "", 404},
+		{"This was me with the token only in the query string", nil, "POST", "/sign-in/known?token=" + bobID + "." + strings.Repeat("D", 52), nil, nil, "", 404},
+		{"cross-site cancel of a pending email change", alice, "POST", "/settings/account/email/cancel", nil, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
+		{"another user's approval withdrawn", bob, "POST", approvedPath, nil, nil, "", 404},
+		{"cross-site approval withdrawal", alice, "POST", approvedPath, nil, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
+		{"approval code with SQL", alice, "POST", "/settings/security/approvals/" + url.PathEscape(sqlish) + "/cancel", nil, nil, "", 404},
+		{"device approval without the password, inside the sudo window", alice, "POST", "/device/approve", url.Values{"code": {pending}}, nil, "", 403},
+		{"cross-site device approval with the password", alice, "POST", "/device/approve", url.Values{"code": {pending}, "password": {pw}}, []string{"Sec-Fetch-Site", "cross-site"}, "", 403},
 		{"another user's Not you?", alice, "POST", "/settings/security/sessions/" + bobID + "/not-you", url.Values{"current_password": {pw}, "new_password": {"a new password 1"}}, nil, "", 404},
 	}
 	// Failed sign-ins are recorded on purpose (that is the throttle), so they

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -288,4 +289,38 @@ func TestNotMeLinkDiesWithReset(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDeviceApprovalWarnsOfAnotherPlace (info): the approval page says so
+// when the tool asked from another place than the approving browser's (how
+// a device code is phished), and not when both are in one place.
+func TestDeviceApprovalWarnsOfAnotherPlace(t *testing.T) {
+	app := newTestApp(t)
+	clientID := registerApp(t, app, "Doorman CLI")
+	alice := app.client(uaWindowsChrome, ipBerlin)
+	alice.signup("alice@example.com", pw)
+	askFrom := func(ip string) string {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, app.srv.URL+"/oauth/device_authorization", strings.NewReader(url.Values{"client_id": {clientID}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.Header.Set("X-Forwarded-For", ip)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var out map[string]any
+		if err := json.NewDecoder(res.Body).Decode(&out); err != nil || res.StatusCode != http.StatusOK {
+			t.Fatalf("device authorization: %d %v %v", res.StatusCode, out, err)
+		}
+		return out["user_code"].(string)
+	}
+	page := alice.post("/device", url.Values{"code": {askFrom(ipTokyo)}})
+	expectBody(t, page, "This request came from Tokyo, Japan, and you are in Berlin, Germany.")
+	page = alice.post("/device", url.Values{"code": {askFrom(ipBerlin)}})
+	expectStatus(t, page, http.StatusOK)
+	expectNoBody(t, page, "This request came from")
 }
