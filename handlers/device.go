@@ -260,12 +260,13 @@ func (a *app) deviceLookup(c echo.Context) error {
 }
 
 // deviceRequest finds the pending request of the form's code, counting a
-// wrong one against this session (10 per 15 minutes: 2^34 codes, so no
-// one finds another person's by guessing).
+// wrong one against this session (10 per 15 minutes: 2^34 codes, so no one
+// finds another person's by guessing). Each attempt is counted before the
+// lookup, atomically, and given back when the code exists.
 func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordProblem, error) {
 	au := authOf(c)
 	account, scope := "user:"+fmt.Sprint(au.User.ID), scopeDeviceCode+au.Session.ID
-	wait, err := a.attemptWait(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
+	try, wait, _, err := a.reserve(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
 	if err != nil {
 		return db.DeviceAuthorization{}, nil, err
 	}
@@ -277,12 +278,17 @@ func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordPr
 	code := normaliseUserCode(formValue(c, "code"))
 	d, err := a.store.DeviceAuthorizationByUserCode(c.Request().Context(), code)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		a.release(c, try)
 		return d, nil, fmt.Errorf("device: %w", err)
 	}
 	now := a.now()
+	if len(code) == 8 && err == nil {
+		// A code that exists is no guess, whatever its state: only
+		// wrong codes stay counted.
+		a.release(c, try)
+	}
 	switch {
 	case len(code) != 8 || errors.Is(err, db.ErrNotFound):
-		a.recordAccountFailure(c, account, scope)
 		return d, &passwordProblem{"That code isn't right. Check the code your device shows (8 letters).", http.StatusUnprocessableEntity}, nil
 	case !now.Before(d.ExpiresAt):
 		return d, &passwordProblem{"That code expired. Start again on your device to get a new one.", http.StatusGone}, nil
