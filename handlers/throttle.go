@@ -27,14 +27,20 @@ import (
 //   - per account and scope, in the database (survives restarts, holds
 //     across instances). The scope says who was guessing: "anon" for any
 //     browser without a device cookie for that account; "device:<nonce>" for
-//     a browser that once signed in to it successfully and carries a signed
-//     device cookie (OWASP's "device cookie" pattern); "session:<id>" for a
-//     signed-in session re-entering its password. A flood of wrong
-//     passwords from elsewhere fills only the anonymous count: the owner's
-//     browsers keep their own counts and sign in as usual, and re-entering
-//     the password in a live session is never blocked by anyone else.
+//     a browser that signed in to it successfully since its last reset and
+//     carries a signed device cookie (OWASP's "device cookie" pattern; all
+//     device scopes of an account capped together, see reserveGuess);
+//     "session:<id>" for a signed-in session re-entering its password. A
+//     flood of wrong passwords from elsewhere fills only the anonymous
+//     count: the owner's browsers keep their own counts and sign in as
+//     usual, and re-entering the password in a live session is never
+//     blocked by anyone else.
 //   - per client address, in memory (per instance): an IPv6 /64 counts as
 //     one address, IPv4-mapped IPv6 as the IPv4 address.
+// Every attempt is counted before it is checked, the check and the count
+// in one step (reserve, ipLimiter.take), and given back when it was right:
+// a burst sent at once gets no more checks than the limit allows.
+//
 // The account is keyed by an HMAC of the normalised address, so what was
 // typed into the email field (sometimes a password) is never stored, and
 // input that is not a valid address is counted per IP only.
