@@ -263,10 +263,19 @@ func (a *app) login(c echo.Context) error {
 	if f.Email == "" || f.Password == "" || f.PasswordError != "" {
 		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
 	}
+	// Both limits count this attempt now, before the hash, each checked
+	// and counted at once; a right password gives both back. The address
+	// first: a flood past its limit costs no database work.
+	client, ipAt := a.clientKey(c), a.now()
+	if wait := a.ipLimit.take(client, ipAt); wait > 0 {
+		f.EmailError = ""
+		return a.throttledAuthPage(c, false, f, wait)
+	}
 	// Input that is not a valid address is counted per address only: it
-	// can be no account, and it is never stored. The user is read first:
-	// the device cookie is checked against the account's current epoch. An
-	// unknown address costs the same read and is counted the same way.
+	// can be no account, and it is never stored. The user is read before
+	// the account's count: the device cookie is checked against the
+	// account's current epoch. An unknown address costs the same read and
+	// is counted the same way.
 	ctx := c.Request().Context()
 	account, scope := "", scopeAnonymous
 	var user db.User
@@ -280,15 +289,9 @@ func (a *app) login(c echo.Context) error {
 			known = true
 			scope = a.signInScope(c, &user)
 		case !errors.Is(err, db.ErrNotFound):
+			a.ipLimit.giveBack(client, ipAt)
 			return fmt.Errorf("login: %w", err)
 		}
-	}
-	// Both limits count this attempt now, before the hash, each checked
-	// and counted at once; a right password gives both back.
-	client, ipAt := a.clientKey(c), a.now()
-	if wait := a.ipLimit.take(client, ipAt); wait > 0 {
-		f.EmailError = ""
-		return a.throttledAuthPage(c, false, f, wait)
 	}
 	try, wait, err := a.reserveGuess(c, account, "", scope)
 	if err != nil {
