@@ -129,6 +129,15 @@ type Store interface {
 	// LoginFailuresSince counts account's failures in scope at or after
 	// since, and the time of the earliest of them (zero when none).
 	LoginFailuresSince(ctx context.Context, account, scope string, since time.Time) (int, time.Time, error)
+	// ReserveLoginAttempt records attempt a before it is checked, if and
+	// only if every one of a.Limits has fewer than its Max attempts at or
+	// after a.Since: the count and the insert are one transaction,
+	// serialised per account, so callers racing each other can never
+	// reserve more than a limit allows. Refused, it records nothing.
+	ReserveLoginAttempt(ctx context.Context, a LoginAttempt) (Reservation, error)
+	// ReleaseLoginAttempt forgets the reserved attempt id (it succeeded);
+	// one already gone is no error.
+	ReleaseLoginAttempt(ctx context.Context, id int64) error
 	// ClearLoginFailures forgets account's failures in the given scopes,
 	// or in every scope when none is given.
 	ClearLoginFailures(ctx context.Context, account string, scopes ...string) error

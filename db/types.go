@@ -57,6 +57,37 @@ func (u User) EmailVerified() bool { return !u.EmailVerifiedAt.IsZero() }
 // Disabled reports whether an operator disabled the account.
 func (u User) Disabled() bool { return !u.DisabledAt.IsZero() }
 
+// LoginAttempt is a password or code attempt to reserve before it is
+// checked (see Store.ReserveLoginAttempt).
+type LoginAttempt struct {
+	// Account is an opaque key the caller derives (never an address as
+	// typed); Scope says who tried (anonymous, one device, one session).
+	Account, Scope, IP string
+	// At is when it is made; attempts at or after Since are counted.
+	At, Since time.Time
+	// Limits are what it must stay under, all of them.
+	Limits []AttemptLimit
+}
+
+// AttemptLimit allows at most Max attempts of the account in Scope, or,
+// with Prefix, in every scope that starts with Scope taken together.
+type AttemptLimit struct {
+	Scope  string
+	Prefix bool
+	Max    int
+}
+
+// Reservation is what Store.ReserveLoginAttempt did.
+type Reservation struct {
+	// ID is the recorded attempt's, for ReleaseLoginAttempt; 0 when it was
+	// refused.
+	ID int64
+	// Full is, when refused, the index in Limits of the first limit that
+	// was reached, and First the time of the earliest attempt it counted.
+	Full  int
+	First time.Time
+}
+
 // Session is one signed-in browser.
 type Session struct {
 	ID                string // public id

@@ -97,6 +97,7 @@ func (a *app) changePassword(c echo.Context) error {
 		return err
 	}
 	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
+	a.renewDeviceCookie(c, au.User.ID)
 	a.kickMail(notice)
 	msg := "Password changed."
 	if len(ended) > 0 {
@@ -172,7 +173,7 @@ func (a *app) changeEmail(c echo.Context) error {
 	// before the password is checked: an answer saying an address is taken
 	// reveals another account, so it costs the password and is rare.
 	userKey := "user:" + strconv.FormatInt(au.User.ID, 10)
-	wait, err := a.attemptWait(c, userKey, scopeEmailChange, emailChangeLimit, emailChangeWindow)
+	try, wait, _, err := a.reserve(c, userKey, scopeEmailChange, emailChangeLimit, emailChangeWindow)
 	if err != nil {
 		return fmt.Errorf("change email: %w", err)
 	}
@@ -184,13 +185,15 @@ func (a *app) changeEmail(c echo.Context) error {
 	}
 	ok, problem, err := a.confirmPassword(c, au, "password")
 	if !ok {
+		// Only attempts with the right password count here (wrong ones
+		// count against the session, in confirmPassword).
+		a.release(c, try)
 		if err != nil {
 			return err
 		}
 		p.PasswordError = problem.text
 		return a.emailPage(c, problem.status, p)
 	}
-	a.recordAccountFailure(c, userKey, scopeEmailChange)
 	ctx := c.Request().Context()
 	if !a.mailOn() {
 		// No mail to prove the new address with: the change is at once.

@@ -207,11 +207,11 @@ func (a *app) signup(c echo.Context) error {
 	if !f.valid() {
 		return a.authPage(c, http.StatusUnprocessableEntity, true, f, "")
 	}
-	// Every sign-up costs a hash: it counts toward the per-address limit.
-	if wait := a.ipLimit.retryAfter(a.clientKey(c), a.now()); wait > 0 {
+	// Every sign-up costs a hash: it counts toward the per-address limit
+	// (checked and counted at once, so concurrent ones cannot all pass).
+	if wait := a.ipLimit.take(a.clientKey(c), a.now()); wait > 0 {
 		return a.throttledAuthPage(c, true, f, wait)
 	}
-	a.ipLimit.add(a.clientKey(c), a.now())
 	ctx := c.Request().Context()
 	hash, err := a.hasher.Hash(ctx, f.Password)
 	if err != nil {
@@ -236,7 +236,7 @@ func (a *app) signup(c echo.Context) error {
 	if err := a.startSession(c, user, methodSignup); err != nil {
 		return err
 	}
-	a.setDeviceCookie(c, user.Email)
+	a.setDeviceCookie(c, user)
 	a.addFlash(c, flashSuccess, "Welcome to Doorman. This is where you see every device signed in to your account.")
 	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
 }
@@ -249,8 +249,10 @@ func (a *app) throttledAuthPage(c echo.Context, signup bool, f credentialsForm, 
 }
 
 // login checks, in this order: the form is filled in; the address and the
-// account are not throttled (before any hashing, so a flood is cheap to
-// refuse); the password. Every failure looks the same from outside: same
+// account may try again, each counting this attempt at once (before any
+// hashing, so a flood is cheap to refuse, and atomically, so a burst sent
+// at once gets no more checks than the limits allow); the password, whose
+// attempt is given back if it was right. Every failure looks the same from outside: same
 // message, same status, same work (a dummy hash for unknown accounts).
 //
 // The account's counter is the one of this browser's scope (see
@@ -261,27 +263,54 @@ func (a *app) login(c echo.Context) error {
 	if f.Email == "" || f.Password == "" || f.PasswordError != "" {
 		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
 	}
-	// Input that is not a valid address is counted per address only: it
-	// can be no account, and it is never stored.
-	account, scope := "", scopeAnonymous
-	if f.EmailError == "" {
-		account, scope = a.accountKey(f.Email), a.signInScope(c, f.Email)
-	}
-	now := a.now()
-	wait := a.ipLimit.retryAfter(a.clientKey(c), now)
-	accWait, err := a.accountWait(c, account, scope)
-	if err != nil {
-		return fmt.Errorf("login: %w", err)
-	}
-	if wait = max(wait, accWait); wait > 0 {
+	// Both limits count this attempt now, before the hash, each checked
+	// and counted at once; a right password gives both back. The address
+	// first: a flood past its limit costs no database work.
+	client, ipAt := a.clientKey(c), a.now()
+	if wait := a.ipLimit.take(client, ipAt); wait > 0 {
 		f.EmailError = ""
 		return a.throttledAuthPage(c, false, f, wait)
 	}
+	// Input that is not a valid address is counted per address only: it
+	// can be no account, and it is never stored. The user is read before
+	// the account's count: the device cookie is checked against the
+	// account's current epoch. An unknown address costs the same read and
+	// is counted the same way.
 	ctx := c.Request().Context()
+	account, scope := "", scopeAnonymous
+	var user db.User
+	known := false
+	if f.EmailError == "" {
+		account = a.accountKey(f.Email)
+		var err error
+		user, err = a.store.UserByEmail(ctx, f.Email)
+		switch {
+		case err == nil:
+			known = true
+			scope = a.signInScope(c, &user)
+		case !errors.Is(err, db.ErrNotFound):
+			a.ipLimit.giveBack(client, ipAt)
+			return fmt.Errorf("login: %w", err)
+		}
+	}
+	try, wait, err := a.reserveGuess(c, account, "", scope)
+	if err != nil {
+		a.ipLimit.giveBack(client, ipAt)
+		return fmt.Errorf("login: %w", err)
+	}
+	if wait > 0 {
+		a.ipLimit.giveBack(client, ipAt)
+		f.EmailError = ""
+		return a.throttledAuthPage(c, false, f, wait)
+	}
+	// right: the password was right (or never checked): the attempt is no
+	// failure.
+	right := func() {
+		a.ipLimit.giveBack(client, ipAt)
+		a.release(c, try)
+	}
 	fail := func(reason string, userID int64) error {
-		a.ipLimit.add(a.clientKey(c), a.now())
-		a.recordAccountFailure(c, account, scope)
-		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP(), "trusted_device", scope != scopeAnonymous)
+		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP(), "trusted_device", try.scope != scopeAnonymous)
 		f.EmailError = ""
 		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
 	}
@@ -291,22 +320,20 @@ func (a *app) login(c echo.Context) error {
 		a.hasher.VerifyDummy(ctx, f.Password)
 		return fail("malformed email", 0)
 	}
-	user, err := a.store.UserByEmail(ctx, f.Email)
-	switch {
-	case errors.Is(err, db.ErrNotFound):
+	if !known {
 		a.hasher.VerifyDummy(ctx, f.Password)
 		return fail("unknown account", 0)
-	case err != nil:
-		return fmt.Errorf("login: %w", err)
 	}
 	ok, err := a.hasher.Verify(ctx, user.PasswordHash, f.Password)
 	if err != nil {
+		right() // never checked
 		return fmt.Errorf("login: verify password: %w", err)
 	}
 	if !ok {
 		a.recordEvent(c, db.SecurityEvent{UserID: user.ID, Kind: db.EventSignInFailed})
 		return fail("wrong password", user.ID)
 	}
+	right()
 	if user.Disabled() {
 		// Said only to someone who knows the password.
 		a.log.Info("sign-in refused", "reason", "user disabled", "user", user.ID)
@@ -314,8 +341,8 @@ func (a *app) login(c echo.Context) error {
 	}
 	// A trusted browser's own count starts again; the anonymous count is
 	// left to age out, so a success here gives a guesser elsewhere nothing.
-	if scope != scopeAnonymous {
-		if err := a.store.ClearLoginFailures(ctx, account, scope); err != nil {
+	if try.scope != scopeAnonymous {
+		if err := a.store.ClearLoginFailures(ctx, account, try.scope); err != nil {
 			a.log.Error("clear login failures", "err", err)
 		}
 	}
@@ -336,7 +363,7 @@ func (a *app) login(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.setDeviceCookie(c, user.Email)
+	a.setDeviceCookie(c, user)
 	return c.Redirect(http.StatusSeeOther, afterSignIn(f.Next))
 }
 

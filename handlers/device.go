@@ -41,11 +41,10 @@ const (
 	// userCodeAlphabet: consonants only (no words, no 0/O, 1/I mix-ups),
 	// RFC 8628 §6.1's example; 20^8 ≈ 2^34.6 codes.
 	userCodeAlphabet = "BCDFGHJKLMNPQRSTVWXZ"
-	// scopeDeviceCode counts wrong codes entered at /device per session
-	// (+ the session's id), scopeDeviceCodeUser per user across all their
-	// sessions; both under the account "user:<id>".
-	scopeDeviceCode     = "device_code:"
-	scopeDeviceCodeUser = "device_code"
+	// scopeDeviceCode (+ the session's id) counts wrong codes entered at
+	// /device per session, and all of a user's together (its prefix),
+	// under the account "user:<id>".
+	scopeDeviceCode = "device_code:"
 )
 
 // baseURL is the origin of the flow's absolute URLs: the configured public
@@ -305,6 +304,8 @@ func (a *app) deviceLookup(c echo.Context) error {
 //   - per client address (DeviceCodeFailuresPerIP, 30, in memory): many
 //     accounts of one guesser share one count.
 //
+// Each attempt is counted before the lookup, atomically (the store's
+// reservation, the limiter's take), and given back when the code exists.
 // While any count is spent, every code is refused with 429 before it is
 // looked up, the right one too: if the answer depended on the code, a
 // throttled guesser could go on guessing and learn from the difference.
@@ -313,17 +314,19 @@ func (a *app) deviceLookup(c echo.Context) error {
 func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordProblem, error) {
 	au := authOf(c)
 	account, scope := "user:"+fmt.Sprint(au.User.ID), scopeDeviceCode+au.Session.ID
-	now := a.now()
-	wait := a.deviceCodeLimit.retryAfter(a.clientKey(c), now)
-	for _, l := range []struct {
-		scope string
-		limit int
-	}{{scope, a.cfg.AccountFailureLimit}, {scopeDeviceCodeUser, a.cfg.DeviceCodeFailuresPerUser}} {
-		w, err := a.attemptWait(c, account, l.scope, l.limit, a.cfg.FailureWindow)
+	now, ipKey := a.now(), a.clientKey(c)
+	var try attempt
+	wait := a.deviceCodeLimit.take(ipKey, now)
+	if wait == 0 {
+		var err error
+		try, wait, _, err = a.reserve(c, account, scope, a.cfg.AccountFailureLimit, a.cfg.FailureWindow,
+			db.AttemptLimit{Scope: scopeDeviceCode, Prefix: true, Max: a.cfg.DeviceCodeFailuresPerUser})
+		if err != nil || wait > 0 {
+			a.deviceCodeLimit.giveBack(ipKey, now)
+		}
 		if err != nil {
 			return db.DeviceAuthorization{}, nil, err
 		}
-		wait = max(wait, w)
 	}
 	if wait > 0 {
 		t := throttled{wait}
@@ -334,13 +337,18 @@ func (a *app) deviceRequest(c echo.Context) (db.DeviceAuthorization, *passwordPr
 	code := normaliseUserCode(formValue(c, "code"))
 	d, err := a.store.DeviceAuthorizationByUserCode(c.Request().Context(), code)
 	if err != nil && !errors.Is(err, db.ErrNotFound) {
+		a.release(c, try)
+		a.deviceCodeLimit.giveBack(ipKey, now)
 		return d, nil, fmt.Errorf("device: %w", err)
+	}
+	if len(code) == 8 && err == nil {
+		// A code that exists is no guess, whatever its state: only
+		// wrong codes stay counted.
+		a.release(c, try)
+		a.deviceCodeLimit.giveBack(ipKey, now)
 	}
 	switch {
 	case len(code) != 8 || errors.Is(err, db.ErrNotFound):
-		a.recordAccountFailure(c, account, scope)
-		a.recordAccountFailure(c, account, scopeDeviceCodeUser)
-		a.deviceCodeLimit.add(a.clientKey(c), now)
 		return d, &passwordProblem{"That code isn't right. Check the code your device shows (8 letters).", http.StatusUnprocessableEntity}, nil
 	case !now.Before(d.ExpiresAt):
 		return d, &passwordProblem{"That code expired. Start again on your device to get a new one.", http.StatusGone}, nil

@@ -119,6 +119,9 @@ func (a *app) notYou(c echo.Context) error {
 	a.kickMail(r.Mail)
 	au.Session.SecretHash, au.Session.ReauthAt = tok.Hash, now
 	a.sessions.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
+	// The reset voided every device cookie; this browser typed the
+	// password and keeps one.
+	a.setDeviceCookie(c, done.User)
 	a.log.Info("session disowned", "user", au.User.ID, "session", s.ID, "by", au.Session.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens))
 	msg := "Signed out " + plural(len(done.Ended), "session") + " and changed your password."
 	if len(done.Tokens) > 0 {

@@ -29,22 +29,34 @@ const scopeLinkCode = scopeSecondFactor + "link"
 
 // linkWait is how long a "send me a link" request for email must wait (0: go
 // ahead), per client address and per mailbox and purpose. It counts the
-// request when it may go ahead: the same whether or not an account uses the
-// address.
+// request when it may go ahead (checked and counted at once): the same
+// whether or not an account uses the address.
+//
+// The owner's own browsers are counted apart: a browser with a device
+// cookie valid for the account at its current epoch (see signInScope) has
+// its own count per mailbox and purpose, so strangers who spend the
+// mailbox's count cannot stop the owner asking for a reset or sign-in link
+// from a browser that signed in before. The device scopes are capped
+// together as for passwords (reserveScoped), so collected cookies do not
+// turn into a mail flood.
 func (a *app) linkWait(c echo.Context, email, purpose string) (time.Duration, error) {
-	now := a.now()
-	wait := a.linkLimit.retryAfter(a.clientKey(c), now)
-	account := a.accountKey(email)
-	accWait, err := a.attemptWait(c, account, scopeLinkRequest+purpose, linkRequestsPerHour, time.Hour)
-	if err != nil {
-		return 0, err
-	}
-	if wait = max(wait, accWait); wait > 0 {
+	now, client := a.now(), a.clientKey(c)
+	if wait := a.linkLimit.take(client, now); wait > 0 {
 		return wait, nil
 	}
-	a.linkLimit.add(a.clientKey(c), now)
-	a.recordAccountFailure(c, account, scopeLinkRequest+purpose)
-	return 0, nil
+	var user *db.User
+	switch u, err := a.store.UserByEmail(c.Request().Context(), email); {
+	case err == nil:
+		user = &u
+	case !errors.Is(err, db.ErrNotFound):
+		a.linkLimit.giveBack(client, now)
+		return 0, err
+	}
+	_, wait, err := a.reserveScoped(c, a.accountKey(email), scopeLinkRequest+purpose+":", a.signInScope(c, user), linkRequestsPerHour, time.Hour)
+	if err != nil || wait > 0 {
+		a.linkLimit.giveBack(client, now)
+	}
+	return wait, err
 }
 
 // queueLinkMail queues the mail a "send me a link" request causes: the link
@@ -77,8 +89,7 @@ func (a *app) queueLinkMail(c echo.Context, email, what string, build func(db.Us
 // posted with (two-factor is on: tf). problem is "" when it was right, else
 // what to say next to the field, with the status to answer.
 func (a *app) linkCode(c echo.Context, user db.User, tf db.TwoFactor) (problem string, status int, err error) {
-	account := a.accountKey(user.Email)
-	wait, err := a.accountWait(c, account, scopeLinkCode)
+	try, wait, _, err := a.reserve(c, a.accountKey(user.Email), scopeLinkCode, a.cfg.AccountFailureLimit, a.cfg.FailureWindow)
 	if err != nil {
 		return "", 0, err
 	}
@@ -87,7 +98,7 @@ func (a *app) linkCode(c echo.Context, user db.User, tf db.TwoFactor) (problem s
 		t.setHeader(c)
 		return t.message(), http.StatusTooManyRequests, nil
 	}
-	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scopeLinkCode); !ok {
+	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), try); !ok {
 		if err != nil {
 			return "", 0, err
 		}
@@ -399,7 +410,7 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	}
 	a.sessions.started(c, done.User, row, value, done.Evicted)
 	a.signedIn(c, done.Evicted)
-	a.setDeviceCookie(c, done.User.Email)
+	a.setDeviceCookie(c, done.User)
 	a.addFlash(c, flashSuccess, k.done)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }

@@ -59,9 +59,19 @@ func TestLockoutIsNoWeapon(t *testing.T) {
 	expectRedirect(t, owner.post("/settings/security/sessions/"+phoneID+"/revoke", url.Values{"password": {pw}}), "/settings/security")
 	app.outsideSudo()
 	expectRedirect(t, owner.post("/settings/security/password", url.Values{"current_password": {pw}, "new_password": {"a brand new one"}}), "/settings/security")
-	// The owner's browser signs out and in again (its device cookie).
+	// The owner's browser signs out and in again (the device cookie it was
+	// given with the change).
 	owner.post("/logout", nil)
 	owner.login("alice@example.com", "a brand new one")
+	// The phone's device cookie dates from before the change: it counts as
+	// anonymous now, and waits with the flood.
+	expectStatus(t, phone.post("/login", url.Values{"email": {"alice@example.com"}, "password": {"a brand new one"}}), http.StatusTooManyRequests)
+	// Once the flood has aged out it signs in, with a cookie for now.
+	app.advance(app.cfg.FailureWindow)
+	phone.login("alice@example.com", "a brand new one")
+	for i := range app.cfg.AccountFailureLimit {
+		expectStatus(t, app.client(uaMacFirefox, "81.2.70."+strconv.Itoa(i)).post("/login", url.Values{"email": {"alice@example.com"}, "password": {"guess"}}), http.StatusUnauthorized)
+	}
 
 	// The device is counted on its own: ten wrong passwords from it hold
 	// it up, not another trusted browser of the owner's.
@@ -111,7 +121,7 @@ func TestTypedPasswordIsNeverStored(t *testing.T) {
 	if strings.Contains(f, "Tr0ub4dor") || strings.Contains(f, "someone") {
 		t.Fatalf("login_failures holds what was typed:\n%s", f)
 	}
-	if rows := regexp.MustCompile(`(?m)^[0-9a-f]{32} \| [0-9.]+ \| [0-9]+ \| anon$`).FindAllString(f, -1); len(rows) != 1 {
+	if rows := regexp.MustCompile(`(?m)^[0-9a-f]{32} \| [0-9.]+ \| [0-9]+ \| anon \| [0-9]+$`).FindAllString(f, -1); len(rows) != 1 {
 		t.Fatalf("want one keyed-hash row (for the valid address only):\n%s", f)
 	}
 }

@@ -236,6 +236,8 @@ func (s *sessionService) EndOthers(c echo.Context, au *authInfo, reason string) 
 		return nil, fmt.Errorf("end other sessions: %w", err)
 	}
 	s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", reason, "by", au.Session.ID)
+	// The reset voided every device cookie; this browser made it.
+	s.a.renewDeviceCookie(c, au.User.ID)
 	return ended, nil
 }
 
@@ -248,6 +250,9 @@ func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, err
 	}
 	s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", db.ReasonRevokedAll, "by", au.Session.ID)
 	s.ClearCookie(c)
+	// The reset voided every device cookie; this browser made it, and
+	// signs in again apart from strangers' guesses.
+	s.a.renewDeviceCookie(c, au.User.ID)
 	return ended, nil
 }
 

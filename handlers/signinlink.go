@@ -150,7 +150,7 @@ func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method 
 	}
 	a.writeCookie(c, a.linkBindingCookieName(c.Request()), "", -1)
 	a.signedIn(c, evicted)
-	a.setDeviceCookie(c, user.Email)
+	a.setDeviceCookie(c, user)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 

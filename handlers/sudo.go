@@ -68,8 +68,9 @@ func (a *app) confirmPassword(c echo.Context, au *authInfo, field string) (ok bo
 // sign-in. The hash is read here, not carried with every request's session
 // check.
 func (a *app) checkPassword(c echo.Context, au *authInfo, pw string) (*passwordProblem, error) {
-	account, scope := a.accountKey(au.User.Email), scopeSession+au.Session.ID
-	wait, err := a.accountWait(c, account, scope)
+	// Counted before the hash, atomically (see reserve): wrong passwords
+	// sent at once through one session get no more checks than the limit.
+	try, wait, err := a.reserveGuess(c, a.accountKey(au.User.Email), "", scopeSession+au.Session.ID)
 	if err != nil {
 		return nil, err
 	}
@@ -81,17 +82,19 @@ func (a *app) checkPassword(c echo.Context, au *authInfo, pw string) (*passwordP
 	}
 	user, err := a.store.UserByID(c.Request().Context(), au.User.ID)
 	if err != nil {
+		a.release(c, try) // never checked
 		return nil, fmt.Errorf("check password: %w", err)
 	}
 	ok, err := a.hasher.Verify(c.Request().Context(), user.PasswordHash, pw)
 	if err != nil {
+		a.release(c, try)
 		return nil, fmt.Errorf("verify password: %w", err)
 	}
 	if !ok {
-		a.recordAccountFailure(c, account, scope)
 		a.log.Info("re-authentication failed", "user", user.ID, "session", au.Session.ID, "ip", c.RealIP())
 		return &passwordProblem{"Incorrect password.", http.StatusUnprocessableEntity}, nil
 	}
+	a.release(c, try)
 	return nil, nil
 }
 

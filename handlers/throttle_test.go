@@ -3,6 +3,8 @@ package handlers
 import (
 	"net/netip"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -56,5 +58,44 @@ func TestIPKey(t *testing.T) {
 		if got := ipKey(netip.MustParseAddr(in)); got != want {
 			t.Errorf("ipKey(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+// TestIPLimiterTakeIsAtomic (second review, finding 5): goroutines taking
+// from one address at once get exactly the limit, never more; a right
+// attempt given back makes room for exactly one more.
+func TestIPLimiterTakeIsAtomic(t *testing.T) {
+	const limit, callers = 50, 400
+	l := newIPLimiter(limit, time.Hour)
+	now := time.Unix(1_700_000_000, 0)
+	// Several rounds, one address each: a check and a count made apart
+	// let more through in some round.
+	for round := range 20 {
+		key := "192.0.2." + strconv.Itoa(round)
+		var passed atomic.Int64
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				if l.take(key, now) == 0 {
+					passed.Add(1)
+				}
+			}()
+		}
+		close(start)
+		wg.Wait()
+		if got := passed.Load(); got != limit {
+			t.Fatalf("round %d: %d concurrent takes passed, want exactly %d", round, got, limit)
+		}
+	}
+	l.giveBack("192.0.2.1", now)
+	if l.take("192.0.2.1", now) != 0 {
+		t.Fatal("no room after a give-back")
+	}
+	if l.take("192.0.2.1", now) == 0 {
+		t.Fatal("a give-back made room for two")
 	}
 }

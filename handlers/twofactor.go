@@ -237,9 +237,19 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 // code counts once (its time step is recorded atomically, so a code seen
 // over someone's shoulder, or sent twice, or checked by two instances at
 // once, works at most once), a recovery code is used up. method is how the
-// user proved it; ok false when the code was wrong (already counted
-// against account in scope).
-func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope string) (method string, left int, ok bool, err error) {
+// user proved it; ok false when the code was wrong. try is the attempt the
+// caller reserved before (see reserve): it stays counted unless the code
+// was right.
+func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code string, try attempt) (method string, left int, ok bool, err error) {
+	method, left, ok, err = a.matchCode(c, tf, code)
+	if ok || err != nil {
+		a.release(c, try)
+	}
+	return method, left, ok, err
+}
+
+// matchCode is checkCode without the counting.
+func (a *app) matchCode(c echo.Context, tf db.TwoFactor, code string) (method string, left int, ok bool, err error) {
 	ctx := c.Request().Context()
 	if twofactor.IsRecoveryCode(code) {
 		// Recovery codes are stored keyed with the secret key: without it
@@ -285,7 +295,6 @@ func (a *app) checkCode(c echo.Context, tf db.TwoFactor, code, account, scope st
 			a.log.Info("two-factor code replayed", "user", tf.UserID)
 		}
 	}
-	a.recordAccountFailure(c, account, scope)
 	a.recordEvent(c, db.SecurityEvent{UserID: tf.UserID, Kind: db.EventTwoFactorFailed})
 	a.log.Info("two-factor code wrong", "user", tf.UserID, "ip", c.RealIP())
 	return "", 0, false, nil
@@ -305,23 +314,24 @@ func (a *app) confirmWithCode(c echo.Context, form string) (db.TwoFactor, bool, 
 		a.addFlash(c, flashNotice, "Two-factor authentication is off.")
 		return tf, false, c.Redirect(http.StatusSeeOther, paths.TwoFactor)
 	}
-	account, scope := a.accountKey(au.User.Email), scopeSecondFactor+scopeSession+au.Session.ID
-	if wait, err := a.accountWait(c, account, scope); err != nil || wait > 0 {
-		if err != nil {
-			return tf, false, err
-		}
+	try, wait, err := a.reserveGuess(c, a.accountKey(au.User.Email), scopeSecondFactor, scopeSession+au.Session.ID)
+	if err != nil {
+		return tf, false, err
+	}
+	if wait > 0 {
 		t := throttled{wait}
 		t.setHeader(c)
 		return tf, false, a.renderTwoFactor(c, http.StatusTooManyRequests, views.TwoFactorProps{Form: form, CodeError: t.message()})
 	}
 	ok, problem, err := a.confirmPassword(c, au, "password")
 	if !ok {
+		a.release(c, try) // the code was never checked
 		if err != nil {
 			return tf, false, err
 		}
 		return tf, false, a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: form, PasswordError: problem.text})
 	}
-	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scope); !ok {
+	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), try); !ok {
 		if err != nil {
 			return tf, false, err
 		}
@@ -458,8 +468,7 @@ func (a *app) loginTwoFactor(c echo.Context) error {
 		return a.startOver(c, "That sign-in took too long. Please enter your password again.")
 	}
 	page := views.LoginTwoFactorProps{Page: a.page(c, "Two-factor authentication", ""), Email: user.Email, Next: safeNext(formValue(c, "next"))}
-	account, scope := a.accountKey(user.Email), scopeSecondFactor+a.signInScope(c, user.Email)
-	wait, err := a.accountWait(c, account, scope)
+	try, wait, err := a.reserveGuess(c, a.accountKey(user.Email), scopeSecondFactor, a.signInScope(c, &user))
 	if err != nil {
 		return fmt.Errorf("two-factor sign-in: %w", err)
 	}
@@ -471,14 +480,16 @@ func (a *app) loginTwoFactor(c echo.Context) error {
 	}
 	tf, err := a.twoFactorState(c, user.ID)
 	if err != nil {
+		a.release(c, try)
 		return fmt.Errorf("two-factor sign-in: %w", err)
 	}
 	if !tf.Enabled() {
 		// Turned off (or reset by the operator) since the password step:
 		// the password was right, and it is all that is asked now.
+		a.release(c, try)
 		return a.completeSignIn(c, p.ID, user, methodPassword, "")
 	}
-	method, left, ok, err := a.checkCode(c, tf, formValue(c, "code"), account, scope)
+	method, left, ok, err := a.checkCode(c, tf, formValue(c, "code"), try)
 	if err != nil {
 		return err
 	}
@@ -519,6 +530,6 @@ func (a *app) completeSignIn(c echo.Context, pendingID string, user db.User, met
 	if notice != "" {
 		a.addFlash(c, flashNotice, notice)
 	}
-	a.setDeviceCookie(c, user.Email)
+	a.setDeviceCookie(c, user)
 	return c.Redirect(http.StatusSeeOther, afterSignIn(formValue(c, "next")))
 }

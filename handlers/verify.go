@@ -71,7 +71,7 @@ func (a *app) resendVerification(c echo.Context) error {
 		return c.Redirect(http.StatusSeeOther, paths.Settings)
 	}
 	key := "user:" + strconv.FormatInt(au.User.ID, 10)
-	wait, err := a.attemptWait(c, key, scopeVerifyResend, linkRequestsPerHour, time.Hour)
+	_, wait, _, err := a.reserve(c, key, scopeVerifyResend, linkRequestsPerHour, time.Hour)
 	if err != nil {
 		return fmt.Errorf("resend verification: %w", err)
 	}
@@ -81,7 +81,6 @@ func (a *app) resendVerification(c echo.Context) error {
 		a.addFlash(c, flashNotice, t.message())
 		return c.Redirect(http.StatusSeeOther, paths.Settings)
 	}
-	a.recordAccountFailure(c, key, scopeVerifyResend)
 	m := a.verificationMail(au.User, au.User.Email, a.whereFrom(c.Request(), a.now()))
 	if err := a.store.QueueMail(c.Request().Context(), m); err != nil {
 		return fmt.Errorf("resend verification: %w", err)

@@ -13,6 +13,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -42,6 +43,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SecurityOverview", testSecurityOverview},
 		{"DisableEnableDeleteCascade", testUserCascades},
 		{"LoginFailures", testLoginFailures},
+		{"ReserveLoginAttempts", testReserveLoginAttempts},
+		{"ConcurrentReservationsStayUnderTheLimit", testConcurrentReservations},
 		{"AppSecret", testAppSecret},
 		{"Bulk", testBulk},
 		{"Dump", testDump},
@@ -663,6 +666,117 @@ func testUserCascades(t *testing.T, f *fixture) {
 	// The address is free again.
 	if _, err := f.s.CreateUser(f.ctx, "a@example.com", "h", false, now); err != nil {
 		t.Fatalf("re-using a deleted account's email: %v", err)
+	}
+}
+
+func testReserveLoginAttempts(t *testing.T, f *fixture) {
+	reserve := func(scope string, at time.Time, limits ...db.AttemptLimit) db.Reservation {
+		t.Helper()
+		r, err := f.s.ReserveLoginAttempt(f.ctx, db.LoginAttempt{Account: "key-r", Scope: scope, IP: "192.0.2.4", At: at, Since: at.Add(-15 * time.Minute), Limits: limits})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	own := func(scope string) db.AttemptLimit { return db.AttemptLimit{Scope: scope, Max: 3} }
+	devices := db.AttemptLimit{Scope: "device:", Prefix: true, Max: 4}
+	ids := map[int64]bool{}
+	for i := range 3 {
+		r := reserve("device:1", T0.Add(time.Duration(i)*time.Minute), own("device:1"), devices)
+		if r.ID == 0 || ids[r.ID] {
+			t.Fatalf("reservation %d: id %d (seen: %v)", i, r.ID, ids)
+		}
+		ids[r.ID] = true
+	}
+	// The scope's own limit is full: refused, nothing recorded, and told
+	// which limit and since when.
+	r := reserve("device:1", T0.Add(5*time.Minute), own("device:1"), devices)
+	if r.ID != 0 || r.Full != 0 || !r.First.Equal(T0) {
+		t.Fatalf("over the scope's limit: %+v", r)
+	}
+	if n, _, _ := f.s.LoginFailuresSince(f.ctx, "key-r", "device:1", T0); n != 3 {
+		t.Fatalf("device:1 holds %d attempts, want 3", n)
+	}
+	// The group of device scopes: one more fits, then the group is full.
+	if r := reserve("device:2", T0.Add(6*time.Minute), own("device:2"), devices); r.ID == 0 {
+		t.Fatal("device:2 refused under the group's limit")
+	}
+	if r := reserve("device:3", T0.Add(7*time.Minute), own("device:3"), devices); r.ID != 0 || r.Full != 1 || !r.First.Equal(T0) {
+		t.Fatalf("over the group's limit: %+v", r)
+	}
+	// Other scopes and accounts are not in the group.
+	if r := reserve("anon", T0.Add(7*time.Minute), own("anon")); r.ID == 0 {
+		t.Fatal("anon refused")
+	}
+	// Releasing one attempt makes room for one; releasing twice is fine.
+	var some int64
+	for id := range ids {
+		some = id
+		break
+	}
+	for range 2 {
+		if err := f.s.ReleaseLoginAttempt(f.ctx, some); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := reserve("device:1", T0.Add(8*time.Minute), own("device:1"), devices); r.ID == 0 || ids[r.ID] {
+		t.Fatalf("no room after a release, or an id used again: %+v", r)
+	}
+	// The window: attempts before Since are not counted.
+	if r := reserve("device:1", T0.Add(20*time.Minute), own("device:1"), devices); r.ID == 0 {
+		t.Fatalf("attempts outside the window still counted: %+v", r)
+	}
+}
+
+// testConcurrentReservations: many callers at once for one account's scope
+// get exactly the limit's reservations, never more.
+func testConcurrentReservations(t *testing.T, f *fixture) {
+	const callers, limit = 40, 10
+	var wg sync.WaitGroup
+	ids := make(chan int64, callers)
+	errs := make(chan error, callers)
+	start := make(chan struct{})
+	for i := range callers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			scope := "device:" + strconv.Itoa(i%4)
+			r, err := f.s.ReserveLoginAttempt(f.ctx, db.LoginAttempt{Account: "key-c", Scope: scope, IP: "192.0.2.4", At: T0, Since: T0.Add(-time.Hour),
+				Limits: []db.AttemptLimit{{Scope: scope, Max: limit}, {Scope: "device:", Prefix: true, Max: limit}}})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if r.ID != 0 {
+				ids <- r.ID
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(ids)
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	seen := map[int64]bool{}
+	for id := range ids {
+		seen[id] = true
+	}
+	if len(seen) != limit {
+		t.Fatalf("%d concurrent callers reserved %d attempts, want exactly %d", callers, len(seen), limit)
+	}
+	n := 0
+	for i := range 4 {
+		k, _, err := f.s.LoginFailuresSince(f.ctx, "key-c", "device:"+strconv.Itoa(i), T0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += k
+	}
+	if n != limit {
+		t.Fatalf("the store holds %d attempts, want %d", n, limit)
 	}
 }
 
