@@ -219,7 +219,7 @@ func (a *app) changeEmail(c echo.Context) error {
 	// The answer is the same whether or not another account uses the
 	// address: that account's holder is told by mail instead of getting a
 	// link, and the change (pending, as any) can never complete.
-	ctx, w := c.Request().Context(), a.whereFrom(c.Request(), a.now())
+	w := a.whereFrom(c.Request(), a.now())
 	link, u := a.newLink(au.User, db.LinkChangeEmail, paths.EmailConfirm, changeLinkLifetime, w)
 	link.Email = email
 	cancel, cancelURL := a.newLink(au.User, db.LinkCancelEmailChange, paths.EmailCancel, cancelLinkLifetime, w)
