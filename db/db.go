@@ -227,8 +227,9 @@ type EventSink interface {
 }
 
 // Watcher is implemented by stores that can see what other processes
-// (other instances, operator commands) ended. Watch delivers those events
-// until ctx ends, and calls resync whenever some may have been missed (at
+// (other instances, operator commands) started and ended. Watch delivers
+// those events (SessionStarted and SessionEnded, as the EventSink gets
+// them) until ctx ends, and calls resync whenever some may have been missed (at
 // the start, and after a lost connection), so the caller rechecks what it
 // holds against the store. Events of this process's own writes go to the
 // EventSink instead, and are not delivered again.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"doorman/apptest"
 	"doorman/handlers"
 	"doorman/operator"
 )
@@ -158,6 +159,32 @@ func TestEventStreamSeesTheOperator(t *testing.T) {
 		t.Fatal(err)
 	}
 	ds.expectEvent("signed-out", "You were signed out of this device.")
+}
+
+// TestEventStreamSeesASignInThroughAnotherInstance: two instances on one
+// database (PostgreSQL with DOORMAN_TEST_STORE=postgres, else one SQLite
+// file). A tab whose stream is held on b is told its list changed when the
+// account signs in through a, and that is not a sign-out: the stream stays
+// open, and an ending of its own session through a then signs it out.
+func TestEventStreamSeesASignInThroughAnotherInstance(t *testing.T) {
+	a := newTestApp(t)
+	b := newTestAppWith(t, apptest.Options{DSN: a.dbPath, Clock: a.app.Clock})
+	desktop := b.client(uaWindowsChrome, ipBerlin)
+	desktop.signup("alice@example.com", pw)
+	desktopID := desktop.currentID()
+	ds := desktop.openStream()
+
+	phone := a.client(uaIPhone, ipLondon)
+	phone.login("alice@example.com", pw)
+	// Generous: the wait is for the event, not a measure of its speed.
+	if e, d := ds.next(15 * time.Second); e != "sessions" || d != "changed" {
+		t.Fatalf("after a sign-in through the other instance: event %q data %q, want sessions changed", e, d)
+	}
+	expectRedirect(t, phone.post("/settings/security/sessions/"+desktopID+"/revoke", nil), "/settings/security")
+	if e, d := ds.next(15 * time.Second); e != "signed-out" || d != "You were signed out of this device." {
+		t.Fatalf("after its ending through the other instance: event %q data %q", e, d)
+	}
+	ds.expectClosed()
 }
 
 func TestEventStreamLimitsHeartbeatExpiryShutdown(t *testing.T) {

@@ -2,9 +2,14 @@ package postgres
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"doorman/db"
 	"doorman/db/postgres/pgtest"
@@ -131,5 +136,89 @@ func TestNewerDatabaseRefused(t *testing.T) {
 		if _, err := Open(ctx, dsn, opts); err == nil || !strings.Contains(err.Error(), "999") {
 			t.Errorf("%+v: %v, want a refusal naming version 999", opts, err)
 		}
+	}
+}
+
+// TestNotifyCarriesStartsWithoutSecrets: a sign-in's NOTIFY names the new
+// session by its id and its user's id only (no secret, address or device),
+// and, past the limit, follows its evictions' NOTIFY; every payload stays
+// under PostgreSQL's 8000 bytes, however many sessions one write ends.
+func TestNotifyCarriesStartsWithoutSecrets(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t, db.Options{})
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Release()
+	if _, err := conn.Exec(ctx, `LISTEN `+channel); err != nil {
+		t.Fatal(err)
+	}
+	next := func() string {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		n, err := conn.Conn().WaitForNotification(wctx)
+		if err != nil {
+			t.Fatalf("no notification: %v", err)
+		}
+		if len(n.Payload) >= 8000 {
+			t.Fatalf("a payload of %d bytes", len(n.Payload))
+		}
+		return n.Payload
+	}
+	u, err := s.CreateUser(ctx, "secret-owner@example.com", "h", false, storetest.T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := strings.Repeat("x", 200)
+	for i := range 60 {
+		sess := storetest.Session(fmt.Sprintf("%s%03d", long, i), u.ID, storetest.T0)
+		sess.SecretHash = []byte(fmt.Sprintf("SECRETHASH%03d", i))
+		if _, err := s.CreateSession(ctx, sess, 0, u.Epoch); err != nil {
+			t.Fatal(err)
+		}
+		p := next()
+		var n notice
+		if err := json.Unmarshal([]byte(p), &n); err != nil {
+			t.Fatal(err)
+		}
+		if len(n.Ended) != 0 || len(n.Started) != 1 || n.Started[0] != (startedSession{UserID: u.ID, SessionID: sess.ID, At: storetest.T0.Unix()}) {
+			t.Fatalf("a sign-in's NOTIFY: %s", p)
+		}
+		for _, secret := range []string{"SECRETHASH", base64.StdEncoding.EncodeToString(sess.SecretHash), hex.EncodeToString(sess.SecretHash),
+			"secret-owner", sess.IP, sess.UserAgent, sess.DeviceLabel, sess.Location} {
+			if strings.Contains(p, secret) {
+				t.Fatalf("a sign-in's NOTIFY carries %q: %s", secret, p)
+			}
+		}
+	}
+	// Ending 60 sessions with long ids takes several payloads, each under
+	// the limit, sent before the last sign-in's.
+	last := storetest.Session("last", u.ID, storetest.T0)
+	if _, err := s.CreateSession(ctx, last, 1, u.Epoch); err != nil {
+		t.Fatal(err)
+	}
+	ended, payloads := 0, 0
+	for ended < 60 {
+		var n notice
+		if err := json.Unmarshal([]byte(next()), &n); err != nil {
+			t.Fatal(err)
+		}
+		if len(n.Started) != 0 {
+			t.Fatalf("the start arrived after %d of 60 endings", ended)
+		}
+		ended += len(n.Ended)
+		payloads++
+	}
+	var n notice
+	if err := json.Unmarshal([]byte(next()), &n); err != nil {
+		t.Fatal(err)
+	}
+	if len(n.Ended) != 0 || len(n.Started) != 1 || n.Started[0].SessionID != "last" {
+		t.Fatalf("after the endings: %+v", n)
+	}
+	if payloads < 2 {
+		t.Fatalf("60 endings of long ids in %d payload(s)", payloads)
 	}
 }

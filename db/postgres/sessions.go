@@ -97,7 +97,7 @@ func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by strin
 	if err != nil {
 		return nil, err
 	}
-	if err := s.notifyIn(ctx, tx, ended); err != nil {
+	if err := s.notifyIn(ctx, tx, db.EndedEvents(ended)); err != nil {
 		return nil, err
 	}
 	return ended, recordIn(ctx, tx, sessionEndedEvents(ended)...)
@@ -185,13 +185,24 @@ func (s *Store) createSessionIn(ctx context.Context, tx pgx.Tx, sess db.Session,
 	if err := recordIn(ctx, tx, signInEvent(sess)); err != nil {
 		return nil, err
 	}
+	// The other instances hear of the start too (after the evictions'
+	// NOTIFY, as notifyCreated reports them here): their open tabs of the
+	// user refresh the list.
+	if err := s.notifyIn(ctx, tx, []db.Event{startedEvent(sess)}); err != nil {
+		return nil, err
+	}
 	return evicted, s.queueIn(ctx, tx, 0, mail)
 }
 
 // notifyCreated reports, after commit, what creating sess did: the
 // sessions it evicted, then its start.
 func (s *Store) notifyCreated(sess db.Session, evicted []db.Session) {
-	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
+	s.notify(append(db.EndedEvents(evicted), startedEvent(sess)))
+}
+
+// startedEvent is the SessionStarted event of a new session.
+func startedEvent(sess db.Session) db.Event {
+	return db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}
 }
 
 // RotateSession gives a live session a new secret hash and records a
@@ -460,7 +471,7 @@ func (s *Store) DeleteSessionsByMethod(ctx context.Context, userID int64, method
 			return err
 		}
 		ended = deletedAlive(deleted, now)
-		return s.notifyIn(ctx, tx, ended)
+		return s.notifyIn(ctx, tx, db.EndedEvents(ended))
 	})
 	if err != nil {
 		return fmt.Errorf("db: delete sessions: %w", err)

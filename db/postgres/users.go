@@ -206,7 +206,7 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 			return err
 		}
 		deleted = deletedAlive(deleted, now)
-		return s.notifyIn(ctx, tx, deleted)
+		return s.notifyIn(ctx, tx, db.EndedEvents(deleted))
 	})
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, err

@@ -11,17 +11,20 @@ import (
 	"doorman/db"
 )
 
-// channel is the LISTEN/NOTIFY channel of ended sessions.
+// channel is the LISTEN/NOTIFY channel of started and ended sessions.
 const channel = "doorman_sessions"
 
 // maxPayload keeps each NOTIFY under PostgreSQL's 8000-byte limit: a write
 // that ends more sessions sends several.
 const maxPayload = 7000
 
-// notice is a NOTIFY's payload: ids and reasons, never rows.
+// notice is a NOTIFY's payload: ids, user ids and reasons, never rows or
+// secrets. Started sessions have a field of their own, so an instance that
+// does not know it yet ignores them rather than take them for endings.
 type notice struct {
-	Origin string         `json:"o"`
-	Ended  []endedSession `json:"e"`
+	Origin  string           `json:"o"`
+	Ended   []endedSession   `json:"e,omitempty"`
+	Started []startedSession `json:"n,omitempty"`
 }
 
 type endedSession struct {
@@ -32,40 +35,71 @@ type endedSession struct {
 	At        int64  `json:"t"`
 }
 
-// notifyIn sends the ended sessions to every listening instance, in tx:
-// PostgreSQL delivers a NOTIFY when (and only if) its transaction commits.
-func (s *Store) notifyIn(ctx context.Context, tx pgx.Tx, ended []db.Session) error {
+type startedSession struct {
+	UserID    int64  `json:"u"`
+	SessionID string `json:"s"`
+	At        int64  `json:"t"`
+}
+
+// notifyIn sends events (started and ended sessions) to every listening
+// instance, in tx: PostgreSQL delivers a NOTIFY when (and only if) its
+// transaction commits, and a transaction's notifications in the order sent.
+// Each payload stays under maxPayload, measured as encoded.
+func (s *Store) notifyIn(ctx context.Context, tx pgx.Tx, events []db.Event) error {
+	base, err := json.Marshal(notice{Origin: s.origin})
+	if err != nil {
+		return err
+	}
+	// Room for both arrays' brackets and names: `,"e":[]` and `,"n":[]`.
+	envelope := len(base) + 16
 	n := notice{Origin: s.origin}
-	size := 0
+	size := envelope
 	flush := func() error {
-		if len(n.Ended) == 0 {
+		if len(n.Ended) == 0 && len(n.Started) == 0 {
 			return nil
 		}
 		b, err := json.Marshal(n)
 		if err != nil {
 			return err
 		}
-		n.Ended, size = nil, 0
+		n.Ended, n.Started, size = nil, nil, envelope
 		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, string(b))
 		return err
 	}
-	for _, e := range ended {
-		es := endedSession{UserID: e.UserID, SessionID: e.ID, Reason: e.RevokedReason, By: e.RevokedBy, At: e.RevokedAt.Unix()}
-		if size += len(e.ID) + len(e.RevokedReason) + len(e.RevokedBy) + 60; size > maxPayload {
+	for _, e := range events {
+		var entry any
+		switch e.Kind {
+		case db.SessionEnded:
+			entry = endedSession{UserID: e.UserID, SessionID: e.SessionID, Reason: e.Reason, By: e.By, At: e.At.Unix()}
+		case db.SessionStarted:
+			entry = startedSession{UserID: e.UserID, SessionID: e.SessionID, At: e.At.Unix()}
+		default:
+			continue
+		}
+		b, err := json.Marshal(entry)
+		if err != nil {
+			return err
+		}
+		if size+len(b)+1 > maxPayload {
 			if err := flush(); err != nil {
 				return err
 			}
-			size = len(e.ID) + len(e.RevokedReason) + len(e.RevokedBy) + 60
 		}
-		n.Ended = append(n.Ended, es)
+		size += len(b) + 1 // and its comma
+		switch v := entry.(type) {
+		case endedSession:
+			n.Ended = append(n.Ended, v)
+		case startedSession:
+			n.Started = append(n.Started, v)
+		}
 	}
 	return flush()
 }
 
 var _ db.Watcher = (*Store)(nil)
 
-// Watch listens for ended sessions on a connection of its own, delivering
-// those other processes ended, until ctx ends. A NOTIFY sent while the
+// Watch listens for started and ended sessions on a connection of its own,
+// delivering those other processes started or ended, until ctx ends. A NOTIFY sent while the
 // connection was down is lost for good, so after every (re)connect it calls
 // resync: the caller rechecks what it holds against the tables.
 func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func()) error {
@@ -111,10 +145,15 @@ func (s *Store) listen(ctx context.Context, deliver func([]db.Event), resync fun
 		if json.Unmarshal([]byte(n.Payload), &msg) != nil || msg.Origin == s.origin {
 			continue
 		}
-		events := make([]db.Event, len(msg.Ended))
-		for i, e := range msg.Ended {
-			events[i] = db.Event{Kind: db.SessionEnded, UserID: e.UserID, SessionID: e.SessionID, Reason: e.Reason, By: e.By, At: time.Unix(e.At, 0)}
+		events := make([]db.Event, 0, len(msg.Ended)+len(msg.Started))
+		for _, e := range msg.Ended {
+			events = append(events, db.Event{Kind: db.SessionEnded, UserID: e.UserID, SessionID: e.SessionID, Reason: e.Reason, By: e.By, At: time.Unix(e.At, 0)})
 		}
-		deliver(events)
+		for _, e := range msg.Started {
+			events = append(events, db.Event{Kind: db.SessionStarted, UserID: e.UserID, SessionID: e.SessionID, At: time.Unix(e.At, 0)})
+		}
+		if len(events) > 0 {
+			deliver(events)
+		}
 	}
 }

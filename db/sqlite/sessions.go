@@ -135,6 +135,12 @@ func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session
 	if err := recordIn(ctx, tx, signInEvent(sess)); err != nil {
 		return nil, err
 	}
+	// The other processes watching the file hear of the start too (after
+	// the evictions, as notifyCreated reports them here).
+	if _, err := tx.ExecContext(ctx, `INSERT INTO session_events (origin, kind, user_id, session_id, reason, ended_by, at)
+		VALUES (?, ?, ?, ?, '', '', ?)`, s.origin, eventStarted, sess.UserID, sess.ID, sess.CreatedAt.Unix()); err != nil {
+		return nil, err
+	}
 	// The place is remembered by the write that signs in, so the next
 	// sign-in's alert check sees exactly the sign-ins that committed.
 	if err := rememberPlaceIn(ctx, tx, sess.UserID, sess.DeviceLabel, db.Network(sess.IP), sess.CreatedAt); err != nil {
@@ -148,6 +154,12 @@ func (s *Store) createSessionIn(ctx context.Context, tx *sql.Tx, sess db.Session
 func (s *Store) notifyCreated(sess db.Session, evicted []db.Session) {
 	s.notify(append(db.EndedEvents(evicted), db.Event{Kind: db.SessionStarted, UserID: sess.UserID, SessionID: sess.ID, At: sess.CreatedAt}))
 }
+
+// The kinds of session_events rows.
+const (
+	eventStarted = "started"
+	eventEnded   = "ended"
+)
 
 // scanSessions reads every row a query returned (rows, err as the query
 // gave them), closing them.
@@ -407,7 +419,7 @@ func (s *Store) logEnded(ctx context.Context, tx *sql.Tx, ended []db.Session) er
 	if len(ended) == 0 {
 		return nil
 	}
-	st, err := tx.PrepareContext(ctx, `INSERT INTO session_events (origin, user_id, session_id, reason, ended_by, at) VALUES (?, ?, ?, ?, ?, ?)`)
+	st, err := tx.PrepareContext(ctx, `INSERT INTO session_events (origin, kind, user_id, session_id, reason, ended_by, at) VALUES (?, '`+eventEnded+`', ?, ?, ?, ?, ?)`)
 	if err != nil {
 		return err
 	}

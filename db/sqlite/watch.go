@@ -8,15 +8,17 @@ import (
 	"doorman/db"
 )
 
-// watchEvery is how often Watch looks for sessions other processes ended:
-// the push then reaches the tab well within a second, for one indexed read.
+// watchEvery is how often Watch looks for sessions other processes started
+// or ended: the push then reaches the tab well within a second, for one
+// indexed read.
 const watchEvery = 250 * time.Millisecond
 
 // eventsKept is how long session_events rows are kept.
 const eventsKept = time.Hour
 
-// Watch delivers the sessions that other processes (an operator command on
-// the same file) ended, polling session_events by id, until ctx ends.
+// Watch delivers the sessions that other processes (another server or an
+// operator command on the same file) started or ended, polling
+// session_events by id, until ctx ends.
 var _ db.Watcher = (*Store)(nil)
 
 // Watch implements db.Watcher.
@@ -66,7 +68,7 @@ func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func
 func (s *Store) eventsAfter(ctx context.Context, after int64) ([]db.Event, int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, db.CallTimeout)
 	defer cancel()
-	rows, err := s.read.QueryContext(ctx, `SELECT id, origin, user_id, session_id, reason, ended_by, at
+	rows, err := s.read.QueryContext(ctx, `SELECT id, origin, kind, user_id, session_id, reason, ended_by, at
 		FROM session_events WHERE id > ? ORDER BY id LIMIT 1000`, after)
 	if err != nil {
 		return nil, after, err
@@ -75,15 +77,23 @@ func (s *Store) eventsAfter(ctx context.Context, after int64) ([]db.Event, int64
 	var out []db.Event
 	for rows.Next() {
 		var e db.Event
-		var origin string
+		var origin, kind string
 		var at int64
-		if err := rows.Scan(&after, &origin, &e.UserID, &e.SessionID, &e.Reason, &e.By, &at); err != nil {
+		if err := rows.Scan(&after, &origin, &kind, &e.UserID, &e.SessionID, &e.Reason, &e.By, &at); err != nil {
 			return nil, after, err
 		}
 		if origin == s.origin {
 			continue
 		}
-		e.Kind, e.At = db.SessionEnded, time.Unix(at, 0)
+		switch kind {
+		case eventStarted:
+			e.Kind = db.SessionStarted
+		case eventEnded:
+			e.Kind = db.SessionEnded
+		default:
+			continue // a kind this version does not know
+		}
+		e.At = time.Unix(at, 0)
 		out = append(out, e)
 	}
 	return out, after, rows.Err()
