@@ -9,6 +9,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -17,6 +20,7 @@ import (
 
 	"golang.org/x/oauth2"
 
+	"doorman/apiclient"
 	"doorman/apptest"
 )
 
@@ -286,5 +290,67 @@ func TestTokenEndpointTakesClientIDInBasic(t *testing.T) {
 	}
 	if strings.Contains(app.logs.String(), "status=500") {
 		t.Fatal("a 500")
+	}
+}
+
+// TestCommandLineLoginDeniedOrExpired: `doorman login` (the binary's own
+// client) ends with a message saying what happened and what to do when
+// the person denies the request or the code expires, not with an OAuth
+// error code.
+func TestCommandLineLoginDeniedOrExpired(t *testing.T) {
+	for _, c := range []struct{ outcome, want string }{
+		{"denied", "login: the sign-in was refused: The request was denied. Nothing was signed in; run `doorman login` again to start over"},
+		{"expired", "login: the code expired before it was approved: run `doorman login` again for a new one"},
+	} {
+		t.Run(c.outcome, func(t *testing.T) {
+			t.Parallel()
+			app := newTestAppWith(t, apptest.Options{Clock: apptest.NewRunningClock()})
+			clientID := registerApp(t, app, "Doorman CLI")
+			alice := app.client(uaWindowsChrome, ipBerlin)
+			alice.signup("alice@example.com", pw)
+			dir := t.TempDir()
+			env := func(k string) string {
+				if k == "DOORMAN_CONFIG_DIR" {
+					return dir
+				}
+				return ""
+			}
+			out, w := io.Pipe()
+			done := make(chan error, 1)
+			go func() {
+				done <- apiclient.Run(context.Background(), []string{"login", "--server", app.srv.URL, "--client-id", clientID}, env, w, nil)
+				w.Close()
+			}()
+			var shown strings.Builder
+			buf := make([]byte, 4096)
+			var code string
+			for code == "" {
+				n, err := out.Read(buf)
+				if err != nil {
+					t.Fatalf("login printed no code: %v\n%s", err, shown.String())
+				}
+				shown.Write(buf[:n])
+				if m := regexp.MustCompile(`enter the code ([A-Z]{4}-[A-Z]{4})`).FindStringSubmatch(shown.String()); m != nil {
+					code = m[1]
+				}
+			}
+			go io.Copy(io.Discard, out)
+			if c.outcome == "denied" {
+				expectRedirect(t, alice.post("/device/deny", url.Values{"code": {code}}), "/settings/security")
+			} else {
+				app.advance(10*time.Minute + time.Second)
+			}
+			select {
+			case err := <-done:
+				if err == nil || err.Error() != c.want {
+					t.Fatalf("login: %v, want %q", err, c.want)
+				}
+			case <-time.After(90 * time.Second):
+				t.Fatal("login did not finish")
+			}
+			if _, err := os.Stat(filepath.Join(dir, "credentials.json")); !errors.Is(err, os.ErrNotExist) {
+				t.Fatalf("a credentials file: %v", err)
+			}
+		})
 	}
 }
