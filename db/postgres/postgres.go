@@ -191,6 +191,16 @@ func isUniqueViolation(err error) bool {
 // AppSecret returns the application secret called name, creating it with
 // size random bytes the first time.
 func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.Time) ([]byte, error) {
+	// An existing secret is read without writing, so a store that cannot
+	// write (a read-only replica: see ReadOnlyCause) still starts.
+	var value []byte
+	err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value)
+	if err == nil {
+		return value, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("db: read app secret: %w", err)
+	}
 	fresh, err := randomBytes(size)
 	if err != nil {
 		return nil, err
@@ -199,7 +209,6 @@ func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.T
 		name, fresh, now.Unix()); err != nil {
 		return nil, fmt.Errorf("db: create app secret: %w", err)
 	}
-	var value []byte
 	if err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value); err != nil {
 		return nil, fmt.Errorf("db: read app secret: %w", err)
 	}
