@@ -97,7 +97,7 @@ func TestStartsOnAReadOnlyDatabase(t *testing.T) {
 			if !c.migrated {
 				// As if made by an older Doorman: the last migration not
 				// yet applied.
-				raw, err := sql.Open("sqlite", "file:"+path)
+				raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
 				if err != nil {
 					t.Fatal(err)
 				}

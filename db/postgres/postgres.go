@@ -37,6 +37,9 @@ type Store struct {
 	now    func() time.Time
 	// origin names this process in its notifications (see Watch).
 	origin string
+	// readOnlyCause is why a default open found the server taking no
+	// writes (see ReadOnlyCause); nil otherwise.
+	readOnlyCause error
 }
 
 var _ db.Store = (*Store)(nil)
@@ -68,10 +71,29 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if opts.ReadOnly || opts.Existing {
+	switch {
+	case opts.ReadOnly || opts.Existing:
 		err = s.checkSchema(ctx)
-	} else {
-		err = s.migrate(ctx)
+	default:
+		// A server that takes no writes (a hot standby, or
+		// default_transaction_read_only on) is served read-only if the
+		// schema is current, as SQLite does on a read-only disk: reads go
+		// on, writes fail with 25006, which IsUnavailable makes a 503.
+		// Migrating there would only fail, so a schema that needs it is
+		// refused with the reason.
+		var readOnly string
+		if err = pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly); err != nil {
+			err = fmt.Errorf("db: postgres: %w", err)
+			break
+		}
+		if readOnly != "on" {
+			err = s.migrate(ctx)
+			break
+		}
+		s.readOnlyCause = errors.New("the PostgreSQL server takes no writes: transaction_read_only is on (a standby, or default_transaction_read_only)")
+		if err = s.checkSchema(ctx); err != nil {
+			err = fmt.Errorf("%w\n%v, so this Doorman cannot create or migrate the schema: start it once on the primary, or with default_transaction_read_only off", err, s.readOnlyCause)
+		}
 	}
 	if err != nil {
 		pool.Close()
@@ -79,6 +101,10 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// ReadOnlyCause is why Open found the server taking no writes and opened
+// the store read-only (db.ReadOnlyStart), or nil.
+func (s *Store) ReadOnlyCause() error { return s.readOnlyCause }
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
