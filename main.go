@@ -247,6 +247,22 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	// A database that cannot be written but needs nothing done to it (a
+	// read-only disk, volume, file or replica) is served read-only rather
+	// than not at all: sessions are checked, pages shown, and every change
+	// (a sign-in, a sign-out too) is answered with the 503 a running server
+	// gives when its database stops taking writes. Loudly, because a
+	// sign-out that cannot be saved is a security matter; the background
+	// jobs that only write are not started. (One that needs a migration was
+	// refused by Open, saying why.)
+	var readOnly error
+	if ro, ok := store.(db.ReadOnlyStart); ok {
+		readOnly = ro.ReadOnlyCause()
+	}
+	if readOnly != nil {
+		log.Warn("THE DATABASE IS READ-ONLY: serving it read-only; nobody can sign in or out, every change is answered 503, and no mail is sent, until it is writable again and Doorman restarted",
+			"db", cfg.DB, "cause", readOnly.Error())
+	}
 	if w, ok := store.(db.Watcher); ok {
 		go func() {
 			if err := w.Watch(ctx, broker.Notify, func() {
@@ -326,10 +342,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// close instead of holding Shutdown until its timeout.
 	srv.RegisterOnShutdown(broker.Close)
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
-	go worker.Run(ctx)
-
-	go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
-	go expiryLoop(ctx, store, log, now)
+	if readOnly == nil {
+		go worker.Run(ctx)
+		go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
+		go expiryLoop(ctx, store, log, now)
+	}
 	if cfg.DebugAddr != "" {
 		go serveDebug(ctx, cfg.DebugAddr, store, broker, log)
 	}

@@ -116,7 +116,7 @@ func login(ctx context.Context, args []string, getenv func(string) string, stdou
 	fmt.Fprintf(stdout, "To sign in, open %s\nand enter the code %s\n(or open %s)\nWaiting for you to approve…\n", da.VerificationURI, da.UserCode, da.VerificationURIComplete)
 	tok, err := conf.DeviceAccessToken(ctx, da)
 	if err != nil {
-		return fmt.Errorf("login: %w", err)
+		return fmt.Errorf("login: %w", whyNoToken(ctx, da, err))
 	}
 	path, err := configPath(getenv)
 	if err != nil {
@@ -153,6 +153,34 @@ func login(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	fmt.Fprintf(stdout, "Signed in (%s). The token is in %s.\n", scopeGot, path)
 	return nil
+}
+
+// whyNoToken says in words why the device flow ended without a token, and
+// what to do: the server's answer (RFC 8628 §3.5) is a code a person
+// should not have to decode. The code's expiry usually shows as the
+// client's own deadline (x/oauth2 stops polling at the expiry the server
+// announced, before the server can say expired_token), not as an answer.
+func whyNoToken(ctx context.Context, da *oauth2.DeviceAuthResponse, err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "access_denied":
+			why := re.ErrorDescription // the server's words: denied, or withdrawn by a reset
+			if why == "" {
+				why = "The request was denied."
+			}
+			return errors.New("the sign-in was refused: " + why + " Nothing was signed in; run `doorman login` again to start over")
+		case "expired_token":
+			return errors.New("the code expired before it was approved: run `doorman login` again for a new one")
+		case "invalid_grant":
+			return errors.New("the server no longer knows this code (already used, or the app was removed): run `doorman login` again")
+		}
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !da.Expiry.IsZero() && !time.Now().Before(da.Expiry) {
+		return fmt.Errorf("the code expired at %s before it was approved: run `doorman login` again for a new one", da.Expiry.Format("15:04:05"))
+	}
+	return err
 }
 
 func isLoopback(host string) bool {

@@ -195,6 +195,16 @@ type Options struct {
 	AllowSharedFileMode bool
 }
 
+// ReadOnlyStart is implemented by a store that can open a database it
+// cannot write (a read-only disk, file or replica) without creating or
+// migrating anything, when the schema is current. ReadOnlyCause is why
+// the store opened read-only, or nil if it can write: then every write
+// fails with an error the store's IsUnavailable recognises (a 503), and
+// reads go on. (A database that needs a migration is refused at Open.)
+type ReadOnlyStart interface {
+	ReadOnlyCause() error
+}
+
 // EventKind says what happened to a session.
 type EventKind int
 

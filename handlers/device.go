@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -85,6 +86,42 @@ func oauthError(c echo.Context, status int, code, description string) error {
 	return c.JSON(status, body)
 }
 
+// oauthClientID is the client_id of a device-flow request. Doorman's apps
+// are public clients (RFC 6749 §2.1: no secret), identified by client_id
+// in the body (RFC 8628 §3.1, §3.4) or, as RFC 6749 §2.3.1 lets a client
+// send its identity, as the user name of HTTP Basic authentication
+// (form-urlencoded first) with an empty password. Standard clients do the
+// latter: golang.org/x/oauth2 with its default (auto-detected) auth style
+// sends every token request first with Basic, then again with the id in
+// the body if that failed, so the first of the two must be a real poll.
+// Both at once must name the same client. A password is refused (401
+// invalid_client, with the WWW-Authenticate §5.2 asks for): these clients
+// have none, and a client that thinks it has one is misconfigured.
+// ok is false when the request has been refused (answered) here, before
+// anything is looked up.
+func oauthClientID(c echo.Context) (clientID string, ok bool, err error) {
+	body := formValue(c, "client_id")
+	if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
+		return body, true, nil
+	}
+	user, password, basic := c.Request().BasicAuth()
+	var bad error
+	if basic {
+		user, bad = url.QueryUnescape(user)
+	}
+	switch {
+	case !basic || bad != nil || user == "":
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="doorman"`)
+		return "", false, oauthError(c, http.StatusUnauthorized, "invalid_client", "Send the client_id in the body, or as the HTTP Basic user name with an empty password.")
+	case password != "":
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="doorman"`)
+		return "", false, oauthError(c, http.StatusUnauthorized, "invalid_client", "This app has no client secret: send the client_id only.")
+	case body != "" && body != user:
+		return "", false, oauthError(c, http.StatusBadRequest, "invalid_request", "The client_id in the body and in the Authorization header differ.")
+	}
+	return user, true, nil
+}
+
 // parseScopes reads a space-separated scope parameter: each must be known;
 // none means every scope.
 func parseScopes(s string) ([]string, bool) {
@@ -145,7 +182,11 @@ func (a *app) deviceAuthorization(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
 		return oauthError(c, http.StatusTooManyRequests, "slow_down", "Too many requests from this address.")
 	}
-	app, err := a.store.App(r.Context(), formValue(c, "client_id"))
+	clientID, ok, err := oauthClientID(c)
+	if !ok {
+		return err
+	}
+	app, err := a.store.App(r.Context(), clientID)
 	if errors.Is(err, db.ErrNotFound) {
 		return oauthError(c, http.StatusUnauthorized, "invalid_client", "Unknown client_id.")
 	}
@@ -210,7 +251,11 @@ func (a *app) oauthToken(c echo.Context) error {
 	if gt := formValue(c, "grant_type"); gt != grantDeviceCode {
 		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "Only "+grantDeviceCode+" is supported.")
 	}
-	deviceCode, clientID := formValue(c, "device_code"), formValue(c, "client_id")
+	clientID, ok, err := oauthClientID(c)
+	if !ok {
+		return err
+	}
+	deviceCode := formValue(c, "device_code")
 	if deviceCode == "" || len(deviceCode) > 100 {
 		return oauthError(c, http.StatusBadRequest, "invalid_request", "device_code is required.")
 	}
@@ -222,17 +267,26 @@ func (a *app) oauthToken(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("token: %w", err)
 	}
+	// A final answer (expired, denied, already used) comes before
+	// slow_down, whatever the pace: slow_down tells a client to keep
+	// polling, so answering it to a poll of a code that can never turn into
+	// a token would keep the tool waiting until the code expires, never
+	// learning it was refused. golang.org/x/oauth2 sends each poll twice in
+	// a row (see oauthClientID) and reads only the second answer, which is
+	// always too fast. A final answer gives nothing away that the one
+	// before did not. Only a poll that could still get a token (pending or
+	// approved) is held to the interval.
 	switch {
 	case !now.Before(d.ExpiresAt):
 		return oauthError(c, http.StatusBadRequest, "expired_token", "The code expired. Start again.")
+	case d.Status == db.DeviceDenied:
+		return oauthError(c, http.StatusBadRequest, "access_denied", "The request was denied.")
+	case d.Status != db.DevicePending && d.Status != db.DeviceApproved:
+		return oauthError(c, http.StatusBadRequest, "invalid_grant", "This code was already used.")
 	case tooFast:
 		return oauthError(c, http.StatusBadRequest, "slow_down", fmt.Sprintf("Poll at most every %d seconds.", d.Interval))
 	case d.Status == db.DevicePending:
 		return oauthError(c, http.StatusBadRequest, "authorization_pending", "")
-	case d.Status == db.DeviceDenied:
-		return oauthError(c, http.StatusBadRequest, "access_denied", "The request was denied.")
-	case d.Status != db.DeviceApproved:
-		return oauthError(c, http.StatusBadRequest, "invalid_grant", "This code was already used.")
 	}
 	app, err := a.store.App(r.Context(), d.ClientID)
 	if err != nil {

@@ -37,6 +37,9 @@ type Store struct {
 	now    func() time.Time
 	// origin names this process in its notifications (see Watch).
 	origin string
+	// readOnlyCause is why a default open found the server taking no
+	// writes (see ReadOnlyCause); nil otherwise.
+	readOnlyCause error
 }
 
 var _ db.Store = (*Store)(nil)
@@ -68,10 +71,29 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if opts.ReadOnly || opts.Existing {
+	switch {
+	case opts.ReadOnly || opts.Existing:
 		err = s.checkSchema(ctx)
-	} else {
-		err = s.migrate(ctx)
+	default:
+		// A server that takes no writes (a hot standby, or
+		// default_transaction_read_only on) is served read-only if the
+		// schema is current, as SQLite does on a read-only disk: reads go
+		// on, writes fail with 25006, which IsUnavailable makes a 503.
+		// Migrating there would only fail, so a schema that needs it is
+		// refused with the reason.
+		var readOnly string
+		if err = pool.QueryRow(ctx, `SHOW transaction_read_only`).Scan(&readOnly); err != nil {
+			err = fmt.Errorf("db: postgres: %w", err)
+			break
+		}
+		if readOnly != "on" {
+			err = s.migrate(ctx)
+			break
+		}
+		s.readOnlyCause = errors.New("the PostgreSQL server takes no writes: transaction_read_only is on (a standby, or default_transaction_read_only)")
+		if err = s.checkSchema(ctx); err != nil {
+			err = fmt.Errorf("%w\n%v, so this Doorman cannot create or migrate the schema: start it once on the primary, or with default_transaction_read_only off", err, s.readOnlyCause)
+		}
 	}
 	if err != nil {
 		pool.Close()
@@ -79,6 +101,10 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	}
 	return s, nil
 }
+
+// ReadOnlyCause is why Open found the server taking no writes and opened
+// the store read-only (db.ReadOnlyStart), or nil.
+func (s *Store) ReadOnlyCause() error { return s.readOnlyCause }
 
 // Ping checks the database answers.
 func (s *Store) Ping(ctx context.Context) error {
@@ -191,6 +217,16 @@ func isUniqueViolation(err error) bool {
 // AppSecret returns the application secret called name, creating it with
 // size random bytes the first time.
 func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.Time) ([]byte, error) {
+	// An existing secret is read without writing, so a store that cannot
+	// write (a read-only replica: see ReadOnlyCause) still starts.
+	var value []byte
+	err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value)
+	if err == nil {
+		return value, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return nil, fmt.Errorf("db: read app secret: %w", err)
+	}
 	fresh, err := randomBytes(size)
 	if err != nil {
 		return nil, err
@@ -199,7 +235,6 @@ func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.T
 		name, fresh, now.Unix()); err != nil {
 		return nil, fmt.Errorf("db: create app secret: %w", err)
 	}
-	var value []byte
 	if err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value); err != nil {
 		return nil, fmt.Errorf("db: read app secret: %w", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"doorman/db"
 	"doorman/db/postgres/pgtest"
 	"doorman/db/storetest"
@@ -95,6 +97,65 @@ func TestReadOnlyAndExistingNeverMigrate(t *testing.T) {
 	defer ro.Close()
 	if _, err := ro.CreateUser(ctx, "a@example.com", "h", false, storetest.T0); err == nil {
 		t.Fatal("a read-only store wrote")
+	}
+}
+
+// TestStartsOnAReadOnlyServer: a default open of a database that takes no
+// writes (default_transaction_read_only, as on a standby) serves it
+// read-only when the schema is current (reads work, a write fails with an
+// error IsUnavailable makes a 503), and refuses it, saying why, when a
+// migration is needed (review issue 21, bug 3).
+func TestStartsOnAReadOnlyServer(t *testing.T) {
+	ctx := context.Background()
+	for _, current := range []bool{true, false} {
+		dsn := pgtest.NewDatabase(t)
+		s, err := Open(ctx, dsn, db.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.CreateUser(ctx, "a@example.com", "h", false, storetest.T0); err != nil {
+			t.Fatal(err)
+		}
+		if !current {
+			if _, err := s.Pool().Exec(ctx, `DELETE FROM schema_migrations WHERE version = (SELECT MAX(version) FROM schema_migrations)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var name string
+		if err := s.Pool().QueryRow(ctx, `SELECT current_database()`).Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Pool().Exec(ctx, `ALTER DATABASE `+pgx.Identifier{name}.Sanitize()+` SET default_transaction_read_only = on`); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+
+		ro, err := Open(ctx, dsn, db.Options{})
+		if !current {
+			if err == nil || !strings.Contains(err.Error(), "schema version") || !strings.Contains(err.Error(), "takes no writes") {
+				if ro != nil {
+					ro.Close()
+				}
+				t.Fatalf("a read-only server with a migration to make: %v", err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatalf("a read-only server with a current schema: %v", err)
+		}
+		if ro.ReadOnlyCause() == nil {
+			t.Fatal("no ReadOnlyCause")
+		}
+		if u, err := ro.UserByEmail(ctx, "a@example.com"); err != nil || u.Email != "a@example.com" {
+			t.Fatalf("a read: %+v %v", u, err)
+		}
+		if _, err := ro.AppSecret(ctx, "secret-key", 32, storetest.T0); err == nil {
+			t.Fatal("a new app secret on a read-only server")
+		}
+		if _, err := ro.CreateUser(ctx, "b@example.com", "h", false, storetest.T0); err == nil || !IsUnavailable(err) {
+			t.Fatalf("a write on a read-only server: %v, want one IsUnavailable recognises", err)
+		}
+		ro.Close()
 	}
 }
 

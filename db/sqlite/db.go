@@ -15,11 +15,14 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"doorman/db"
 )
@@ -47,6 +50,9 @@ type Store struct {
 	now                                                      func() time.Time
 	// origin names this process's rows in session_events (see Watch).
 	origin string
+	// readOnlyCause is why a default open found the database unwritable
+	// and opened it read-only (see ReadOnlyCause); nil otherwise.
+	readOnlyCause error
 }
 
 var _ db.Store = (*Store)(nil)
@@ -57,6 +63,13 @@ var _ db.Store = (*Store)(nil)
 // only opens a file that is already a Doorman database of this version,
 // never creates or migrates one. Unless opts.AllowSharedFileMode, it refuses
 // a database file (or its -wal/-shm) that other users may read or write.
+//
+// A default open of a database that cannot be written (the file, its
+// -wal or -shm will not open for writing, or the directory takes no new
+// files: a read-only disk or volume, an immutable file) does not fail on
+// the first write: if the schema is current it opens read-only, as with
+// opts.ReadOnly, and ReadOnlyCause says why; if it would need a migration
+// it is refused, with the reason and what to do.
 func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	existing := opts.ReadOnly || opts.Existing
 	if existing {
@@ -69,6 +82,12 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	if !opts.AllowSharedFileMode {
 		if err := checkPrivate(path); err != nil {
 			return nil, err
+		}
+	}
+	var readOnlyCause error
+	if !existing {
+		if readOnlyCause = notWritable(path); readOnlyCause != nil {
+			opts.ReadOnly, existing = true, true
 		}
 	}
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction that
@@ -89,15 +108,20 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	// beyond the noise of a shared 2-core machine (±50% run to run).
 	pragmas := "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)"
 	name := "file:" + (&url.URL{Path: path}).EscapedPath()
+	roQuery := "mode=ro"
 	if existing {
 		// Look before touching: even setting the journal mode writes.
-		if err := checkSchema(ctx, name, path); err != nil {
+		var err error
+		if roQuery, err = readOnlyQuery(ctx, name, path); err == nil {
+			err = checkSchema(ctx, name+"?"+roQuery, path, readOnlyCause)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
 	switch {
 	case opts.ReadOnly:
-		name += "?mode=ro&_pragma=query_only(1)&"
+		name += "?" + roQuery + "&_pragma=query_only(1)&"
 	case opts.Existing:
 		name += "?mode=rw&_pragma=journal_mode(WAL)&"
 	default:
@@ -118,7 +142,7 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	n := max(4, runtime.NumCPU()*2)
 	r.SetMaxOpenConns(n)
 	r.SetMaxIdleConns(n)
-	s := &Store{write: &writer{DB: w}, read: r, events: opts.Events, now: opts.Now, origin: rand.Text()}
+	s := &Store{write: &writer{DB: w}, read: r, events: opts.Events, now: opts.Now, origin: rand.Text(), readOnlyCause: readOnlyCause}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -140,6 +164,82 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// ReadOnlyCause is why Open found the database unwritable and opened it
+// read-only (db.ReadOnlyStart), or nil.
+func (s *Store) ReadOnlyCause() error { return s.readOnlyCause }
+
+// notWritable says why SQLite could not write the database at path, or
+// nil if it can: the file, or its -wal or -shm, will not open for writing
+// (a read-only disk, an immutable file, or not ours), or one of those two
+// is missing and the directory will not take it. Nothing is written: the
+// files are opened and closed, the directory probe is an empty file
+// created and removed again.
+func notWritable(path string) error {
+	missing := false
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) && p != path {
+			missing = true
+			continue
+		}
+		if err != nil {
+			return readOnlyError(err)
+		}
+		f.Close()
+	}
+	if missing {
+		f, err := os.CreateTemp(filepath.Dir(path), ".doorman-write-check-*")
+		if err != nil {
+			return readOnlyError(err)
+		}
+		f.Close()
+		os.Remove(f.Name())
+	}
+	return nil
+}
+
+// readOnlyError is err if it means "cannot write here", else nil (any
+// other failure is left for the open itself to report).
+func readOnlyError(err error) error {
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+		return err
+	}
+	return nil
+}
+
+// readOnlyQuery is the DSN query that reads the database (name, as a DSN)
+// without writing: mode=ro, unless SQLite cannot open it so because
+// reading a WAL database needs its -shm, which a read-only directory
+// cannot take. Then, if there is no -wal (the file holds every committed
+// change, and nothing can add a -wal in that directory), immutable=1,
+// which reads the file alone. With a -wal but no -shm it cannot be read
+// safely (immutable would ignore the log, so changes committed there, a
+// sign-out among them, would be lost): refused.
+// Any other failure (not a database at all) is left to checkSchema.
+func readOnlyQuery(ctx context.Context, name, path string) (string, error) {
+	for _, q := range []string{"mode=ro", "mode=ro&immutable=1"} {
+		if q != "mode=ro" {
+			if _, err := os.Stat(path + "-wal"); !errors.Is(err, fs.ErrNotExist) {
+				return "", fmt.Errorf("db: %s cannot be read without writing: SQLite needs to create %s-shm to read its write-ahead log %s-wal (which may hold changes not yet in the file): make the directory writable (remount the disk read-write) and start again", path, path, path)
+			}
+		}
+		probe, err := sql.Open("sqlite", name+"?"+q+"&_pragma=query_only(1)&_pragma=busy_timeout(5000)")
+		if err != nil {
+			return "", fmt.Errorf("db: open %s: %w", path, err)
+		}
+		err = probe.PingContext(ctx)
+		if err == nil {
+			_, err = probe.ExecContext(ctx, `SELECT 1 FROM sqlite_master LIMIT 1`)
+		}
+		probe.Close()
+		var se *sqlite.Error
+		if err == nil || !errors.As(err, &se) || se.Code()&0xff != sqlite3.SQLITE_CANTOPEN {
+			return q, nil
+		}
+	}
+	return "", fmt.Errorf("db: %s cannot be opened for reading", path)
 }
 
 // errReadOnlyFile is why a writer connection was refused: SQLite could
@@ -226,20 +326,30 @@ func checkPrivate(path string) error {
 // checkSchema makes sure the file (name, as a DSN) is a Doorman database with
 // every migration of this version applied, reading it through a read-only
 // connection that changes nothing.
-func checkSchema(ctx context.Context, name, path string) error {
-	probe, err := sql.Open("sqlite", name+"?mode=ro&_pragma=query_only(1)&_pragma=busy_timeout(5000)")
+//
+// cannotWrite, if not nil, is why the caller cannot write the database
+// (a default open that found it read-only): then what to do is to make it
+// writable, not to migrate it.
+func checkSchema(ctx context.Context, name, path string, cannotWrite error) error {
+	probe, err := sql.Open("sqlite", name+"&_pragma=query_only(1)&_pragma=busy_timeout(5000)")
 	if err != nil {
 		return fmt.Errorf("db: open %s: %w", path, err)
 	}
 	defer probe.Close()
 	var version sql.NullInt64
 	err = probe.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version)
+	if cannotWrite != nil && (err != nil || !version.Valid) {
+		return fmt.Errorf("db: %s cannot be written (%v) and is not yet a Doorman database, so this Doorman cannot create its tables: make the file and its directory writable (remount the disk read-write), or point -db at the right file", path, cannotWrite)
+	}
 	if err != nil || !version.Valid {
 		return fmt.Errorf("db: %s is not a Doorman database", path)
 	}
 	want, err := latestMigration()
 	if err != nil {
 		return err
+	}
+	if cannotWrite != nil && int(version.Int64) != want {
+		return fmt.Errorf("db: %s cannot be written (%v), and it is at schema version %d where this Doorman needs %d, so it cannot migrate it: make the file, its -wal and -shm and their directory writable (remount the disk read-write, or fix the permissions or the immutable attribute) and start again; or run the Doorman release of schema version %d on it read-only", path, cannotWrite, version.Int64, want, version.Int64)
 	}
 	if int(version.Int64) != want {
 		return fmt.Errorf("db: %s is at schema version %d, this Doorman needs %d: start the server of this version on it once to migrate it", path, version.Int64, want)
