@@ -4,7 +4,7 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test setup generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live fixtures drills
+.PHONY: test test-under-load setup generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live fixtures drills
 
 # Every fuzz target, as package:Name.
 FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers:FuzzAuthForms \
@@ -15,6 +15,10 @@ FUZZTIME ?= 5m
 test: setup check-generated lint
 	bash scripts/test.sh
 	$(MAKE) --no-print-directory fuzz-short
+
+## test-under-load: make test beside two busy loops (a shared 2-core machine's other work), killed when it ends; prints how long it took
+test-under-load:
+	MAKE="$(MAKE)" bash scripts/test-under-load.sh
 
 ## setup: install Chromium, the playwright driver and the GeoIP data (idempotent, ~1 s when done)
 setup:

@@ -65,8 +65,8 @@ func TestRunServesAndShutsDown(t *testing.T) {
 		if err != nil {
 			t.Fatalf("run returned %v after shutdown", err)
 		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("no graceful shutdown within 10 s")
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		t.Fatal("no graceful shutdown in a minute")
 	}
 }
 
@@ -183,16 +183,18 @@ func TestShutdownEndsEventStreams(t *testing.T) {
 	defer stream.Body.Close()
 	start := time.Now()
 	cancel()
+	// Had the open stream held it, Shutdown would have run into its own
+	// 10 s limit and run would return that error (context deadline
+	// exceeded): a state, so this holds on a machine of any speed. How
+	// long it took is logged.
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("shutdown with a stream open: %v", err)
 		}
-		if d := time.Since(start); d > 3*time.Second {
-			t.Fatalf("shutdown took %v with a stream open", d)
-		}
-	case <-time.After(8 * time.Second):
-		t.Fatal("shutdown waited for the open stream")
+		t.Logf("shut down %v after the signal, with a stream open", time.Since(start).Round(time.Millisecond))
+	case <-time.After(time.Minute): // a hang, not a slow machine
+		t.Fatal("shutdown never finished")
 	}
 	if _, err := io.ReadAll(stream.Body); err != nil && !strings.Contains(err.Error(), "EOF") {
 		t.Logf("stream ended with %v", err)

@@ -76,17 +76,18 @@ func soakDuration(t *testing.T) time.Duration {
 
 // openStream opens the browser's event stream; the returned channel gets
 // the name of the event that ended it ("" when the connection just
-// closed) and is closed after.
-func (b *drillBrowser) openStream(stop <-chan struct{}) (<-chan string, error) {
+// closed) and is closed after. A refused stream returns its status and no
+// channel.
+func (b *drillBrowser) openStream(stop <-chan struct{}) (<-chan string, int, error) {
 	req, _ := http.NewRequest(http.MethodGet, b.base+"/settings/security/events", nil)
 	req.Header.Set("Accept", "text/event-stream")
 	res, err := (&http.Client{Jar: b.jar}).Do(req)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if res.StatusCode != http.StatusOK {
 		res.Body.Close()
-		return nil, fmt.Errorf("stream: %d", res.StatusCode)
+		return nil, res.StatusCode, nil
 	}
 	ended := make(chan string, 1)
 	go func() {
@@ -105,7 +106,7 @@ func (b *drillBrowser) openStream(stop <-chan struct{}) (<-chan string, error) {
 		}
 		ended <- ""
 	}()
-	return ended, nil
+	return ended, http.StatusOK, nil
 }
 
 // soak runs the real program on dsn under mixed load for d: browsers
@@ -129,11 +130,15 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 	child := startChild(t, dir, dsn, "-debug-addr", debugAddr, "-login-failures-per-account", "1000")
 	defer child.kill()
 	debug := "http://" + debugAddr
-	for range 100 {
-		if _, err := http.Get(debug + "/debug/doorman"); err == nil {
+	for up := time.Now().Add(clientTimeout); ; time.Sleep(20 * time.Millisecond) {
+		res, err := http.Get(debug + "/debug/doorman")
+		if err == nil {
+			res.Body.Close()
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(up) {
+			t.Fatalf("the debug listener never answered: %v", err)
+		}
 	}
 	pid := child.cmd.Process.Pid
 	const email, password = "soak@example.com", "soak password 1"
@@ -142,17 +147,37 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 	}
 	idle := sampleChild(t, pid, debug)
 
-	var requests, failures atomic.Int64
+	var requests, failures, busy atomic.Int64
 	fail := func(format string, args ...any) {
 		if failures.Add(1) <= 5 {
 			t.Errorf(format, args...)
 		}
 	}
+	// A 503 is the server saying it is too busy right now (on a slow
+	// machine a sign-in can wait past its deadline for a hashing slot):
+	// the right answer under overload, and not what the soak is about
+	// (leaks). It is counted and reported; any other unexpected answer
+	// fails the soak.
+	answered := func(what string, code int, err error, want int) bool {
+		switch {
+		case err == nil && code == want:
+			return true
+		case err == nil && code == http.StatusServiceUnavailable:
+			busy.Add(1)
+		default:
+			fail("%s: %d %v", what, code, err)
+		}
+		return false
+	}
 	signIn := func() *drillBrowser {
 		b := newDrillBrowser(child.base)
 		requests.Add(2)
-		if !b.post("/login", url.Values{"email": {email}, "password": {password}}, "/settings/security") {
-			fail("sign-in failed")
+		code, where, err := b.send("/login", url.Values{"email": {email}, "password": {password}})
+		if err == nil && code == http.StatusSeeOther && where != "/settings/security" {
+			fail("sign-in went to %q", where)
+			return nil
+		}
+		if !answered("sign-in", code, err, http.StatusSeeOther) {
 			return nil
 		}
 		return b
@@ -178,9 +203,8 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 					continue
 				}
 				id, _, _ := strings.Cut(b.cookie("doorman_session"), ".")
-				ended, err := b.openStream(stop)
-				if err != nil {
-					fail("open stream: %v", err)
+				ended, code, err := b.openStream(stop)
+				if !answered("open stream", code, err, http.StatusOK) {
 					continue
 				}
 				requests.Add(1)
@@ -201,8 +225,18 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			b := signIn()
-			for b != nil {
+			var b *drillBrowser
+			for b == nil { // again if the server was too busy
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if b = signIn(); b == nil {
+					time.Sleep(100 * time.Millisecond)
+				}
+			}
+			for {
 				select {
 				case <-stop:
 					return
@@ -210,9 +244,8 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 				}
 				for _, p := range []string{"/settings/security", "/settings", "/settings/security"} {
 					requests.Add(1)
-					if code, err := b.view(p); err != nil || code != http.StatusOK {
-						fail("GET %s: %d %v", p, code, err)
-					}
+					code, err := b.view(p)
+					answered("GET "+p, code, err, http.StatusOK)
 				}
 			}
 		}()
@@ -238,19 +271,21 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 				continue
 			}
 			requests.Add(2)
-			if !b.post("/settings/security/sessions/"+victim+"/revoke", url.Values{}, "/settings/security") {
-				fail("revoke failed")
-			}
-			if !b.post("/logout", url.Values{}, "/login") {
-				fail("sign-out failed")
-			}
+			code, _, err := b.send("/settings/security/sessions/"+victim+"/revoke", url.Values{})
+			answered("revoke", code, err, http.StatusSeeOther)
+			code, _, err = b.send("/logout", url.Values{})
+			answered("sign-out", code, err, http.StatusSeeOther)
 		}
 	}()
 
+	// The load runs for d, and on past it (up to two minutes more) until
+	// at least one live stream has been ended by another device: the
+	// verdict needs that much to stand on (a floor), and a busy machine
+	// takes longer to get there.
 	every := max(d/20, time.Second)
 	var samples []soakSample
 	began := time.Now()
-	for time.Since(began) < d {
+	for time.Since(began) < d || (streamsEnded.Load() == 0 && time.Since(began) < d+2*time.Minute) {
 		time.Sleep(every)
 		s := sampleChild(t, pid, debug)
 		s.at, s.requests = time.Since(began).Round(time.Second), requests.Load()
@@ -259,18 +294,25 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 	close(stop)
 	wg.Wait()
 
-	// Idle again: every client stream closed, nothing in flight.
+	// Idle again: every client stream closed, nothing in flight. Waited
+	// for (up to clientTimeout: a busy machine winds down slower), not
+	// sampled once: a leak never gets there, however long the wait.
+	// The clients have gone: their idle keep-alive connections (every
+	// drill browser shares the default transport) close too, so the
+	// server's count of descriptors and goroutines is its own.
+	http.DefaultTransport.(*http.Transport).CloseIdleConnections()
 	var after soakSample
-	for range 50 {
+	for settle := time.Now().Add(clientTimeout); ; {
 		time.Sleep(100 * time.Millisecond)
 		after = sampleChild(t, pid, debug)
-		if after.stream == 0 && after.goroutines <= idle.goroutines+8 {
+		if (after.stream == 0 && after.goroutines <= idle.goroutines+8 && after.fds <= idle.fds+8) || time.Now().After(settle) {
 			break
 		}
 	}
 	after.at, after.requests = time.Since(began).Round(time.Second), requests.Load()
 
-	t.Logf("soak of %v on %s: %d requests, %d streams ended live by another device, %d failures", d, storeName(dsn), requests.Load(), streamsEnded.Load(), failures.Load())
+	t.Logf("soak of %v on %s: %d requests, %d streams ended live by another device, %d answered 503 (too busy), %d failures",
+		time.Since(began).Round(time.Second), storeName(dsn), requests.Load(), streamsEnded.Load(), busy.Load(), failures.Load())
 	t.Logf("%8s %10s %8s %6s %11s %8s", "at", "requests", "RSS MB", "fds", "goroutines", "streams")
 	row := func(label string, s soakSample) {
 		t.Logf("%8s %10d %8.1f %6d %11d %8d", label, s.requests, float64(s.rssKB)/1024, s.fds, s.goroutines, s.stream)
@@ -296,8 +338,12 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 	if after.fds > idle.fds+8 {
 		t.Errorf("file descriptors: %d idle before, %d idle after: a leak", idle.fds, after.fds)
 	}
-	// Memory: the second half of the run may not keep growing past the
-	// first half (allowing 25%). Compared by the floor (the smallest
+	// What the verdict tolerates, and why. Goroutines and descriptors: 8
+	// more than before the load, once idle again (a connection or timer
+	// the runtime has not yet closed); a leak grows with the load (this
+	// one opens hundreds of streams and sign-ins), far past 8. Memory: a
+	// trend, not a size: the second half of the run may not keep growing
+	// past the first half (allowing 25%). Compared by the floor (the smallest
 	// sample) of each half: a leak lifts the floor, while single samples,
 	// and even the median, swing with how many sign-ins were hashing when
 	// they were taken (each hash's 19 MiB is collected right after, so the

@@ -189,6 +189,10 @@ func TestEveryPageAccessible(t *testing.T) {
 		// The two-factor pages, on an account of this run's own
 		// (turning it on changes how the shared account signs in).
 		tfEmail := "tf" + l.suffix + "@example.com"
+		// Signing the browser in again ends its session, and the open
+		// tab would be told and move itself to sign-in, racing the next
+		// page the test opens: the tab leaves first.
+		leave(t, p)
 		signInByRequest(t, p, tfEmail, pass1, true)
 		l.visit(t, p, "/settings/security/two-factor", "two-factor-verify-first")
 		verifyEmail(t, srv, p, tfEmail)
@@ -196,7 +200,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		secret := setUpTwoFactor(t, srv, p, func(name string) { l.check(t, p, name) })
 		l.check(t, p, "recovery-codes")
 		l.visit(t, p, "/settings/security/two-factor", "two-factor-on")
-		must(t, button(p, "Sign out").Click())
+		signOut(t, p)
 		signInWithPassword(t, p, tfEmail)
 		l.check(t, p, "signin-two-factor")
 		codeField := p.GetByLabel("Code from your authenticator app, or a recovery code")
@@ -232,9 +236,10 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, err)
 		l.visit(t, p, "/settings/security/tokens/"+tokenID+"/revoke", "confirm-revoke-token")
 		l.visit(t, p, "/settings/security/activity", "activity")
+		leave(t, p)
 		signInByRequest(t, p, email, pass1, false)
 		// The live notice of a session ended elsewhere, held on
-		// the page (the move to sign-in is stopped) to be checked.
+		// the page (the move to sign-in waits) to be checked.
 		goTo(t, p, "/settings/security")
 		id, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
 		must(t, err)
@@ -242,12 +247,22 @@ func TestEveryPageAccessible(t *testing.T) {
 		// (a revocation before that is answered at the next
 		// request instead, and the page would not change).
 		must(t, expect.Locator(p.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
-		must(t, p.Route("**/login*", func(r playwright.Route) { r.Abort() }))
+		release := holdSignIn(t, p)
 		u, err := srv.app.Store.UserByEmail(t.Context(), email)
 		must(t, err)
 		_, err = srv.app.Store.RevokeSession(t.Context(), u.ID, id, "revoked", "a11y", srv.clock.Now())
 		must(t, err)
 		must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
 		l.check(t, p, "live-signed-out")
+		release()
+		expectSignedOut(t, p)
 	})
+}
+
+// leave takes the tab to a blank page, so that nothing on it (the live
+// stream of a session about to end) can move it while the test works
+// elsewhere.
+func leave(t *testing.T, p playwright.Page) {
+	t.Helper()
+	goTo(t, p, "about:blank")
 }

@@ -76,11 +76,14 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	must(t, expect.Locator(phone.GetByText("Tokyo, Japan")).ToBeVisible())
 	must(t, expect.Locator(phone.GetByLabel("Also sign out of every other session")).ToBeChecked())
 	must(t, phone.GetByLabel("New password").Fill("a brand new password"))
+	// The thief's tab stays on its notice until the test has seen it.
+	release := holdSignIn(t, thief)
 	must(t, button(phone, "End that session and set password").Click())
 	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(phone.GetByText("That session was ended and your password changed.")).ToBeVisible())
 	// The thief's open tab is told at once, and every page is closed to it.
 	must(t, expect.Locator(thief.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+	release()
 	expectSignedOut(t, thief)
 	expectSignedOut(t, owner)
 }

@@ -1,6 +1,9 @@
 package e2e
 
 import (
+	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -24,6 +27,63 @@ func expectSignedOut(t *testing.T, p playwright.Page) {
 	t.Helper()
 	must(t, expect.Page(p).ToHaveURL(regexpOf(`/login(\?|$)`)))
 	must(t, expect.Locator(p.GetByRole("status").Filter(playwright.LocatorFilterOptions{HasText: "You were signed out of this device."})).ToBeVisible())
+}
+
+// holdSignIn keeps p on its page when the page moves itself to the
+// sign-in page. A tab whose session ends elsewhere shows the live notice
+// and moves on 1.5 s later; a check of the notice (its text, its role,
+// where focus is, a screenshot, axe) would race that move, and on a busy
+// machine lose it. So the move's request is answered 204 No Content: the
+// browser stays on the page, fully usable, with nothing pending (a held,
+// unanswered navigation would not do: playwright waits for a pending
+// navigation to finish before every check). After its checks the test
+// calls release: it waits until the tab has asked for the sign-in page
+// (the move itself), stops holding, and makes that same request, so
+// expectSignedOut then checks where the move lands. Only navigations are
+// held: the script's own background reads go through.
+func holdSignIn(t *testing.T, p playwright.Page) (release func()) {
+	t.Helper()
+	asked := make(chan string, 1)
+	var ending atomic.Bool // in cleanup: the context may close under a request
+	must(t, p.Route("**/login*", func(r playwright.Route) {
+		var err error
+		if r.Request().IsNavigationRequest() {
+			select {
+			case asked <- r.Request().URL():
+			default:
+			}
+			err = r.Fulfill(playwright.RouteFulfillOptions{Status: playwright.Int(http.StatusNoContent)})
+		} else {
+			err = r.Continue()
+		}
+		if err != nil && !ending.Load() {
+			t.Errorf("holding the move to sign-in: %v", err)
+		}
+	}))
+	t.Cleanup(func() { ending.Store(true) })
+	var once sync.Once
+	return func() {
+		t.Helper()
+		once.Do(func() {
+			var u string
+			select {
+			case u = <-asked:
+			case <-time.After(waitTimeout):
+				t.Fatal("the tab never moved itself to the sign-in page")
+			}
+			must(t, p.Unroute("**/login*"))
+			goTo(t, p, u)
+		})
+	}
+}
+
+// signOut signs the tab out with the header's button and waits until the
+// sign-in page has loaded: a navigation the test started before then would
+// race the sign-out's own (and could cancel its request).
+func signOut(t *testing.T, p playwright.Page) {
+	t.Helper()
+	must(t, button(p, "Sign out").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/login$`)))
 }
 
 // Flow 1: sign up, sign out, a wrong password (the error by the field and
@@ -125,8 +185,10 @@ func TestFlowEndingSessions(t *testing.T) {
 			must(t, expect.Locator(rows).ToHaveCount(4))
 
 			// Flow 3: X on the iPhone row (once the iPhone's tab listens).
+			var letGo func()
 			if js {
 				must(t, expect.Locator(iphone.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
+				letGo = holdSignIn(t, iphone)
 			}
 			must(t, button(desktop, "Sign out Safari on iPhone, London").Click())
 			must(t, expect.Locator(desktop.GetByRole("status")).ToHaveText("Signed out Safari on iPhone"))
@@ -137,6 +199,7 @@ func TestFlowEndingSessions(t *testing.T) {
 			// (Clicking with JavaScript on would race the tab's own move.)
 			if js {
 				must(t, expect.Locator(iphone.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+				letGo()
 				must(t, expect.Page(iphone).ToHaveURL(regexpOf(`/login`)))
 			} else {
 				must(t, link(iphone, "Account").Click())

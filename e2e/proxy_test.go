@@ -189,7 +189,7 @@ http {
 	}
 	t.Cleanup(func() { ng.Process.Signal(os.Interrupt); ng.Wait() })
 	d.url = fmt.Sprintf("https://localhost:%d", httpsPort)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for {
 		conn, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", httpsPort))
 		if err == nil {
@@ -209,7 +209,7 @@ http {
 // address (so it is trusted) or from 127.0.0.1 (not).
 func directClient(trusted bool) *http.Client {
 	jar, _ := cookiejar.New(nil)
-	dialer := &net.Dialer{Timeout: 5 * time.Second}
+	dialer := &net.Dialer{Timeout: waitTimeout}
 	if trusted {
 		dialer.LocalAddr = &net.TCPAddr{IP: net.ParseIP(proxyAddr)}
 	}
@@ -230,7 +230,7 @@ func TestDeploymentBehindNginx(t *testing.T) {
 	t.Cleanup(func() { ctx.Close() })
 	p, err := ctx.NewPage()
 	must(t, err)
-	p.SetDefaultTimeout(10000)
+	p.SetDefaultTimeout(float64(waitTimeout.Milliseconds()))
 	signUp(t, p, email, pass1)
 
 	// The cookie is __Host- and Secure; HSTS is sent.
@@ -297,12 +297,15 @@ func TestDeploymentBehindNginx(t *testing.T) {
 	if r := dev.do("POST", "/login", url.Values{"email": {email}, "password": {pass1}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign-in through the other instance: %d", r.StatusCode)
 	}
+	// (How soon: make bench-live measures the push across instances.)
+	release := holdSignIn(t, p)
 	started := time.Now()
 	if r := dev.do("POST", "/settings/security/sessions/"+id+"/revoke", url.Values{}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("revoke through the other instance: %d", r.StatusCode)
 	}
-	must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device.", playwright.LocatorAssertionsToHaveTextOptions{Timeout: playwright.Float(2000)}))
+	must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
 	t.Logf("the tab on the other instance showed the notice %v after the revocation", time.Since(started).Round(time.Millisecond))
+	release()
 	expectSignedOut(t, p)
 }
 
@@ -362,7 +365,9 @@ type proxyBrowser struct {
 
 func newProxyBrowser(base string) *proxyBrowser {
 	jar, _ := cookiejar.New(nil)
-	return &proxyBrowser{base: base, http: &http.Client{Jar: jar, Timeout: 10 * time.Second,
+	// The timeout only stops a hung request: a busy machine's slow answer
+	// is not a failed page view.
+	return &proxyBrowser{base: base, http: &http.Client{Jar: jar, Timeout: waitTimeout,
 		Transport:     &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}},
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 }
@@ -497,14 +502,23 @@ func TestRollingRestart(t *testing.T) {
 			if strings.HasSuffix(upstream, port) {
 				break
 			}
-			if time.Since(back) > 15*time.Second {
-				t.Fatalf("nginx sent instance %d no traffic within 15 s of its restart", i)
+			if time.Since(back) > 2*waitTimeout {
+				t.Fatalf("nginx sent instance %d no traffic in the %v after its restart", i, 2*waitTimeout)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 		t.Logf("instance %d: stopped in %v, served through nginx again %v after its start", i, took.Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
 	}
-	time.Sleep(500 * time.Millisecond)
+	// The load goes on until it has done enough to judge (a floor, not a
+	// duration: a busy machine gets there later).
+	for enough := time.Now().Add(2 * waitTimeout); ; time.Sleep(100 * time.Millisecond) {
+		mu.Lock()
+		done := views >= 20 && len(revoked) > 0
+		mu.Unlock()
+		if done || time.Now().After(enough) {
+			break
+		}
+	}
 	close(stop)
 	wg.Wait()
 

@@ -123,7 +123,7 @@ func TestFlowTwoFactor(t *testing.T) {
 	must(t, expect.Locator(heading(p, "On")).ToBeVisible())
 
 	// Sign in again: password, then the code.
-	must(t, button(p, "Sign out").Click())
+	signOut(t, p)
 	signInWithPassword(t, p, email)
 	must(t, p.GetByLabel("Code from your authenticator app, or a recovery code").Fill("000000"))
 	must(t, button(p, "Verify").Click())
@@ -135,7 +135,7 @@ func TestFlowTwoFactor(t *testing.T) {
 	must(t, expect.Locator(p.Locator(`[data-current="true"]`)).ToBeVisible())
 
 	// Lost the phone: a recovery code.
-	must(t, button(p, "Sign out").Click())
+	signOut(t, p)
 	signInWithPassword(t, p, email)
 	must(t, p.GetByLabel("Code from your authenticator app, or a recovery code").Fill(codes[0]))
 	must(t, button(p, "Verify").Click())
@@ -150,7 +150,7 @@ func TestFlowTwoFactor(t *testing.T) {
 	must(t, off.GetByLabel("Code from your authenticator app, or a recovery code").Fill(codeNow(t, srv, secret)))
 	must(t, button(p, "Turn off two-factor").Click())
 	must(t, expect.Locator(p.GetByRole("status")).ToContainText("Two-factor authentication is off."))
-	must(t, button(p, "Sign out").Click())
+	signOut(t, p)
 	goTo(t, p, "/login")
 	must(t, p.GetByLabel("Email").Fill(email))
 	must(t, p.GetByLabel("Password").Fill(pass1))

@@ -39,7 +39,7 @@ func TestQueuedMailHoldsNoLinkAtRest(t *testing.T) {
 	laptop := app.client(uaMacFirefox, ipTokyo)
 	expectRedirect(t, laptop.post("/password/forgot", url.Values{"email": {"alice@example.com"}}), "/password/forgot")
 	var refused []string
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
 		if r := app.smtp.Rejected(); len(r) == 1 {
 			refused = []string{r[0].MessageID, app.link(r[0], "/password/reset")}
 			break
@@ -50,7 +50,7 @@ func TestQueuedMailHoldsNoLinkAtRest(t *testing.T) {
 	}
 	messageID, link := refused[0], refused[1]
 	var queued db.OutboxMail
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
 		m, err := app.store.OutboxMail(context.Background(), messageID)
 		if err != nil {
 			t.Fatal(err)

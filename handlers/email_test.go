@@ -457,7 +457,7 @@ func TestDevMailViewer(t *testing.T) {
 	c := app.client(uaMacFirefox, "")
 	expectRedirect(t, c.post("/password/forgot", url.Values{"email": {"alice@example.com"}}), "/password/forgot")
 	var mail string
-	for i := 0; i < 50 && mail == ""; i++ {
+	for wait := time.Now().Add(waitTimeout); mail == "" && time.Now().Before(wait); {
 		list := c.get("/dev/mail")
 		expectStatus(t, list, http.StatusOK)
 		if m := regexp.MustCompile(`href="(/dev/mail/[^"]*password_reset[^"]*)"`).FindStringSubmatch(list.body); m != nil {
@@ -499,7 +499,7 @@ func TestDevMailViewerOnlyForThisMachine(t *testing.T) {
 		expectBody(t, res, "Page not found")
 	}
 	// The reset mail was written all the same.
-	for i := 0; ; i++ {
+	for wait := time.Now().Add(waitTimeout); ; {
 		list, err := mailer.ListDir(off.app.MailDir)
 		if err != nil {
 			t.Fatal(err)
@@ -507,7 +507,7 @@ func TestDevMailViewerOnlyForThisMachine(t *testing.T) {
 		if slices.ContainsFunc(list, func(m mailer.Stored) bool { return strings.Contains(m.Subject, "Reset your Doorman password") }) {
 			break
 		}
-		if i == 100 {
+		if time.Now().After(wait) {
 			t.Fatalf("no reset mail in the folder: %v", list)
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -82,10 +82,11 @@ func (s *stream) next(d time.Duration) (event, data string) {
 	}
 }
 
-// expectEvent waits (up to a second: the goal for a push) for the event.
+// expectEvent waits for the event. (The goal is a push within a second;
+// make bench-live measures it. Here a busy machine may take longer.)
 func (s *stream) expectEvent(event, data string) {
 	s.t.Helper()
-	e, d := s.next(time.Second)
+	e, d := s.next(waitTimeout)
 	if e != event || (data != "" && d != data) {
 		s.t.Fatalf("got event %q data %q, want %q %q", e, d, event, data)
 	}
@@ -101,7 +102,7 @@ func (s *stream) expectClosed() {
 			}
 			line, ok = <-s.lines
 		}
-	case <-time.After(2 * time.Second):
+	case <-time.After(waitTimeout):
 		s.t.Fatal("the stream stayed open")
 	}
 }
@@ -146,8 +147,8 @@ func TestEventStreamSignsTheEndedTabOut(t *testing.T) {
 }
 
 // TestEventStreamSeesTheOperator: an ending written by another process (an
-// operator command on the same database) reaches the open tab within a
-// second, through the store's watcher.
+// operator command on the same database) reaches the open tab, through
+// the store's watcher.
 func TestEventStreamSeesTheOperator(t *testing.T) {
 	app := newTestApp(t)
 	desktop := app.client(uaWindowsChrome, ipBerlin)
@@ -206,7 +207,7 @@ func TestEventStreamLimitsHeartbeatExpiryShutdown(t *testing.T) {
 	}
 	expectStatus(t, desktop.get("/settings"), http.StatusOK)
 	// Heartbeats come as comments.
-	deadline := time.After(2 * time.Second)
+	deadline := time.After(waitTimeout)
 	for got := false; !got; {
 		select {
 		case line := <-streams[0].lines:
@@ -244,7 +245,7 @@ func TestEventStreamLimitsHeartbeatExpiryShutdown(t *testing.T) {
 
 func waitUntil(t *testing.T, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(waitTimeout)
 	for !ok() {
 		if time.Now().After(deadline) {
 			t.Fatal("timed out")

@@ -30,6 +30,13 @@ const (
 	ipTokyo  = geotest.SampleTokyo
 )
 
+// waitTimeout is how long a test waits for a state (an event on a stream,
+// a mail, a row, service again after an outage) before it fails. Generous
+// on purpose: a busy machine makes a test slower, never red. How fast
+// things happen is measured by make bench-live (the push) and make drills,
+// not asserted here.
+const waitTimeout = 30 * time.Second
+
 // testApp is the real server (apptest: handlers.New over a real SQLite
 // store) behind httptest, with a clock the test moves and a log it can read.
 type testApp struct {
@@ -287,7 +294,7 @@ func (c *client) currentID() string {
 // the worker's own writes (a mail marked sent) are not the request's.
 func (a *testApp) dump() string {
 	a.t.Helper()
-	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+	for deadline := time.Now().Add(waitTimeout); ; time.Sleep(10 * time.Millisecond) {
 		d, err := a.store.Dump(context.Background())
 		if err != nil {
 			a.t.Fatal(err)
@@ -328,7 +335,7 @@ func regexpAll(re, s string) []string {
 // SMTP server received it.
 func (a *testApp) mail(to, subject string) mailtest.Message {
 	a.t.Helper()
-	return a.smtp.WaitForSubject(a.t, to, subject, 5*time.Second)
+	return a.smtp.WaitForSubject(a.t, to, subject, waitTimeout)
 }
 
 // link is the link in m whose path starts with path; the test fails if there

@@ -96,8 +96,10 @@ func stallDrill(t *testing.T, maxInFlight, workers int, stall time.Duration) sta
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			hc := &http.Client{Timeout: 5 * timeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-			for time.Now().Before(end) {
+			hc := &http.Client{Timeout: waitTimeout, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			// At least one request each, however late a busy machine
+			// starts this goroutine.
+			for first := true; first || time.Now().Before(end); first = false {
 				code, body, took, err := get(hc)
 				mu.Lock()
 				switch {
@@ -127,14 +129,16 @@ func stallDrill(t *testing.T, maxInFlight, workers int, stall time.Duration) sta
 		t.Fatal(err)
 	}
 	released := time.Now()
-	hc := &http.Client{Timeout: 5 * time.Second}
+	hc := &http.Client{Timeout: waitTimeout}
 	for {
 		code, _, _, err := get(hc)
 		if err == nil && code == http.StatusOK {
 			break
 		}
-		if time.Since(released) > 5*time.Second {
-			t.Fatalf("no normal service within 5 s of the stall ending: %d %v", code, err)
+		// Waited for, not timed: how soon is reported (and measured
+		// properly by make drills); never being served again fails.
+		if time.Since(released) > waitTimeout {
+			t.Fatalf("no normal service in the %v after the stall ended: %d %v", waitTimeout, code, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -184,7 +188,12 @@ func TestSlowDatabaseSheds(t *testing.T) {
 	if bound := maxInFlight * (int(stall/time.Second) + 2); shed.timedOut > bound {
 		t.Fatalf("%d requests waited on the database, more than the bound allows (%d)", shed.timedOut, bound)
 	}
-	if shed.busyP50 >= time.Second {
+	// Refused at once, not queued: a refusal comes back sooner than a
+	// request that waited for the database until its deadline. Compared
+	// with each other rather than with a fixed time, since a busy machine
+	// slows both alike; a refusal that queued for a slot would wait for
+	// a waiter's deadline first, and take at least as long.
+	if shed.timedOut > 0 && shed.busyP50 >= shed.waitedP50 {
 		t.Fatalf("the refused requests queued: %v", shed)
 	}
 

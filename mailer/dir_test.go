@@ -97,7 +97,7 @@ func TestDirTransportWritesWhatSMTPSends(t *testing.T) {
 	}
 	srv := mailtest.Start(t, mailtest.Options{})
 	sendOK(t, transport(t, srv.Settings(t)), m)
-	wire := srv.WaitFor(t, m.To, 5*time.Second).Raw
+	wire := srv.WaitFor(t, m.To, 30*time.Second).Raw
 	if a, b := unboundary(t, file), unboundary(t, wire); a != b {
 		t.Errorf("file:\n%s\nSMTP:\n%s", a, b)
 	}

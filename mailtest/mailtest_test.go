@@ -63,7 +63,7 @@ func TestPlainRecordsAndParses(t *testing.T) {
 	if err := send(c, "Bob@Example.com", "=?UTF-8?q?Sign_in_=E2=80=94_now?=", "id-1@doorman.test", text); err != nil {
 		t.Fatal(err)
 	}
-	m := s.WaitFor(t, "bob@example.com", 5*time.Second)
+	m := s.WaitFor(t, "bob@example.com", 30*time.Second)
 	if m.ParseErr != nil {
 		t.Fatal(m.ParseErr)
 	}
@@ -117,13 +117,13 @@ func TestWaitForTakesEachMessageOnce(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if m := s.WaitForSubject(t, "a@x.test", "third", time.Second); m.Subject != "third" {
+	if m := s.WaitForSubject(t, "a@x.test", "third", 30*time.Second); m.Subject != "third" {
 		t.Errorf("WaitForSubject got %q", m.Subject)
 	}
-	if m := s.WaitFor(t, "a@x.test", time.Second); m.Subject != "first" {
+	if m := s.WaitFor(t, "a@x.test", 30*time.Second); m.Subject != "first" {
 		t.Errorf("first WaitFor got %q, want the oldest not yet taken", m.Subject)
 	}
-	if m := s.WaitFor(t, "b@x.test", time.Second); m.Subject != "second" {
+	if m := s.WaitFor(t, "b@x.test", 30*time.Second); m.Subject != "second" {
 		t.Errorf("WaitFor b got %q", m.Subject)
 	}
 
@@ -150,7 +150,7 @@ func TestWaitForWaits(t *testing.T) {
 		}
 		send(c, "late@x.test", "late", "late@x", "hi")
 	}()
-	if m := s.WaitFor(t, "late@x.test", 5*time.Second); m.Subject != "late" {
+	if m := s.WaitFor(t, "late@x.test", 30*time.Second); m.Subject != "late" {
 		t.Errorf("got %q", m.Subject)
 	}
 }
@@ -238,7 +238,7 @@ func TestStartTLSAndAuth(t *testing.T) {
 	if err := send(c, "bob@x.test", "authed", "2@x", "hi"); err != nil {
 		t.Fatal(err)
 	}
-	m := s.WaitFor(t, "bob@x.test", time.Second)
+	m := s.WaitFor(t, "bob@x.test", 30*time.Second)
 	if !m.TLS || m.AuthUser != "doorman" || m.Subject != "authed" {
 		t.Errorf("TLS %v, AuthUser %q, subject %q", m.TLS, m.AuthUser, m.Subject)
 	}
@@ -270,7 +270,7 @@ func TestImplicitTLS(t *testing.T) {
 	if err := send(c, "bob@x.test", "tls", "1@x", "hi"); err != nil {
 		t.Fatal(err)
 	}
-	if m := s.WaitFor(t, "bob@x.test", time.Second); !m.TLS {
+	if m := s.WaitFor(t, "bob@x.test", 30*time.Second); !m.TLS {
 		t.Error("message over implicit TLS not marked TLS")
 	}
 }

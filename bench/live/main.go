@@ -7,6 +7,8 @@
 //     sent to the "event: signed-out" line on A's stream is recorded per
 //     round (LISTEN/NOTIFY between the instances). The same with the revoke
 //     sent to A itself, for comparison;
+//     then the same as a person sees it: a tab in Chromium on A, its
+//     session ended through B, timed until it shows the live notice;
 //  2. idle streams: thousands of sessions are signed in through A and B,
 //     then a fresh instance D on the same database holds 4 streams for each
 //     of them through at least one heartbeat; its RSS before and with them,
@@ -40,6 +42,7 @@ import (
 type config struct {
 	out, cmd, geoDir           string
 	rounds, sameRounds         int
+	noticeRounds               int
 	users, perUser, perSession int
 	workers, openers, conns    int
 	hold, wrkDur, wrkWarm      time.Duration
@@ -54,6 +57,7 @@ func main() {
 	flag.StringVar(&c.geoDir, "geoip-dir", "data", "GeoIP folder for the instances")
 	flag.IntVar(&c.rounds, "rounds", 300, "revocation rounds across instances (revoke on B, stream on A)")
 	flag.IntVar(&c.sameRounds, "same-rounds", 50, "revocation rounds on one instance, for comparison (0: skip)")
+	flag.IntVar(&c.noticeRounds, "notice-rounds", 30, "rounds of the live notice in Chromium (tab on A, revoke sent to B; 0: skip)")
 	flag.IntVar(&c.users, "stream-users", 52, "users in the idle-streams test")
 	flag.IntVar(&c.perUser, "stream-sessions", 25, "sessions per user in the idle-streams test (≤ 100, the default cap)")
 	flag.IntVar(&c.perSession, "streams-per-session", 4, "streams per session (the server allows 4)")
@@ -214,6 +218,12 @@ func run(c config) error {
 		return fmt.Errorf("revocation: %w", err)
 	}
 
+	phase("1b. live notice in a browser")
+	notice, err := liveNotice(c, a, b)
+	if err != nil {
+		return fmt.Errorf("live notice: %w", err)
+	}
+
 	phase("2. idle streams")
 	st, err := idleStreams(c, e, bin, tmp, dsn, common, a, b)
 	if err != nil {
@@ -227,7 +237,7 @@ func run(c config) error {
 	}
 
 	e.monitor.stop()
-	report := buildReport(c, e, rev, st, pg, a, b)
+	report := buildReport(c, e, rev, notice, st, pg, a, b)
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return err
 	}
