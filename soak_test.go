@@ -357,8 +357,13 @@ func soak(t *testing.T, dsn string, d time.Duration) []soakSample {
 			second = append(second, s.rssKB)
 		}
 	}
-	if m1, m2 := slices.Min(first), slices.Min(second); m2 > m1*5/4 {
-		t.Errorf("RSS kept growing: at least %d KB in the first half, %d KB in the second", m1, m2)
+	// The first half's floor is taken no lower than the idle size before
+	// the load: the runtime may hand memory back right after a hash and dip
+	// below idle for one sample (seen under a busy machine: 40.6 MB idle,
+	// one 32.7 MB sample, then a steady 43-48 MB), which made a flat run
+	// look like growth.
+	if m1, m2 := max(slices.Min(first), idle.rssKB), slices.Min(second); m2 > m1*5/4 {
+		t.Errorf("RSS kept growing: at least %d KB in the first half (or idle), %d KB in the second", m1, m2)
 	}
 	return samples
 }
