@@ -48,11 +48,17 @@ func holdSignIn(t *testing.T, p playwright.Page) (release func()) {
 	must(t, p.Route("**/login*", func(r playwright.Route) {
 		var err error
 		if r.Request().IsNavigationRequest() {
-			select {
-			case asked <- r.Request().URL():
-			default:
-			}
+			// Answered before release may go on: a release that
+			// unrouted while this answer was still on its way let the
+			// held move through to the server as well, where it took
+			// the tab's one-time notice (seen on a busy machine).
 			err = r.Fulfill(playwright.RouteFulfillOptions{Status: playwright.Int(http.StatusNoContent)})
+			if err == nil {
+				select {
+				case asked <- r.Request().URL():
+				default:
+				}
+			}
 		} else {
 			err = r.Continue()
 		}
