@@ -20,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"doorman/db"
+	"doorman/db/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -32,6 +33,9 @@ const migrationLock = 0x646f6f726d616e // "doorman"
 // Store is the PostgreSQL implementation of db.Store. It is safe for
 // concurrent use.
 type Store struct {
+	// The store's methods, written once for both databases, over this
+	// package's dialect.
+	*sqlstore.Store
 	pool   *pgxpool.Pool
 	events db.EventSink
 	now    func() time.Time
@@ -71,6 +75,7 @@ func Open(ctx context.Context, dsn string, opts db.Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.Store = sqlstore.New(dialect{s}, opts, s.origin)
 	switch {
 	case opts.ReadOnly || opts.Existing:
 		err = s.checkSchema(ctx)

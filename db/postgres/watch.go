@@ -46,13 +46,22 @@ type startedSession struct {
 // transaction commits, and a transaction's notifications in the order sent.
 // Each payload stays under maxPayload, measured as encoded.
 func (s *Store) notifyIn(ctx context.Context, tx pgx.Tx, events []db.Event) error {
-	base, err := json.Marshal(notice{Origin: s.origin})
+	return announce(s.origin, events, func(payload string) error {
+		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
+		return err
+	})
+}
+
+// announce sends events from origin as NOTIFY payloads, each under
+// maxPayload, through send.
+func announce(origin string, events []db.Event, send func(payload string) error) error {
+	base, err := json.Marshal(notice{Origin: origin})
 	if err != nil {
 		return err
 	}
 	// Room for both arrays' brackets and names: `,"e":[]` and `,"n":[]`.
 	envelope := len(base) + 16
-	n := notice{Origin: s.origin}
+	n := notice{Origin: origin}
 	size := envelope
 	flush := func() error {
 		if len(n.Ended) == 0 && len(n.Started) == 0 {
@@ -63,8 +72,7 @@ func (s *Store) notifyIn(ctx context.Context, tx pgx.Tx, events []db.Event) erro
 			return err
 		}
 		n.Ended, n.Started, size = nil, nil, envelope
-		_, err = tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, string(b))
-		return err
+		return send(string(b))
 	}
 	for _, e := range events {
 		var entry any

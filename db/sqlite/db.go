@@ -25,6 +25,7 @@ import (
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"doorman/db"
+	"doorman/db/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -38,8 +39,12 @@ var migrations embed.FS
 // pool of exactly one connection, and reads use a separate pool that WAL mode
 // lets run alongside it.
 type Store struct {
-	write *writer
-	read  *sql.DB
+	// The store's methods, written once for both databases, over this
+	// package's dialect.
+	*sqlstore.Store
+	dialect *dialect
+	write   *writer
+	read    *sql.DB
 	// Statements every request runs, prepared once: parsing the SQL cost
 	// more than running it (SessionWithUser 41 → 21 µs). database/sql
 	// prepares each on a pool connection the first time it is used there.
@@ -146,6 +151,8 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.dialect = &dialect{s: s}
+	s.Store = sqlstore.New(s.dialect, opts, s.origin)
 	if !existing {
 		err = s.migrate(ctx)
 	}
@@ -456,6 +463,7 @@ func (s *Store) Close() error {
 			st.Close()
 		}
 	}
+	s.dialect.close()
 	return errors.Join(s.write.Close(), s.read.Close())
 }
 

@@ -1,0 +1,105 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"doorman/db"
+	"doorman/db/sqlstore"
+)
+
+// dialect is PostgreSQL's side of sqlstore.Dialect, over the pgx pool: the
+// store's statements rebound to $N, row locks where a write decides on a
+// row, advisory locks, NOTIFY, and batches in one round trip.
+type dialect struct{ s *Store }
+
+var _ sqlstore.Dialect = dialect{}
+
+func (d dialect) Reads() sqlstore.Q  { return pgQ{d.s.pool} }
+func (d dialect) Hot() sqlstore.Q    { return pgQ{d.s.pool} }
+func (d dialect) Writes() sqlstore.Q { return pgQ{d.s.pool} }
+func (d dialect) RowLocks() bool     { return true }
+
+func (d dialect) Write(ctx context.Context, fn func(tx sqlstore.Q) error) error {
+	return pgx.BeginFunc(ctx, d.s.pool, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
+}
+
+func (d dialect) Snapshot(ctx context.Context, fn func(q sqlstore.Q) error) error {
+	return pgx.BeginTxFunc(ctx, d.s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
+		func(tx pgx.Tx) error { return fn(pgQ{tx}) })
+}
+
+// Batch sends the reads in one round trip.
+func (d dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
+	b := &pgx.Batch{}
+	for _, r := range reads {
+		b.Queue(sqlstore.Rebind(r.SQL), r.Args...)
+	}
+	br := d.s.pool.SendBatch(ctx, b)
+	defer br.Close()
+	for _, r := range reads {
+		rows, err := br.Query()
+		if err != nil {
+			return err
+		}
+		err = r.Scan(rows)
+		rows.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return br.Close()
+}
+
+// LockKey takes a transaction-level advisory lock on (class, a hash of key).
+func (d dialect) LockKey(ctx context.Context, tx sqlstore.Q, class int32, key string) error {
+	_, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(?, hashtext(?))`, class, key)
+	return err
+}
+
+// Announce sends the events as NOTIFY on channel, delivered when (and only
+// if) tx commits.
+func (d dialect) Announce(ctx context.Context, tx sqlstore.Q, origin string, events []db.Event) error {
+	return announce(origin, events, func(payload string) error {
+		_, err := tx.Exec(ctx, `SELECT pg_notify(?, ?)`, channel, payload)
+		return err
+	})
+}
+
+func (d dialect) IsUniqueViolation(err error) bool { return isUniqueViolation(err) }
+
+// pgQuerier is what the pool and a transaction share.
+type pgQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// pgQ is sqlstore.Q over pgx, rebinding each statement's placeholders.
+type pgQ struct{ c pgQuerier }
+
+func (q pgQ) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.c.Exec(ctx, sqlstore.Rebind(query), args...)
+	return tag.RowsAffected(), err
+}
+
+func (q pgQ) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	return q.c.Query(ctx, sqlstore.Rebind(query), args...)
+}
+
+func (q pgQ) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return pgRow{q.c.QueryRow(ctx, sqlstore.Rebind(query), args...)}
+}
+
+type pgRow struct{ r pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error {
+	err := r.r.Scan(dest...)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return sqlstore.ErrNoRows
+	}
+	return err
+}

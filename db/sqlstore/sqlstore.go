@@ -1,0 +1,173 @@
+// Package sqlstore is Doorman's store written once: every method of
+// db.Store, with its transactions and statements, over a Dialect that
+// supplies the connections and the few things SQLite and PostgreSQL do
+// differently (placeholders, row locks, advisory locks, telling other
+// processes what changed, recognising a duplicate or an unavailable
+// database, reading several lists in one round trip). The dialects live
+// with their drivers and migrations (db/sqlite, db/postgres); the same
+// black-box conformance suite (db/storetest) runs against both.
+//
+// Statements are written once, with SQLite's placeholders: ? for each
+// argument in turn, or ?N for the Nth argument when one is used twice (never
+// both in one statement). The PostgreSQL dialect rewrites them to $N.
+package sqlstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"doorman/db"
+)
+
+// ErrNoRows is what a Row's Scan returns when the query matched nothing,
+// whichever the dialect.
+var ErrNoRows = errors.New("sqlstore: no rows")
+
+// Row is one row a query returned (or ErrNoRows from Scan).
+type Row interface {
+	Scan(dest ...any) error
+}
+
+// Rows are the rows a query returned. Close may be called more than once.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+	Close()
+}
+
+// Q runs statements: a pool, or one transaction.
+type Q interface {
+	// Exec runs a statement and returns how many rows it changed.
+	Exec(ctx context.Context, query string, args ...any) (int64, error)
+	Query(ctx context.Context, query string, args ...any) (Rows, error)
+	QueryRow(ctx context.Context, query string, args ...any) Row
+}
+
+// Read is one query of a Batch: its statement and arguments, and what
+// reads its rows.
+type Read struct {
+	SQL  string
+	Args []any
+	Scan func(Rows) error
+}
+
+// Dialect is what differs between the databases.
+type Dialect interface {
+	// Reads is where reads outside a transaction go.
+	Reads() Q
+	// Hot is Reads for the few reads behind every request (the session
+	// check, the Security page's lists, the API's token check): SQLite
+	// prepares them once and spares them the cancellation watcher.
+	Hot() Q
+	// Writes runs single statements that write, each its own transaction
+	// (SQLite: on its one writer connection).
+	Writes() Q
+	// Write runs fn in one write transaction, committed if fn returns nil.
+	// The dialect orders it against every other write as its database
+	// does: SQLite has one writer, PostgreSQL takes row locks (RowLocks).
+	Write(ctx context.Context, fn func(tx Q) error) error
+	// Snapshot runs fn in one read-only transaction: one consistent view.
+	Snapshot(ctx context.Context, fn func(q Q) error) error
+	// Batch runs the reads together (PostgreSQL: one round trip), each
+	// Scan given its rows in order.
+	Batch(ctx context.Context, reads ...Read) error
+	// RowLocks reports whether a write must lock the rows it decides on
+	// (SELECT … FOR UPDATE): PostgreSQL yes, SQLite no (one writer at a
+	// time, the write lock taken at BEGIN).
+	RowLocks() bool
+	// LockKey takes, in tx, a lock on key in class held to its end, which
+	// serialises the writes that take it (PostgreSQL: an advisory lock;
+	// SQLite: nothing, its writes are serial already).
+	LockKey(ctx context.Context, tx Q, class int32, key string) error
+	// Announce tells, in tx, the other processes sharing the database
+	// what the transaction started and ended, once it commits (SQLite:
+	// rows in session_events; PostgreSQL: NOTIFY). origin is this process.
+	Announce(ctx context.Context, tx Q, origin string, events []db.Event) error
+	// IsUniqueViolation reports whether err is a unique constraint's.
+	IsUniqueViolation(err error) bool
+}
+
+// Store is db.Store over a Dialect. It is safe for concurrent use.
+type Store struct {
+	d      Dialect
+	events db.EventSink
+	now    func() time.Time
+	// origin names this process in what it announces (see Announce).
+	origin string
+}
+
+// New returns the store over d: events and now as in opts, origin the
+// name this process announces its changes with.
+func New(d Dialect, opts db.Options, origin string) *Store {
+	s := &Store{d: d, events: opts.Events, now: opts.Now, origin: origin}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// notify reports committed changes to the event sink, if there is one.
+func (s *Store) notify(events []db.Event) {
+	if s.events != nil && len(events) > 0 {
+		s.events.Notify(events)
+	}
+}
+
+// forUpdate is the row lock a write's read takes on PostgreSQL.
+func (s *Store) forUpdate(mode string) string {
+	if !s.d.RowLocks() {
+		return ""
+	}
+	return " FOR " + mode
+}
+
+// fromUnix reads a time stored as Unix seconds where 0 means never.
+func fromUnix(sec int64) time.Time {
+	if sec == 0 {
+		return time.Time{}
+	}
+	return time.Unix(sec, 0)
+}
+
+// optionalTime reads a nullable time column: NULL is the zero time.
+func optionalTime(at *int64) time.Time {
+	if at == nil {
+		return time.Time{}
+	}
+	return time.Unix(*at, 0)
+}
+
+// failed is a method's error: the store's sentinels as they are (callers
+// compare them), anything else wrapped with what the method was doing.
+func failed(what string, err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, sentinel := range []error{db.ErrNotFound, db.ErrConflict, db.ErrEmailTaken, db.ErrSignInsReset,
+		db.ErrLinkUsed, db.ErrTwoFactorEnabled} {
+		if errors.Is(err, sentinel) {
+			return err
+		}
+	}
+	return fmt.Errorf("db: %s: %w", what, err)
+}
+
+// notFound is err, with ErrNoRows made db.ErrNotFound.
+func notFound(err error) error {
+	if errors.Is(err, ErrNoRows) {
+		return db.ErrNotFound
+	}
+	return err
+}
+
+// placeholders is "?, ?, …" for n arguments (an IN list).
+func placeholders(n int) string {
+	if n <= 0 {
+		return ""
+	}
+	return "?" + strings.Repeat(", ?", n-1)
+}
