@@ -103,3 +103,19 @@ func (r pgRow) Scan(dest ...any) error {
 	}
 	return err
 }
+
+// ExecBatch sends the statements in one round trip, inside tx.
+func (d dialect) ExecBatch(ctx context.Context, tx sqlstore.Q, stmts ...sqlstore.Stmt) error {
+	if len(stmts) == 0 {
+		return nil
+	}
+	b := &pgx.Batch{}
+	for _, st := range stmts {
+		b.Queue(sqlstore.Rebind(st.SQL), st.Args...)
+	}
+	return tx.(pgQ).c.(interface {
+		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
+	}).SendBatch(ctx, b).Close()
+}
+
+func (d dialect) IsForeignKeyViolation(err error) bool { return isForeignKeyViolation(err) }

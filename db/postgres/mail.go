@@ -96,36 +96,6 @@ func (s *Store) queueIn(ctx context.Context, tx pgx.Tx, newUser int64, mails []d
 	return err
 }
 
-// QueueMail stores m and its links in the outbox in one transaction; the
-// users its links belong to are locked first, in id order (ErrNotFound if
-// one does not exist), and a duplicate Message-ID or link id is
-// ErrConflict.
-func (s *Store) QueueMail(ctx context.Context, m db.Mail, more ...db.Mail) error {
-	all := append([]db.Mail{m}, more...)
-	var users []int64
-	for _, m := range all {
-		for _, l := range m.Links {
-			users = append(users, l.UserID)
-		}
-	}
-	slices.Sort(users)
-	users = slices.Compact(users)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, u := range users {
-			if err := lockUserKey(ctx, tx, u); err != nil {
-				return err
-			}
-		}
-		return s.queueIn(ctx, tx, 0, all)
-	})
-	if errors.Is(err, db.ErrConflict) || errors.Is(err, db.ErrNotFound) {
-		return err
-	}
-	if err != nil {
-		return fmt.Errorf("db: queue mail: %w", err)
-	}
-	return nil
-}
 
 const outboxColumns = `id, message_id, user_id, to_addr, kind, subject, text_body, html_body, created_at, not_after,
 	status, attempts, next_attempt_at, claimed_by, claimed_until, sent_at, last_error`

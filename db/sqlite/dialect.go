@@ -195,3 +195,16 @@ func (r sqlRow) Scan(dest ...any) error {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
+
+// ExecBatch runs the statements one after another: in-process, a round
+// trip costs nothing to save.
+func (d *dialect) ExecBatch(ctx context.Context, tx sqlstore.Q, stmts ...sqlstore.Stmt) error {
+	for _, st := range stmts {
+		if _, err := tx.Exec(ctx, st.SQL, st.Args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *dialect) IsForeignKeyViolation(err error) bool { return isForeignKeyViolation(err) }

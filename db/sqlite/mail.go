@@ -196,23 +196,6 @@ func rememberPlaceIn(ctx context.Context, tx *sql.Tx, userID int64, device, netw
 	return err
 }
 
-// QueueMail stores m, and its links, in the outbox in one transaction;
-// db.ErrConflict (nothing stored) if its Message-ID or a link id is taken,
-// db.ErrNotFound if a link's user does not exist.
-func (s *Store) QueueMail(ctx context.Context, m db.Mail, more ...db.Mail) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("db: queue mail: %w", err)
-	}
-	defer tx.Rollback()
-	if err := queueMailIn(ctx, tx, append([]db.Mail{m}, more...)...); err != nil {
-		return failed("queue mail", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("db: queue mail: %w", err)
-	}
-	return nil
-}
 
 const outboxColumns = `id, message_id, user_id, to_addr, kind, subject, text_body, html_body, created_at, not_after,
 	status, attempts, next_attempt_at, claimed_by, claimed_until, sent_at, last_error`

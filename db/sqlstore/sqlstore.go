@@ -87,8 +87,20 @@ type Dialect interface {
 	// what the transaction started and ended, once it commits (SQLite:
 	// rows in session_events; PostgreSQL: NOTIFY). origin is this process.
 	Announce(ctx context.Context, tx Q, origin string, events []db.Event) error
-	// IsUniqueViolation reports whether err is a unique constraint's.
+	// ExecBatch runs the statements in tx, in order (PostgreSQL: in one
+	// round trip). The first error ends it.
+	ExecBatch(ctx context.Context, tx Q, stmts ...Stmt) error
+	// IsUniqueViolation reports whether err is a unique (or primary key)
+	// constraint's.
 	IsUniqueViolation(err error) bool
+	// IsForeignKeyViolation reports whether err is a foreign key's.
+	IsForeignKeyViolation(err error) bool
+}
+
+// Stmt is one statement of an ExecBatch.
+type Stmt struct {
+	SQL  string
+	Args []any
 }
 
 // Store is db.Store over a Dialect. It is safe for concurrent use.
@@ -170,4 +182,59 @@ func placeholders(n int) string {
 		return ""
 	}
 	return "?" + strings.Repeat(", ?", n-1)
+}
+
+// toUnix stores a time as Unix seconds, the zero time as 0 (never).
+func toUnix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+// Lock order. On PostgreSQL a transaction that locks rows belonging to a
+// user takes the user's row first (FOR KEY SHARE, the lock a foreign key
+// check of a token, a device authorization, a link or a history row would
+// take later; FOR UPDATE where the write changes the user or must be
+// ordered against every reset of their sign-ins): DeleteUser locks the
+// user's row and then, by cascade, everything of theirs, so taking those
+// first could deadlock with it. An app's row comes before its device
+// authorizations and tokens. On SQLite the single writer orders every
+// write and these locks are not taken (Dialect.RowLocks).
+
+// lockUserKey takes the user's row lock FOR KEY SHARE (PostgreSQL):
+// db.ErrNotFound if there is no such user.
+func (s *Store) lockUserKey(ctx context.Context, tx Q, userID int64) error {
+	if !s.d.RowLocks() {
+		return nil
+	}
+	var one int
+	return notFound(tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = ? FOR KEY SHARE`, userID).Scan(&one))
+}
+
+// lockUser takes the user's row lock FOR UPDATE (PostgreSQL; on SQLite it
+// only reads) and returns the user's address: db.ErrNotFound if there is
+// no such user.
+func (s *Store) lockUser(ctx context.Context, tx Q, userID int64) (email string, err error) {
+	err = tx.QueryRow(ctx, `SELECT email FROM users WHERE id = ?`+s.forUpdate("UPDATE"), userID).Scan(&email)
+	return email, notFound(err)
+}
+
+// checkEpochIn is the check every write that mints a credential makes
+// inside its transaction (a session, a token, a redeemed device approval):
+// the user exists (else db.ErrNotFound), is not disabled, and its epoch is
+// still epoch, the one the request read (else db.ErrSignInsReset). The
+// user's row lock (PostgreSQL: FOR UPDATE; SQLite: the single writer)
+// orders it against every reset, each of which moves the epoch first.
+func (s *Store) checkEpochIn(ctx context.Context, tx Q, userID, epoch int64) error {
+	var current int64
+	var disabled *int64
+	err := tx.QueryRow(ctx, `SELECT epoch, disabled_at FROM users WHERE id = ?`+s.forUpdate("UPDATE"), userID).Scan(&current, &disabled)
+	if err != nil {
+		return notFound(err)
+	}
+	if current != epoch || disabled != nil {
+		return db.ErrSignInsReset
+	}
+	return nil
 }
