@@ -96,7 +96,6 @@ func (s *Store) queueIn(ctx context.Context, tx pgx.Tx, newUser int64, mails []d
 	return err
 }
 
-
 const outboxColumns = `id, message_id, user_id, to_addr, kind, subject, text_body, html_body, created_at, not_after,
 	status, attempts, next_attempt_at, claimed_by, claimed_until, sent_at, last_error`
 

@@ -196,7 +196,6 @@ func rememberPlaceIn(ctx context.Context, tx *sql.Tx, userID int64, device, netw
 	return err
 }
 
-
 const outboxColumns = `id, message_id, user_id, to_addr, kind, subject, text_body, html_body, created_at, not_after,
 	status, attempts, next_attempt_at, claimed_by, claimed_until, sent_at, last_error`
 
