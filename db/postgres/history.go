@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -75,36 +74,6 @@ func tokenRevokedEvents(ended []db.Token) []db.SecurityEvent {
 	return out
 }
 
-// RecordSecurityEvent appends e to its user's history (the id is the
-// database's); ErrNotFound if the user does not exist. It is for events
-// with no write of their own (a wrong password, a wrong code): the store's
-// own writes record theirs in their transaction.
-func (s *Store) RecordSecurityEvent(ctx context.Context, e db.SecurityEvent) error {
-	_, err := s.pool.Exec(ctx, insertSecurityEventSQL, securityEventArgs(e)...)
-	if isForeignKeyViolation(err) {
-		return db.ErrNotFound
-	}
-	if err != nil {
-		return fmt.Errorf("db: record security event: %w", err)
-	}
-	return nil
-}
-
-// ListSecurityEvents returns the user's events with id < before (0: from
-// the newest) and at >= since, newest first, at most limit (none for a limit
-// of 0 or less). Paging by id rather than by time: ids only grow, and
-// several events share a second.
-func (s *Store) ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]db.SecurityEvent, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	out, err := scanSecurityEvents(s.pool.Query(ctx, listSecurityEventsSQL, userID, before, since.Unix(), limit))
-	if err != nil {
-		return nil, fmt.Errorf("db: list security events: %w", err)
-	}
-	return out, nil
-}
-
 // listSecurityEventsSQL reads user $1's events with id < $2 (0: from the
 // newest) and at >= $3, newest first, at most $4.
 const listSecurityEventsSQL = `SELECT ` + securityEventColumns + ` FROM security_events
@@ -126,75 +95,4 @@ func scanSecurityEvents(rows pgx.Rows, err error) ([]db.SecurityEvent, error) {
 		out = append(out, e)
 	}
 	return out, rows.Err()
-}
-
-// PruneSecurityEvents deletes events older than cutoff.
-func (s *Store) PruneSecurityEvents(ctx context.Context, cutoff time.Time) (int64, error) {
-	tag, err := s.pool.Exec(ctx, `DELETE FROM security_events WHERE at < $1`, cutoff.Unix())
-	if err != nil {
-		return 0, fmt.Errorf("db: prune security events: %w", err)
-	}
-	return tag.RowsAffected(), nil
-}
-
-// NoteRefusedUse counts a request refused because it came with the cookie
-// of session id after its revocation: refused_count + 1, last_refused_at =
-// at. Only a revoked session counts (the WHERE), so a live one is never
-// marked; an unknown id or a live session changes nothing and is no error.
-func (s *Store) NoteRefusedUse(ctx context.Context, sessionID string, at time.Time) error {
-	if _, err := s.pool.Exec(ctx, `UPDATE sessions SET refused_count = refused_count + 1, last_refused_at = $1
-		WHERE id = $2 AND revoked_at IS NOT NULL`, at.Unix(), sessionID); err != nil {
-		return fmt.Errorf("db: note refused use: %w", err)
-	}
-	return nil
-}
-
-// RecordExpiredSessions implements db.Store. Users are locked before their
-// sessions (the lock order of this store: a user's deletion locks the user,
-// then cascades to the sessions); the conditional UPDATE makes each session
-// recorded once, whichever instance gets there first.
-func (s *Store) RecordExpiredSessions(ctx context.Context, now time.Time, limit int) (int, error) {
-	var n int
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `SELECT id, user_id FROM sessions WHERE NOT expiry_recorded AND revoked_at IS NULL
-			AND (idle_expires_at <= $1 OR absolute_expires_at <= $1) LIMIT $2`, now.Unix(), limit)
-		if err != nil {
-			return err
-		}
-		var ids []string
-		var users []int64
-		for rows.Next() {
-			var id string
-			var user int64
-			if err := rows.Scan(&id, &user); err != nil {
-				rows.Close()
-				return err
-			}
-			ids, users = append(ids, id), append(users, user)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil || len(ids) == 0 {
-			return err
-		}
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR KEY SHARE`, users); err != nil {
-			return err
-		}
-		ended, err := scanSessions(tx.Query(ctx, `UPDATE sessions SET expiry_recorded = true
-			WHERE id = ANY($1) AND NOT expiry_recorded AND revoked_at IS NULL
-				AND (idle_expires_at <= $2 OR absolute_expires_at <= $2)
-			RETURNING `+sessionColumns, ids, now.Unix()))
-		if err != nil {
-			return err
-		}
-		events := make([]db.SecurityEvent, 0, len(ended))
-		for _, sess := range ended {
-			events = append(events, db.ExpiredEvent(sess))
-		}
-		n = len(ended)
-		return recordIn(ctx, tx, events...)
-	})
-	if err != nil {
-		return 0, fmt.Errorf("db: record expired sessions: %w", err)
-	}
-	return n, nil
 }

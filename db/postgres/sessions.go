@@ -103,29 +103,6 @@ func (s *Store) revokeIn(ctx context.Context, tx pgx.Tx, where, reason, by strin
 	return ended, recordIn(ctx, tx, sessionEndedEvents(ended)...)
 }
 
-// CreateSession inserts a new session row. The user's row is locked first
-// (FOR UPDATE), which orders this sign-in against every reset of the user's
-// sign-ins: if the epoch moved, or the user is disabled, nothing is written
-// (ErrSignInsReset). Past maxPerUser, the least recently active sessions
-// are ended in the same transaction. Its sign-in place is recorded and mail
-// queued in the same transaction too.
-func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64, mail ...db.Mail) ([]db.Session, error) {
-	var evicted []db.Session
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch, mail)
-		return err
-	})
-	if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrSignInsReset) || errors.Is(err, db.ErrConflict) {
-		return nil, err
-	}
-	if err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
-	}
-	s.notifyCreated(sess, evicted)
-	return evicted, nil
-}
-
 // checkEpochIn is the check every write that mints a credential makes inside
 // its transaction (a session, a token, a redeemed device approval): it locks
 // the user's row (FOR UPDATE, which orders it against every reset: each

@@ -44,33 +44,6 @@ func scanSession(row interface{ Scan(...any) error }, extra ...any) (db.Session,
 	return s, nil
 }
 
-// CreateSession inserts a new session row, first ending (in the same
-// transaction) the least recently active sessions past maxPerUser. It
-// refuses (ErrSignInsReset, nothing written) when the user's epoch is no
-// longer epoch or the user is disabled: the sign-in read the user before a
-// reset that has since committed. It records the session's sign-in place
-// and queues mail (a new sign-in alert) in the same transaction, so a
-// refused sign-in sends nothing.
-func (s *Store) CreateSession(ctx context.Context, sess db.Session, maxPerUser int, epoch int64, mail ...db.Mail) (evicted []db.Session, err error) {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
-	}
-	defer tx.Rollback()
-	evicted, err = s.createSessionIn(ctx, tx, sess, maxPerUser, epoch)
-	if err == nil {
-		err = queueMailIn(ctx, tx, mail...)
-	}
-	if err != nil {
-		return nil, failed("create session", err)
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("db: create session: %w", err)
-	}
-	s.notifyCreated(sess, evicted)
-	return evicted, nil
-}
-
 // checkEpochIn is the check every write that mints a credential makes inside
 // its transaction (a session, a token, a redeemed device approval): the user
 // exists (else db.ErrNotFound), is not disabled, and its epoch is still

@@ -16,6 +16,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -174,6 +175,19 @@ func notFound(err error) error {
 		return db.ErrNotFound
 	}
 	return err
+}
+
+// numbered is "?from, ?from+1, …" for n arguments (an IN list in a
+// statement whose other placeholders are numbered).
+func numbered(from, n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("?" + strconv.Itoa(from+i))
+	}
+	return b.String()
 }
 
 // placeholders is "?, ?, …" for n arguments (an IN list).
