@@ -96,7 +96,6 @@ func (a *app) changePassword(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	a.log.Info("password changed", "user", au.User.ID, "session", au.Session.ID)
 	a.renewDeviceCookie(c, au.User.ID)
 	a.kickMail(notice)
 	msg := "Password changed."
@@ -278,7 +277,7 @@ func (a *app) deleteAccount(c echo.Context) error {
 		}
 		return a.confirmDeletePage(c, au, problem)
 	}
-	ended, err := a.store.DeleteUser(c.Request().Context(), au.User.ID, a.now())
+	_, err = a.account.Delete(c.Request().Context(), au.User.ID, au.Session.ID)
 	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
 	}
@@ -286,7 +285,6 @@ func (a *app) deleteAccount(c echo.Context) error {
 	if err := a.store.ClearLoginFailures(c.Request().Context(), a.accountKey(au.User.Email)); err != nil {
 		a.log.Error("clear login failures", "err", err)
 	}
-	a.log.Info("user deleted", "user", au.User.ID, "by", au.Session.ID, "sessions_ended", len(ended))
 	a.sessions.ClearCookie(c)
 	a.addFlash(c, flashSuccess, "Your account was deleted and every session signed out.")
 	return c.Redirect(http.StatusSeeOther, paths.Login)

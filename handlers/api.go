@@ -239,18 +239,13 @@ func (a *app) apiSessions(c echo.Context) error {
 // on its next request, and its open tabs are told at once.
 func (a *app) apiRevokeSession(c echo.Context) error {
 	ta := c.Get(ctxToken).(*tokenAuth)
-	id := c.Param("id")
-	if len(id) != sessiontoken.IDLen {
-		return &errAPI{status: http.StatusNotFound, detail: "No such session."}
-	}
-	s, err := a.store.RevokeSession(c.Request().Context(), ta.User.ID, id, db.ReasonRevokedViaAPI, ta.Token.ID, a.now())
+	_, err := a.account.EndSession(c.Request().Context(), ta.User.ID, c.Param("id"), db.ReasonRevokedViaAPI, ta.Token.ID)
 	if errors.Is(err, db.ErrNotFound) {
 		return &errAPI{status: http.StatusNotFound, detail: "No such session."}
 	}
 	if err != nil {
 		return fmt.Errorf("api revoke session: %w", err)
 	}
-	a.log.Info("session revoked", "session", s.ID, "user", s.UserID, "reason", db.ReasonRevokedViaAPI, "by", ta.Token.ID)
 	return c.NoContent(http.StatusNoContent)
 }
 

@@ -107,7 +107,7 @@ func (a *app) notYou(c echo.Context) error {
 		m.UserID = au.User.ID
 		r.Mail = []db.Mail{m}
 	}
-	done, err := a.store.RecoverAccount(ctx, r)
+	done, err := a.account.Reset(ctx, r, "not me")
 	if errors.Is(err, db.ErrNotFound) {
 		a.sessions.ClearCookie(c)
 		a.addFlash(c, flashNotice, "This device was signed out meanwhile, so nothing was changed. Sign in and try again.")
@@ -122,7 +122,6 @@ func (a *app) notYou(c echo.Context) error {
 	// The reset voided every device cookie; this browser typed the
 	// password and keeps one.
 	a.setDeviceCookie(c, done.User)
-	a.log.Info("session disowned", "user", au.User.ID, "session", s.ID, "by", au.Session.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens))
 	msg := "Signed out " + plural(len(done.Ended), "session") + " and changed your password."
 	if len(done.Tokens) > 0 {
 		msg += " Disconnected " + plural(len(done.Tokens), "app or token") + "."

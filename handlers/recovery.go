@@ -375,7 +375,7 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		off.UserID = user.ID
 		r.Mail = append(r.Mail, off)
 	}
-	done, err := a.store.RecoverAccount(ctx, r)
+	done, err := a.account.Reset(ctx, r, k.purpose)
 	switch {
 	case errors.Is(err, db.ErrTwoFactorEnabled):
 		// Two-factor was turned on again meanwhile, with the address
@@ -394,8 +394,6 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		return fmt.Errorf("recover account: %w", err)
 	}
 	a.kickMail(r.Mail)
-	a.log.Info("account recovered", "user", user.ID, "how", k.purpose, "session", row.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens),
-		"two_factor_off", done.TwoFactorOff)
 	// Whoever held the mailbox and the code is the owner: the failed
 	// sign-ins counted against the address must not keep them out now.
 	if err := a.store.ClearLoginFailures(ctx, a.accountKey(done.User.Email)); err != nil {
@@ -404,7 +402,7 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	// A browser signed in before (as anyone) now holds this account's
 	// fresh session instead: its old one ends, not left orphaned.
 	if au := authOf(c); au != nil {
-		if err := a.sessions.endOwn(c, au, "replaced by an account recovery", now); err != nil {
+		if err := a.sessions.endOwn(c, au); err != nil {
 			a.log.Error("end replaced session", "session", au.Session.ID, "err", err)
 		}
 	}

@@ -107,7 +107,7 @@ func (s *sessionService) Lookup(r *http.Request) (browserSession, error) {
 // sessions ended to make room under the per-user limit.
 func (s *sessionService) Start(c echo.Context, user db.User, method string) ([]db.Session, error) {
 	if au := authOf(c); au != nil {
-		if err := s.endOwn(c, au, "replaced by a new sign-in", s.a.now()); err != nil {
+		if err := s.endOwn(c, au); err != nil {
 			return nil, fmt.Errorf("start session: %w", err)
 		}
 	}
@@ -129,7 +129,7 @@ func (s *sessionService) Complete(c echo.Context, pendingID string, user db.User
 // of user: the link is used up and the session created in one transaction.
 func (s *sessionService) StartWithLink(c echo.Context, linkID string, user db.User, method string) ([]db.Session, error) {
 	if au := authOf(c); au != nil {
-		if err := s.endOwn(c, au, "replaced by a new sign-in", s.a.now()); err != nil {
+		if err := s.endOwn(c, au); err != nil {
 			return nil, fmt.Errorf("start session: %w", err)
 		}
 	}
@@ -192,7 +192,7 @@ func (s *sessionService) Rotate(c echo.Context, au *authInfo) error {
 func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash string, endOthers bool, mail ...db.Mail) ([]db.Session, error) {
 	now := s.a.now()
 	tok := sessiontoken.Rotate(au.Session.ID)
-	ended, err := s.a.store.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, now, mail...)
+	ended, err := s.a.account.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, mail...)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, err
 	}
@@ -201,16 +201,13 @@ func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash strin
 	}
 	au.Session.SecretHash, au.Session.ReauthAt = tok.Hash, now
 	s.a.log.Info("session rotated", "session", au.Session.ID, "user", au.User.ID, "reason", "password changed")
-	if len(ended) > 0 {
-		s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", db.ReasonPassword, "by", au.Session.ID)
-	}
 	s.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
 	return ended, nil
 }
 
 // End signs this browser out: its session ends and its cookie is deleted.
 func (s *sessionService) End(c echo.Context, au *authInfo) error {
-	if err := s.endOwn(c, au, "signed out", s.a.now()); err != nil {
+	if err := s.endOwn(c, au); err != nil {
 		return fmt.Errorf("end session: %w", err)
 	}
 	s.ClearCookie(c)
@@ -220,22 +217,16 @@ func (s *sessionService) End(c echo.Context, au *authInfo) error {
 // EndOne ends another session of the user's (by its public id).
 // ErrNotFound: not a live session of theirs; nothing changed.
 func (s *sessionService) EndOne(c echo.Context, au *authInfo, id string) (db.Session, error) {
-	ended, err := s.a.store.RevokeSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID, s.a.now())
-	if err != nil {
-		return db.Session{}, err
-	}
-	s.a.log.Info("session revoked", "session", ended.ID, "user", au.User.ID, "reason", db.ReasonRevoked, "by", au.Session.ID)
-	return ended, nil
+	return s.a.account.EndSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID)
 }
 
 // EndOthers ends every session of the user but this browser's, recording
 // why, and returns them.
 func (s *sessionService) EndOthers(c echo.Context, au *authInfo, reason string) ([]db.Session, error) {
-	ended, err := s.a.store.RevokeOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, reason, s.a.now())
+	ended, err := s.a.account.EndOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, reason)
 	if err != nil {
 		return nil, fmt.Errorf("end other sessions: %w", err)
 	}
-	s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", reason, "by", au.Session.ID)
 	// The reset voided every device cookie; this browser made it.
 	s.a.renewDeviceCookie(c, au.User.ID)
 	return ended, nil
@@ -244,11 +235,10 @@ func (s *sessionService) EndOthers(c echo.Context, au *authInfo, reason string) 
 // EndAll ends every session of the user, this browser's included, in one
 // statement, deletes this browser's cookie, and returns them.
 func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, error) {
-	ended, err := s.a.store.RevokeAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID, s.a.now())
+	ended, err := s.a.account.EndAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID)
 	if err != nil {
 		return nil, fmt.Errorf("end all sessions: %w", err)
 	}
-	s.a.log.Info("sessions revoked", "count", len(ended), "user", au.User.ID, "reason", db.ReasonRevokedAll, "by", au.Session.ID)
 	s.ClearCookie(c)
 	// The reset voided every device cookie; this browser made it, and
 	// signs in again apart from strangers' guesses.
@@ -257,16 +247,12 @@ func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, err
 }
 
 // endOwn revokes the browser's own session as signed out.
-func (s *sessionService) endOwn(c echo.Context, au *authInfo, why string, now time.Time) error {
-	_, err := s.a.store.RevokeSession(c.Request().Context(), au.User.ID, au.Session.ID, db.ReasonSignedOut, au.Session.ID, now)
+func (s *sessionService) endOwn(c echo.Context, au *authInfo) error {
+	_, err := s.a.account.EndSession(c.Request().Context(), au.User.ID, au.Session.ID, db.ReasonSignedOut, au.Session.ID)
 	if errors.Is(err, db.ErrNotFound) {
 		return nil // already ended (for example by "Log out everywhere" elsewhere)
 	}
-	if err != nil {
-		return err
-	}
-	s.a.log.Info("session revoked", "session", au.Session.ID, "user", au.User.ID, "reason", db.ReasonSignedOut, "why", why)
-	return nil
+	return err
 }
 
 // ClearCookie deletes the browser's session cookie.

@@ -201,21 +201,13 @@ func (a *app) revokeToken(c echo.Context) error {
 		}
 		return confirm(problem)
 	}
-	var ended []db.Token
-	if tok.Kind == db.TokenApp {
-		ended, err = a.store.RevokeAppTokens(c.Request().Context(), au.User.ID, tok.ClientID, db.ReasonTokenRevoked, au.Session.ID, now)
-	} else {
-		var t db.Token
-		t, err = a.store.RevokeToken(c.Request().Context(), au.User.ID, id, db.ReasonTokenRevoked, au.Session.ID, now)
-		ended = []db.Token{t}
-	}
+	_, err = a.account.EndToken(c.Request().Context(), au.User.ID, tok, db.ReasonTokenRevoked, au.Session.ID)
 	if errors.Is(err, db.ErrNotFound) {
 		return errNoSuchToken()
 	}
 	if err != nil {
 		return fmt.Errorf("revoke token: %w", err)
 	}
-	a.log.Info("tokens revoked", "count", len(ended), "user", au.User.ID, "by", au.Session.ID, "kind", tok.Kind)
 	if tok.Kind == db.TokenApp {
 		a.addFlash(c, flashSuccess, "Disconnected "+tok.Name+".")
 	} else {
@@ -262,12 +254,9 @@ func inventoryLabel(apps, pats int) string {
 // endTokens ends every app and token of the user (why: a reason), after a
 // reset of the sessions that should cover them too.
 func (a *app) endTokens(c echo.Context, au *authInfo, reason string) ([]db.Token, error) {
-	ended, err := a.store.RevokeTokens(c.Request().Context(), au.User.ID, "", reason, au.Session.ID, a.now())
+	ended, err := a.account.EndTokens(c.Request().Context(), au.User.ID, reason, au.Session.ID)
 	if err != nil {
 		return nil, fmt.Errorf("end tokens: %w", err)
-	}
-	if len(ended) > 0 {
-		a.log.Info("tokens revoked", "count", len(ended), "user", au.User.ID, "reason", reason, "by", au.Session.ID)
 	}
 	return ended, nil
 }

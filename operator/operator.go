@@ -28,6 +28,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"doorman/account"
 	"doorman/db"
 	"doorman/storage"
 )
@@ -155,8 +156,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	svc := account.New(store, log, now)
 	if everyone {
-		return resetEveryone(ctx, store, stdout, log, now)
+		return resetEveryone(ctx, store, svc, stdout)
 	}
 	user, err := store.UserByEmail(ctx, email)
 	if errors.Is(err, db.ErrNotFound) {
@@ -173,31 +175,27 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		case (id == "") == !all:
 			return fmt.Errorf("%s: give exactly one of --id ID or --all\n%s", cmd, Usage)
 		case all:
-			ended, err := store.RevokeAllSessions(ctx, user.ID, db.ReasonOperator, "operator", now())
-			n := len(ended)
+			ended, err := svc.EndAllSessions(ctx, user.ID, db.ReasonOperator, account.Operator)
 			if err != nil {
 				return err
 			}
-			log.Info("sessions revoked", "count", n, "user", user.ID, "reason", db.ReasonOperator, "by", "operator")
-			fmt.Fprintf(stdout, "Ended %d session(s) of %s.\n", n, user.Email)
+			fmt.Fprintf(stdout, "Ended %d session(s) of %s.\n", len(ended), user.Email)
 		default:
-			s, err := store.RevokeSession(ctx, user.ID, id, db.ReasonOperator, "operator", now())
+			s, err := svc.EndSession(ctx, user.ID, id, db.ReasonOperator, account.Operator)
 			if errors.Is(err, db.ErrNotFound) {
 				return fmt.Errorf("%s has no live session %q", user.Email, id)
 			}
 			if err != nil {
 				return err
 			}
-			log.Info("session revoked", "session", s.ID, "user", user.ID, "reason", db.ReasonOperator, "by", "operator")
 			fmt.Fprintf(stdout, "Ended session %s (%s, %s) of %s.\n", s.ID, s.DeviceLabel, s.Location, user.Email)
 		}
 		return nil
 	case "users reset":
-		done, err := reset(ctx, store, user.ID, false, now())
+		done, err := svc.ResetByOperator(ctx, user.ID, false)
 		if err != nil {
 			return err
 		}
-		log.Info("user reset", "user", user.ID, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens), "by", "operator")
 		fmt.Fprintf(stdout, "Reset %s: ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
 			user.Email, len(done.Ended), len(done.Tokens))
 		return nil
@@ -207,12 +205,10 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// account (that may be why the factor is "lost"): everything that
 		// can act for it ends with the second factor, in one write, so
 		// only the password signs in afterwards.
-		done, err := reset(ctx, store, user.ID, true, now())
+		done, err := svc.ResetByOperator(ctx, user.ID, true)
 		if err != nil {
 			return err
 		}
-		log.Info("two-factor reset", "user", user.ID, "was_on", done.TwoFactorOff, "sessions_ended", len(done.Ended),
-			"tokens_ended", len(done.Tokens), "by", "operator")
 		what := "Turned two-factor off for"
 		if !done.TwoFactorOff {
 			what = "Two-factor was not on for"
@@ -222,16 +218,13 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return nil
 	case "users disable", "users enable":
 		disable := args[1] == "disable"
-		ended, err := store.SetUserDisabled(ctx, user.ID, disable, now())
-		n := len(ended)
+		ended, err := svc.SetDisabled(ctx, user.ID, disable, account.Operator)
 		if err != nil {
 			return err
 		}
 		if disable {
-			log.Info("user disabled", "user", user.ID, "sessions_ended", n, "by", "operator")
-			fmt.Fprintf(stdout, "Disabled %s and ended %d session(s).\n", user.Email, n)
+			fmt.Fprintf(stdout, "Disabled %s and ended %d session(s).\n", user.Email, len(ended))
 		} else {
-			log.Info("user enabled", "user", user.ID, "by", "operator")
 			fmt.Fprintf(stdout, "Enabled %s.\n", user.Email)
 		}
 		return nil
@@ -239,30 +232,19 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
 }
 
-// reset ends everything that can act for the user, in one write: every
-// live session, every app and access token, and (twoFactor) the second
-// factor; and it resets the user's sign-ins (the Epoch moves), which voids
-// every sign-in waiting for its second factor and every emailed link that
-// signs in or resets, and whatever else dies with a reset. The history
-// records each ending and the reset itself, by the operator.
-func reset(ctx context.Context, store db.Store, userID int64, twoFactor bool, now time.Time) (db.Recovered, error) {
-	return store.RecoverAccount(ctx, db.Recovery{UserID: userID, EndOthers: true, EndTokens: true, DisableTwoFactor: twoFactor,
-		RecordReset: true, Reason: db.ReasonOperator, By: "operator", Now: now})
-}
-
 // resetEveryone is `users reset --all`: reset for every user, one write
 // each. After a backup is restored, every session and token revoked since
 // the backup was taken is alive again in the copy, and so are links and
 // sign-ins voided since: this ends them all. Running it again is harmless,
 // so a run that failed part way is simply run again.
-func resetEveryone(ctx context.Context, store db.Store, stdout io.Writer, log *slog.Logger, now func() time.Time) error {
+func resetEveryone(ctx context.Context, store db.Store, svc *account.Service, stdout io.Writer) error {
 	ids, err := store.UserIDs(ctx)
 	if err != nil {
 		return err
 	}
 	users, sessions, tokens := 0, 0, 0
 	for _, id := range ids {
-		done, err := reset(ctx, store, id, false, now())
+		done, err := svc.ResetByOperator(ctx, id, false)
 		if errors.Is(err, db.ErrNotFound) {
 			continue // deleted meanwhile: nothing of theirs is left
 		}
@@ -271,7 +253,6 @@ func resetEveryone(ctx context.Context, store db.Store, stdout io.Writer, log *s
 			return err
 		}
 		users, sessions, tokens = users+1, sessions+len(done.Ended), tokens+len(done.Tokens)
-		log.Info("user reset", "user", id, "sessions_ended", len(done.Ended), "tokens_ended", len(done.Tokens), "by", "operator")
 	}
 	fmt.Fprintf(stdout, "Reset %d user(s): ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
 		users, sessions, tokens)
