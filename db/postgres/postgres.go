@@ -219,33 +219,6 @@ func isUniqueViolation(err error) bool {
 	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
-// AppSecret returns the application secret called name, creating it with
-// size random bytes the first time.
-func (s *Store) AppSecret(ctx context.Context, name string, size int, now time.Time) ([]byte, error) {
-	// An existing secret is read without writing, so a store that cannot
-	// write (a read-only replica: see ReadOnlyCause) still starts.
-	var value []byte
-	err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value)
-	if err == nil {
-		return value, nil
-	}
-	if !errors.Is(err, pgx.ErrNoRows) {
-		return nil, fmt.Errorf("db: read app secret: %w", err)
-	}
-	fresh, err := randomBytes(size)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := s.pool.Exec(ctx, `INSERT INTO app_secrets (name, value, created_at) VALUES ($1, $2, $3) ON CONFLICT (name) DO NOTHING`,
-		name, fresh, now.Unix()); err != nil {
-		return nil, fmt.Errorf("db: create app secret: %w", err)
-	}
-	if err := s.pool.QueryRow(ctx, `SELECT value FROM app_secrets WHERE name = $1`, name).Scan(&value); err != nil {
-		return nil, fmt.Errorf("db: read app secret: %w", err)
-	}
-	return value, nil
-}
-
 // Dump returns every row of every table as text, in a stable order.
 func (s *Store) Dump(ctx context.Context) (string, error) {
 	var sb strings.Builder

@@ -45,11 +45,12 @@ type Store struct {
 	dialect *dialect
 	write   *writer
 	read    *sql.DB
-	// Statements every request runs, prepared once: parsing the SQL cost
-	// more than running it (SessionWithUser 41 → 21 µs). database/sql
-	// prepares each on a pool connection the first time it is used there.
-	sessionWithUser, listSessions *sql.Stmt
-	// …and those of the API check and the Security page's other lists.
+	// The API check's and the Security page's statements not yet written
+	// once, prepared once: parsing the SQL cost more than running it
+	// (SessionWithUser 41 → 21 µs). database/sql prepares each on a pool
+	// connection the first time it is used there. (The shared store's hot
+	// reads, the session check and the session lists among them, are
+	// prepared by the dialect: see dialect.stmt.)
 	tokenWithUser, listTokens, twoFactor, listSecurityEvents *sql.Stmt
 	events                                                   db.EventSink
 	now                                                      func() time.Time
@@ -427,12 +428,6 @@ func (s *Store) WriteTransactions() uint64 { return s.write.n.Load() }
 // prepare prepares the hot statements (after migrating: they name tables).
 func (s *Store) prepare(ctx context.Context) error {
 	var err error
-	if s.sessionWithUser, err = s.read.PrepareContext(ctx, sessionWithUserSQL); err != nil {
-		return fmt.Errorf("db: prepare: %w", err)
-	}
-	if s.listSessions, err = s.read.PrepareContext(ctx, listSessionsSQL); err != nil {
-		return fmt.Errorf("db: prepare: %w", err)
-	}
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
@@ -458,7 +453,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.sessionWithUser, s.listSessions, s.tokenWithUser, s.listTokens, s.twoFactor, s.listSecurityEvents} {
+	for _, st := range []*sql.Stmt{s.tokenWithUser, s.listTokens, s.twoFactor, s.listSecurityEvents} {
 		if st != nil {
 			st.Close()
 		}

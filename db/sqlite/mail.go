@@ -24,26 +24,6 @@ func failed(what string, err error) error {
 	return fmt.Errorf("db: %s: %w", what, err)
 }
 
-// forUser returns mails with a UserID of 0, in them and in their links,
-// made userID (CreateUser: the user being created). The caller's slices
-// are not changed.
-func forUser(userID int64, mails []db.Mail) []db.Mail {
-	out := make([]db.Mail, len(mails))
-	for i, m := range mails {
-		if m.UserID == 0 {
-			m.UserID = userID
-		}
-		m.Links = slices.Clone(m.Links)
-		for j := range m.Links {
-			if m.Links[j].UserID == 0 {
-				m.Links[j].UserID = userID
-			}
-		}
-		out[i] = m
-	}
-	return out
-}
-
 // queueMailIn puts mails and their links in the outbox inside tx: every
 // write that sends mail queues it through here, in its own transaction, so
 // a write that is refused or rolled back sends nothing. A Message-ID or
