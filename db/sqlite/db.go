@@ -49,10 +49,10 @@ type Store struct {
 	// more than running it (SessionWithUser 41 → 21 µs). database/sql
 	// prepares each on a pool connection the first time it is used there.
 	sessionWithUser, listSessions *sql.Stmt
-	// …and those of the API check and the Security page's other lists.
-	tokenWithUser, listTokens, twoFactor, listSecurityEvents *sql.Stmt
-	events                                                   db.EventSink
-	now                                                      func() time.Time
+	// …and those of the Security page's other lists.
+	twoFactor, listSecurityEvents *sql.Stmt
+	events                        db.EventSink
+	now                           func() time.Time
 	// origin names this process's rows in session_events (see Watch).
 	origin string
 	// readOnlyCause is why a default open found the database unwritable
@@ -436,7 +436,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
-	}{{&s.tokenWithUser, tokenWithUserSQL}, {&s.listTokens, listTokensSQL}, {&s.twoFactor, twoFactorSQL}, {&s.listSecurityEvents, listSecurityEventsSQL}} {
+	}{{&s.twoFactor, twoFactorSQL}, {&s.listSecurityEvents, listSecurityEventsSQL}} {
 		if *p.dst, err = s.read.PrepareContext(ctx, p.query); err != nil {
 			return fmt.Errorf("db: prepare: %w", err)
 		}
@@ -458,7 +458,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.sessionWithUser, s.listSessions, s.tokenWithUser, s.listTokens, s.twoFactor, s.listSecurityEvents} {
+	for _, st := range []*sql.Stmt{s.sessionWithUser, s.listSessions, s.twoFactor, s.listSecurityEvents} {
 		if st != nil {
 			st.Close()
 		}
