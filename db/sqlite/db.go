@@ -45,15 +45,13 @@ type Store struct {
 	dialect *dialect
 	write   *writer
 	read    *sql.DB
-	// The API check's and the Security page's statements not yet written
-	// once, prepared once: parsing the SQL cost more than running it
-	// (SessionWithUser 41 → 21 µs). database/sql prepares each on a pool
-	// connection the first time it is used there. (The shared store's hot
-	// reads, the session check and the session lists among them, are
-	// prepared by the dialect: see dialect.stmt.)
-	tokenWithUser, listTokens, twoFactor, listSecurityEvents *sql.Stmt
-	events                                                   db.EventSink
-	now                                                      func() time.Time
+	// The Security page's statements not yet written once, prepared once:
+	// parsing the SQL cost more than running it (SessionWithUser 41 →
+	// 21 µs). (The shared store's hot reads, the session check and the
+	// lists among them, are prepared by the dialect: see dialect.stmt.)
+	twoFactor, listSecurityEvents *sql.Stmt
+	events                        db.EventSink
+	now                           func() time.Time
 	// origin names this process's rows in session_events (see Watch).
 	origin string
 	// readOnlyCause is why a default open found the database unwritable
@@ -431,7 +429,7 @@ func (s *Store) prepare(ctx context.Context) error {
 	for _, p := range []struct {
 		dst   **sql.Stmt
 		query string
-	}{{&s.tokenWithUser, tokenWithUserSQL}, {&s.listTokens, listTokensSQL}, {&s.twoFactor, twoFactorSQL}, {&s.listSecurityEvents, listSecurityEventsSQL}} {
+	}{{&s.twoFactor, twoFactorSQL}, {&s.listSecurityEvents, listSecurityEventsSQL}} {
 		if *p.dst, err = s.read.PrepareContext(ctx, p.query); err != nil {
 			return fmt.Errorf("db: prepare: %w", err)
 		}
@@ -453,7 +451,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.tokenWithUser, s.listTokens, s.twoFactor, s.listSecurityEvents} {
+	for _, st := range []*sql.Stmt{s.twoFactor, s.listSecurityEvents} {
 		if st != nil {
 			st.Close()
 		}
