@@ -184,34 +184,6 @@ func (s *Store) DisableTwoFactor(ctx context.Context, userID int64, mail ...db.M
 	return nil
 }
 
-// twoFactorOffIn removes the user's two-factor state and recovery codes in
-// tx (whose caller holds the user's row lock: see Lock order) and reports
-// whether two-factor was on. onlyUnverified
-// (db.Recovery.ClearUnverifiedTwoFactor) removes it only if it was set up
-// while the address was unverified: one that is on and was set up with a
-// verified address is db.ErrTwoFactorEnabled, and nothing is removed.
-func twoFactorOffIn(ctx context.Context, tx pgx.Tx, userID int64, onlyUnverified bool) (bool, error) {
-	var on, unverified bool
-	err := tx.QueryRow(ctx, `SELECT enabled_at IS NOT NULL, unverified_address FROM two_factor WHERE user_id = $1 FOR UPDATE`,
-		userID).Scan(&on, &unverified)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if onlyUnverified && on && !unverified {
-		return false, db.ErrTwoFactorEnabled
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM two_factor WHERE user_id = $1`, userID); err != nil {
-		return false, err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
-		return false, err
-	}
-	return on, nil
-}
-
 // AcceptTOTPStep records step as used if two-factor is enabled and step is
 // later than the last accepted one. The check and the write are one
 // conditional UPDATE: of two instances checking the same code at once, the
