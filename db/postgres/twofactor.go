@@ -51,33 +51,6 @@ func lockUserKey(ctx context.Context, tx pgx.Tx, userID int64) error {
 	return err
 }
 
-// twoFactorOffIn removes the user's two-factor state and recovery codes in
-// tx (whose caller holds the user's row lock: see Lock order in tokens.go) and reports
-// whether two-factor was on. onlyUnverified
-// (db.Recovery.ClearUnverifiedTwoFactor) removes it only if it was set up
-// while the address was unverified: one that is on and was set up with a
-// verified address is db.ErrTwoFactorEnabled, and nothing is removed.
-func twoFactorOffIn(ctx context.Context, tx pgx.Tx, userID int64, onlyUnverified bool) (bool, error) {
-	var on, unverified bool
-	err := tx.QueryRow(ctx, `SELECT enabled_at IS NOT NULL, unverified_address FROM two_factor WHERE user_id = $1 FOR UPDATE`,
-		userID).Scan(&on, &unverified)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if onlyUnverified && on && !unverified {
-		return false, db.ErrTwoFactorEnabled
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM two_factor WHERE user_id = $1`, userID); err != nil {
-		return false, err
-	}
-	if _, err := tx.Exec(ctx, `DELETE FROM recovery_codes WHERE user_id = $1`, userID); err != nil {
-		return false, err
-	}
-	return on, nil
-}
 
 // isForeignKeyViolation reports whether err is PostgreSQL's
 // foreign_key_violation (a row for a user that does not exist).

@@ -191,9 +191,13 @@ func (s *Store) twoFactorOffIn(ctx context.Context, tx Q, userID int64, onlyUnve
 	if onlyUnverified && on && !unverified {
 		return false, db.ErrTwoFactorEnabled
 	}
-	return on, s.d.ExecBatch(ctx, tx,
+	if err := s.d.ExecBatch(ctx, tx,
 		Stmt{`DELETE FROM two_factor WHERE user_id = ?`, []any{userID}},
-		Stmt{`DELETE FROM recovery_codes WHERE user_id = ?`, []any{userID}})
+		Stmt{`DELETE FROM recovery_codes WHERE user_id = ?`, []any{userID}},
+	); err != nil {
+		return false, err
+	}
+	return on, nil
 }
 
 // AcceptTOTPStep records step as used if two-factor is enabled and step is
