@@ -70,3 +70,23 @@ func (b *Bulk) Commit(ctx context.Context) error {
 	}
 	return nil
 }
+
+// insertSessionSQL inserts a session row and, in the same statement,
+// records its sign-in place (its device label and db.Network of its
+// address, seen at its creation): every session created records it.
+const insertSessionSQL = `WITH s AS (INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
+	idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) RETURNING user_id, device_label, created_at)
+	INSERT INTO sign_in_places (user_id, device, network, last_seen_at) SELECT user_id, device_label, $16, created_at FROM s
+	` + placeConflictSQL
+
+// placeConflictSQL is the ON CONFLICT of an upsert into sign_in_places: a
+// place seen again moves its time forward, never back.
+const placeConflictSQL = `ON CONFLICT (user_id, device, network)
+	DO UPDATE SET last_seen_at = GREATEST(sign_in_places.last_seen_at, excluded.last_seen_at)`
+
+func sessionArgs(s db.Session, reauth time.Time) []any {
+	return []any{s.ID, s.SecretHash, s.UserID, s.CreatedAt.Unix(), s.LastSeenAt.Unix(),
+		s.IdleExpiresAt.Unix(), s.AbsoluteExpiresAt.Unix(), s.IP, s.UserAgent,
+		s.DeviceLabel, s.DeviceKind, s.Location, s.LocationShort, s.AuthMethod, reauth.Unix(), db.Network(s.IP)}
+}

@@ -71,6 +71,12 @@ func (d dialect) Announce(ctx context.Context, tx sqlstore.Q, origin string, eve
 
 func (d dialect) IsUniqueViolation(err error) bool { return isUniqueViolation(err) }
 
+// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
+func isUniqueViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23505"
+}
+
 // pgQuerier is what the pool and a transaction share.
 type pgQuerier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
@@ -118,4 +124,9 @@ func (d dialect) ExecBatch(ctx context.Context, tx sqlstore.Q, stmts ...sqlstore
 	}).SendBatch(ctx, b).Close()
 }
 
-func (d dialect) IsForeignKeyViolation(err error) bool { return isForeignKeyViolation(err) }
+// IsForeignKeyViolation reports whether err is PostgreSQL's
+// foreign_key_violation (a row for a user that does not exist).
+func (d dialect) IsForeignKeyViolation(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "23503"
+}

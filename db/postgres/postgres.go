@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"doorman/db"
@@ -129,12 +128,6 @@ func (s *Store) Close() error {
 // own, and for tests).
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 
-func (s *Store) notify(events []db.Event) {
-	if s.events != nil && len(events) > 0 {
-		s.events.Notify(events)
-	}
-}
-
 // migrationFiles lists the embedded migrations in order.
 func migrationFiles() ([]db.Migration, error) { return db.Migrations(migrations, "migrations") }
 
@@ -211,12 +204,6 @@ func (s *Store) checkSchema(ctx context.Context) error {
 		return fmt.Errorf("db: the database is at schema version %d, this Doorman needs %d: start the server of this version on it once to migrate it", *version, want)
 	}
 	return nil
-}
-
-// isUniqueViolation reports whether err is PostgreSQL's unique_violation.
-func isUniqueViolation(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "23505"
 }
 
 // Dump returns every row of every table as text, in a stable order.

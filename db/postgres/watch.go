@@ -41,17 +41,6 @@ type startedSession struct {
 	At        int64  `json:"t"`
 }
 
-// notifyIn sends events (started and ended sessions) to every listening
-// instance, in tx: PostgreSQL delivers a NOTIFY when (and only if) its
-// transaction commits, and a transaction's notifications in the order sent.
-// Each payload stays under maxPayload, measured as encoded.
-func (s *Store) notifyIn(ctx context.Context, tx pgx.Tx, events []db.Event) error {
-	return announce(s.origin, events, func(payload string) error {
-		_, err := tx.Exec(ctx, `SELECT pg_notify($1, $2)`, channel, payload)
-		return err
-	})
-}
-
 // announce sends events from origin as NOTIFY payloads, each under
 // maxPayload, through send.
 func announce(origin string, events []db.Event, send func(payload string) error) error {

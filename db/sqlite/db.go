@@ -45,13 +45,8 @@ type Store struct {
 	dialect *dialect
 	write   *writer
 	read    *sql.DB
-	// The Security page's statements not yet written once, prepared once:
-	// parsing the SQL cost more than running it (SessionWithUser 41 →
-	// 21 µs). (The shared store's hot reads, the session check and the
-	// lists among them, are prepared by the dialect: see dialect.stmt.)
-	twoFactor, listSecurityEvents *sql.Stmt
-	events                        db.EventSink
-	now                           func() time.Time
+	events  db.EventSink
+	now     func() time.Time
 	// origin names this process's rows in session_events (see Watch).
 	origin string
 	// readOnlyCause is why a default open found the database unwritable
@@ -154,9 +149,6 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	s.Store = sqlstore.New(s.dialect, opts, s.origin)
 	if !existing {
 		err = s.migrate(ctx)
-	}
-	if err == nil {
-		err = s.prepare(ctx)
 	}
 	if err != nil {
 		s.Close()
@@ -393,13 +385,6 @@ func (w *writer) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, err
 	return w.DB.BeginTx(ctx, opts)
 }
 
-// notify reports committed changes to the event sink, if there is one.
-func (s *Store) notify(events []db.Event) {
-	if s.events != nil && len(events) > 0 {
-		s.events.Notify(events)
-	}
-}
-
 // hot is the context for the prepared reads behind every page and API
 // request (the session check, the session and token lists, the two-factor
 // state, the latest history): ctx's values without its cancellation.
@@ -423,20 +408,6 @@ func hot(ctx context.Context) context.Context {
 // since it was opened.
 func (s *Store) WriteTransactions() uint64 { return s.write.n.Load() }
 
-// prepare prepares the hot statements (after migrating: they name tables).
-func (s *Store) prepare(ctx context.Context) error {
-	var err error
-	for _, p := range []struct {
-		dst   **sql.Stmt
-		query string
-	}{{&s.twoFactor, twoFactorSQL}, {&s.listSecurityEvents, listSecurityEventsSQL}} {
-		if *p.dst, err = s.read.PrepareContext(ctx, p.query); err != nil {
-			return fmt.Errorf("db: prepare: %w", err)
-		}
-	}
-	return nil
-}
-
 // Ping checks that a read and the writer both answer.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
@@ -451,11 +422,6 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	for _, st := range []*sql.Stmt{s.twoFactor, s.listSecurityEvents} {
-		if st != nil {
-			st.Close()
-		}
-	}
 	s.dialect.close()
 	return errors.Join(s.write.Close(), s.read.Close())
 }

@@ -207,4 +207,10 @@ func (d *dialect) ExecBatch(ctx context.Context, tx sqlstore.Q, stmts ...sqlstor
 	return nil
 }
 
-func (d *dialect) IsForeignKeyViolation(err error) bool { return isForeignKeyViolation(err) }
+// IsForeignKeyViolation reports whether err is SQLite's FOREIGN KEY
+// constraint error (a row for a user that does not exist), by its extended
+// result code.
+func (d *dialect) IsForeignKeyViolation(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY
+}

@@ -63,11 +63,11 @@ func TestUniqueViolationByCode(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := s.write.ExecContext(ctx, `INSERT INTO users (email, password_hash, created_at) VALUES ('a@example.com', 'h', 0)`)
-	if !isUniqueViolation(err) {
+	if !(&dialect{}).IsUniqueViolation(err) {
 		t.Fatalf("duplicate insert: %v is not a unique violation", err)
 	}
 	_, err = s.write.ExecContext(ctx, `INSERT INTO users (email, password_hash) VALUES ('b@example.com', 'h')`)
-	if err == nil || isUniqueViolation(err) {
+	if err == nil || (&dialect{}).IsUniqueViolation(err) {
 		t.Fatalf("NOT NULL failure %v taken for a unique violation", err)
 	}
 }

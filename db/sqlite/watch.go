@@ -98,3 +98,9 @@ func (s *Store) eventsAfter(ctx context.Context, after int64) ([]db.Event, int64
 	}
 	return out, after, rows.Err()
 }
+
+// The kinds of session_events rows.
+const (
+	eventStarted = "started"
+	eventEnded   = "ended"
+)

@@ -180,7 +180,7 @@ func (s *Store) ConfirmEmail(ctx context.Context, id string, now time.Time, mail
 		if err := s.queueIn(ctx, tx, 0, mail); err != nil {
 			return err
 		}
-		u, err = s.mailUserIn(ctx, tx, userID)
+		u, err = userIn(ctx, tx, userID)
 		return err
 	})
 	if err != nil {
@@ -231,7 +231,7 @@ const pendingChangesSQL = `SELECT ` + linkColumns + ` FROM link_tokens
 // PendingEmailChanges returns the user's usable change-of-address links,
 // newest first.
 func (s *Store) PendingEmailChanges(ctx context.Context, userID int64, now time.Time) ([]db.LinkToken, error) {
-	out, err := scanLinks(s.d.Reads().Query(ctx, pendingChangesSQL, userID, now.Unix()))
+	out, err := scanLinks(s.d.Hot().Query(ctx, pendingChangesSQL, userID, now.Unix()))
 	if err != nil {
 		return nil, failed("pending email changes", err)
 	}

@@ -126,7 +126,7 @@ func (s *Store) recoverIn(ctx context.Context, tx Q, r db.Recovery) (db.Recovere
 	}
 	if r.EndTokens {
 		var err error
-		if out.Tokens, err = s.mailRevokeTokensIn(ctx, tx, `user_id = ?4`, r.Reason, r.By, r.Now, r.UserID); err != nil {
+		if out.Tokens, err = s.revokeTokensIn(ctx, tx, `user_id = ?4`, r.Reason, r.By, r.Now, r.UserID); err != nil {
 			return out, err
 		}
 	}
@@ -169,7 +169,6 @@ func (s *Store) recoverIn(ctx context.Context, tx Q, r db.Recovery) (db.Recovere
 			return out, err
 		}
 	}
-	out.User, err = s.mailUserIn(ctx, tx, r.UserID)
+	out.User, err = userIn(ctx, tx, r.UserID)
 	return out, err
 }
-

@@ -151,7 +151,7 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 		if ended, err = s.revokeIn(ctx, tx, `user_id = ?4`, db.ReasonDisabled, "operator", now, userID); err != nil {
 			return err
 		}
-		_, err = s.usersRevokeTokensIn(ctx, tx, `user_id = ?4`, db.ReasonDisabled, "operator", now, userID)
+		_, err = s.revokeTokensIn(ctx, tx, `user_id = ?4`, db.ReasonDisabled, "operator", now, userID)
 		return err
 	})
 	if err != nil {
