@@ -288,6 +288,19 @@ func (a *App) NewHandler() *echo.Echo {
 	return e
 }
 
+// NewHandlerWith is NewHandler with its settings changed by mod: a
+// restarted server configured differently, over the same store, clock and
+// keys.
+func (a *App) NewHandlerWith(mod func(*handlers.Config)) *echo.Echo {
+	d := a.deps
+	mod(&d.Config)
+	e, err := handlers.New(d)
+	if err != nil {
+		a.testingT.Fatal(err)
+	}
+	return e
+}
+
 // FastHasher is a real argon2id hasher with tiny parameters, for tests.
 func FastHasher() *password.Hasher {
 	return password.NewHasher(password.Params{Memory: 64, Time: 1, Threads: 1}, 4)
