@@ -70,25 +70,11 @@ var _ db.Store = (*Store)(nil)
 // opts.ReadOnly, and ReadOnlyCause says why; if it would need a migration
 // it is refused, with the reason and what to do.
 func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
-	existing := opts.ReadOnly || opts.Existing
-	if existing {
-		if _, err := os.Stat(path); err != nil {
-			return nil, fmt.Errorf("db: database %s: %w", path, err)
-		}
-	} else if err := createPrivate(path); err != nil {
+	readOnlyCause, err := checkFile(path, &opts)
+	if err != nil {
 		return nil, err
 	}
-	if !opts.AllowSharedFileMode {
-		if err := checkPrivate(path); err != nil {
-			return nil, err
-		}
-	}
-	var readOnlyCause error
-	if !existing {
-		if readOnlyCause = notWritable(path); readOnlyCause != nil {
-			opts.ReadOnly, existing = true, true
-		}
-	}
+	existing := opts.ReadOnly || opts.Existing
 	// _txlock=immediate takes the write lock at BEGIN, so a transaction that
 	// reads then writes can never deadlock against another writer.
 	//
@@ -126,21 +112,10 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	default:
 		name += "?_pragma=journal_mode(WAL)&"
 	}
-	wc, err := sqlite.NewConnector(name + pragmas + "&_txlock=immediate")
+	w, r, err := openPools(name+pragmas, !opts.ReadOnly)
 	if err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
 	}
-	w := sql.OpenDB(writerConnector{wc, !opts.ReadOnly})
-	w.SetMaxOpenConns(1)
-	w.SetConnMaxIdleTime(0)
-	r, err := sql.Open("sqlite", name+pragmas+"&_pragma=query_only(1)")
-	if err != nil {
-		w.Close()
-		return nil, fmt.Errorf("db: open %s: %w", path, err)
-	}
-	n := max(4, runtime.NumCPU()*2)
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
 	s := &Store{write: &writer{DB: w}, read: r, events: opts.Events, now: opts.Now, origin: rand.Text(), readOnlyCause: readOnlyCause}
 	if s.now == nil {
 		s.now = time.Now
@@ -162,6 +137,53 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 		}
 	}
 	return s, nil
+}
+
+// checkFile makes sure the database file at path is there (creating an
+// empty one, readable by its owner only, for a default open) and private
+// (unless opts.AllowSharedFileMode). For a default open of a file that
+// cannot be written it returns why, and makes opts read-only.
+func checkFile(path string, opts *db.Options) (readOnlyCause error, err error) {
+	existing := opts.ReadOnly || opts.Existing
+	if existing {
+		if _, err := os.Stat(path); err != nil {
+			return nil, fmt.Errorf("db: database %s: %w", path, err)
+		}
+	} else if err := createPrivate(path); err != nil {
+		return nil, err
+	}
+	if !opts.AllowSharedFileMode {
+		if err := checkPrivate(path); err != nil {
+			return nil, err
+		}
+	}
+	if !existing {
+		if readOnlyCause = notWritable(path); readOnlyCause != nil {
+			opts.ReadOnly = true
+		}
+	}
+	return readOnlyCause, nil
+}
+
+// openPools opens the writer pool (one connection, the write lock taken
+// at BEGIN, each new connection checked able to write if probe) and the
+// reader pool (query_only) on the database the DSN dsn names.
+func openPools(dsn string, probe bool) (w, r *sql.DB, err error) {
+	wc, err := sqlite.NewConnector(dsn + "&_txlock=immediate")
+	if err != nil {
+		return nil, nil, err
+	}
+	w = sql.OpenDB(writerConnector{wc, probe})
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if r, err = sql.Open("sqlite", dsn+"&_pragma=query_only(1)"); err != nil {
+		w.Close()
+		return nil, nil, err
+	}
+	n := max(4, runtime.NumCPU()*2)
+	r.SetMaxOpenConns(n)
+	r.SetMaxIdleConns(n)
+	return w, r, nil
 }
 
 // ReadOnlyCause is why Open found the database unwritable and opened it
