@@ -40,9 +40,17 @@ var samples = []struct {
 		"192.0.2.201", "Austin, Texas, United States", "Austin", 19 * 24 * time.Hour, 70 * 24 * time.Hour},
 }
 
+// Store is what Seed uses of the store (db.Store has it).
+type Store interface {
+	UserByEmail(ctx context.Context, email string) (db.User, error)
+	CreateUser(ctx context.Context, email, passwordHash string, isDemo bool, now time.Time, mail ...db.Mail) (db.User, error)
+	DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error
+	CreateSession(ctx context.Context, s db.Session, maxPerUser int, epoch int64, mail ...db.Mail) (evicted []db.Session, err error)
+}
+
 // Seed creates the demo user if needed and replaces its sample sessions.
 // Sessions a person made by signing in as the demo user are left alone.
-func Seed(ctx context.Context, store db.Store, hasher *password.Hasher, idle, absolute time.Duration, now time.Time) error {
+func Seed(ctx context.Context, store Store, hasher *password.Hasher, idle, absolute time.Duration, now time.Time) error {
 	user, err := store.UserByEmail(ctx, Email)
 	if errors.Is(err, db.ErrNotFound) {
 		hash, herr := hasher.Hash(ctx, Password)

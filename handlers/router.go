@@ -17,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"doorman/account"
-	"doorman/db"
 	"doorman/geo"
 	"doorman/live"
 	"doorman/mails"
@@ -135,7 +134,7 @@ func DefaultConfig() Config {
 
 // Deps is everything New needs.
 type Deps struct {
-	Store  db.Store
+	Store  Store
 	Geo    *geo.Resolver // nil: every location is "Unknown location"
 	Hasher *password.Hasher
 	Logger *slog.Logger
@@ -167,7 +166,7 @@ type Deps struct {
 
 // app holds the dependencies every handler shares.
 type app struct {
-	store       db.Store
+	store       Store
 	account     *account.Service
 	geo         *geo.Resolver
 	hasher      *password.Hasher

@@ -269,9 +269,15 @@ func (b *Broker) Close() {
 	}
 }
 
+// Store is what StoreChecker reads of the store (db.Store has it): the
+// same read as the one behind every request.
+type Store interface {
+	SessionWithUser(ctx context.Context, id string) (db.Session, db.User, error)
+}
+
 // StoreChecker is the Checker of a store: alive exactly as the request path
 // decides it (the row is alive at now, and its user is not disabled).
-func StoreChecker(store db.Store, now func() time.Time) Checker {
+func StoreChecker(store Store, now func() time.Time) Checker {
 	return func(ctx context.Context, sessionID string) (bool, string, time.Time, error) {
 		ctx, cancel := context.WithTimeout(ctx, db.CallTimeout)
 		defer cancel()

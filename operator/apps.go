@@ -19,6 +19,14 @@ import (
 	"doorman/storage"
 )
 
+// appsStore is what the apps commands use of the store (db.Store has it).
+type appsStore interface {
+	CreateApp(ctx context.Context, a db.App) error
+	Apps(ctx context.Context) ([]db.App, error)
+	DeleteApp(ctx context.Context, clientID string, now time.Time) ([]db.Token, error)
+	Close() error
+}
+
 // apps is `doorman apps add --name NAME | list | remove CLIENT_ID`: the
 // command-line tools that may sign in with the device flow. They are public
 // clients (a tool on someone's laptop cannot keep a secret): the client_id
@@ -52,6 +60,7 @@ func apps(ctx context.Context, args []string, getenv func(string) string, stdout
 			return fmt.Errorf("database %s: %w", dbPath, err)
 		}
 	}
+	var store appsStore
 	store, err := storage.Open(ctx, dbPath, db.Options{Now: now, Existing: true, ReadOnly: cmd == "list",
 		AllowSharedFileMode: getenv("DOORMAN_DB_ALLOW_SHARED_FILE_MODE") == "true"})
 	if err != nil {

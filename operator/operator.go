@@ -50,6 +50,16 @@ const Usage = `usage:
   doorman backup -db FILE -out FILE
 `
 
+// usersStore is what the sessions and users commands use of the store
+// (db.Store has it), besides what the account service they call uses.
+type usersStore interface {
+	account.Store
+	UserByEmail(ctx context.Context, email string) (db.User, error)
+	UserIDs(ctx context.Context) ([]int64, error)
+	ListSessions(ctx context.Context, userID int64, now time.Time) ([]db.Session, error)
+	Close() error
+}
+
 // backup is `doorman backup -db FILE -out FILE`: a consistent copy of a
 // live SQLite database (PostgreSQL has pg_dump: see docs/DEPLOY.md).
 func backup(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer, now func() time.Time) error {
@@ -151,6 +161,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	opts := db.Options{Now: now, ReadOnly: cmd == "sessions list", Existing: cmd != "sessions list",
 		AllowSharedFileMode: getenv("DOORMAN_DB_ALLOW_SHARED_FILE_MODE") == "true"}
+	var store usersStore
 	store, err := storage.Open(ctx, dbPath, opts)
 	if err != nil {
 		return err
@@ -237,7 +248,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // the backup was taken is alive again in the copy, and so are links and
 // sign-ins voided since: this ends them all. Running it again is harmless,
 // so a run that failed part way is simply run again.
-func resetEveryone(ctx context.Context, store db.Store, svc *account.Service, stdout io.Writer) error {
+func resetEveryone(ctx context.Context, store usersStore, svc *account.Service, stdout io.Writer) error {
 	ids, err := store.UserIDs(ctx)
 	if err != nil {
 		return err
@@ -259,7 +270,7 @@ func resetEveryone(ctx context.Context, store db.Store, svc *account.Service, st
 	return nil
 }
 
-func list(ctx context.Context, store db.Store, user db.User, now time.Time, stdout io.Writer) error {
+func list(ctx context.Context, store usersStore, user db.User, now time.Time, stdout io.Writer) error {
 	sessions, err := store.ListSessions(ctx, user.ID, now)
 	if err != nil {
 		return err
