@@ -1,10 +1,12 @@
 // Package db is the storage-neutral part of Doorman's storage: the domain
-// types (users, their sessions), the sentinel errors and reasons, the one
-// Store interface every part of the app uses (handlers, operator commands,
-// demo and seed), and the event seam through which a store reports what it
-// ended. It imports no driver: each implementation lives in its own package
-// (db/sqlite; package storage opens the one a DSN names), and every
-// implementation passes the same black-box conformance suite, db/storetest.
+// types (users, their sessions), the sentinel errors and reasons, the whole
+// Store interface the store implements (each consumer declares the few
+// methods it uses in its own package: handlers.Store, account.Store,
+// mailer.Store, …), and the event seam through which a store reports what
+// it started and ended. It imports no driver: the store is written once in
+// db/sqlstore over a dialect per database (db/sqlite, db/postgres; package
+// storage opens the one a DSN names), and both pass the same black-box
+// conformance suite, db/storetest.
 package db
 
 import (
