@@ -41,17 +41,20 @@ func (d dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
 	br := d.s.pool.SendBatch(ctx, b)
 	defer br.Close()
 	for _, r := range reads {
-		rows, err := br.Query()
-		if err != nil {
-			return err
-		}
-		err = r.Scan(rows)
-		rows.Close()
-		if err != nil {
+		if err := r.Take(br.Query()); err != nil {
 			return err
 		}
 	}
 	return br.Close()
+}
+
+// Columns names the columns of rows (pgx.Rows).
+func (d dialect) Columns(rows sqlstore.Rows) ([]string, error) {
+	var cols []string
+	for _, f := range rows.(pgx.Rows).FieldDescriptions() {
+		cols = append(cols, f.Name)
+	}
+	return cols, nil
 }
 
 // LockKey takes a transaction-level advisory lock on (class, a hash of key).

@@ -61,17 +61,16 @@ func (d *dialect) Snapshot(ctx context.Context, fn func(q sqlstore.Q) error) err
 // round trip costs nothing to save.
 func (d *dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
 	for _, r := range reads {
-		rows, err := d.Hot().Query(ctx, r.SQL, r.Args...)
-		if err != nil {
-			return err
-		}
-		err = r.Scan(rows)
-		rows.Close()
-		if err != nil {
+		if err := r.Take(d.Hot().Query(ctx, r.SQL, r.Args...)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// Columns names the columns of rows (database/sql's).
+func (d *dialect) Columns(rows sqlstore.Rows) ([]string, error) {
+	return rows.(sqlRows).Columns()
 }
 
 // Announce writes the events to session_events, which the other processes

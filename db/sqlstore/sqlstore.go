@@ -56,6 +56,16 @@ type Read struct {
 	Scan func(Rows) error
 }
 
+// Take gives r.Scan the rows a query of r's returned (rows, err as the
+// query gave them), and closes them.
+func (r Read) Take(rows Rows, err error) error {
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	return r.Scan(rows)
+}
+
 // Dialect is what differs between the databases.
 type Dialect interface {
 	// Reads is where reads outside a transaction go.
@@ -96,6 +106,8 @@ type Dialect interface {
 	IsUniqueViolation(err error) bool
 	// IsForeignKeyViolation reports whether err is a foreign key's.
 	IsForeignKeyViolation(err error) bool
+	// Columns names the columns of rows a query returned.
+	Columns(rows Rows) ([]string, error)
 }
 
 // Stmt is one statement of an ExecBatch.
