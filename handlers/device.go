@@ -465,11 +465,8 @@ func (a *app) deviceDecide(c echo.Context) error {
 		// creating a token does: the password every time (a cookie copied
 		// inside the sudo window must not mint a 90-day app token), and
 		// the owner is mailed.
-		if ok, problem, err := a.confirmPassword(c, au, "password"); !ok {
-			if err != nil {
-				return err
-			}
-			return a.renderApproval(c, problem.status, d, problem.text)
+		if g := a.confirmPassword(c, au, "password"); !g.passed() {
+			return g.refuse(func(problem *passwordProblem) error { return a.renderApproval(c, problem.status, d, problem.text) })
 		}
 		app, err := a.store.App(c.Request().Context(), d.ClientID)
 		if err != nil {

@@ -162,15 +162,13 @@ func (a *app) twoFactorSetup(c echo.Context) error {
 	if a.needsVerifiedEmail(au.User) {
 		return a.renderTwoFactor(c, http.StatusUnprocessableEntity, views.TwoFactorProps{Form: "setup", VerifyError: verifyFirst})
 	}
-	ok, problem, err := a.confirmPassword(c, au, "password")
-	if !ok {
-		if err != nil {
-			return err
-		}
-		return a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: "setup", PasswordError: problem.text})
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error {
+			return a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: "setup", PasswordError: problem.text})
+		})
 	}
 	secret := twofactor.NewSecret()
-	err = a.store.StartTwoFactor(c.Request().Context(), au.User.ID, a.box.Seal([]byte(secret), twoFactorPurpose(au.User.ID)), a.now())
+	err := a.store.StartTwoFactor(c.Request().Context(), au.User.ID, a.box.Seal([]byte(secret), twoFactorPurpose(au.User.ID)), a.now())
 	if errors.Is(err, db.ErrTwoFactorEnabled) {
 		a.addFlash(c, flashNotice, "Two-factor authentication is already on.")
 		return c.Redirect(http.StatusSeeOther, paths.TwoFactor)
@@ -323,13 +321,11 @@ func (a *app) confirmWithCode(c echo.Context, form string) (db.TwoFactor, bool, 
 		t.setHeader(c)
 		return tf, false, a.renderTwoFactor(c, http.StatusTooManyRequests, views.TwoFactorProps{Form: form, CodeError: t.message()})
 	}
-	ok, problem, err := a.confirmPassword(c, au, "password")
-	if !ok {
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
 		a.release(c, try) // the code was never checked
-		if err != nil {
-			return tf, false, err
-		}
-		return tf, false, a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: form, PasswordError: problem.text})
+		return tf, false, g.refuse(func(problem *passwordProblem) error {
+			return a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: form, PasswordError: problem.text})
+		})
 	}
 	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), try); !ok {
 		if err != nil {
