@@ -23,14 +23,6 @@ import (
 // when it was asked for, and asks. A mail scanner that opens the link, or
 // someone it was forwarded to, therefore signs nothing in by opening it.
 
-// linkBindingCookieName is the binding cookie's name for r.
-func (a *app) linkBindingCookieName(r *http.Request) string {
-	if a.isHTTPS(r) {
-		return "__Host-doorman_link"
-	}
-	return "doorman_link"
-}
-
 // requestSignInLink mails a sign-in link for the address in the sign-in form.
 func (a *app) requestSignInLink(c echo.Context) error {
 	f := credentialsForm{Email: normaliseEmail(formValue(c, "email")), Next: safeNext(formValue(c, "next"))}
@@ -50,7 +42,7 @@ func (a *app) requestSignInLink(c echo.Context) error {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	binding := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
-	a.writeCookie(c, a.linkBindingCookieName(c.Request()), binding, int(signInLinkLifetime/time.Second))
+	a.writeCookie(c, a.cookieName(c.Request(), linkCookie), binding, int(signInLinkLifetime/time.Second))
 	err = a.queueLinkMail(c, f.Email, "a sign-in link", func(user db.User, now time.Time) db.Mail {
 		w := a.whereFrom(c.Request(), now)
 		link, u := a.newLink(user, db.LinkSignIn, paths.LoginLinkOpen, signInLinkLifetime, w)
@@ -69,7 +61,7 @@ func (a *app) requestSignInLink(c echo.Context) error {
 // sameBrowser reports whether the request carries the binding cookie of
 // link l (compared in constant time).
 func (a *app) sameBrowser(c echo.Context, l db.LinkToken) bool {
-	ck, err := c.Request().Cookie(a.linkBindingCookieName(c.Request()))
+	ck, err := c.Request().Cookie(a.cookieName(c.Request(), linkCookie))
 	if err != nil || ck.Value == "" || len(l.BindingHash) == 0 {
 		return false
 	}
@@ -148,7 +140,7 @@ func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method 
 	case err != nil:
 		return fmt.Errorf("sign in with link: %w", err)
 	}
-	a.writeCookie(c, a.linkBindingCookieName(c.Request()), "", -1)
+	a.writeCookie(c, a.cookieName(c.Request(), linkCookie), "", -1)
 	a.signedIn(c, evicted)
 	a.setDeviceCookie(c, user)
 	return c.Redirect(http.StatusSeeOther, paths.Security)

@@ -374,15 +374,8 @@ func (a *app) twoFactorRecoveryCodes(c echo.Context) error {
 // valid pendingLifetime, which unlocks only the second step: it is not a
 // session cookie, so no page, stream or API accepts it.
 
-func (a *app) pendingCookieName(r *http.Request) string {
-	if a.isHTTPS(r) {
-		return "__Host-doorman_pending"
-	}
-	return "doorman_pending"
-}
-
 func (a *app) setPendingCookie(c echo.Context, value string, maxAge int) {
-	a.writeCookie(c, a.pendingCookieName(c.Request()), value, maxAge)
+	a.writeCookie(c, a.cookieName(c.Request(), pendingCookie), value, maxAge)
 }
 
 // startPending records a sign-in waiting for its second factor and sends
@@ -408,7 +401,7 @@ func (a *app) startPending(c echo.Context, user db.User, next string) error {
 // pendingOf is the browser's live pending sign-in and its user; ok false
 // when it has none (or it expired, or its cookie does not match).
 func (a *app) pendingOf(c echo.Context) (db.PendingSignIn, db.User, bool, error) {
-	ck, err := c.Request().Cookie(a.pendingCookieName(c.Request()))
+	ck, err := c.Request().Cookie(a.cookieName(c.Request(), pendingCookie))
 	if err != nil {
 		return db.PendingSignIn{}, db.User{}, false, nil
 	}
