@@ -71,9 +71,12 @@ func (a *app) sameBrowser(c echo.Context, l db.LinkToken) bool {
 // openSignInLink is where a sign-in link leads: in the browser that asked
 // for it (and with no second factor to ask) it signs in at once.
 func (a *app) openSignInLink(c echo.Context) error {
-	l, user, token, tf, ok, err := a.signInLinkOf(c)
-	if !ok {
+	l, user, token, tf, state, err := a.signInLinkOf(c)
+	if err != nil {
 		return err
+	}
+	if state != linkUsable {
+		return a.signInLinkProblem(c, state)
 	}
 	same := a.sameBrowser(c, l)
 	if same && !tf.Enabled() {
@@ -93,9 +96,12 @@ func (a *app) signInLinkPage(c echo.Context, status int, l db.LinkToken, user db
 // useSignInLink signs in with the link after the page asked (and took the
 // code, when two-factor is on).
 func (a *app) useSignInLink(c echo.Context) error {
-	l, user, token, tf, ok, err := a.signInLinkOf(c)
-	if !ok {
+	l, user, token, tf, state, err := a.signInLinkOf(c)
+	if err != nil {
 		return err
+	}
+	if state != linkUsable {
+		return a.signInLinkProblem(c, state)
 	}
 	method := db.MethodEmailLink
 	if tf.Enabled() {
@@ -111,19 +117,21 @@ func (a *app) useSignInLink(c echo.Context) error {
 	return a.signInByLink(c, l, user, method)
 }
 
-// signInLinkOf is the request's usable sign-in link, its user and their
-// two-factor state; ok false when it answered already (the link can't be
-// used).
-func (a *app) signInLinkOf(c echo.Context) (l db.LinkToken, user db.User, token string, tf db.TwoFactor, ok bool, err error) {
-	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
-	if err != nil {
-		return l, user, token, tf, false, err
-	}
-	if state != linkUsable {
-		return l, user, token, tf, false, a.linkProblem(c, state, paths.Login, "Ask for a new link")
+// signInLinkOf is the request's sign-in link, its user and their
+// two-factor state. state says whether the link can be used; when it
+// can't, the caller answers with signInLinkProblem (tf is not read).
+func (a *app) signInLinkOf(c echo.Context) (l db.LinkToken, user db.User, token string, tf db.TwoFactor, state linkState, err error) {
+	l, user, token, state, err = a.openLink(c, db.LinkSignIn)
+	if err != nil || state != linkUsable {
+		return l, user, token, tf, state, err
 	}
 	tf, err = a.twoFactorState(c, user.ID)
-	return l, user, token, tf, err == nil, err
+	return l, user, token, tf, state, err
+}
+
+// signInLinkProblem answers a sign-in link that can't be used (state).
+func (a *app) signInLinkProblem(c echo.Context, state linkState) error {
+	return a.linkProblem(c, state, paths.Login, "Ask for a new link")
 }
 
 // signInByLink uses link l up and signs the browser in as user, in one
