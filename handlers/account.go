@@ -182,21 +182,19 @@ func (a *app) changeEmail(c echo.Context) error {
 		p.EmailError = t.message()
 		return a.emailPage(c, http.StatusTooManyRequests, p)
 	}
-	ok, problem, err := a.confirmPassword(c, au, "password")
-	if !ok {
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
 		// Only attempts with the right password count here (wrong ones
 		// count against the session, in confirmPassword).
 		a.release(c, try)
-		if err != nil {
-			return err
-		}
-		p.PasswordError = problem.text
-		return a.emailPage(c, problem.status, p)
+		return g.refuse(func(problem *passwordProblem) error {
+			p.PasswordError = problem.text
+			return a.emailPage(c, problem.status, p)
+		})
 	}
 	ctx := c.Request().Context()
 	if !a.mailOn() {
 		// No mail to prove the new address with: the change is at once.
-		err = a.store.UpdateEmail(ctx, au.User.ID, email)
+		err := a.store.UpdateEmail(ctx, au.User.ID, email)
 		if errors.Is(err, db.ErrEmailTaken) {
 			p.EmailError = "Another account uses this email."
 			return a.emailPage(c, http.StatusUnprocessableEntity, p)
@@ -270,14 +268,10 @@ func (a *app) confirmDeletePage(c echo.Context, au *authInfo, problem *passwordP
 // browser of theirs is signed out on its next request.
 func (a *app) deleteAccount(c echo.Context) error {
 	au := authOf(c)
-	ok, problem, err := a.confirmPassword(c, au, "password")
-	if !ok {
-		if err != nil {
-			return err
-		}
-		return a.confirmDeletePage(c, au, problem)
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error { return a.confirmDeletePage(c, au, problem) })
 	}
-	_, err = a.account.Delete(c.Request().Context(), au.User.ID, au.Session.ID)
+	_, err := a.account.Delete(c.Request().Context(), au.User.ID, au.Session.ID)
 	if err != nil {
 		return fmt.Errorf("delete account: %w", err)
 	}

@@ -97,12 +97,12 @@ func oauthError(c echo.Context, status int, code, description string) error {
 // Both at once must name the same client. A password is refused (401
 // invalid_client, with the WWW-Authenticate §5.2 asks for): these clients
 // have none, and a client that thinks it has one is misconfigured.
-// ok is false when the request has been refused (answered) here, before
-// anything is looked up.
-func oauthClientID(c echo.Context) (clientID string, ok bool, err error) {
+// refused is non-nil when the request is refused here, before anything is
+// looked up: the caller answers with it.
+func oauthClientID(c echo.Context) (clientID string, refused *oauthRefusal) {
 	body := formValue(c, "client_id")
 	if c.Request().Header.Get(echo.HeaderAuthorization) == "" {
-		return body, true, nil
+		return body, nil
 	}
 	user, password, basic := c.Request().BasicAuth()
 	var bad error
@@ -111,15 +111,30 @@ func oauthClientID(c echo.Context) (clientID string, ok bool, err error) {
 	}
 	switch {
 	case !basic || bad != nil || user == "":
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="doorman"`)
-		return "", false, oauthError(c, http.StatusUnauthorized, "invalid_client", "Send the client_id in the body, or as the HTTP Basic user name with an empty password.")
+		return "", &oauthRefusal{http.StatusUnauthorized, "invalid_client", "Send the client_id in the body, or as the HTTP Basic user name with an empty password.", true}
 	case password != "":
-		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="doorman"`)
-		return "", false, oauthError(c, http.StatusUnauthorized, "invalid_client", "This app has no client secret: send the client_id only.")
+		return "", &oauthRefusal{http.StatusUnauthorized, "invalid_client", "This app has no client secret: send the client_id only.", true}
 	case body != "" && body != user:
-		return "", false, oauthError(c, http.StatusBadRequest, "invalid_request", "The client_id in the body and in the Authorization header differ.")
+		return "", &oauthRefusal{http.StatusBadRequest, "invalid_request", "The client_id in the body and in the Authorization header differ.", false}
 	}
-	return user, true, nil
+	return user, nil
+}
+
+// oauthRefusal is an RFC 6749 §5.2 error not answered yet. challenge asks
+// for the WWW-Authenticate header §5.2 wants with a 401 invalid_client to a
+// client that tried to authenticate through the Authorization header.
+type oauthRefusal struct {
+	status            int
+	code, description string
+	challenge         bool
+}
+
+// answer sends the refusal.
+func (r *oauthRefusal) answer(c echo.Context) error {
+	if r.challenge {
+		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Basic realm="doorman"`)
+	}
+	return oauthError(c, r.status, r.code, r.description)
 }
 
 // parseScopes reads a space-separated scope parameter: each must be known;
@@ -182,9 +197,9 @@ func (a *app) deviceAuthorization(c echo.Context) error {
 		c.Response().Header().Set("Retry-After", fmt.Sprint(int(wait/time.Second)+1))
 		return oauthError(c, http.StatusTooManyRequests, "slow_down", "Too many requests from this address.")
 	}
-	clientID, ok, err := oauthClientID(c)
-	if !ok {
-		return err
+	clientID, refused := oauthClientID(c)
+	if refused != nil {
+		return refused.answer(c)
 	}
 	app, err := a.store.App(r.Context(), clientID)
 	if errors.Is(err, db.ErrNotFound) {
@@ -251,9 +266,9 @@ func (a *app) oauthToken(c echo.Context) error {
 	if gt := formValue(c, "grant_type"); gt != grantDeviceCode {
 		return oauthError(c, http.StatusBadRequest, "unsupported_grant_type", "Only "+grantDeviceCode+" is supported.")
 	}
-	clientID, ok, err := oauthClientID(c)
-	if !ok {
-		return err
+	clientID, refused := oauthClientID(c)
+	if refused != nil {
+		return refused.answer(c)
 	}
 	deviceCode := formValue(c, "device_code")
 	if deviceCode == "" || len(deviceCode) > 100 {
@@ -465,11 +480,8 @@ func (a *app) deviceDecide(c echo.Context) error {
 		// creating a token does: the password every time (a cookie copied
 		// inside the sudo window must not mint a 90-day app token), and
 		// the owner is mailed.
-		if ok, problem, err := a.confirmPassword(c, au, "password"); !ok {
-			if err != nil {
-				return err
-			}
-			return a.renderApproval(c, problem.status, d, problem.text)
+		if g := a.confirmPassword(c, au, "password"); !g.passed() {
+			return g.refuse(func(problem *passwordProblem) error { return a.renderApproval(c, problem.status, d, problem.text) })
 		}
 		app, err := a.store.App(c.Request().Context(), d.ClientID)
 		if err != nil {

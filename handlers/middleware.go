@@ -410,10 +410,7 @@ func (a *app) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 		if sessionless(r.URL.Path) || credentialless(r.URL.Path) {
 			return next(c)
 		}
-		name := "doorman_csrf"
-		if a.isHTTPS(r) {
-			name = "__Host-doorman_csrf"
-		}
+		name := a.cookieName(r, csrfCookie)
 		token := ""
 		if ck, err := r.Cookie(name); err == nil && len(ck.Value) == 43 {
 			token = ck.Value

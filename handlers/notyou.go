@@ -19,24 +19,26 @@ import (
 // someone holding a stolen cookie must not be able to use it to lock the
 // owner out.
 
-// notYouTarget is the live session of the user's that the page is about;
-// ok false when it answered already (not the user's, or this browser's own).
-func (a *app) notYouTarget(c echo.Context, au *authInfo) (db.Session, bool, error) {
+// notYouTarget is the live session of the user's that the page is about
+// (a 404 error when it is not the user's). own is true when it is this
+// browser's own session: no "not you" there, the caller sends the browser
+// to that session's page.
+func (a *app) notYouTarget(c echo.Context, au *authInfo) (s db.Session, own bool, err error) {
 	id := c.Param("id")
 	if !sessiontoken.ValidID(id) {
 		return db.Session{}, false, echo.NewHTTPError(http.StatusNotFound, "No such session.")
 	}
 	if id == au.Session.ID {
-		return db.Session{}, false, c.Redirect(http.StatusSeeOther, paths.Session(id))
+		return db.Session{}, true, nil
 	}
-	s, err := a.store.UserSession(c.Request().Context(), au.User.ID, id, a.now())
+	s, err = a.store.UserSession(c.Request().Context(), au.User.ID, id, a.now())
 	if errors.Is(err, db.ErrNotFound) {
 		return s, false, echo.NewHTTPError(http.StatusNotFound, "This session has ended or is not one of yours.")
 	}
 	if err != nil {
 		return s, false, fmt.Errorf("not you: %w", err)
 	}
-	return s, true, nil
+	return s, false, nil
 }
 
 func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session, p views.NewPasswordProps) error {
@@ -62,18 +64,24 @@ func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session,
 
 func (a *app) notYouForm(c echo.Context) error {
 	au := authOf(c)
-	s, ok, err := a.notYouTarget(c, au)
-	if !ok {
+	s, own, err := a.notYouTarget(c, au)
+	if err != nil {
 		return err
+	}
+	if own {
+		return c.Redirect(http.StatusSeeOther, paths.Session(au.Session.ID))
 	}
 	return a.notYouPage(c, http.StatusOK, au, s, views.NewPasswordProps{EndOthersOn: true, EndTokensOn: true})
 }
 
 func (a *app) notYou(c echo.Context) error {
 	au := authOf(c)
-	s, ok, err := a.notYouTarget(c, au)
-	if !ok {
+	s, own, err := a.notYouTarget(c, au)
+	if err != nil {
 		return err
+	}
+	if own {
+		return c.Redirect(http.StatusSeeOther, paths.Session(au.Session.ID))
 	}
 	f := parsePasswordChange(c)
 	current, next := f.current, f.next

@@ -55,7 +55,6 @@ const refreshHeader = "X-Doorman-Refresh"
 // work across instances. A message added while rendering a page is shown on
 // that page; one added before a redirect rides the cookie to the next page.
 const (
-	flashCookie  = "doorman_flash"
 	flashSuccess = views.FlashSuccess
 	flashNotice  = views.FlashNotice
 )
@@ -111,7 +110,7 @@ func (a *app) addFlash(c echo.Context, kind, text string) {
 func (a *app) takeFlashes(c echo.Context) []views.Flash {
 	st := a.flashState(c)
 	var out []views.Flash
-	if _, err := c.Request().Cookie(flashCookie); err == nil {
+	if _, err := c.Request().Cookie(a.cookieName(c.Request(), flashCookie)); err == nil {
 		fs := a.flashSession(c)
 		for _, kind := range [...]string{flashNotice, flashSuccess} {
 			for _, v := range fs.Flashes(kind) {
@@ -133,7 +132,7 @@ func (a *app) takeFlashes(c echo.Context) []views.Flash {
 func (a *app) flashSession(c echo.Context) *sessions.Session {
 	// A cookie with a bad signature yields an empty session and an error we
 	// can ignore: the message is simply dropped.
-	fs, _ := a.flashes.Get(c.Request(), flashCookie)
+	fs, _ := a.flashes.Get(c.Request(), a.cookieName(c.Request(), flashCookie))
 	fs.Options = &sessions.Options{Path: "/", HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: a.isHTTPS(c.Request())}
 	return fs
 }

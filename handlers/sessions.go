@@ -255,16 +255,15 @@ func (a *app) revokeSession(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
-		if err != nil {
-			return err
-		}
-		row := sessionRow(target.Summary(), au.Session.ID, now)
-		return a.renderConfirm(c, views.ConfirmProps{
-			Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
-			Message:  "This session will be signed out at once.",
-			Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: paths.Security,
-		}, au, problem)
+	if g := a.reauthenticate(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error {
+			row := sessionRow(target.Summary(), au.Session.ID, now)
+			return a.renderConfirm(c, views.ConfirmProps{
+				Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
+				Message:  "This session will be signed out at once.",
+				Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: paths.Security,
+			}, au, problem)
+		})
 	}
 	s, err := a.sessions.EndOne(c, au, id)
 	if errors.Is(err, db.ErrNotFound) {
@@ -324,11 +323,8 @@ func everywhereMessage(sessions, apps, pats int) string {
 
 func (a *app) revokeOthers(c echo.Context) error {
 	au := authOf(c)
-	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
-		if err != nil {
-			return err
-		}
-		return a.confirmRevokeOthersPage(c, au, problem)
+	if g := a.reauthenticate(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error { return a.confirmRevokeOthersPage(c, au, problem) })
 	}
 	ended, err := a.sessions.EndOthers(c, au, db.ReasonRevokedOthers)
 	if err != nil {
@@ -378,11 +374,8 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 
 func (a *app) revokeAll(c echo.Context) error {
 	au := authOf(c)
-	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
-		if err != nil {
-			return err
-		}
-		return a.confirmRevokeAllPage(c, au, problem)
+	if g := a.reauthenticate(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error { return a.confirmRevokeAllPage(c, au, problem) })
 	}
 	// Apps and tokens first: once the session is gone this request is
 	// still the owner's, but nothing later in it may fail half-way.

@@ -50,20 +50,9 @@ type browserSession struct {
 	user  db.User
 }
 
-// cookieName is the session cookie's name for r. Over HTTPS it carries the
-// __Host- prefix, which makes the browser refuse it unless it is Secure, has
-// Path=/ and no Domain: no subdomain or plain-http page can plant or overwrite
-// it.
-func (s *sessionService) cookieName(r *http.Request) string {
-	if s.a.isHTTPS(r) {
-		return "__Host-doorman_session"
-	}
-	return "doorman_session"
-}
-
 // Lookup reads the request's cookie and its session row: one indexed read.
 func (s *sessionService) Lookup(r *http.Request) (browserSession, error) {
-	c, err := r.Cookie(s.cookieName(r))
+	c, err := r.Cookie(s.a.cookieName(r, sessionCookie))
 	if err != nil {
 		return browserSession{state: stateNone}, nil
 	}
@@ -271,7 +260,7 @@ func (s *sessionService) setCookie(c echo.Context, value string, lifetime time.D
 // sign-in over an ended session first deletes the old cookie, then sets the
 // new one: the browser should see only the last word).
 func (s *sessionService) writeCookie(c echo.Context, value string, maxAge int) {
-	s.a.writeCookie(c, s.cookieName(c.Request()), value, maxAge)
+	s.a.writeCookie(c, s.a.cookieName(c.Request(), sessionCookie), value, maxAge)
 }
 
 // writeCookie sets cookie name as the session cookie is set (HttpOnly,

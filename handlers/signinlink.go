@@ -23,14 +23,6 @@ import (
 // when it was asked for, and asks. A mail scanner that opens the link, or
 // someone it was forwarded to, therefore signs nothing in by opening it.
 
-// linkBindingCookieName is the binding cookie's name for r.
-func (a *app) linkBindingCookieName(r *http.Request) string {
-	if a.isHTTPS(r) {
-		return "__Host-doorman_link"
-	}
-	return "doorman_link"
-}
-
 // requestSignInLink mails a sign-in link for the address in the sign-in form.
 func (a *app) requestSignInLink(c echo.Context) error {
 	f := credentialsForm{Email: normaliseEmail(formValue(c, "email")), Next: safeNext(formValue(c, "next"))}
@@ -50,7 +42,7 @@ func (a *app) requestSignInLink(c echo.Context) error {
 	raw := make([]byte, 32)
 	rand.Read(raw)
 	binding := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
-	a.writeCookie(c, a.linkBindingCookieName(c.Request()), binding, int(signInLinkLifetime/time.Second))
+	a.writeCookie(c, a.cookieName(c.Request(), linkCookie), binding, int(signInLinkLifetime/time.Second))
 	err = a.queueLinkMail(c, f.Email, "a sign-in link", func(user db.User, now time.Time) db.Mail {
 		w := a.whereFrom(c.Request(), now)
 		link, u := a.newLink(user, db.LinkSignIn, paths.LoginLinkOpen, signInLinkLifetime, w)
@@ -69,7 +61,7 @@ func (a *app) requestSignInLink(c echo.Context) error {
 // sameBrowser reports whether the request carries the binding cookie of
 // link l (compared in constant time).
 func (a *app) sameBrowser(c echo.Context, l db.LinkToken) bool {
-	ck, err := c.Request().Cookie(a.linkBindingCookieName(c.Request()))
+	ck, err := c.Request().Cookie(a.cookieName(c.Request(), linkCookie))
 	if err != nil || ck.Value == "" || len(l.BindingHash) == 0 {
 		return false
 	}
@@ -79,9 +71,12 @@ func (a *app) sameBrowser(c echo.Context, l db.LinkToken) bool {
 // openSignInLink is where a sign-in link leads: in the browser that asked
 // for it (and with no second factor to ask) it signs in at once.
 func (a *app) openSignInLink(c echo.Context) error {
-	l, user, token, tf, ok, err := a.signInLinkOf(c)
-	if !ok {
+	l, user, token, tf, state, err := a.signInLinkOf(c)
+	if err != nil {
 		return err
+	}
+	if state != linkUsable {
+		return a.signInLinkProblem(c, state)
 	}
 	same := a.sameBrowser(c, l)
 	if same && !tf.Enabled() {
@@ -101,9 +96,12 @@ func (a *app) signInLinkPage(c echo.Context, status int, l db.LinkToken, user db
 // useSignInLink signs in with the link after the page asked (and took the
 // code, when two-factor is on).
 func (a *app) useSignInLink(c echo.Context) error {
-	l, user, token, tf, ok, err := a.signInLinkOf(c)
-	if !ok {
+	l, user, token, tf, state, err := a.signInLinkOf(c)
+	if err != nil {
 		return err
+	}
+	if state != linkUsable {
+		return a.signInLinkProblem(c, state)
 	}
 	method := db.MethodEmailLink
 	if tf.Enabled() {
@@ -119,19 +117,21 @@ func (a *app) useSignInLink(c echo.Context) error {
 	return a.signInByLink(c, l, user, method)
 }
 
-// signInLinkOf is the request's usable sign-in link, its user and their
-// two-factor state; ok false when it answered already (the link can't be
-// used).
-func (a *app) signInLinkOf(c echo.Context) (l db.LinkToken, user db.User, token string, tf db.TwoFactor, ok bool, err error) {
-	l, user, token, state, err := a.openLink(c, db.LinkSignIn)
-	if err != nil {
-		return l, user, token, tf, false, err
-	}
-	if state != linkUsable {
-		return l, user, token, tf, false, a.linkProblem(c, state, paths.Login, "Ask for a new link")
+// signInLinkOf is the request's sign-in link, its user and their
+// two-factor state. state says whether the link can be used; when it
+// can't, the caller answers with signInLinkProblem (tf is not read).
+func (a *app) signInLinkOf(c echo.Context) (l db.LinkToken, user db.User, token string, tf db.TwoFactor, state linkState, err error) {
+	l, user, token, state, err = a.openLink(c, db.LinkSignIn)
+	if err != nil || state != linkUsable {
+		return l, user, token, tf, state, err
 	}
 	tf, err = a.twoFactorState(c, user.ID)
-	return l, user, token, tf, err == nil, err
+	return l, user, token, tf, state, err
+}
+
+// signInLinkProblem answers a sign-in link that can't be used (state).
+func (a *app) signInLinkProblem(c echo.Context, state linkState) error {
+	return a.linkProblem(c, state, paths.Login, "Ask for a new link")
 }
 
 // signInByLink uses link l up and signs the browser in as user, in one
@@ -148,7 +148,7 @@ func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method 
 	case err != nil:
 		return fmt.Errorf("sign in with link: %w", err)
 	}
-	a.writeCookie(c, a.linkBindingCookieName(c.Request()), "", -1)
+	a.writeCookie(c, a.cookieName(c.Request(), linkCookie), "", -1)
 	a.signedIn(c, evicted)
 	a.setDeviceCookie(c, user)
 	return c.Redirect(http.StatusSeeOther, paths.Security)

@@ -27,37 +27,60 @@ type passwordProblem struct {
 	status int
 }
 
-// reauthenticate decides whether an action that the sudo window covers
-// (ending sessions) may go ahead. It may (ok) when the session is inside its
-// sudo window, or when the form's field holds the right password: then the
-// session has been re-authenticated (see confirmPassword). Otherwise
-// problem says why not, ready to show next to the field, with the status to
-// answer.
-func (a *app) reauthenticate(c echo.Context, au *authInfo, field string) (ok bool, problem *passwordProblem, err error) {
+// reauth is what a re-authentication gate decided: passed (the action may
+// go ahead), refused (problem says why, ready to show next to the field,
+// with the status to answer), or failed (err: the check itself could not
+// be made). Exactly one holds, so each call site is one branch:
+//
+//	if g := a.reauthenticate(c, au, "password"); !g.passed() {
+//		return g.refuse(func(p *passwordProblem) error { return page(p) })
+//	}
+type reauth struct {
+	problem *passwordProblem
+	err     error
+}
+
+// passed reports whether the action may go ahead.
+func (g reauth) passed() bool { return g.problem == nil && g.err == nil }
+
+// refuse answers a request the gate did not pass: the error when the check
+// failed, otherwise page, shown with why (problem is never nil there).
+func (g reauth) refuse(page func(problem *passwordProblem) error) error {
+	if g.err != nil {
+		return g.err
+	}
+	return page(g.problem)
+}
+
+// reauthenticate is the gate of an action that the sudo window covers
+// (ending sessions). It passes when the session is inside its sudo window,
+// or when the form's field holds the right password: then the session has
+// been re-authenticated (see confirmPassword).
+func (a *app) reauthenticate(c echo.Context, au *authInfo, field string) reauth {
 	if a.inSudo(au) {
-		return true, nil, nil
+		return reauth{}
 	}
 	return a.confirmPassword(c, au, field)
 }
 
-// confirmPassword is for the actions that always ask for the current
-// password, whatever the sudo window says (changing the email, deleting the
-// account): with a copied cookie alone, nobody can take the account. ok
-// when the form's field holds the right password, which re-authenticates
-// the session: it is rotated (a new secret, so an earlier copy of the cookie
-// is worth nothing) and starts a new sudo window.
-func (a *app) confirmPassword(c echo.Context, au *authInfo, field string) (ok bool, problem *passwordProblem, err error) {
+// confirmPassword is the gate of the actions that always ask for the
+// current password, whatever the sudo window says (changing the email,
+// deleting the account): with a copied cookie alone, nobody can take the
+// account. It passes when the form's field holds the right password, which
+// re-authenticates the session: it is rotated (a new secret, so an earlier
+// copy of the cookie is worth nothing) and starts a new sudo window.
+func (a *app) confirmPassword(c echo.Context, au *authInfo, field string) reauth {
 	pw := formValue(c, field)
 	if pw == "" {
-		return false, &passwordProblem{"Enter your password to continue.", http.StatusForbidden}, nil
+		return reauth{problem: &passwordProblem{"Enter your password to continue.", http.StatusForbidden}}
 	}
 	if p, err := a.checkPassword(c, au, pw); p != nil || err != nil {
-		return false, p, err
+		return reauth{problem: p, err: err}
 	}
 	if err := a.sessions.Rotate(c, au); err != nil {
-		return false, nil, err
+		return reauth{err: err}
 	}
-	return true, nil, nil
+	return reauth{}
 }
 
 // checkPassword verifies the signed-in user's password. nil means it was

@@ -326,13 +326,6 @@ func (a *app) release(c echo.Context, at attempt) {
 // each successful sign-in.
 const deviceCookieLifetime = 180 * 24 * time.Hour
 
-func (a *app) deviceCookieName(r *http.Request) string {
-	if a.isHTTPS(r) {
-		return "__Host-doorman_device"
-	}
-	return "doorman_device"
-}
-
 func (a *app) deviceMAC(user db.User, nonce string) string {
 	m := hmac.New(sha256.New, a.keys.devices)
 	fmt.Fprintf(m, "%s|%d|%d|%s", user.Email, user.ID, user.Epoch, nonce)
@@ -347,7 +340,7 @@ func (a *app) signInScope(c echo.Context, user *db.User) string {
 	if user == nil {
 		return scopeAnonymous
 	}
-	ck, err := c.Request().Cookie(a.deviceCookieName(c.Request()))
+	ck, err := c.Request().Cookie(a.cookieName(c.Request(), deviceCookie))
 	if err != nil {
 		return scopeAnonymous
 	}
@@ -367,7 +360,7 @@ func (a *app) setDeviceCookie(c echo.Context, user db.User) {
 	nonce := base64.RawURLEncoding.EncodeToString(b)
 	r := c.Request()
 	c.SetCookie(&http.Cookie{
-		Name: a.deviceCookieName(r), Value: nonce + "." + a.deviceMAC(user, nonce), Path: "/",
+		Name: a.cookieName(r, deviceCookie), Value: nonce + "." + a.deviceMAC(user, nonce), Path: "/",
 		MaxAge: int(deviceCookieLifetime / time.Second), HttpOnly: true, Secure: a.isHTTPS(r), SameSite: http.SameSiteLaxMode,
 	})
 }

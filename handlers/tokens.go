@@ -119,13 +119,11 @@ func (a *app) createToken(c echo.Context) error {
 	if p.NameError != "" || p.ExpiresError != "" || p.ScopeError != "" {
 		return a.renderTokens(c, http.StatusUnprocessableEntity, p)
 	}
-	okPw, problem, err := a.confirmPassword(c, au, "password")
-	if !okPw {
-		if err != nil {
-			return err
-		}
-		p.PasswordError = problem.text
-		return a.renderTokens(c, problem.status, p)
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error {
+			p.PasswordError = problem.text
+			return a.renderTokens(c, problem.status, p)
+		})
 	}
 	now := a.now()
 	tok := apitoken.New(apitoken.PersonalPrefix)
@@ -134,7 +132,7 @@ func (a *app) createToken(c echo.Context) error {
 	notice := a.securityNotice(c, au.User, paths.Security, func(to string, w mails.Where, pageURL string) db.Mail {
 		return a.mails.TokenCreated(to, p.Name, w, pageURL)
 	})
-	err = a.store.CreateToken(r.Context(), db.Token{
+	err := a.store.CreateToken(r.Context(), db.Token{
 		ID: tok.ID, SecretHash: tok.Hash, UserID: au.User.ID, Kind: db.TokenPersonal, Name: p.Name, Scopes: scopes,
 		CreatedAt: now, ExpiresAt: now.Add(time.Duration(days) * 24 * time.Hour),
 		CreatedIP: ip.String(), CreatedLocation: a.geo.Lookup(ip).Label,
@@ -195,11 +193,8 @@ func (a *app) revokeToken(c echo.Context) error {
 	if c.Request().Method == http.MethodGet {
 		return confirm(nil)
 	}
-	if ok, problem, err := a.reauthenticate(c, au, "password"); !ok {
-		if err != nil {
-			return err
-		}
-		return confirm(problem)
+	if g := a.reauthenticate(c, au, "password"); !g.passed() {
+		return g.refuse(confirm)
 	}
 	_, err = a.account.EndToken(c.Request().Context(), au.User.ID, tok, db.ReasonTokenRevoked, au.Session.ID)
 	if errors.Is(err, db.ErrNotFound) {

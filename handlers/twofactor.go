@@ -162,15 +162,13 @@ func (a *app) twoFactorSetup(c echo.Context) error {
 	if a.needsVerifiedEmail(au.User) {
 		return a.renderTwoFactor(c, http.StatusUnprocessableEntity, views.TwoFactorProps{Form: "setup", VerifyError: verifyFirst})
 	}
-	ok, problem, err := a.confirmPassword(c, au, "password")
-	if !ok {
-		if err != nil {
-			return err
-		}
-		return a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: "setup", PasswordError: problem.text})
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
+		return g.refuse(func(problem *passwordProblem) error {
+			return a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: "setup", PasswordError: problem.text})
+		})
 	}
 	secret := twofactor.NewSecret()
-	err = a.store.StartTwoFactor(c.Request().Context(), au.User.ID, a.box.Seal([]byte(secret), twoFactorPurpose(au.User.ID)), a.now())
+	err := a.store.StartTwoFactor(c.Request().Context(), au.User.ID, a.box.Seal([]byte(secret), twoFactorPurpose(au.User.ID)), a.now())
 	if errors.Is(err, db.ErrTwoFactorEnabled) {
 		a.addFlash(c, flashNotice, "Two-factor authentication is already on.")
 		return c.Redirect(http.StatusSeeOther, paths.TwoFactor)
@@ -303,47 +301,69 @@ func (a *app) matchCode(c echo.Context, tf db.TwoFactor, code string) (method st
 const wrongCode = "That code didn't work. Enter the code your app shows now, or an unused recovery code."
 
 // confirmWithCode is the check that turning two-factor off and replacing
-// the recovery codes need: the password (always) and a current code.
-func (a *app) confirmWithCode(c echo.Context, form string) (db.TwoFactor, bool, error) {
+// the recovery codes need: the password (always) and a current code. It
+// passes when both are nil; refused is the answer for the caller to give,
+// and err is an error, never a page.
+func (a *app) confirmWithCode(c echo.Context, form string) (refused *twoFactorRefusal, err error) {
 	au := authOf(c)
 	tf, err := a.twoFactorState(c, au.User.ID)
 	if err != nil {
-		return tf, false, err
+		return nil, err
 	}
 	if !tf.Enabled() {
-		a.addFlash(c, flashNotice, "Two-factor authentication is off.")
-		return tf, false, c.Redirect(http.StatusSeeOther, paths.TwoFactor)
+		return &twoFactorRefusal{off: true}, nil
 	}
 	try, wait, err := a.reserveGuess(c, a.accountKey(au.User.Email), scopeSecondFactor, scopeSession+au.Session.ID)
 	if err != nil {
-		return tf, false, err
+		return nil, err
 	}
 	if wait > 0 {
 		t := throttled{wait}
 		t.setHeader(c)
-		return tf, false, a.renderTwoFactor(c, http.StatusTooManyRequests, views.TwoFactorProps{Form: form, CodeError: t.message()})
+		return &twoFactorRefusal{status: http.StatusTooManyRequests, props: views.TwoFactorProps{Form: form, CodeError: t.message()}}, nil
 	}
-	ok, problem, err := a.confirmPassword(c, au, "password")
-	if !ok {
+	if g := a.confirmPassword(c, au, "password"); !g.passed() {
 		a.release(c, try) // the code was never checked
-		if err != nil {
-			return tf, false, err
+		if g.err != nil {
+			return nil, g.err
 		}
-		return tf, false, a.renderTwoFactor(c, problem.status, views.TwoFactorProps{Form: form, PasswordError: problem.text})
+		return &twoFactorRefusal{status: g.problem.status, props: views.TwoFactorProps{Form: form, PasswordError: g.problem.text}}, nil
 	}
 	if _, _, ok, err := a.checkCode(c, tf, formValue(c, "code"), try); !ok {
 		if err != nil {
-			return tf, false, err
+			return nil, err
 		}
-		return tf, false, a.renderTwoFactor(c, http.StatusUnprocessableEntity, views.TwoFactorProps{Form: form, CodeError: wrongCode})
+		return &twoFactorRefusal{status: http.StatusUnprocessableEntity, props: views.TwoFactorProps{Form: form, CodeError: wrongCode}}, nil
 	}
-	return tf, true, nil
+	return nil, nil
+}
+
+// twoFactorRefusal is why confirmWithCode did not pass: off (two-factor is
+// off already, so there is nothing to confirm), or the form to show again
+// with its error, answered with status.
+type twoFactorRefusal struct {
+	off    bool
+	status int
+	props  views.TwoFactorProps
+}
+
+// refuseTwoFactor answers a request that confirmWithCode refused.
+func (a *app) refuseTwoFactor(c echo.Context, r *twoFactorRefusal) error {
+	if r.off {
+		a.addFlash(c, flashNotice, "Two-factor authentication is off.")
+		return c.Redirect(http.StatusSeeOther, paths.TwoFactor)
+	}
+	return a.renderTwoFactor(c, r.status, r.props)
 }
 
 // twoFactorDisable turns two-factor off.
 func (a *app) twoFactorDisable(c echo.Context) error {
-	if _, ok, err := a.confirmWithCode(c, "disable"); !ok {
+	refused, err := a.confirmWithCode(c, "disable")
+	if err != nil {
 		return err
+	}
+	if refused != nil {
+		return a.refuseTwoFactor(c, refused)
 	}
 	au := authOf(c)
 	notice := a.securityNotice(c, au.User, paths.TwoFactor, a.mails.TwoFactorOff)
@@ -358,8 +378,12 @@ func (a *app) twoFactorDisable(c echo.Context) error {
 
 // twoFactorRecoveryCodes replaces the recovery codes and shows the new ones.
 func (a *app) twoFactorRecoveryCodes(c echo.Context) error {
-	if _, ok, err := a.confirmWithCode(c, "recovery"); !ok {
+	refused, err := a.confirmWithCode(c, "recovery")
+	if err != nil {
 		return err
+	}
+	if refused != nil {
+		return a.refuseTwoFactor(c, refused)
 	}
 	au := authOf(c)
 	if a.box == nil {
@@ -378,15 +402,8 @@ func (a *app) twoFactorRecoveryCodes(c echo.Context) error {
 // valid pendingLifetime, which unlocks only the second step: it is not a
 // session cookie, so no page, stream or API accepts it.
 
-func (a *app) pendingCookieName(r *http.Request) string {
-	if a.isHTTPS(r) {
-		return "__Host-doorman_pending"
-	}
-	return "doorman_pending"
-}
-
 func (a *app) setPendingCookie(c echo.Context, value string, maxAge int) {
-	a.writeCookie(c, a.pendingCookieName(c.Request()), value, maxAge)
+	a.writeCookie(c, a.cookieName(c.Request(), pendingCookie), value, maxAge)
 }
 
 // startPending records a sign-in waiting for its second factor and sends
@@ -412,7 +429,7 @@ func (a *app) startPending(c echo.Context, user db.User, next string) error {
 // pendingOf is the browser's live pending sign-in and its user; ok false
 // when it has none (or it expired, or its cookie does not match).
 func (a *app) pendingOf(c echo.Context) (db.PendingSignIn, db.User, bool, error) {
-	ck, err := c.Request().Cookie(a.pendingCookieName(c.Request()))
+	ck, err := c.Request().Cookie(a.cookieName(c.Request(), pendingCookie))
 	if err != nil {
 		return db.PendingSignIn{}, db.User{}, false, nil
 	}

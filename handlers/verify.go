@@ -213,19 +213,17 @@ func (a *app) setAlerts(c echo.Context) error {
 	au := authOf(c)
 	on := formValue(c, "alerts") == "on"
 	if !on {
-		ok, problem, err := a.reauthenticate(c, au, "password")
-		if !ok {
-			if err != nil {
-				return err
-			}
-			if formValue(c, "password") == "" {
-				problem = nil
-			}
-			return a.renderConfirm(c, views.ConfirmProps{
-				Page: a.page(c, "Turn off sign-in alerts", "account"), Heading: "Turn off new sign-in alerts?",
-				Message: "You won't be emailed when someone signs in from a new device or place.",
-				Action:  paths.AccountAlerts, Button: "Turn alerts off", CancelURL: paths.Settings, NeedPassword: true,
-			}, au, problem)
+		if g := a.reauthenticate(c, au, "password"); !g.passed() {
+			return g.refuse(func(problem *passwordProblem) error {
+				if formValue(c, "password") == "" {
+					problem = nil
+				}
+				return a.renderConfirm(c, views.ConfirmProps{
+					Page: a.page(c, "Turn off sign-in alerts", "account"), Heading: "Turn off new sign-in alerts?",
+					Message: "You won't be emailed when someone signs in from a new device or place.",
+					Action:  paths.AccountAlerts, Button: "Turn alerts off", CancelURL: paths.Settings, NeedPassword: true,
+				}, au, problem)
+			})
 		}
 	}
 	if err := a.store.SetSignInAlerts(c.Request().Context(), au.User.ID, on); err != nil {
