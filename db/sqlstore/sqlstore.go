@@ -228,14 +228,12 @@ func toUnix(t time.Time) int64 {
 // authorizations and tokens. On SQLite the single writer orders every
 // write and these locks are not taken (Dialect.RowLocks).
 
-// lockUserKey takes the user's row lock FOR KEY SHARE (PostgreSQL):
-// db.ErrNotFound if there is no such user.
+// lockUserKey takes the user's row lock FOR KEY SHARE (PostgreSQL; on
+// SQLite it only reads): db.ErrNotFound if there is no such user, on both,
+// so a write about a user who is gone answers the same on either.
 func (s *Store) lockUserKey(ctx context.Context, tx Q, userID int64) error {
-	if !s.d.RowLocks() {
-		return nil
-	}
 	var one int
-	return notFound(tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = ? FOR KEY SHARE`, userID).Scan(&one))
+	return notFound(tx.QueryRow(ctx, `SELECT 1 FROM users WHERE id = ?`+s.forUpdate("KEY SHARE"), userID).Scan(&one))
 }
 
 // lockUser takes the user's row lock FOR UPDATE (PostgreSQL; on SQLite it
