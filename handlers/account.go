@@ -191,31 +191,42 @@ func (a *app) changeEmail(c echo.Context) error {
 			return a.emailPage(c, problem.status, p)
 		})
 	}
-	ctx := c.Request().Context()
 	if !a.mailOn() {
-		// No mail to prove the new address with: the change is at once.
-		err := a.store.UpdateEmail(ctx, au.User.ID, email)
-		if errors.Is(err, db.ErrEmailTaken) {
-			p.EmailError = "Another account uses this email."
-			return a.emailPage(c, http.StatusUnprocessableEntity, p)
-		}
-		if err != nil {
-			return fmt.Errorf("change email: %w", err)
-		}
-		a.log.Info("email changed", "user", au.User.ID, "session", au.Session.ID)
-		a.addFlash(c, flashSuccess, "Email changed to "+email+".")
-		return c.Redirect(http.StatusSeeOther, paths.Settings)
+		return a.changeEmailNow(c, au, p)
 	}
-	// The change takes effect only when the link sent to the new address
-	// is followed: nobody can move an account to an address they don't
-	// read, and a typo can't lock the owner out. The current address is
-	// told at once, with a link that cancels the change (the Security page
-	// shows it pending, and cancels it too). The change link dies with the
-	// revocation rule: a reset, or another change asked, voids it.
-	//
-	// The answer is the same whether or not another account uses the
-	// address: that account's holder is told by mail instead of getting a
-	// link, and the change (pending, as any) can never complete.
+	return a.askEmailChange(c, au, email)
+}
+
+// changeEmailNow changes au's email to p.Email at once: with no mail to
+// prove the new address with, there is no link to wait for.
+func (a *app) changeEmailNow(c echo.Context, au *authInfo, p views.EmailProps) error {
+	err := a.store.UpdateEmail(c.Request().Context(), au.User.ID, p.Email)
+	if errors.Is(err, db.ErrEmailTaken) {
+		p.EmailError = "Another account uses this email."
+		return a.emailPage(c, http.StatusUnprocessableEntity, p)
+	}
+	if err != nil {
+		return fmt.Errorf("change email: %w", err)
+	}
+	a.log.Info("email changed", "user", au.User.ID, "session", au.Session.ID)
+	a.addFlash(c, flashSuccess, "Email changed to "+p.Email+".")
+	return c.Redirect(http.StatusSeeOther, paths.Settings)
+}
+
+// askEmailChange mails the links that change au's email to email.
+//
+// The change takes effect only when the link sent to the new address
+// is followed: nobody can move an account to an address they don't
+// read, and a typo can't lock the owner out. The current address is
+// told at once, with a link that cancels the change (the Security page
+// shows it pending, and cancels it too). The change link dies with the
+// revocation rule: a reset, or another change asked, voids it.
+//
+// The answer is the same whether or not another account uses the
+// address: that account's holder is told by mail instead of getting a
+// link, and the change (pending, as any) can never complete.
+func (a *app) askEmailChange(c echo.Context, au *authInfo, email string) error {
+	ctx := c.Request().Context()
 	w := a.whereFrom(c.Request(), a.now())
 	link, u := a.newLink(au.User, db.LinkChangeEmail, paths.EmailConfirm, changeLinkLifetime, w)
 	link.Email = email

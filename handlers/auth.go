@@ -263,77 +263,105 @@ func (a *app) login(c echo.Context) error {
 	if f.Email == "" || f.Password == "" || f.PasswordError != "" {
 		return a.authPage(c, http.StatusUnprocessableEntity, false, f, "")
 	}
-	// Both limits count this attempt now, before the hash, each checked
-	// and counted at once; a right password gives both back. The address
-	// first: a flood past its limit costs no database work.
-	client, ipAt := a.clientKey(c), a.now()
-	if wait := a.ipLimit.take(client, ipAt); wait > 0 {
-		f.EmailError = ""
-		return a.throttledAuthPage(c, false, f, wait)
-	}
-	// Input that is not a valid address is counted per address only: it
-	// can be no account, and it is never stored. The user is read before
-	// the account's count: the device cookie is checked against the
-	// account's current epoch. An unknown address costs the same read and
-	// is counted the same way.
-	ctx := c.Request().Context()
-	account, scope := "", scopeAnonymous
-	var user db.User
-	known := false
-	if f.EmailError == "" {
-		account = a.accountKey(f.Email)
-		var err error
-		user, err = a.store.UserByEmail(ctx, f.Email)
-		switch {
-		case err == nil:
-			known = true
-			scope = a.signInScope(c, &user)
-		case !errors.Is(err, db.ErrNotFound):
-			a.ipLimit.giveBack(client, ipAt)
-			return fmt.Errorf("login: %w", err)
-		}
-	}
-	try, wait, err := a.reserveGuess(c, account, "", scope)
+	at, wait, err := a.countSignIn(c, f)
 	if err != nil {
-		a.ipLimit.giveBack(client, ipAt)
-		return fmt.Errorf("login: %w", err)
+		return err
 	}
 	if wait > 0 {
-		a.ipLimit.giveBack(client, ipAt)
 		f.EmailError = ""
 		return a.throttledAuthPage(c, false, f, wait)
 	}
 	// right: the password was right (or never checked): the attempt is no
 	// failure.
 	right := func() {
-		a.ipLimit.giveBack(client, ipAt)
-		a.release(c, try)
+		a.ipLimit.giveBack(at.client, at.ipAt)
+		a.release(c, at.try)
 	}
 	fail := func(reason string, userID int64) error {
-		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP(), "trusted_device", try.scope != scopeAnonymous)
+		a.log.Info("sign-in failed", "reason", reason, "user", userID, "ip", c.RealIP(), "trusted_device", at.try.scope != scopeAnonymous)
 		f.EmailError = ""
 		return a.authPage(c, http.StatusUnauthorized, false, f, incorrectCredentials)
 	}
+	ctx := c.Request().Context()
 	if f.EmailError != "" {
 		// A malformed address can't be an account: same answer as any
 		// other wrong credentials, after the same work.
 		a.hasher.VerifyDummy(ctx, f.Password)
 		return fail("malformed email", 0)
 	}
-	if !known {
+	if !at.known {
 		a.hasher.VerifyDummy(ctx, f.Password)
 		return fail("unknown account", 0)
 	}
-	ok, err := a.hasher.Verify(ctx, user.PasswordHash, f.Password)
+	ok, err := a.hasher.Verify(ctx, at.user.PasswordHash, f.Password)
 	if err != nil {
 		right() // never checked
 		return fmt.Errorf("login: verify password: %w", err)
 	}
 	if !ok {
-		a.recordEvent(c, db.SecurityEvent{UserID: user.ID, Kind: db.EventSignInFailed})
-		return fail("wrong password", user.ID)
+		a.recordEvent(c, db.SecurityEvent{UserID: at.user.ID, Kind: db.EventSignInFailed})
+		return fail("wrong password", at.user.ID)
 	}
 	right()
+	return a.signInWithPassword(c, f, at)
+}
+
+// signInAttempt is one sign-in counted against both failure limits: its
+// client address's (in memory, per instance) and its account's (in the
+// database), with the user the address names, if any.
+type signInAttempt struct {
+	client  string    // the client address's key
+	ipAt    time.Time // when it was counted against the address
+	account string    // the account's key ("" for a malformed address)
+	try     attempt   // the guess reserved against the account
+	user    db.User
+	known   bool // an account uses the address
+}
+
+// countSignIn counts sign-in f against both limits at once, before the
+// hash; a right password gives both back (login's right). wait > 0: one of
+// them is full, and the attempt is counted against neither.
+func (a *app) countSignIn(c echo.Context, f credentialsForm) (signInAttempt, time.Duration, error) {
+	// The address first: a flood past its limit costs no database work.
+	at := signInAttempt{client: a.clientKey(c), ipAt: a.now()}
+	if wait := a.ipLimit.take(at.client, at.ipAt); wait > 0 {
+		return at, wait, nil
+	}
+	// Input that is not a valid address is counted per address only: it
+	// can be no account, and it is never stored. The user is read before
+	// the account's count: the device cookie is checked against the
+	// account's current epoch. An unknown address costs the same read and
+	// is counted the same way.
+	scope := scopeAnonymous
+	if f.EmailError == "" {
+		at.account = a.accountKey(f.Email)
+		user, err := a.store.UserByEmail(c.Request().Context(), f.Email)
+		switch {
+		case err == nil:
+			at.user, at.known = user, true
+			scope = a.signInScope(c, &at.user)
+		case !errors.Is(err, db.ErrNotFound):
+			a.ipLimit.giveBack(at.client, at.ipAt)
+			return at, 0, fmt.Errorf("login: %w", err)
+		}
+	}
+	try, wait, err := a.reserveGuess(c, at.account, "", scope)
+	if err != nil {
+		a.ipLimit.giveBack(at.client, at.ipAt)
+		return at, 0, fmt.Errorf("login: %w", err)
+	}
+	if wait > 0 {
+		a.ipLimit.giveBack(at.client, at.ipAt)
+		return at, wait, nil
+	}
+	at.try = try
+	return at, 0, nil
+}
+
+// signInWithPassword signs in at's user, whose password f holds and was
+// right: on to the second factor if it is on, else with a new session.
+func (a *app) signInWithPassword(c echo.Context, f credentialsForm, at signInAttempt) error {
+	user := at.user
 	if user.Disabled() {
 		// Said only to someone who knows the password.
 		a.log.Info("sign-in refused", "reason", "user disabled", "user", user.ID)
@@ -341,8 +369,8 @@ func (a *app) login(c echo.Context) error {
 	}
 	// A trusted browser's own count starts again; the anonymous count is
 	// left to age out, so a success here gives a guesser elsewhere nothing.
-	if try.scope != scopeAnonymous {
-		if err := a.store.ClearLoginFailures(ctx, account, try.scope); err != nil {
+	if at.try.scope != scopeAnonymous {
+		if err := a.store.ClearLoginFailures(c.Request().Context(), at.account, at.try.scope); err != nil {
 			a.log.Error("clear login failures", "err", err)
 		}
 	}

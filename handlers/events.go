@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -29,6 +30,21 @@ func (a *app) events(c echo.Context) error {
 		return echo.NewHTTPError(http.StatusNotFound)
 	}
 	au := authOf(c)
+	st, err := a.subscribe(c, au)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	send := openEventStream(c)
+	if !send("retry: 3000\n: stream open\n\n") {
+		return nil
+	}
+	a.streamEvents(streamContext(c), st, au.Session.ID, send)
+	return nil
+}
+
+// subscribe gives this tab its place among au's streams, or says why not.
+func (a *app) subscribe(c echo.Context, au *authInfo) (*live.Stream, error) {
 	st, err := a.live.Subscribe(au.User.ID, au.Session.ID)
 	switch {
 	// Refused streams say when to try again, though a browser's
@@ -37,22 +53,27 @@ func (a *app) events(c echo.Context) error {
 	// backoff. A place frees only when a tab closes, so no time is exact.
 	case errors.Is(err, live.ErrTooManyStreams):
 		c.Response().Header().Set("Retry-After", streamRetryAfter)
-		return echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this session.")
+		return nil, echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this session.")
 	case errors.Is(err, live.ErrTooManyForUser):
 		c.Response().Header().Set("Retry-After", streamRetryAfter)
-		return echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this account.")
+		return nil, echo.NewHTTPError(http.StatusTooManyRequests, "Too many open tabs are watching this account.")
 	case errors.Is(err, live.ErrFull):
 		// The instance's limit, not this account's doing: 503, as for any
 		// overload.
 		c.Response().Header().Set("Retry-After", streamRetryAfter)
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "Doorman is watching too many open tabs right now. This page still works; it will update itself again later.").SetInternal(err)
+		return nil, echo.NewHTTPError(http.StatusServiceUnavailable, "Doorman is watching too many open tabs right now. This page still works; it will update itself again later.").SetInternal(err)
 	case errors.Is(err, live.ErrClosed):
-		return echo.NewHTTPError(http.StatusServiceUnavailable, "The server is restarting. Please try again in a moment.")
+		return nil, echo.NewHTTPError(http.StatusServiceUnavailable, "The server is restarting. Please try again in a moment.")
 	case err != nil:
-		return err
+		return nil, err
 	}
-	defer st.Close()
-	ctx := streamContext(c)
+	return st, nil
+}
+
+// openEventStream starts the response as an event stream and returns how
+// to send on it: send writes s and flushes it, and reports whether the tab
+// is still there to read it.
+func openEventStream(c echo.Context) (send func(s string) bool) {
 	w := c.Response()
 	// The server's write timeout is for pages; a stream lives until the tab
 	// or the session ends.
@@ -62,17 +83,20 @@ func (a *app) events(c echo.Context) error {
 	h.Set(echo.HeaderContentType, "text/event-stream")
 	h.Set("X-Accel-Buffering", "no") // nginx: pass each event on at once
 	w.WriteHeader(http.StatusOK)
-	send := func(s string) bool {
+	return func(s string) bool {
 		if _, err := fmt.Fprint(w, s); err != nil {
 			return false
 		}
 		return rc.Flush() == nil
 	}
-	if !send("retry: 3000\n: stream open\n\n") {
-		return nil
-	}
+}
+
+// streamEvents sends st's events for session until the session ends, the
+// tab goes or the broker stops it, checking the session every heartbeat
+// and when it is due to expire.
+func (a *app) streamEvents(ctx context.Context, st *live.Stream, session string, send func(string) bool) {
 	// The session may have ended between the session check and Subscribe.
-	expires, err := a.live.CheckOne(ctx, au.Session.ID)
+	expires, err := a.live.CheckOne(ctx, session)
 	if err != nil {
 		expires = a.now().Add(a.cfg.StreamHeartbeat)
 	}
@@ -83,23 +107,23 @@ func (a *app) events(c echo.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-st.Stopped():
-			return nil
+			return
 		case <-st.Ended():
 			send("event: signed-out\ndata: " + signedOutText(st.Reason()) + "\n\n")
-			return nil
+			return
 		case <-st.Refresh:
 			if !send("event: sessions\ndata: changed\n\n") {
-				return nil
+				return
 			}
 		case <-heartbeat.C:
 			if !send(": ping\n\n") {
-				return nil
+				return
 			}
-			a.live.CheckOne(ctx, au.Session.ID)
+			a.live.CheckOne(ctx, session)
 		case <-expiry.C:
-			if next, err := a.live.CheckOne(ctx, au.Session.ID); err == nil {
+			if next, err := a.live.CheckOne(ctx, session); err == nil {
 				expiry.Reset(max(next.Sub(a.now()), time.Second))
 			} else {
 				expiry.Reset(a.cfg.StreamHeartbeat)

@@ -276,6 +276,28 @@ func sessionless(path string) bool {
 	return strings.HasPrefix(path, static.Prefix) || path == paths.Healthz || path == paths.Readyz
 }
 
+// unrouted gives a request no route claimed the browser's chain (CSRF, then
+// the session), as the browser's routes carry it. Echo answers an unknown
+// path (404) or a wrong method (405) itself, inside the global chain only,
+// and those answers are pages too: a signed-in browser's 404 shows it
+// signed in, and a cross-site PUT is refused before it is told the method
+// is wrong. Programs' paths (static files, the health checks, the API, the
+// OAuth endpoints) read no cookie here either, as on their routes. This is
+// the one place a path decides: there is no route to carry it.
+func (a *app) unrouted(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		// Echo routes before the global chain runs: a claimed request has
+		// its route's path (a group's unknown path too, whose group
+		// carries its chain); a 405 has one as well, with the Allow value
+		// the router set.
+		routed := c.Path() != "" && c.Get(echo.ContextKeyHeaderAllow) == nil
+		if p := c.Request().URL.Path; routed || sessionless(p) || credentialless(p) {
+			return next(c)
+		}
+		return a.csrf(a.loadSession(next))(c)
+	}
+}
+
 // loadSession finds the request's session (one indexed read) and, when it is
 // alive, makes the user available to handlers. A cookie that is not a live
 // session is deleted; if its session was ended from elsewhere or expired, the
@@ -284,9 +306,6 @@ func sessionless(path string) bool {
 func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		if sessionless(r.URL.Path) || credentialless(r.URL.Path) {
-			return next(c)
-		}
 		b, err := a.sessions.Lookup(r)
 		if err != nil {
 			return err
@@ -399,17 +418,15 @@ func (a *app) requireStreamAuth(next echo.HandlerFunc) echo.HandlerFunc {
 // value in a cookie that must come back in the form's "csrf" field
 // (double-submit), for browsers that send neither header.
 //
-// Static files and the health check skip it: they change nothing, and a
-// static response carrying a Set-Cookie would be refused by a shared cache,
-// or worse, replay one visitor's CSRF cookie to everyone.
+// Only the browser's requests run it (browserRoutes, and unrouted for what
+// no route claims). Static files and the health checks change nothing, and
+// a static response carrying a Set-Cookie would be refused by a shared
+// cache, or worse, replay one visitor's CSRF cookie to everyone. The API
+// and OAuth endpoints read no cookie: nothing ambient for a cross-site
+// request to ride.
 func (a *app) csrf(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
-		// The API and OAuth endpoints read no cookie: nothing ambient for
-		// a cross-site request to ride.
-		if sessionless(r.URL.Path) || credentialless(r.URL.Path) {
-			return next(c)
-		}
 		name := a.cookieName(r, csrfCookie)
 		token := ""
 		if ck, err := r.Cookie(name); err == nil && len(ck.Value) == 43 {

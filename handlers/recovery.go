@@ -305,31 +305,14 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	if state != linkUsable {
 		return a.linkProblem(c, state, k.again, k.againLabel)
 	}
-	next := formValue(c, "new_password")
-	p := views.NewPasswordProps{EndOthersOn: formValue(c, "end_others") != "", EndTokensOn: formValue(c, "end_tokens") != ""}
-	if !k.choose {
-		p.EndOthersOn, p.EndTokensOn = true, true
-	}
-	if next == "" {
-		p.NewError = "Enter a new password."
-	} else {
-		p.NewError = newPasswordProblem(next)
-	}
+	next, p := parseRecoveryForm(c, k)
 	if p.NewError != "" {
 		return a.recoveryPage(c, http.StatusUnprocessableEntity, k, l, user, token, p)
 	}
-	ctx := c.Request().Context()
 	tf, err := a.twoFactorState(c, user.ID)
 	if err != nil {
 		return err
 	}
-	// The undo turns off a second factor turned on since the change (the
-	// store drops any turned on since, even while this page was open).
-	var dropSince time.Time
-	if k.restoreEmail {
-		dropSince = l.CreatedAt
-	}
-	clears := clearsTwoFactor(k, tf)
 	if k.needsCode(l, tf) {
 		problem, status, err := a.linkCode(c, user, tf)
 		if err != nil {
@@ -340,9 +323,46 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 			return a.recoveryPage(c, status, k, l, user, token, p)
 		}
 	}
+	ctx := c.Request().Context()
 	hash, err := a.hasher.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("recover account: %w", err)
+	}
+	r, value := a.recovery(c, k, l, user, p, hash, clearsTwoFactor(k, tf))
+	done, err := a.account.Reset(ctx, r, k.purpose)
+	if err != nil {
+		return a.recoveryRefused(c, err, k, l, user, token, p)
+	}
+	a.recovered(c, k, r, done, value)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
+
+// parseRecoveryForm reads a recovery form of kind k: the new password
+// (p.NewError says what is wrong with it) and what else to end.
+func parseRecoveryForm(c echo.Context, k recoveryKind) (string, views.NewPasswordProps) {
+	next := formValue(c, "new_password")
+	p := views.NewPasswordProps{EndOthersOn: formValue(c, "end_others") != "", EndTokensOn: formValue(c, "end_tokens") != ""}
+	if !k.choose {
+		p.EndOthersOn, p.EndTokensOn = true, true
+	}
+	if next == "" {
+		p.NewError = "Enter a new password."
+	} else {
+		p.NewError = newPasswordProblem(next)
+	}
+	return next, p
+}
+
+// recovery is what using link l of kind k for user does in one
+// transaction (form p, the new password's hash), with the mail it sends;
+// clears: the user's second factor goes with it (clearsTwoFactor). The
+// browser's new session is r.Start, value its cookie's.
+func (a *app) recovery(c echo.Context, k recoveryKind, l db.LinkToken, user db.User, p views.NewPasswordProps, hash string, clears bool) (db.Recovery, string) {
+	// The undo turns off a second factor turned on since the change (the
+	// store drops any turned on since, even while this page was open).
+	var dropSince time.Time
+	if k.restoreEmail {
+		dropSince = l.CreatedAt
 	}
 	now := a.now()
 	row, value := a.newSessionRow(c.Request(), user.ID, db.MethodPasswordReset, now)
@@ -375,7 +395,11 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 		off.UserID = user.ID
 		r.Mail = append(r.Mail, off)
 	}
-	done, err := a.account.Reset(ctx, r, k.purpose)
+	return r, value
+}
+
+// recoveryRefused answers a recovery the store refused with err.
+func (a *app) recoveryRefused(c echo.Context, err error, k recoveryKind, l db.LinkToken, user db.User, token string, p views.NewPasswordProps) error {
 	switch {
 	case errors.Is(err, db.ErrTwoFactorEnabled):
 		// Two-factor was turned on again meanwhile, with the address
@@ -390,13 +414,18 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 	case errors.Is(err, db.ErrEmailTaken):
 		return a.render(c, http.StatusConflict, views.MessagePage(views.MessageProps{Page: a.page(c, "Address taken", ""), Heading: "That address is taken",
 			Message: "Another account uses " + l.Email + " now, so it can't be put back. Reset your password from the address the account uses, or contact the people who run this site.", Problem: true}))
-	case err != nil:
-		return fmt.Errorf("recover account: %w", err)
 	}
+	return fmt.Errorf("recover account: %w", err)
+}
+
+// recovered finishes recovery r of kind k, which the store has done: its
+// mail goes out, and this browser holds the account's new session (cookie
+// value).
+func (a *app) recovered(c echo.Context, k recoveryKind, r db.Recovery, done db.Recovered, value string) {
 	a.kickMail(r.Mail)
 	// Whoever held the mailbox and the code is the owner: the failed
 	// sign-ins counted against the address must not keep them out now.
-	if err := a.store.ClearLoginFailures(ctx, a.accountKey(done.User.Email)); err != nil {
+	if err := a.store.ClearLoginFailures(c.Request().Context(), a.accountKey(done.User.Email)); err != nil {
 		a.log.Error("clear login failures", "err", err)
 	}
 	// A browser signed in before (as anyone) now holds this account's
@@ -406,9 +435,8 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 			a.log.Error("end replaced session", "session", au.Session.ID, "err", err)
 		}
 	}
-	a.sessions.started(c, done.User, row, value, done.Evicted)
+	a.sessions.started(c, done.User, *r.Start, value, done.Evicted)
 	a.signedIn(c, done.Evicted)
 	a.setDeviceCookie(c, done.User)
 	a.addFlash(c, flashSuccess, k.done)
-	return c.Redirect(http.StatusSeeOther, paths.Security)
 }

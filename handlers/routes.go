@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -130,10 +131,11 @@ func (a *app) setOrigins(d Deps) error {
 	return nil
 }
 
-// middleware is the chain, outermost first. The access log sits outside
-// Recover so a panicking request is logged with its 500 too. CSRF runs
-// before the session is loaded so a refused cross-site POST never reaches
-// anything that writes.
+// middleware is the chain every request passes, outermost first. The
+// access log sits outside Recover so a panicking request is logged with its
+// 500 too. The browser's own chain (CSRF, then the session) is carried by
+// the browser's routes (browserRoutes), and by unrouted for what no route
+// claims.
 func (a *app) middleware(e *echo.Echo) {
 	e.Use(a.requestID)
 	e.Use(a.accessLog)
@@ -142,61 +144,115 @@ func (a *app) middleware(e *echo.Echo) {
 	e.Use(middleware.BodyLimit("64K"))
 	e.Use(a.shed)
 	e.Use(a.deadline)
-	e.Use(a.csrf)
-	e.Use(a.loadSession)
+	e.Use(a.unrouted)
 }
 
-// routes lists every route: the pages, the links in mails, the event
-// stream, the device flow and the API, each group with the
-// authentication it needs.
+// browserRoutes registers the routes a browser visits with its cookies.
+// Each carries the browser's chain: CSRF first, so a refused cross-site POST
+// never reaches anything that writes, then the session. It is no Echo group
+// at "/": a group's middleware also answers every unknown path under its
+// prefix, and at "/" that would turn every 405 into a 404 (unrouted gives
+// those the same chain instead).
+type browserRoutes struct {
+	e     *echo.Echo
+	chain []echo.MiddlewareFunc
+}
+
+// browserRoutes registers e's browser routes with a's chain.
+func (a *app) browserRoutes(e *echo.Echo) browserRoutes {
+	return browserRoutes{e: e, chain: []echo.MiddlewareFunc{a.csrf, a.loadSession}}
+}
+
+// with is the browser's chain, then m.
+func (b browserRoutes) with(m []echo.MiddlewareFunc) []echo.MiddlewareFunc {
+	return append(slices.Clip(b.chain), m...)
+}
+
+// GET registers a browser's GET route; m run after the browser's chain.
+func (b browserRoutes) GET(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	b.e.GET(path, h, b.with(m)...)
+}
+
+// POST registers a browser's POST route; m run after the browser's chain.
+func (b browserRoutes) POST(path string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) {
+	b.e.POST(path, h, b.with(m)...)
+}
+
+// group is an Echo group under prefix: its routes, and every unknown path
+// under it, run the browser's chain, then m.
+func (b browserRoutes) group(prefix string, m ...echo.MiddlewareFunc) *echo.Group {
+	return b.e.Group(prefix, b.with(m)...)
+}
+
+// routes lists every route, group by group, each with the authentication
+// it needs: a browser's routes read its session cookie, programs' routes
+// (health checks, static files, the device flow's tool side, the API) read
+// none.
 func (a *app) routes(e *echo.Echo, files *static.Files) {
 	e.GET(paths.Healthz, healthz)
 	e.GET(paths.Readyz, a.readyz)
 	e.GET(static.Prefix+"*", files.Handler())
-	e.GET(paths.Home, a.home)
 
-	e.GET(paths.Signup, a.signupForm)
-	e.POST(paths.Signup, a.signup)
-	e.GET(paths.Login, a.loginForm)
-	e.POST(paths.Login, a.login)
-	e.POST(paths.Logout, a.logout)
-	e.GET(paths.LoginTwoFactor, a.loginTwoFactorForm)
-	e.POST(paths.LoginTwoFactor, a.loginTwoFactor)
-
-	// Email: asking for a link, and the pages the links in mails open
-	// (each works signed in or out: the link is the credential).
+	web := a.browserRoutes(e)
+	a.pageRoutes(web)
 	if a.mail != nil {
-		e.GET(paths.PasswordForgot, a.forgotForm)
-		e.POST(paths.PasswordForgot, a.forgot)
-		e.GET(paths.PasswordReset, a.resetForm)
-		e.POST(paths.PasswordReset, a.reset)
-		e.POST(paths.LoginLink, a.requestSignInLink)
-		e.GET(paths.LoginLinkOpen, a.openSignInLink)
-		e.POST(paths.LoginLinkOpen, a.useSignInLink)
-		e.GET(paths.EmailVerify, a.verifyEmail)
-		e.GET(paths.EmailConfirm, a.confirmEmailForm)
-		e.POST(paths.EmailConfirm, a.confirmEmail)
-		e.GET(paths.EmailUndo, a.undoEmailForm)
-		e.POST(paths.EmailUndo, a.undoEmail)
-		e.GET(paths.SignInKnown, a.signInKnownForm)
-		e.POST(paths.SignInKnown, a.signInKnown)
-		e.GET(paths.EmailCancel, a.cancelEmailChangeForm)
-		e.POST(paths.EmailCancel, a.cancelEmailChangeByLink)
-		e.GET(paths.SignInNotMe, a.notMeForm)
-		e.POST(paths.SignInNotMe, a.notMe)
+		a.mailRoutes(web)
 	}
+	a.settingsRoutes(web)
+	a.deviceFlowRoutes(e, web)
+	a.apiRoutes(e)
+}
+
+// pageRoutes are the pages outside settings: home, sign-up, sign-in and
+// sign-out.
+func (a *app) pageRoutes(web browserRoutes) {
+	web.GET(paths.Home, a.home)
+	web.GET(paths.Signup, a.signupForm)
+	web.POST(paths.Signup, a.signup)
+	web.GET(paths.Login, a.loginForm)
+	web.POST(paths.Login, a.login)
+	web.POST(paths.Logout, a.logout)
+	web.GET(paths.LoginTwoFactor, a.loginTwoFactorForm)
+	web.POST(paths.LoginTwoFactor, a.loginTwoFactor)
+}
+
+// mailRoutes are asking for a link, and the pages the links in mails open
+// (each works signed in or out: the link is the credential).
+func (a *app) mailRoutes(web browserRoutes) {
+	web.GET(paths.PasswordForgot, a.forgotForm)
+	web.POST(paths.PasswordForgot, a.forgot)
+	web.GET(paths.PasswordReset, a.resetForm)
+	web.POST(paths.PasswordReset, a.reset)
+	web.POST(paths.LoginLink, a.requestSignInLink)
+	web.GET(paths.LoginLinkOpen, a.openSignInLink)
+	web.POST(paths.LoginLinkOpen, a.useSignInLink)
+	web.GET(paths.EmailVerify, a.verifyEmail)
+	web.GET(paths.EmailConfirm, a.confirmEmailForm)
+	web.POST(paths.EmailConfirm, a.confirmEmail)
+	web.GET(paths.EmailUndo, a.undoEmailForm)
+	web.POST(paths.EmailUndo, a.undoEmail)
+	web.GET(paths.SignInKnown, a.signInKnownForm)
+	web.POST(paths.SignInKnown, a.signInKnown)
+	web.GET(paths.EmailCancel, a.cancelEmailChangeForm)
+	web.POST(paths.EmailCancel, a.cancelEmailChangeByLink)
+	web.GET(paths.SignInNotMe, a.notMeForm)
+	web.POST(paths.SignInNotMe, a.notMe)
 	// The development mail viewer: only when asked for (-dev-mail), and
 	// only to a request from this machine itself.
-	if a.mail != nil && a.mail.DevDir != "" {
-		e.GET(paths.DevMail, a.devMailList, devMailLocal)
-		e.GET(paths.DevMailPattern, a.devMailShow, devMailLocal)
+	if a.mail.DevDir != "" {
+		web.GET(paths.DevMail, a.devMailList, devMailLocal)
+		web.GET(paths.DevMailPattern, a.devMailShow, devMailLocal)
 	}
+}
 
+// settingsRoutes are the signed-in browser's pages under /settings, and
+// its tab's event stream.
+func (a *app) settingsRoutes(web browserRoutes) {
 	// The tab's event stream, answered 401 rather than sent to sign in.
-	e.GET(paths.Events, a.events, a.requireStreamAuth)
+	web.GET(paths.Events, a.events, a.requireStreamAuth)
 	// Everything else under /settings needs a signed-in browser; an unknown
 	// path there sends a signed-out one to sign in too.
-	g := e.Group(paths.Settings, a.requireAuth)
+	g := web.group(paths.Settings, a.requireAuth)
 	settings := func(method, path string, h echo.HandlerFunc) {
 		g.Add(method, strings.TrimPrefix(path, paths.Settings), h)
 	}
@@ -233,19 +289,24 @@ func (a *app) routes(e *echo.Echo, files *static.Files) {
 	}
 	settings(http.MethodGet, paths.DeleteAccount, a.confirmDeleteAccount)
 	settings(http.MethodPost, paths.DeleteAccount, a.deleteAccount)
+}
 
-	// The device flow: a signed-in browser approves a tool's code; the
-	// tool's requests carry no cookie.
+// deviceFlowRoutes are the device flow: a signed-in browser approves a
+// tool's code; the tool's requests carry no cookie.
+func (a *app) deviceFlowRoutes(e *echo.Echo, web browserRoutes) {
 	e.GET(paths.OAuthMetadata, a.oauthMetadata)
 	e.POST(paths.OAuthDeviceAuthorization, a.deviceAuthorization)
 	e.POST(paths.OAuthToken, a.oauthToken)
-	dev := e.Group(paths.Device, a.requireAuth)
+	dev := web.group(paths.Device, a.requireAuth)
 	dev.GET("", a.devicePage)
 	dev.POST("", a.deviceLookup)
 	dev.POST(strings.TrimPrefix(paths.DeviceApprove, paths.Device), a.deviceDecide)
 	dev.POST(strings.TrimPrefix(paths.DeviceDeny, paths.Device), a.deviceDecide)
+}
 
-	// The API: bearer tokens only (no cookie is read, no CSRF surface).
+// apiRoutes are the API: bearer tokens only (no cookie is read, no CSRF
+// surface).
+func (a *app) apiRoutes(e *echo.Echo) {
 	e.GET(paths.OpenAPI, a.apiOpenAPI)
 	api := e.Group(paths.APIv1, a.apiAuth)
 	api.GET(strings.TrimPrefix(paths.APIMe, paths.APIv1), a.apiMe)
