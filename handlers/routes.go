@@ -1,135 +1,16 @@
 package handlers
 
 import (
-	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
-	"time"
 
-	"log/slog"
-
-	"github.com/gorilla/sessions"
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 
-	"doorman/account"
-	"doorman/mails"
 	"doorman/paths"
 	"doorman/static"
 )
-
-// New builds the Echo server: the app (newApp), its middleware chain and
-// every route (routes).
-func New(d Deps) (*echo.Echo, error) {
-	a, files, err := newApp(d)
-	if err != nil {
-		return nil, err
-	}
-	e := echo.New()
-	e.HideBanner, e.HidePort = true, true
-	e.IPExtractor = a.extractIP
-	e.HTTPErrorHandler = a.handleError
-	a.middleware(e)
-	a.routes(e, files)
-	return e, nil
-}
-
-// newApp checks d and builds the app every handler shares, with the
-// static files it serves.
-func newApp(d Deps) (*app, *static.Files, error) {
-	if d.Store == nil || d.Hasher == nil {
-		return nil, nil, errors.New("handlers: Deps.Store and Deps.Hasher are required")
-	}
-	if len(d.SecretKey) < 32 {
-		return nil, nil, errors.New("handlers: Deps.SecretKey must be at least 32 bytes")
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Logger == nil {
-		d.Logger = slog.Default()
-	}
-	files, err := static.New()
-	if err != nil {
-		return nil, nil, err
-	}
-	a := &app{store: d.Store, geo: d.Geo, hasher: d.Hasher, log: d.Logger, cfg: d.Config, now: d.Now, trusted: d.Config.TrustedProxies,
-		// Rejects state-changing requests that a browser marks as coming
-		// from another origin (Sec-Fetch-Site), or whose Origin is foreign.
-		crossOrigin: http.NewCrossOriginProtection(),
-		live:        d.Live,
-		unavailable: d.Unavailable,
-		box:         d.SecretBox,
-		account:     account.New(d.Store, d.Logger, d.Now),
-		extractIP:   ipExtractor(d.Config.TrustedProxies),
-	}
-	if a.cfg.HistoryKeep <= 0 {
-		a.cfg.HistoryKeep = 90 * 24 * time.Hour
-	}
-	if a.cfg.StreamHeartbeat <= 0 {
-		a.cfg.StreamHeartbeat = 20 * time.Second
-	}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{{"app.css", &a.assets.CSS}, {"app.js", &a.assets.JS}, {"favicon.svg", &a.assets.Icon}} {
-		if *f.dst, err = files.Path(f.name); err != nil {
-			return nil, nil, err
-		}
-	}
-	a.sessions = &sessionService{a: a}
-	a.newLimiters()
-	if err := a.setOrigins(d); err != nil {
-		return nil, nil, err
-	}
-	a.keys = deriveKeys(d.SecretKey)
-	a.flashes = sessions.NewCookieStore(a.keys.flash)
-	return a, files, nil
-}
-
-// newLimiters makes the app's rate limits (per instance).
-func (a *app) newLimiters() {
-	// 10 requests a second per token, in bursts of up to 60.
-	a.tokenLimit = newTokenLimiter(10, 60)
-	// A code a minute per address, in bursts of 10.
-	a.oauthLimit = newTokenLimiter(1.0/60, 10)
-	a.tokenPollLimit = newTokenLimiter(tokenPollsPerSecond, tokenPollBurst)
-	if a.cfg.MaxInFlight > 0 {
-		a.slots = make(chan struct{}, a.cfg.MaxInFlight)
-	}
-	a.ipLimit = newIPLimiter(a.cfg.IPFailureLimit, a.cfg.FailureWindow)
-	// Links by mail: 20 requests an hour per address (a household or an
-	// office shares one), on top of linkRequestsPerHour per mailbox.
-	a.linkLimit = newIPLimiter(20, time.Hour)
-	a.deviceCodeLimit = newIPLimiter(a.cfg.DeviceCodeFailuresPerIP, a.cfg.FailureWindow)
-}
-
-// setOrigins reads the origins the app names itself by: the mail's links'
-// (with the mail builder) and the public one.
-func (a *app) setOrigins(d Deps) error {
-	if d.Mail != nil {
-		u, err := parseOrigin(d.Mail.BaseURL)
-		if err != nil {
-			return fmt.Errorf("handlers: Mail.BaseURL: %w", err)
-		}
-		m := *d.Mail
-		m.BaseURL = u.Scheme + "://" + u.Host
-		a.mail = &m
-		// Every mail's bodies are sealed with the key ring before they are
-		// queued (the outbox worker opens them with the same ring).
-		a.mails = mails.Builder{Site: "Doorman", BaseURL: m.BaseURL, Host: u.Hostname(), Box: d.SecretBox}
-	}
-	if a.cfg.PublicOrigin != "" {
-		u, err := parseOrigin(a.cfg.PublicOrigin)
-		if err != nil {
-			return fmt.Errorf("handlers: Config.PublicOrigin: %w", err)
-		}
-		a.cfg.PublicOrigin = u.Scheme + "://" + u.Host
-	}
-	return nil
-}
 
 // middleware is the chain every request passes, outermost first. The
 // access log sits outside Recover so a panicking request is logged with its
