@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -44,7 +45,9 @@ func TestPostgresGoneAndBack(t *testing.T) {
 	if !pgtest.Available() && os.Getenv(pgtest.EnvRequire) == "" {
 		t.Skipf("no PostgreSQL: set %s (make test does)", pgtest.EnvDSN)
 	}
-	dir := filepath.Join(os.TempDir(), "doorman-pgdown-"+strings.ReplaceAll(t.Name(), "/", "-"))
+	// Named by this process too: two test runs on one machine (two
+	// clones' make test) must not stop each other's server.
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("doorman-pgdown-%d-%s", os.Getpid(), strings.ReplaceAll(t.Name(), "/", "-")))
 	start := func() string {
 		out, err := exec.Command("bash", "../scripts/pgtest.sh", "start", dir).Output()
 		if err != nil {
