@@ -27,11 +27,6 @@ func (d dialect) Write(ctx context.Context, fn func(tx sqlstore.Q) error) error 
 	return pgx.BeginFunc(ctx, d.s.pool, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
 }
 
-func (d dialect) Snapshot(ctx context.Context, fn func(q sqlstore.Q) error) error {
-	return pgx.BeginTxFunc(ctx, d.s.pool, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly},
-		func(tx pgx.Tx) error { return fn(pgQ{tx}) })
-}
-
 // Batch sends the reads in one round trip.
 func (d dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
 	b := &pgx.Batch{}

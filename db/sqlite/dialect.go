@@ -45,18 +45,6 @@ func (d *dialect) Write(ctx context.Context, fn func(tx sqlstore.Q) error) error
 	return tx.Commit()
 }
 
-func (d *dialect) Snapshot(ctx context.Context, fn func(q sqlstore.Q) error) error {
-	tx, err := d.s.read.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	if err := fn(sqlQ{tx}); err != nil {
-		return err
-	}
-	return tx.Commit()
-}
-
 // Batch runs the reads one after another, as hot reads: in-process, a
 // round trip costs nothing to save.
 func (d *dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {

@@ -81,8 +81,6 @@ type Dialect interface {
 	// The dialect orders it against every other write as its database
 	// does: SQLite has one writer, PostgreSQL takes row locks (RowLocks).
 	Write(ctx context.Context, fn func(tx Q) error) error
-	// Snapshot runs fn in one read-only transaction: one consistent view.
-	Snapshot(ctx context.Context, fn func(q Q) error) error
 	// Batch runs the reads together (PostgreSQL: one round trip), each
 	// Scan given its rows in order.
 	Batch(ctx context.Context, reads ...Read) error
