@@ -191,12 +191,26 @@ func New(t testing.TB, o Options) *App {
 	store = a.Store
 	if w, ok := a.Store.(db.Watcher); ok && o.Store == nil {
 		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan struct{})
+		done, ready := make(chan struct{}), make(chan struct{})
+		var once sync.Once
 		go func() {
 			defer close(done)
-			w.Watch(ctx, a.Live.Notify, func() { a.Live.Recheck(ctx) })
+			w.Watch(ctx, a.Live.Notify, func() {
+				a.Live.Recheck(ctx)
+				once.Do(func() { close(ready) })
+			})
 		}()
 		t.Cleanup(func() { cancel(); <-done })
+		// The watcher is listening before the test goes on, as an instance
+		// that has been up a while is: a test's events are then delivered,
+		// not made good by the first resync.
+		select {
+		case <-ready:
+		case <-done:
+			t.Fatal("apptest: the store's watcher stopped before it started")
+		case <-time.After(time.Minute):
+			t.Fatal("apptest: the store's watcher did not start within a minute")
+		}
 	}
 	t.Cleanup(a.Live.Close)
 	geoDir := o.GeoIPDir

@@ -202,9 +202,10 @@ func (b *Broker) Notify(events []db.Event) {
 }
 
 // Recheck reads every open stream's session from the store and ends the
-// streams of sessions that are no longer alive: run after a listener
-// reconnects (a notification may have been missed meanwhile), and
-// periodically. It returns the first read error.
+// streams of sessions that are no longer alive, and tells the streams that
+// stay open their list may have changed: run when a listener (re)connects,
+// since a notification may have been missed meanwhile (an ending, or a
+// sign-in elsewhere). It returns the first read error.
 func (b *Broker) Recheck(ctx context.Context) error {
 	b.mu.Lock()
 	ids := make([]string, 0, len(b.bySession))
@@ -223,7 +224,13 @@ func (b *Broker) Recheck(ctx context.Context) error {
 		}
 		if !alive {
 			b.EndSession(id, reason)
+			continue
 		}
+		b.mu.Lock()
+		for s := range b.bySession[id] {
+			s.refresh()
+		}
+		b.mu.Unlock()
 	}
 	return first
 }

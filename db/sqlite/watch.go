@@ -2,7 +2,6 @@ package sqlite
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"doorman/db"
@@ -23,11 +22,22 @@ var _ db.Watcher = (*Store)(nil)
 
 // Watch implements db.Watcher.
 func (s *Store) Watch(ctx context.Context, deliver func([]db.Event), resync func()) error {
+	// Where to start: the newest event now. A file that cannot be read
+	// yet is tried again, as a failed poll is, rather than leave the
+	// instance deaf to other processes for good.
 	var last int64
-	first, cancel := context.WithTimeout(ctx, db.CallTimeout)
-	defer cancel()
-	if err := s.read.QueryRowContext(first, `SELECT COALESCE(MAX(id), 0) FROM session_events`).Scan(&last); err != nil {
-		return fmt.Errorf("db: watch: %w", err)
+	for {
+		first, cancel := context.WithTimeout(ctx, db.CallTimeout)
+		err := s.read.QueryRowContext(first, `SELECT COALESCE(MAX(id), 0) FROM session_events`).Scan(&last)
+		cancel()
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(watchEvery):
+		}
 	}
 	resync()
 	tick := time.NewTicker(watchEvery)
