@@ -15,7 +15,6 @@ import (
 
 	"doorman/apitoken"
 	"doorman/db"
-	"doorman/paths"
 	"doorman/sessiontoken"
 )
 
@@ -45,12 +44,6 @@ var openAPIDocument []byte
 type tokenAuth struct {
 	Token db.Token
 	User  db.User
-}
-
-// credentialless reports whether path is one where no cookie is read: the
-// API and the OAuth endpoints, used by programs with bearer tokens.
-func credentialless(path string) bool {
-	return strings.HasPrefix(path, paths.API+"/") || strings.HasPrefix(path, paths.OAuth+"/") || path == paths.OAuthMetadata
 }
 
 // problem is an RFC 9457 problem details body.

@@ -53,7 +53,7 @@ func (a *app) handleError(err error, c echo.Context) {
 		c.Response().Header().Set("Retry-After", "5")
 	}
 	var he *echo.HTTPError
-	if credentialless(c.Request().URL.Path) {
+	if a.kindOf(c) == programRoute {
 		// API clients get problem+json, never an HTML page.
 		a.writeAPIError(c, err, code, message)
 		return

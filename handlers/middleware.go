@@ -148,23 +148,29 @@ var securityHeaderValues = func() []fixedHeader {
 }()
 
 // deadline gives each request RequestTimeout: every database call it makes
-// inherits it. An event stream lives longer than that, so only its session
-// check runs under the deadline; the stream itself gets the request's own
-// context (ctxStream), and each check it makes later carries
-// db.CallTimeout.
+// inherits it. The routes that read the database carry it, after shed.
 func (a *app) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if a.cfg.RequestTimeout <= 0 {
 			return next(c)
 		}
 		r := c.Request()
-		if r.URL.Path == paths.Events {
-			c.Set(ctxStream, r.Context())
-		}
 		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.RequestTimeout)
 		defer cancel()
 		c.SetRequest(r.WithContext(ctx))
 		return next(c)
+	}
+}
+
+// streamDeadline is deadline for the event stream's route. A stream lives
+// longer than RequestTimeout, so only its session check runs under the
+// deadline; the stream itself gets the request's own context (ctxStream),
+// and each check it makes later carries db.CallTimeout.
+func (a *app) streamDeadline(next echo.HandlerFunc) echo.HandlerFunc {
+	bounded := a.deadline(next)
+	return func(c echo.Context) error {
+		c.Set(ctxStream, c.Request().Context())
+		return bounded(c)
 	}
 }
 
@@ -185,13 +191,15 @@ var errBusy = errors.New("shed: too many requests in flight")
 // (MaxInFlight). When the database stalls, requests wait for it up to
 // RequestTimeout; past the bound, new ones are refused at once with a 503
 // and Retry-After instead of queueing without limit (goroutines, memory,
-// and a backlog that outlives the stall). Static files, the health checks
-// and open event streams (which hold no database call while they wait) are
-// not counted. (Echo wraps its middleware around the handler on every
-// request, so the slots live on the app, not in this closure.)
+// and a backlog that outlives the stall). The routes that read the
+// database carry it first, so it refuses before any read; static files,
+// the health checks and the event stream (which holds no database call
+// while it waits) do not, and are not counted. (Echo wraps its middleware
+// around the handler on every request, so the slots live on the app, not
+// in this closure.)
 func (a *app) shed(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		if p := c.Request().URL.Path; a.slots == nil || sessionless(p) || p == paths.Events {
+		if a.slots == nil {
 			return next(c)
 		}
 		select {
@@ -255,7 +263,7 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		r := c.Request()
 		level := slog.LevelInfo
-		if sessionless(r.URL.Path) {
+		if a.kindOf(c) == quietRoute {
 			level = slog.LevelDebug
 		}
 		if !a.log.Enabled(r.Context(), level) {
@@ -270,32 +278,51 @@ func (a *app) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	}
 }
 
-// sessionless reports whether path is served without looking at the
-// session (static files, the health check): no database read, a quiet log.
-func sessionless(path string) bool {
-	return strings.HasPrefix(path, static.Prefix) || path == paths.Healthz || path == paths.Readyz
-}
-
-// unrouted gives a request no route claimed the browser's chain (CSRF, then
-// the session), as the browser's routes carry it. Echo answers an unknown
-// path (404) or a wrong method (405) itself, inside the global chain only,
-// and those answers are pages too: a signed-in browser's 404 shows it
-// signed in, and a cross-site PUT is refused before it is told the method
-// is wrong. Programs' paths (static files, the health checks, the API, the
-// OAuth endpoints) read no cookie here either, as on their routes. This is
-// the one place a path decides: there is no route to carry it.
+// unrouted gives a request no route claimed the chain its route would
+// carry. Echo answers an unknown path (404) or a wrong method (405) itself,
+// inside the global chain only, and those answers are pages too: a
+// signed-in browser's 404 shows it signed in, and a cross-site PUT is
+// refused before it is told the method is wrong, so they get the browser's
+// routes' chain, bounds included (reading the session is a database read).
+// Programs' paths (the API, the OAuth endpoints) get the database's bounds
+// and read no cookie, static files and the health checks nothing, as on
+// their routes. This, with unroutedKind, is the one place a path decides:
+// there is no route to carry it.
 func (a *app) unrouted(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		// Echo routes before the global chain runs: a claimed request has
-		// its route's path (a group's unknown path too, whose group
-		// carries its chain); a 405 has one as well, with the Allow value
-		// the router set.
-		routed := c.Path() != "" && c.Get(echo.ContextKeyHeaderAllow) == nil
-		if p := c.Request().URL.Path; routed || sessionless(p) || credentialless(p) {
+		if routed(c) {
 			return next(c)
 		}
-		return a.csrf(a.loadSession(next))(c)
+		switch unroutedKind(c.Request().URL.Path) {
+		case quietRoute:
+			return next(c)
+		case programRoute:
+			return a.shed(a.deadline(next))(c)
+		}
+		return a.shed(a.deadline(a.csrf(a.loadSession(next))))(c)
 	}
+}
+
+// routed reports whether a route claimed c's request. Echo routes before
+// the global chain runs: a claimed request has its route's path (a group's
+// unknown path too, whose group carries its chain); a 405 has one as well,
+// with the Allow value the router set.
+func routed(c echo.Context) bool {
+	return c.Path() != "" && c.Get(echo.ContextKeyHeaderAllow) == nil
+}
+
+// unroutedKind is the kind of a request no route claimed, by its path:
+// under a programs' prefix (the API, OAuth) it is a program's, so an
+// unknown API path is a problem+json 404; a wrong method on a static file
+// or a health check stays quiet; anything else is a page.
+func unroutedKind(path string) routeKind {
+	switch {
+	case strings.HasPrefix(path, static.Prefix) || path == paths.Healthz || path == paths.Readyz:
+		return quietRoute
+	case strings.HasPrefix(path, paths.API+"/") || strings.HasPrefix(path, paths.OAuth+"/") || path == paths.OAuthMetadata:
+		return programRoute
+	}
+	return pageRoute
 }
 
 // loadSession finds the request's session (one indexed read) and, when it is

@@ -197,6 +197,9 @@ type app struct {
 	deviceCodeLimit *ipLimiter
 	// tokenPollLimit bounds /oauth/token requests per address.
 	tokenPollLimit *tokenLimiter
+	// kinds are the routes' kinds by their patterns (c.Path()), as the
+	// routes declared them (routeSet); pages are the zero value.
+	kinds map[string]routeKind
 }
 
 // appKeys are the keys derived from Deps.SecretKey, one per purpose, so no
