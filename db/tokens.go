@@ -57,13 +57,31 @@ func (t Token) Revoked() bool { return !t.RevokedAt.IsZero() }
 // strictly before its expiry.
 func (t Token) Alive(now time.Time) bool { return !t.Revoked() && now.Before(t.ExpiresAt) }
 
-// App is a command-line tool the operator registered (a public client: no
-// secret; it signs in with the device flow).
+// App is an OAuth client the operator registered: a command-line tool that
+// signs in with the device flow (a public client: no secret, no redirect
+// URI), or an app whose users sign in through Doorman with OpenID Connect
+// (redirect URIs; a secret if it is confidential).
 type App struct {
 	ClientID  string
 	Name      string
 	CreatedAt time.Time
+	// SecretHash is the SHA-256 of a confidential client's secret (shown
+	// once, when the app is added); nil for a public client.
+	SecretHash []byte
+	// RedirectURIs are where the authorization endpoint may send the
+	// browser back (matched exactly); PostLogoutRedirectURIs where
+	// RP-initiated logout may.
+	RedirectURIs, PostLogoutRedirectURIs []string
+	// BackchannelLogoutURI receives the app's logout tokens; "" if the app
+	// takes none.
+	BackchannelLogoutURI string
+	// FirstParty apps are the operator's own: no consent is asked.
+	FirstParty bool
 }
+
+// OIDC reports whether the app signs users in with OpenID Connect (it has
+// a redirect URI).
+func (a App) OIDC() bool { return len(a.RedirectURIs) > 0 }
 
 // Device authorization states.
 const (
