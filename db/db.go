@@ -167,9 +167,14 @@ type Store interface {
 type Bulk interface {
 	// AddUser inserts a user and returns its id.
 	AddUser(ctx context.Context, email, passwordHash string, now time.Time) (int64, error)
-	// AddSession inserts a session row, as CreateSession would.
+	// AddSession inserts a session row and records its sign-in place, as
+	// CreateSession would (without its checks, history event or
+	// announcement). It may be sent with later ones: its error may come
+	// from a later call.
 	AddSession(ctx context.Context, s Session) error
-	// Commit commits what was added and ends the bulk insert.
+	// Commit commits what was added and ends the bulk insert. After an
+	// error from any call the bulk insert has ended, and what it had not
+	// committed yet is rolled back.
 	Commit(ctx context.Context) error
 }
 

@@ -27,6 +27,25 @@ func (d dialect) Write(ctx context.Context, fn func(tx sqlstore.Q) error) error 
 	return pgx.BeginFunc(ctx, d.s.pool, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
 }
 
+// Begin starts a transaction on a connection of the pool, held until
+// Commit or Rollback. pgx prepares each statement once per connection.
+func (d dialect) Begin(ctx context.Context) (sqlstore.Tx, error) {
+	tx, err := d.s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return pgTx{pgQ{tx}, tx}, nil
+}
+
+// pgTx is a transaction Begin started: its statements are pgQ's.
+type pgTx struct {
+	pgQ
+	tx pgx.Tx
+}
+
+func (t pgTx) Commit(ctx context.Context) error   { return t.tx.Commit(ctx) }
+func (t pgTx) Rollback(ctx context.Context) error { return t.tx.Rollback(ctx) }
+
 // Batch sends the reads in one round trip.
 func (d dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
 	b := &pgx.Batch{}
@@ -117,7 +136,15 @@ func (d dialect) ExecBatch(ctx context.Context, tx sqlstore.Q, stmts ...sqlstore
 	for _, st := range stmts {
 		b.Queue(sqlstore.Rebind(st.SQL), st.Args...)
 	}
-	return tx.(pgQ).c.(interface {
+	return tx.(interface {
+		sendBatch(context.Context, *pgx.Batch) error
+	}).sendBatch(ctx, b)
+}
+
+// sendBatch sends b in one round trip (q is a transaction's: Write's, or
+// Begin's as pgTx).
+func (q pgQ) sendBatch(ctx context.Context, b *pgx.Batch) error {
+	return q.c.(interface {
 		SendBatch(context.Context, *pgx.Batch) pgx.BatchResults
 	}).SendBatch(ctx, b).Close()
 }

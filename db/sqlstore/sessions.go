@@ -67,6 +67,23 @@ const rememberPlaceSQL = `INSERT INTO sign_in_places (user_id, device, network, 
 	ON CONFLICT (user_id, device, network) DO UPDATE SET last_seen_at = excluded.last_seen_at
 	WHERE excluded.last_seen_at > sign_in_places.last_seen_at`
 
+// insertSession is the two statements that insert sess and record its
+// sign-in place (its device label and db.Network of its address, seen at
+// its creation): every session made goes in with both, a bulk one too. A
+// zero ReauthAt is its creation.
+func insertSession(sess db.Session) [2]Stmt {
+	now, reauth := sess.CreatedAt.Unix(), sess.ReauthAt
+	if reauth.IsZero() {
+		reauth = sess.CreatedAt
+	}
+	return [2]Stmt{
+		{insertSessionSQL, []any{sess.ID, sess.SecretHash, sess.UserID, now, sess.LastSeenAt.Unix(),
+			sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
+			sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix()}},
+		{rememberPlaceSQL, []any{sess.UserID, sess.DeviceLabel, db.Network(sess.IP), now}},
+	}
+}
+
 // revokeIn ends, in tx, the live sessions matching where (whose parameters
 // are numbered from ?4: ?1 is now, ?2 the reason, ?3 who), announces them
 // to the other processes and records them in their users' security history
@@ -115,17 +132,10 @@ func (s *Store) createSessionIn(ctx context.Context, tx Q, sess db.Session, maxP
 			}
 		}
 	}
-	reauth := sess.ReauthAt
-	if reauth.IsZero() {
-		reauth = sess.CreatedAt
-	}
 	// The place is remembered by the write that signs in, so the next
 	// sign-in's alert check sees exactly the sign-ins that committed.
-	if err := s.d.ExecBatch(ctx, tx,
-		Stmt{insertSessionSQL, []any{sess.ID, sess.SecretHash, sess.UserID, now, sess.LastSeenAt.Unix(),
-			sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
-			sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix()}},
-		Stmt{rememberPlaceSQL, []any{sess.UserID, sess.DeviceLabel, db.Network(sess.IP), now}},
+	insert := insertSession(sess)
+	if err := s.d.ExecBatch(ctx, tx, insert[0], insert[1],
 		Stmt{insertSecurityEventSQL, securityEventArgs(signInEvent(sess))},
 	); err != nil {
 		return nil, err

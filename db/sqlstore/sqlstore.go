@@ -3,7 +3,8 @@
 // supplies the connections and the few things SQLite and PostgreSQL do
 // differently (placeholders, row locks, advisory locks, telling other
 // processes what changed, recognising a duplicate or an unavailable
-// database, reading several lists in one round trip). The dialects live
+// database, reading several lists in one round trip, holding a transaction
+// open across calls for the bulk insert). The dialects live
 // with their drivers and migrations (db/sqlite, db/postgres); the same
 // black-box conformance suite (db/storetest) runs against both.
 //
@@ -48,6 +49,14 @@ type Q interface {
 	QueryRow(ctx context.Context, query string, args ...any) Row
 }
 
+// Tx is a transaction begun by Dialect.Begin. Once it has ended, it must
+// not be used again.
+type Tx interface {
+	Q
+	Commit(ctx context.Context) error
+	Rollback(ctx context.Context) error
+}
+
 // Read is one query of a Batch: its statement and arguments, and what
 // reads its rows.
 type Read struct {
@@ -81,6 +90,12 @@ type Dialect interface {
 	// The dialect orders it against every other write as its database
 	// does: SQLite has one writer, PostgreSQL takes row locks (RowLocks).
 	Write(ctx context.Context, fn func(tx Q) error) error
+	// Begin starts a write transaction that its caller holds open across
+	// many calls and ends with Commit or Rollback: the bulk insert's (see
+	// BeginBulk). It is ordered against other writes as Write's are
+	// (SQLite: it holds the one writer until it ends, and prepares each
+	// statement once for the transaction's life).
+	Begin(ctx context.Context) (Tx, error)
 	// Batch runs the reads together (PostgreSQL: one round trip), each
 	// Scan given its rows in order.
 	Batch(ctx context.Context, reads ...Read) error

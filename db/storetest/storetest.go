@@ -865,6 +865,16 @@ func testBulk(t *testing.T, f *fixture) {
 	if got := f.live(t, uid, T0.Add(time.Minute)); got != "bulk2,bulk1,bulk0" {
 		t.Fatalf("bulk sessions: %s", got)
 	}
+	// Their sign-in place is recorded as CreateSession records it, seen
+	// last at the latest of them.
+	sess := Session("", uid, T0)
+	if net := db.Network(sess.IP); !f.seen(t, uid, sess.DeviceLabel, net, T0.Add(2*time.Second)) ||
+		f.seen(t, uid, sess.DeviceLabel, net, T0.Add(3*time.Second)) {
+		t.Fatal("bulk sessions' sign-in place not recorded as last seen at the latest")
+	}
+	if err := b.Commit(f.ctx); err == nil {
+		t.Fatal("a second Commit succeeded")
+	}
 }
 
 func testDump(t *testing.T, f *fixture) {
