@@ -131,10 +131,9 @@ func (s *Store) Pool() *pgxpool.Pool { return s.pool }
 // migrationFiles lists the embedded migrations in order.
 func migrationFiles() ([]db.Migration, error) { return db.Migrations(migrations, "migrations") }
 
-// migrate applies the embedded migrations that have not run yet, each in
-// its own transaction, holding a session advisory lock on one connection so
-// concurrent starts wait for each other. Forward-only: a shipped file is
-// never edited.
+// migrate applies the embedded migrations not run yet (sqlstore.Migrate),
+// holding a session advisory lock on one connection so concurrent starts
+// wait for each other.
 func (s *Store) migrate(ctx context.Context) error {
 	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
@@ -145,47 +144,17 @@ func (s *Store) migrate(ctx context.Context) error {
 		return fmt.Errorf("db: migrate: lock: %w", err)
 	}
 	defer conn.Exec(context.Background(), `SELECT pg_advisory_unlock($1)`, int64(migrationLock))
-	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at BIGINT NOT NULL)`); err != nil {
-		return fmt.Errorf("db: create schema_migrations: %w", err)
-	}
-	files, err := migrationFiles()
-	if err != nil {
-		return err
-	}
-	// A database a newer Doorman migrated is refused, not run on.
-	var newest *int64
-	if err := conn.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
-		return fmt.Errorf("db: read schema_migrations: %w", err)
-	}
-	if latest := files[len(files)-1].Version; newest != nil && int(*newest) > latest {
-		return fmt.Errorf("db: the database is at schema version %d, made by a newer Doorman; this one knows versions up to %d: run the newer release", *newest, latest)
-	}
-	for _, m := range files {
-		body, err := migrations.ReadFile("migrations/" + m.Name)
-		if err != nil {
-			return fmt.Errorf("db: read migration %s: %w", m.Name, err)
-		}
-		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			var applied bool
-			if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = $1)`, m.Version).Scan(&applied); err != nil {
-				return err
-			}
-			if applied {
-				return nil
-			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
-				return err
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, m.Version, s.now().Unix())
-			return err
-		})
-		if err != nil {
-			return fmt.Errorf("db: migration %s: %w", m.Name, err)
-		}
-	}
-	return nil
+	return sqlstore.Migrate(ctx, migrator{pgQ{conn}, conn}, migrations, "migrations", s.now())
+}
+
+// migrator is sqlstore.Migrator on one connection.
+type migrator struct {
+	pgQ
+	conn *pgxpool.Conn
+}
+
+func (m migrator) Write(ctx context.Context, fn func(tx sqlstore.Q) error) error {
+	return pgx.BeginFunc(ctx, m.conn, func(tx pgx.Tx) error { return fn(pgQ{tx}) })
 }
 
 // checkSchema makes sure the database holds Doorman's schema at this

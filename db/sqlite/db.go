@@ -448,39 +448,20 @@ func (s *Store) Close() error {
 	return errors.Join(s.write.Close(), s.read.Close())
 }
 
-// migrate applies the embedded migrations that have not run yet, each in its
-// own transaction, in file-name order. Migrations are forward-only: a shipped
-// file is never edited.
+// migrate applies the embedded migrations not run yet (sqlstore.Migrate),
+// on the writer connection.
 func (s *Store) migrate(ctx context.Context) error {
-	if _, err := s.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version    INTEGER PRIMARY KEY,
-		applied_at INTEGER NOT NULL)`); err != nil {
-		return fmt.Errorf("db: create schema_migrations: %w", err)
-	}
-	files, err := migrationFiles()
-	if err != nil {
-		return err
-	}
-	// A database a newer Doorman migrated is refused, not run on: this
-	// binary does not know what its newer migrations changed.
-	var newest sql.NullInt64
-	if err := s.write.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&newest); err != nil {
-		return fmt.Errorf("db: read schema_migrations: %w", err)
-	}
-	if latest := files[len(files)-1].Version; newest.Valid && int(newest.Int64) > latest {
-		return fmt.Errorf("db: the database is at schema version %d, made by a newer Doorman; this one knows versions up to %d: run the newer release", newest.Int64, latest)
-	}
-	for _, f := range files {
-		base, version := f.Name, f.Version
-		body, err := migrations.ReadFile("migrations/" + base)
-		if err != nil {
-			return fmt.Errorf("db: read migration %s: %w", base, err)
-		}
-		if err := s.applyMigration(ctx, version, string(body)); err != nil {
-			return fmt.Errorf("db: migration %s: %w", base, err)
-		}
-	}
-	return nil
+	return sqlstore.Migrate(ctx, migrator{sqlQ{s.write}, s.dialect}, migrations, "migrations", s.now())
+}
+
+// migrator is sqlstore.Migrator on the writer connection.
+type migrator struct {
+	sqlQ
+	d *dialect
+}
+
+func (m migrator) Write(ctx context.Context, fn func(tx sqlstore.Q) error) error {
+	return m.d.Write(ctx, fn)
 }
 
 // migrationFiles lists the embedded migrations in order.
@@ -493,28 +474,6 @@ func latestMigration() (int, error) {
 		return 0, fmt.Errorf("db: no migrations: %v", err)
 	}
 	return files[len(files)-1].Version, nil
-}
-
-func (s *Store) applyMigration(ctx context.Context, version int, body string) error {
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return err
-	}
-	defer tx.Rollback()
-	var applied int
-	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&applied); err != nil {
-		return err
-	}
-	if applied > 0 {
-		return nil
-	}
-	if _, err := tx.ExecContext(ctx, body); err != nil {
-		return err
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, s.now().Unix()); err != nil {
-		return err
-	}
-	return tx.Commit()
 }
 
 // BackupTo writes a consistent copy of the live database to path (which
