@@ -911,3 +911,82 @@ func testOIDCDeleteApp(t *testing.T, f *fixture) {
 		t.Fatalf("request of a removed app: %v", err)
 	}
 }
+
+// testOIDCConcurrentWrites races the writes that lock a user's OIDC rows
+// (issuing, refreshing, ending sessions and tokens, disconnecting,
+// removing the app): none may deadlock or fail, and afterwards no grant
+// is usable whose session ended or whose app is gone.
+func testOIDCConcurrentWrites(t *testing.T, f *fixture) {
+	users := []db.User{f.user(t, "a@example.com"), f.user(t, "b@example.com")}
+	f.oidcApp(t, "grafana", "https://grafana.example/bcl")
+	f.oidcApp(t, "wiki", "https://wiki.example/bcl")
+	for _, u := range users {
+		for i := range 3 {
+			id := fmt.Sprintf("s%d-%d", u.ID, i)
+			f.session(t, Session(id, u.ID, T0))
+			f.oidcSignIn(t, u, id, "grafana", "g"+id, i == 0, T0)
+			f.oidcSignIn(t, u, id, "wiki", "w"+id, i == 1, T0)
+		}
+	}
+	now := T0.Add(time.Minute)
+	var wg sync.WaitGroup
+	run := func(what string, fn func() error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := fn(); err != nil && !errors.Is(err, db.ErrNotFound) && !errors.Is(err, db.ErrSignInsReset) &&
+				!errors.Is(err, db.ErrCodeUsed) {
+				t.Errorf("%s: %v", what, err)
+			}
+		}()
+	}
+	for _, u := range users {
+		s0, s1, s2 := fmt.Sprintf("s%d-0", u.ID), fmt.Sprintf("s%d-1", u.ID), fmt.Sprintf("s%d-2", u.ID)
+		run("refresh", func() error {
+			return f.s.IssueGrants(f.ctx, []db.Grant{Grant("gn"+s0, db.GrantRefresh, "g"+s0, u.ID, "grafana", s0, true, now)},
+				"g"+s0+"-rt", -1, now)
+		})
+		run("refresh wiki", func() error {
+			return f.s.IssueGrants(f.ctx, []db.Grant{Grant("wn"+s2, db.GrantRefresh, "w"+s2, u.ID, "wiki", s2, false, now)},
+				"w"+s2+"-rt", -1, now)
+		})
+		run("revoke session", func() error {
+			_, err := f.s.RevokeSession(f.ctx, u.ID, s2, db.ReasonRevoked, s1, now)
+			return err
+		})
+		run("disconnect", func() error { _, err := f.s.DisconnectApp(f.ctx, u.ID, "wiki", now); return err })
+		run("consent", func() error { return f.s.GrantConsent(f.ctx, u.ID, "grafana", []string{"openid"}, now) })
+		run("revoke all", func() error {
+			_, err := f.s.RevokeAllSessions(f.ctx, u.ID, db.ReasonRevokedAll, s1, now)
+			return err
+		})
+		run("revoke tokens", func() error {
+			_, err := f.s.RevokeTokens(f.ctx, u.ID, "", db.ReasonRevokedAll, s1, now)
+			return err
+		})
+		run("revoke grant", func() error { return f.s.RevokeGrant(f.ctx, "wiki", "w"+s1+"-rt", now) })
+	}
+	run("delete app", func() error { _, err := f.s.DeleteApp(f.ctx, "grafana", now); return err })
+	run("claim", func() error { _, err := f.s.ClaimLogoutDeliveries(f.ctx, now, time.Minute, 5); return err })
+	wg.Wait()
+	for _, u := range users {
+		for _, id := range []string{"gn", "wn", "g", "w"} {
+			for i := range 3 {
+				gid := fmt.Sprintf("%ss%d-%d", id, u.ID, i)
+				if len(id) == 1 {
+					gid += "-rt"
+				}
+				g, _, usable, err := f.s.GrantWithUser(f.ctx, gid, now)
+				if errors.Is(err, db.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				if usable {
+					t.Errorf("grant %+v still usable after every session and token of its user ended", g)
+				}
+			}
+		}
+	}
+}

@@ -128,6 +128,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OIDCLogoutDeliveries", testOIDCLogoutDeliveries},
 		{"OIDCConnectedApps", testOIDCConnectedApps},
 		{"OIDCDeleteApp", testOIDCDeleteApp},
+		{"OIDCConcurrentWritesDoNotDeadlock", testOIDCConcurrentWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
