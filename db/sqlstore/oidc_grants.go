@@ -238,21 +238,40 @@ func (s *Store) endSessionGrantsIn(ctx context.Context, tx Q, ended []db.Session
 	if len(ended) == 0 {
 		return nil
 	}
-	ids := make([]any, len(ended))
-	for i, e := range ended {
-		ids[i] = e.ID
+	// In chunks: an IN list has a bound (SQLite 32,766 parameters,
+	// PostgreSQL 65,535), and an ending of every session of many users
+	// must not fail for being large.
+	var stmts []Stmt
+	for start := 0; start < len(ended); start += endChunk {
+		chunk := ended[start:min(start+endChunk, len(ended))]
+		ids := make([]any, len(chunk))
+		for i, e := range chunk {
+			ids[i] = e.ID
+		}
+		stmts = append(stmts, endSessionGrantsStmts(ids, now)...)
 	}
-	return s.d.ExecBatch(ctx, tx,
-		Stmt{`UPDATE oidc_grants SET revoked_at = ?1, revoked_reason = ?2
+	return s.d.ExecBatch(ctx, tx, stmts...)
+}
+
+// endChunk is how many ended sessions one pair of endSessionGrantsIn's
+// statements names.
+const endChunk = 500
+
+// endSessionGrantsStmts are endSessionGrantsIn's two statements for the
+// sessions ids.
+func endSessionGrantsStmts(ids []any, now time.Time) []Stmt {
+	return []Stmt{
+		{`UPDATE oidc_grants SET revoked_at = ?1, revoked_reason = ?2
 			WHERE session_id IN (` + numbered(4, len(ids)) + `) AND offline = ?3 AND revoked_at IS NULL`,
 			append([]any{now.Unix(), db.ReasonSessionEnded, false}, ids...)},
-		Stmt{`INSERT INTO logout_deliveries (client_id, user_id, subject, session_id, created_at, next_at, state)
+		{`INSERT INTO logout_deliveries (client_id, user_id, subject, session_id, created_at, next_at, state)
 			SELECT sc.client_id, sc.user_id, COALESCE(sub.subject, ''), sc.session_id, CAST(?1 AS BIGINT), CAST(?1 AS BIGINT), CAST(?2 AS TEXT)
 			FROM oidc_session_clients sc JOIN apps a ON a.client_id = sc.client_id
 				LEFT JOIN oidc_subjects sub ON sub.user_id = sc.user_id
 			WHERE sc.session_id IN (` + numbered(3, len(ids)) + `) AND a.backchannel_logout_uri <> ''
 			ORDER BY sc.session_id, sc.client_id`,
-			append([]any{now.Unix(), db.LogoutPending}, ids...)})
+			append([]any{now.Unix(), db.LogoutPending}, ids...)},
+	}
 }
 
 // endUserGrantsIn is the revocation rule where every token of the user

@@ -47,6 +47,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentReservationsStayUnderTheLimit", testConcurrentReservations},
 		{"AppSecret", testAppSecret},
 		{"Bulk", testBulk},
+		{"EndingVeryManySessions", testEndingVeryManySessions},
 		{"Dump", testDump},
 		{"EventsReportEachEndOnce", testEvents},
 		{"ConcurrentRevokeVersusCreate", testConcurrentRevokeCreate},
@@ -886,6 +887,41 @@ func testBulk(t *testing.T, f *fixture) {
 	}
 	if err := b.Commit(f.ctx); err == nil {
 		t.Fatal("a second Commit succeeded")
+	}
+}
+
+// testEndingVeryManySessions: one revocation ending more sessions than a
+// statement may have parameters (SQLite's bound is 32,766) still ends them
+// all, with everything the revocation rule does for each in the same
+// transaction. (The session cap keeps a user's sessions far fewer; a
+// database restored from elsewhere, or seeded, need not.)
+func testEndingVeryManySessions(t *testing.T, f *fixture) {
+	const n = 33_000
+	b, err := f.s.BeginBulk(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, err := b.AddUser(f.ctx, "many@example.com", "h", T0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		if err := b.AddSession(f.ctx, Session(fmt.Sprintf("many%05d", i), uid, T0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(f.ctx); err != nil {
+		t.Fatal(err)
+	}
+	ended, err := f.s.RevokeAllSessions(f.ctx, uid, db.ReasonRevokedAll, "many00000", T0.Add(time.Minute))
+	if err != nil {
+		t.Fatalf("ending %d sessions at once: %v", n, err)
+	}
+	if len(ended) != n {
+		t.Fatalf("ended %d sessions, want %d", len(ended), n)
+	}
+	if got := f.live(t, uid, T0.Add(time.Minute)); got != "" {
+		t.Fatalf("still alive after ending them all: %.60s…", got)
 	}
 }
 
