@@ -32,6 +32,7 @@ import (
 	"doorman/handlers"
 	"doorman/live"
 	"doorman/mailer"
+	"doorman/oidcprovider"
 	"doorman/operator"
 	"doorman/password"
 	"doorman/paths"
@@ -321,9 +322,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ln.Close()
 		return err
 	}
+	provider, err := startOIDC(ctx, cfg, store, box, ln.Addr(), readOnly, log, now)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	e, err := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker, Unavailable: storage.IsUnavailable,
-		SecretBox: box, Mail: mail,
+		SecretBox: box, Mail: mail, OIDC: provider,
 	})
 	if err != nil {
 		ln.Close()
@@ -362,6 +368,41 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// startOIDC starts the OpenID Connect provider (apps sign their users in
+// through Doorman) when the store has its part (oidcprovider.Store), with
+// -base-url as its issuer, or, without one, this server's own address
+// (http://127.0.0.1:8080 for go run .). A -base-url the provider refuses
+// (plain http to another machine), or no key ring to seal its signing
+// keys with, stops Doorman with the reason. An issuer made up from a
+// non-loopback listen address is refused quietly instead: Doorman serves
+// as before, without the provider, and the log says to set -base-url. A
+// read-only database cannot make the first signing key: no provider.
+func startOIDC(ctx context.Context, cfg Config, store db.Store, box *secretbox.Box, addr net.Addr, readOnly error, log *slog.Logger, now func() time.Time) (*oidcprovider.Provider, error) {
+	ps, ok := store.(oidcprovider.Store)
+	if !ok {
+		log.Info("OpenID Connect provider off: this store has no OpenID Connect part yet")
+		return nil, nil
+	}
+	if readOnly != nil {
+		log.Warn("OpenID Connect provider off: the database is read-only")
+		return nil, nil
+	}
+	issuer := cfg.BaseURL
+	if issuer == "" {
+		issuer = "http://" + addr.String()
+	}
+	p, err := oidcprovider.New(ctx, oidcprovider.Config{Issuer: issuer, Store: ps, Box: box, Now: now, LoginURL: paths.OIDCContinueFor})
+	if err != nil && cfg.BaseURL == "" && !errors.Is(err, oidcprovider.ErrNoSecretBox) {
+		log.Warn("OpenID Connect provider off: set -base-url to the public https origin to serve it", "err", err)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	log.Info("OpenID Connect provider on", "issuer", p.Issuer())
+	return p, nil
 }
 
 // openSecretBox loads the key ring that seals two-factor secrets and the
