@@ -387,6 +387,11 @@ func setUserinfo(info *oidc.UserInfo, subject string, u db.User, scopes []string
 	if slices.Contains(scopes, oidc.ScopeEmail) {
 		info.Email = u.Email
 		info.EmailVerified = oidc.Bool(u.EmailVerified())
+		if !u.EmailVerified() {
+			// The library's field drops a false value (omitempty); an app
+			// must be told the address is unverified, not left to guess.
+			info.AppendClaims("email_verified", false)
+		}
 	}
 }
 
