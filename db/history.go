@@ -20,6 +20,7 @@ const (
 	EventTwoFactorOff    = "two_factor_off"    // Reason says why when it was not the user (an operator, a reset)
 	EventAccountReset    = "account_reset"     // everything that could act for the account ended (Reason, By: an operator)
 	EventTwoFactorFailed = "two_factor_failed" // a wrong second-factor code after the right password
+	EventRefreshReused   = "refresh_reused"    // a spent refresh token of an app's came back: its family ended (Detail: the app)
 )
 
 // SecurityEvent is one entry of an account's security history.

@@ -204,9 +204,12 @@ type OIDCStore interface {
 	// (ReasonCodeReused) in the same transaction.
 	RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time) (AuthRequest, error)
 	// DeleteAuthRequest removes a request (cancelled, or its code spent
-	// and its tokens issued).
+	// and its tokens issued). A request whose code was spent is kept
+	// until pruned: its code's hash is how a second use is recognised
+	// (RedeemAuthCode's ErrCodeUsed, which ends what the first issued).
 	DeleteAuthRequest(ctx context.Context, id string) error
-	// PruneAuthRequests deletes requests expired before cutoff.
+	// PruneAuthRequests deletes requests expired before cutoff (and
+	// whose code, if any, expired before cutoff too).
 	PruneAuthRequests(ctx context.Context, cutoff time.Time) (int64, error)
 
 	// Consent returns the scopes the user consented to for the app (nil:
@@ -219,8 +222,10 @@ type OIDCStore interface {
 	// session) in one transaction, after checking the user's epoch
 	// (ErrSignInsReset; the code's request's epoch, or -1 for a refresh,
 	// whose spent token is checked instead), that the user is not
-	// disabled (ErrSignInsReset) and, unless they are offline, that their
-	// session is alive (ErrNotFound). If spend is a refresh token's id, it is spent
+	// disabled (ErrSignInsReset) and that their session is alive
+	// (ErrNotFound): always when a code is redeemed (spend ""), so nothing
+	// is minted for a session that ended after it approved the code; on a
+	// refresh only for grants not offline. If spend is a refresh token's id, it is spent
 	// in the same transaction: one that is spent, revoked or expired
 	// already is not, nothing is issued, and a spent one ends its whole
 	// family (ReasonRefreshReused, recorded in the history) and returns
@@ -234,6 +239,8 @@ type OIDCStore interface {
 	// ends its family, an access token itself. ErrNotFound if it is not
 	// the app's.
 	RevokeGrant(ctx context.Context, clientID, id string, now time.Time) error
+	// PruneGrants deletes grants that expired or were ended before cutoff.
+	PruneGrants(ctx context.Context, cutoff time.Time) (int64, error)
 
 	// ConnectedApps lists the apps the user signed in to through Doorman
 	// that still hold a consent, a live grant or a live session's sign-in.
@@ -259,4 +266,8 @@ type OIDCStore interface {
 	// LogoutDeliveries returns the user's deliveries made at or after
 	// since, newest first (confirmations and the history).
 	LogoutDeliveries(ctx context.Context, userID int64, since time.Time) ([]LogoutDelivery, error)
+	// PruneLogoutDeliveries deletes deliveries done before cutoff, and
+	// pending ones made before cutoff that no worker will send (their app
+	// is gone or takes no back-channel logout any more).
+	PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error)
 }

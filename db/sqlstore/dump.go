@@ -12,6 +12,9 @@ var dumpTables = []struct{ table, order string }{
 	{"two_factor", "user_id"}, {"recovery_codes", "user_id, code_hash"}, {"pending_sign_ins", "id"},
 	{"tokens", "id"}, {"apps", "client_id"}, {"device_authorizations", "device_code_hash"}, {"security_events", "id"},
 	{"outbox", "id"}, {"link_tokens", "id"}, {"sign_in_places", "user_id, device, network"},
+	{"app_redirect_uris", "client_id, kind, uri"}, {"oidc_subjects", "user_id"}, {"oidc_signing_keys", "kid"},
+	{"oidc_auth_requests", "id"}, {"oidc_consents", "user_id, client_id"}, {"oidc_session_clients", "session_id, client_id"},
+	{"oidc_grants", "id"}, {"logout_deliveries", "id"},
 	{"schema_migrations", "version"},
 }
 

@@ -173,6 +173,11 @@ func (s *Store) recoverEndings(ctx context.Context, tx Q, r db.Recovery, out *db
 		if out.Tokens, err = s.revokeTokensIn(ctx, tx, `user_id = ?4`, r.Reason, r.By, r.Now, r.UserID); err != nil {
 			return nil, err
 		}
+		// Every app's grants too, offline ones included, and a logout of
+		// every session owed to each app.
+		if err := s.endUserGrantsIn(ctx, tx, r.UserID, r.UserID, r.Reason, r.Now); err != nil {
+			return nil, err
+		}
 	}
 	if r.DisableTwoFactor || r.ClearUnverifiedTwoFactor {
 		off, err := s.twoFactorOffIn(ctx, tx, r.UserID, !r.DisableTwoFactor)

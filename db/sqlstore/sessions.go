@@ -89,8 +89,11 @@ func insertSession(sess db.Session) [2]Stmt {
 // to the other processes and records them in their users' security history
 // in the same transaction, and returns them: every revocation goes through
 // here, so each ending is recorded once, by the write that made it. The
-// caller holds the user's row lock already (see Lock order) and reports
-// the endings after commit (notify).
+// revocation rule reaches the apps here too: the sessions' grants that are
+// not offline end, and every app they signed in to is owed a back-channel
+// logout naming them (endSessionGrantsIn). The caller holds the user's row
+// lock already (see Lock order) and reports the endings after commit
+// (notify).
 func (s *Store) revokeIn(ctx context.Context, tx Q, where, reason, by string, now time.Time, args ...any) ([]db.Session, error) {
 	all := append([]any{now.Unix(), reason, by}, args...)
 	ended, err := scanSessions(tx.Query(ctx, `UPDATE sessions SET revoked_at = ?1, revoked_reason = ?2, revoked_by = ?3
@@ -101,7 +104,10 @@ func (s *Store) revokeIn(ctx context.Context, tx Q, where, reason, by string, no
 	if err := s.d.Announce(ctx, tx, s.origin, db.EndedEvents(ended)); err != nil {
 		return nil, err
 	}
-	return ended, s.recordIn(ctx, tx, sessionEndedEvents(ended)...)
+	if err := s.recordIn(ctx, tx, sessionEndedEvents(ended)...); err != nil {
+		return nil, err
+	}
+	return ended, s.endSessionGrantsIn(ctx, tx, ended, now)
 }
 
 // createSessionIn is CreateSession's work inside tx (every write that

@@ -244,9 +244,28 @@ func (s *Store) RevokeToken(ctx context.Context, userID int64, id, reason, by st
 }
 
 // RevokeTokens ends every live token of the user of kind ("" every kind),
-// in one transaction, and returns them.
+// in one transaction, and returns them. Ending every token ("log out
+// everywhere", a password change that ends them) or every app's token
+// (kind db.TokenApp) ends every OpenID Connect grant of theirs too, offline
+// ones included, and owes each app they are connected to a logout of all
+// their sessions, in the same transaction (endUserGrantsIn).
 func (s *Store) RevokeTokens(ctx context.Context, userID int64, kind, reason, by string, now time.Time) ([]db.Token, error) {
-	ended, err := s.revokeUserTokens(ctx, userID, `user_id = ?4 AND (?5 = '' OR kind = ?5)`, reason, by, now, kind)
+	var ended []db.Token
+	err := s.d.Write(ctx, func(tx Q) error {
+		if err := s.lockUserKey(ctx, tx, userID); errors.Is(err, db.ErrNotFound) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+		var err error
+		if ended, err = s.revokeTokensIn(ctx, tx, `user_id = ?4 AND (?5 = '' OR kind = ?5)`, reason, by, now, userID, kind); err != nil {
+			return err
+		}
+		if kind == "" || kind == db.TokenApp {
+			return s.endUserGrantsIn(ctx, tx, userID, userID, reason, now)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, failed("revoke tokens", err)
 	}

@@ -127,8 +127,10 @@ func (s *Store) updateUser(ctx context.Context, what string, e db.SecurityEvent,
 
 // SetUserDisabled disables (at now) or re-enables the user, and resets
 // their sign-ins either way. Disabling also ends every live session and
-// every live API token of theirs, in the same transaction, so no request
-// can slip between them, and returns the sessions it ended. The user's
+// every live API token and OpenID Connect grant of theirs (owing each app
+// they are connected to a logout of every session), in the same
+// transaction, so no request can slip between them, and returns the
+// sessions it ended. The user's
 // row, locked by the UPDATE, comes first (see Lock order).
 func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) ([]db.Session, error) {
 	var ended []db.Session
@@ -151,8 +153,10 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 		if ended, err = s.revokeIn(ctx, tx, `user_id = ?4`, db.ReasonDisabled, "operator", now, userID); err != nil {
 			return err
 		}
-		_, err = s.revokeTokensIn(ctx, tx, `user_id = ?4`, db.ReasonDisabled, "operator", now, userID)
-		return err
+		if _, err = s.revokeTokensIn(ctx, tx, `user_id = ?4`, db.ReasonDisabled, "operator", now, userID); err != nil {
+			return err
+		}
+		return s.endUserGrantsIn(ctx, tx, userID, userID, db.ReasonDisabled, now)
 	})
 	if err != nil {
 		return nil, failed("disable user", err)
@@ -162,7 +166,9 @@ func (s *Store) SetUserDisabled(ctx context.Context, userID int64, disabled bool
 }
 
 // DeleteUser removes the user and every session row of theirs (each of
-// their browsers is signed out on its next request), and their mails. It
+// their browsers is signed out on its next request), and their mails; the
+// apps they signed in to are owed a logout of every session (kept under
+// user 0, as the deleted account's subject). It
 // returns the sessions that were alive at now. The user's row is locked
 // first (PostgreSQL: FOR UPDATE), so a sign-in committing meanwhile is
 // either ended here or refused. (Failed sign-ins are keyed by a hash the
@@ -171,6 +177,15 @@ func (s *Store) DeleteUser(ctx context.Context, userID int64, now time.Time) ([]
 	var ended []db.Session
 	err := s.d.Write(ctx, func(tx Q) error {
 		if _, err := s.lockUser(ctx, tx, userID); err != nil {
+			return err
+		}
+		// The apps the account signed in to are owed a logout of every
+		// session (kept under user 0: about no account), before its rows
+		// that say which apps those are go.
+		if err := s.endUserGrantsIn(ctx, tx, userID, 0, db.ReasonDeleted, now); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `UPDATE logout_deliveries SET user_id = 0 WHERE user_id = ?`, userID); err != nil {
 			return err
 		}
 		deleted, err := scanSessions(tx.Query(ctx, `DELETE FROM sessions WHERE user_id = ? RETURNING `+sessionColumns, userID))

@@ -117,6 +117,18 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MailUserSettings", testMailUserSettings},
 		{"MailDeleteUser", testMailDeleteUser},
 		{"MailNetwork", testMailNetwork},
+		{"OIDCApps", testOIDCApps},
+		{"OIDCSubjects", testOIDCSubjects},
+		{"OIDCSigningKeys", testOIDCSigningKeys},
+		{"OIDCAuthRequests", testOIDCAuthRequests},
+		{"OIDCCodeAfterReset", testOIDCCodeAfterReset},
+		{"OIDCRefreshRotation", testOIDCRefreshRotation},
+		{"OIDCRevocationRule", testOIDCRevocationRule},
+		{"OIDCRecoverAndDelete", testOIDCRecoverAndDelete},
+		{"OIDCLogoutDeliveries", testOIDCLogoutDeliveries},
+		{"OIDCConnectedApps", testOIDCConnectedApps},
+		{"OIDCDeleteApp", testOIDCDeleteApp},
+		{"OIDCConcurrentWritesDoNotDeadlock", testOIDCConcurrentWrites},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
