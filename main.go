@@ -373,12 +373,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 // startOIDC starts the OpenID Connect provider (apps sign their users in
 // through Doorman) when the store has its part (oidcprovider.Store), with
 // -base-url as its issuer, or, without one, this server's own address
-// (http://127.0.0.1:8080 for go run .). A -base-url the provider refuses
-// (plain http to another machine), or no key ring to seal its signing
-// keys with, stops Doorman with the reason. An issuer made up from a
-// non-loopback listen address is refused quietly instead: Doorman serves
-// as before, without the provider, and the log says to set -base-url. A
-// read-only database cannot make the first signing key: no provider.
+// (http://127.0.0.1:8080 for go run .). When the provider cannot start (no
+// key ring to seal its signing keys with, an issuer it refuses: plain http
+// to another machine, a read-only database that cannot make the first
+// signing key), Doorman serves as before without it, and the log says why
+// and what to set: a deployment that signs no app in through Doorman must
+// not stop working for want of what only the provider needs.
 func startOIDC(ctx context.Context, cfg Config, store db.Store, box *secretbox.Box, addr net.Addr, readOnly error, log *slog.Logger, now func() time.Time) (*oidcprovider.Provider, error) {
 	ps, ok := store.(oidcprovider.Store)
 	if !ok {
@@ -394,11 +394,14 @@ func startOIDC(ctx context.Context, cfg Config, store db.Store, box *secretbox.B
 		issuer = "http://" + addr.String()
 	}
 	p, err := oidcprovider.New(ctx, oidcprovider.Config{Issuer: issuer, Store: ps, Box: box, Now: now, LoginURL: paths.OIDCContinueFor})
-	if err != nil && cfg.BaseURL == "" && !errors.Is(err, oidcprovider.ErrNoSecretBox) {
-		log.Warn("OpenID Connect provider off: set -base-url to the public https origin to serve it", "err", err)
+	switch {
+	case errors.Is(err, oidcprovider.ErrNoSecretBox):
+		log.Warn("OpenID Connect provider off: give Doorman a secret key (-secret-key-file or DOORMAN_SECRET_KEY) to serve it", "err", err)
 		return nil, nil
-	}
-	if err != nil {
+	case err != nil && ctx.Err() == nil:
+		log.Warn("OpenID Connect provider off: it could not start (an issuer must be https, or http on this machine: set -base-url to the public origin); everything else is served", "err", err)
+		return nil, nil
+	case err != nil:
 		return nil, err
 	}
 	log.Info("OpenID Connect provider on", "issuer", p.Issuer())
