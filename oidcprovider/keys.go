@@ -112,10 +112,21 @@ func (r *keyRing) signing(ctx context.Context) (op.SigningKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("oidcprovider: signing keys: %w", err)
 	}
+	var k db.SigningKey
 	if len(keys) == 0 || !keys[0].RetiredAt.IsZero() {
-		return nil, errors.New("oidcprovider: no signing key")
+		// The first sign-in (or key set) of a new database makes the key:
+		// a server that signs no app in never spends the RSA generation,
+		// and instances starting at once agree on one (EnsureSigningKey).
+		first, err := NewSigningKey(r.box, r.now())
+		if err != nil {
+			return nil, err
+		}
+		if k, err = r.store.EnsureSigningKey(ctx, first); err != nil {
+			return nil, fmt.Errorf("oidcprovider: signing key: %w", err)
+		}
+	} else {
+		k = keys[0]
 	}
-	k := keys[0]
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if priv, ok := r.open[k.ID]; ok {
@@ -146,6 +157,14 @@ func (r *keyRing) published(ctx context.Context) ([]op.Key, error) {
 	keys, err := r.store.SigningKeys(ctx, r.now())
 	if err != nil {
 		return nil, fmt.Errorf("oidcprovider: signing keys: %w", err)
+	}
+	if len(keys) == 0 { // none made yet: make it, then publish it
+		if _, err := r.signing(ctx); err != nil {
+			return nil, err
+		}
+		if keys, err = r.store.SigningKeys(ctx, r.now()); err != nil {
+			return nil, fmt.Errorf("oidcprovider: signing keys: %w", err)
+		}
 	}
 	out := make([]op.Key, 0, len(keys))
 	for _, k := range keys {

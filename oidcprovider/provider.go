@@ -95,9 +95,8 @@ type Provider struct {
 	now     func() time.Time
 }
 
-// New starts the provider: it makes the signing key if there is none yet
-// (EnsureSigningKey: two instances starting at once agree on one) and
-// checks that it opens with the key ring.
+// New starts the provider: it checks that the signing key, if there is
+// one yet, opens with the key ring (the first use makes one otherwise).
 func New(ctx context.Context, c Config) (*Provider, error) {
 	if c.Box == nil {
 		return nil, ErrNoSecretBox
@@ -125,17 +124,15 @@ func New(ctx context.Context, c Config) (*Provider, error) {
 	}
 	issuer := u.Scheme + "://" + u.Host
 	keys := &keyRing{store: c.Store, box: c.Box, now: c.Now}
-	first, err := NewSigningKey(c.Box, c.Now())
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.Store.EnsureSigningKey(ctx, first); err != nil {
-		return nil, fmt.Errorf("oidcprovider: signing key: %w", err)
-	}
 	// A key sealed with another key ring fails here, at start, not at the
-	// first sign-in.
-	if _, err := keys.signing(ctx); err != nil {
-		return nil, err
+	// first sign-in. A database with no key yet gets one at its first use
+	// (keyRing.signing).
+	if existing, err := c.Store.SigningKeys(ctx, c.Now()); err != nil {
+		return nil, fmt.Errorf("oidcprovider: signing keys: %w", err)
+	} else if len(existing) > 0 {
+		if _, err := keys.signing(ctx); err != nil {
+			return nil, err
+		}
 	}
 	s := &storage{store: c.Store, keys: keys, now: c.Now, loginURL: c.LoginURL}
 	opts := []op.Option{
