@@ -32,6 +32,7 @@ import (
 	"doorman/handlers"
 	"doorman/live"
 	"doorman/mailer"
+	"doorman/oidcprovider"
 	"doorman/operator"
 	"doorman/password"
 	"doorman/paths"
@@ -321,9 +322,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		ln.Close()
 		return err
 	}
+	provider, err := startOIDC(ctx, cfg, store, box, ln.Addr(), readOnly, log, now)
+	if err != nil {
+		ln.Close()
+		return err
+	}
 	e, err := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker, Unavailable: storage.IsUnavailable,
-		SecretBox: box, Mail: mail,
+		SecretBox: box, Mail: mail, OIDC: provider,
 	})
 	if err != nil {
 		ln.Close()
@@ -362,6 +368,44 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// startOIDC starts the OpenID Connect provider (apps sign their users in
+// through Doorman) when the store has its part (oidcprovider.Store), with
+// -base-url as its issuer, or, without one, this server's own address
+// (http://127.0.0.1:8080 for go run .). When the provider cannot start (no
+// key ring to seal its signing keys with, an issuer it refuses: plain http
+// to another machine, a read-only database that cannot make the first
+// signing key), Doorman serves as before without it, and the log says why
+// and what to set: a deployment that signs no app in through Doorman must
+// not stop working for want of what only the provider needs.
+func startOIDC(ctx context.Context, cfg Config, store db.Store, box *secretbox.Box, addr net.Addr, readOnly error, log *slog.Logger, now func() time.Time) (*oidcprovider.Provider, error) {
+	ps, ok := store.(oidcprovider.Store)
+	if !ok {
+		log.Info("OpenID Connect provider off: this store has no OpenID Connect part yet")
+		return nil, nil
+	}
+	if readOnly != nil {
+		log.Warn("OpenID Connect provider off: the database is read-only")
+		return nil, nil
+	}
+	issuer := cfg.BaseURL
+	if issuer == "" {
+		issuer = "http://" + addr.String()
+	}
+	p, err := oidcprovider.New(ctx, oidcprovider.Config{Issuer: issuer, Store: ps, Box: box, Now: now, LoginURL: paths.OIDCContinueFor})
+	switch {
+	case errors.Is(err, oidcprovider.ErrNoSecretBox):
+		log.Warn("OpenID Connect provider off: give Doorman a secret key (-secret-key-file or DOORMAN_SECRET_KEY) to serve it", "err", err)
+		return nil, nil
+	case err != nil && ctx.Err() == nil:
+		log.Warn("OpenID Connect provider off: it could not start (an issuer must be https, or http on this machine: set -base-url to the public origin); everything else is served", "err", err)
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	log.Info("OpenID Connect provider on", "issuer", p.Issuer())
+	return p, nil
 }
 
 // openSecretBox loads the key ring that seals two-factor secrets and the

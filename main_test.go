@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"doorman/paths"
 	"io"
 	"log/slog"
 	"net/http"
@@ -364,4 +365,54 @@ func startRun(t *testing.T, args []string) (string, func()) {
 		}
 	}
 	return strings.TrimSpace(strings.TrimPrefix(line, "Doorman is running at ")), stop
+}
+
+// TestProviderThatCannotStartLeavesTheRestServing: a -base-url the
+// OpenID Connect provider refuses as its issuer (plain http to another
+// machine) does not stop Doorman, which served such deployments before the
+// provider existed: it serves everything else, without the provider's
+// endpoints. With the default (this machine's own address) the provider
+// is on.
+func TestProviderThatCannotStartLeavesTheRestServing(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		args      []string
+		discovery int
+	}{
+		{"default", nil, http.StatusOK},
+		{"plain http elsewhere", []string{"-base-url", "http://doorman.example"}, http.StatusNotFound},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			ctx, cancel := context.WithCancel(context.Background())
+			out, w := io.Pipe()
+			done := make(chan error, 1)
+			env := map[string]string{"DOORMAN_DB": filepath.Join(dir, "d.db"), "DOORMAN_GEOIP_DIR": filepath.Join(dir, "nodata")}
+			go func() {
+				done <- run(ctx, append([]string{"-addr", "127.0.0.1:0"}, c.args...), func(k string) string { return env[k] }, w, time.Now)
+				w.Close()
+			}()
+			defer func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("run: %v", err)
+				}
+			}()
+			line, err := bufio.NewReader(out).ReadString('\n')
+			if err != nil {
+				t.Fatalf("no start-up line: %v", err)
+			}
+			url := strings.TrimSpace(strings.TrimPrefix(line, "Doorman is running at "))
+			for path, want := range map[string]int{"/healthz": http.StatusOK, "/login": http.StatusOK, paths.OIDCDiscovery: c.discovery} {
+				res, err := http.Get(url + path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				res.Body.Close()
+				if res.StatusCode != want {
+					t.Errorf("GET %s: %d, want %d", path, res.StatusCode, want)
+				}
+			}
+		})
+	}
 }

@@ -33,7 +33,9 @@ import (
 	"doorman/live"
 	"doorman/mailer"
 	"doorman/mailtest"
+	"doorman/oidcprovider"
 	"doorman/password"
+	"doorman/paths"
 	"doorman/secretbox"
 	"doorman/storage"
 )
@@ -145,8 +147,11 @@ type App struct {
 	SecretBox *secretbox.Box
 	// Mailer sends the outbox (nil with NoMail); MailDir is where it
 	// writes mail when there is no SMTP server.
-	Mailer   *mailer.Worker
-	MailDir  string
+	Mailer  *mailer.Worker
+	MailDir string
+	// OIDC is the OpenID Connect provider; nil while the store has no
+	// OpenID Connect part.
+	OIDC     *oidcprovider.Provider
 	deps     handlers.Deps
 	testingT testing.TB
 }
@@ -280,7 +285,23 @@ func New(t testing.TB, o Options) *App {
 			mail.DevDir = a.MailDir
 		}
 	}
+	// The OpenID Connect provider, as main starts it: whenever the store
+	// has its part. Its issuer is the public origin (the tests that sign in
+	// through it serve on it), else DefaultBaseURL.
+	var provider *oidcprovider.Provider
+	if ps, ok := a.Store.(oidcprovider.Store); ok {
+		issuer := o.BaseURL
+		if issuer == "" {
+			issuer = DefaultBaseURL
+		}
+		provider, err = oidcprovider.New(context.Background(), oidcprovider.Config{Issuer: issuer, AllowHTTP: true, Store: ps, Box: a.SecretBox, Now: a.Clock.Now, LoginURL: paths.OIDCContinueFor})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.OIDC = provider
 	a.deps = handlers.Deps{
+		OIDC:  provider,
 		Mail:  mail,
 		Store: a.Store, Geo: resolver, Hasher: hasher, Live: a.Live, Unavailable: storage.IsUnavailable, SecretBox: a.SecretBox,
 		Logger:    logger,

@@ -60,8 +60,10 @@ func TestBackupAndRestore(t *testing.T) {
 		t.Fatal("backup overwrote an existing file")
 	}
 
-	// Restore: a server on the copy. Cookies go to any port of the host.
-	restored := newTestAppWith(t, apptest.Options{DSN: out})
+	// Restore: a server on the copy, with the key ring (restoring a
+	// backup restores the secret key file too: the signing keys are sealed
+	// with it). Cookies go to any port of the host.
+	restored := newTestAppWith(t, apptest.Options{DSN: out, SecretBox: app.app.SecretBox})
 	desktop.app, phone.app = restored, restored
 	expectStatus(t, desktop.get("/settings"), http.StatusOK)
 	expectRedirect(t, phone.get("/settings"), "/login?next=%2Fsettings")
@@ -92,7 +94,7 @@ func TestPgDumpRestore(t *testing.T) {
 	if out, err := exec.Command(filepath.Join(bin, "pg_restore"), "--no-owner", "--dbname", target, dump).CombinedOutput(); err != nil {
 		t.Fatalf("pg_restore: %v\n%s", err, out)
 	}
-	restored := newTestAppWith(t, apptest.Options{DSN: target})
+	restored := newTestAppWith(t, apptest.Options{DSN: target, SecretBox: app.app.SecretBox})
 	if copied := restored.dump(); live != copied {
 		t.Fatalf("the restored database differs:\n%s\nvs\n%s", copied, live)
 	}

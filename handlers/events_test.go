@@ -169,7 +169,7 @@ func TestEventStreamSeesTheOperator(t *testing.T) {
 // open, and an ending of its own session through a then signs it out.
 func TestEventStreamSeesASignInThroughAnotherInstance(t *testing.T) {
 	a := newTestApp(t)
-	b := newTestAppWith(t, apptest.Options{DSN: a.dbPath, Clock: a.app.Clock})
+	b := newTestAppWith(t, apptest.Options{DSN: a.dbPath, Clock: a.app.Clock, SecretBox: a.app.SecretBox})
 	desktop := b.client(uaWindowsChrome, ipBerlin)
 	desktop.signup("alice@example.com", pw)
 	desktopID := desktop.currentID()

@@ -319,7 +319,8 @@ func unroutedKind(path string) routeKind {
 	switch {
 	case strings.HasPrefix(path, static.Prefix) || path == paths.Healthz || path == paths.Readyz:
 		return quietRoute
-	case strings.HasPrefix(path, paths.API+"/") || strings.HasPrefix(path, paths.OAuth+"/") || path == paths.OAuthMetadata:
+	case strings.HasPrefix(path, paths.API+"/") || strings.HasPrefix(path, paths.OAuth+"/") || path == paths.OAuthMetadata,
+		strings.HasPrefix(path, paths.OIDC+"/") && path != paths.OIDCContinue, path == paths.OIDCDiscovery:
 		return programRoute
 	}
 	return pageRoute

@@ -21,6 +21,7 @@ import (
 	"doorman/geo"
 	"doorman/live"
 	"doorman/mails"
+	"doorman/oidcprovider"
 	"doorman/password"
 	"doorman/secretbox"
 	"doorman/static"
@@ -164,6 +165,10 @@ type Deps struct {
 	// Mail sends email (reset and sign-in links, alerts, notices); nil:
 	// this server sends none, and the flows that need it are not offered.
 	Mail *Mail
+	// OIDC is the OpenID Connect provider (apps sign their users in
+	// through Doorman); nil: its routes are not served (a store without
+	// its part of the store, see oidcprovider.Store).
+	OIDC *oidcprovider.Provider
 }
 
 // app holds the dependencies every handler shares.
@@ -188,11 +193,12 @@ type app struct {
 	unavailable func(error) bool
 	slots       chan struct{} // requests in flight (shed); nil: no bound
 	box         *secretbox.Box
-	tokenLimit  *tokenLimiter // API requests per token
-	oauthLimit  *tokenLimiter // device authorization requests per address
-	mail        *Mail         // nil: no email
-	mails       mails.Builder // composes every mail
-	linkLimit   *ipLimiter    // "send me a link" requests per address
+	tokenLimit  *tokenLimiter          // API requests per token
+	oauthLimit  *tokenLimiter          // device authorization requests per address
+	mail        *Mail                  // nil: no email
+	oidc        *oidcprovider.Provider // nil: no OpenID Connect provider
+	mails       mails.Builder          // composes every mail
+	linkLimit   *ipLimiter             // "send me a link" requests per address
 	// deviceCodeLimit counts wrong user codes at /device per address.
 	deviceCodeLimit *ipLimiter
 	// tokenPollLimit bounds /oauth/token requests per address.
@@ -270,6 +276,7 @@ func newApp(d Deps) (*app, *static.Files, error) {
 		live:        d.Live,
 		unavailable: d.Unavailable,
 		box:         d.SecretBox,
+		oidc:        d.OIDC,
 		account:     account.New(d.Store, d.Logger, d.Now),
 		extractIP:   ipExtractor(d.Config.TrustedProxies),
 	}

@@ -154,6 +154,9 @@ func (a *app) routes(e *echo.Echo, files *static.Files) {
 	programs := a.programRoutes(e)
 	a.deviceFlowRoutes(programs, web)
 	a.apiRoutes(programs)
+	if a.oidc != nil {
+		a.oidcRoutes(programs, web)
+	}
 }
 
 // pageRoutes are the pages outside settings: home, sign-up, sign-in and

@@ -73,7 +73,9 @@ func TestPostgresGoneAndBack(t *testing.T) {
 	}
 
 	a := newTestAppWith(t, apptest.Options{DSN: dsn})
-	b := newTestAppWith(t, apptest.Options{DSN: dsn}) // a second instance on the same database
+	// A second instance on the same database, with its key ring, as every
+	// instance of a deployment has.
+	b := newTestAppWith(t, apptest.Options{DSN: dsn, SecretBox: a.app.SecretBox})
 	desktop, phone := a.client(uaWindowsChrome, ipBerlin), a.client(uaIPhone, ipLondon)
 	desktop.signup("alice@example.com", pw)
 	phone.login("alice@example.com", pw)

@@ -91,6 +91,21 @@ const (
 	// turns new sign-in alerts on or off.
 	AccountVerify = Settings + "/account/verify"
 	AccountAlerts = Settings + "/account/alerts"
+	// OIDC is the OpenID Connect provider's root: its endpoints, which
+	// programs call (apps' servers; the authorization endpoint a browser
+	// is sent to, whose answer is a redirect), and OIDCContinue, the
+	// browser's step of an app's sign-in (sign in, re-authenticate,
+	// consent). OIDCDiscovery is where relying parties find the rest.
+	OIDC           = "/oidc"
+	OIDCAuthorize  = OIDC + "/authorize"
+	OIDCToken      = OIDC + "/token"
+	OIDCUserinfo   = OIDC + "/userinfo"
+	OIDCKeys       = OIDC + "/keys"
+	OIDCRevoke     = OIDC + "/revoke"
+	OIDCIntrospect = OIDC + "/introspect"
+	OIDCEndSession = OIDC + "/end_session"
+	OIDCContinue   = OIDC + "/continue"
+	OIDCDiscovery  = "/.well-known/openid-configuration"
 	// DevMail is the development mail viewer (-dev-mail, loopback only).
 	DevMail        = "/dev/mail"
 	DevMailPattern = DevMail + "/:name"
@@ -117,6 +132,9 @@ func SessionRevoke(id string) string { return Session(id) + "/revoke" }
 // TokenRevoke is where the trash icon of token id posts (GET: its confirm
 // page).
 func TokenRevoke(id string) string { return Tokens + "/" + id + "/revoke" }
+
+// OIDCContinueFor is the browser's step of authorization request id.
+func OIDCContinueFor(id string) string { return OIDCContinue + "?id=" + url.QueryEscape(id) }
 
 // LoginNext is the sign-in page that returns to next (a path on this site)
 // afterwards.
