@@ -215,7 +215,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return runSeed(ctx, args[1:], stdout, now)
 		case "login", "logout":
 			return apiclient.Run(ctx, args, getenv, stdout, nil)
-		case "sessions", "users", "backup", "apps":
+		case "sessions", "users", "backup", "apps", "keys":
 			// `sessions list|revoke` without --user is the API client's
 			// (the signed-in user's own sessions); with it, the operator's.
 			if args[0] == "sessions" && !hasUserFlag(args[1:]) {

@@ -33,6 +33,12 @@ const algorithm = jose.RS256
 // every token slower to sign for no gain an attacker would notice.
 const rsaBits = 2048
 
+// MaxTokenLifetime is the longest a token signed with a key stays valid
+// (ID and access tokens): a retired key must stay published at least this
+// long, or apps would refuse tokens that have not expired (`doorman keys
+// rotate` keeps it published longer).
+const MaxTokenLifetime = max(idTokenLifetime, accessTokenLifetime)
+
 // NewSigningKey makes a fresh RS256 key whose private half is sealed with
 // box (it is never written in clear), ready for the store.
 func NewSigningKey(box *secretbox.Box, now time.Time) (db.SigningKey, error) {

@@ -6,7 +6,8 @@
 //	doorman users enable EMAIL
 //	doorman users reset (EMAIL | --all)
 //	doorman users reset-2fa EMAIL
-//	doorman apps add --name NAME | list | remove CLIENT_ID
+//	doorman apps add --name NAME [--redirect-uri URI …] | list | remove CLIENT_ID
+//	doorman keys rotate [--publish-for DURATION] | list
 //	doorman backup -db FILE -out FILE
 //
 // They work on the same database as a running server (SQLite's WAL lets them
@@ -45,8 +46,18 @@ const Usage = `usage:
                                              every user; run it after restoring a backup)
   doorman users reset-2fa EMAIL [-db FILE]    two-factor off, and everything ended as by reset
   doorman apps add --name NAME [-db FILE]     register a command-line tool (prints its client_id)
+  doorman apps add --name NAME --redirect-uri URI [--redirect-uri URI…]
+                   [--post-logout-redirect-uri URI…] [--backchannel-logout-uri URI]
+                   [--confidential] [--first-party] [-db FILE]
+                                             register an OpenID Connect app (prints its client_id
+                                             and, if --confidential, its client_secret, once);
+                                             URIs: https, or http on 127.0.0.1/[::1]/localhost
   doorman apps list [-db FILE]
   doorman apps remove CLIENT_ID [-db FILE]    its tokens end at once
+  doorman keys rotate [--publish-for 1h] [-secret-key-file FILE] [-db FILE]
+                                             a new OpenID Connect signing key; the old one stays
+                                             published for --publish-for (at least 10m)
+  doorman keys list [-db FILE]
   doorman backup -db FILE -out FILE
 `
 
@@ -108,6 +119,9 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	if len(args) > 0 && args[0] == "apps" {
 		return apps(ctx, args[1:], getenv, stdout, log, now)
+	}
+	if len(args) > 0 && args[0] == "keys" {
+		return keys(ctx, args[1:], getenv, stdout, log, now)
 	}
 	if len(args) < 2 {
 		return fmt.Errorf("%s: which command?\n%s", args[0], Usage)
@@ -285,13 +299,15 @@ func list(ctx context.Context, store usersStore, user db.User, now time.Time, st
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tDEVICE\tLOCATION\tIP\tLAST ACTIVE\tSIGNED IN\tEXPIRES")
-	const layout = "2006-01-02 15:04 UTC"
 	for _, s := range sessions {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.DeviceLabel, s.Location, s.IP,
-			s.LastSeenAt.UTC().Format(layout), s.CreatedAt.UTC().Format(layout), s.ExpiresAt().UTC().Format(layout))
+			s.LastSeenAt.UTC().Format(timeLayout), s.CreatedAt.UTC().Format(timeLayout), s.ExpiresAt().UTC().Format(timeLayout))
 	}
 	return tw.Flush()
 }
+
+// timeLayout is how the operator commands print a time (always UTC).
+const timeLayout = "2006-01-02 15:04 UTC"
 
 // redact hides the password of a postgres:// DSN in messages.
 func redact(dsn string) string {

@@ -122,14 +122,31 @@ func LoadOrCreate(path string) (b *Box, created bool, err error) {
 	if err != nil {
 		return nil, false, fmt.Errorf("secretbox: %w", err)
 	}
-	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
-		return nil, false, fmt.Errorf("secretbox: %s may be read by other users (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	b, err = Parse(string(data))
+	b, err = parseFile(path, data)
+	return b, false, err
+}
+
+// Load reads the ring in path, which must exist: for the operator's
+// commands, which must never make up a key the server does not have.
+func Load(path string) (*Box, error) {
+	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, false, fmt.Errorf("%w (in %s)", err, path)
+		return nil, fmt.Errorf("secretbox: %w", err)
 	}
-	return b, false, nil
+	return parseFile(path, data)
+}
+
+// parseFile parses the ring read from path, refusing a file that others
+// may read, as the database is.
+func parseFile(path string, data []byte) (*Box, error) {
+	if st, err := os.Stat(path); err == nil && st.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("secretbox: %s may be read by other users (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := Parse(string(data))
+	if err != nil {
+		return nil, fmt.Errorf("%w (in %s)", err, path)
+	}
+	return b, nil
 }
 
 // Seal encrypts plain for purpose (additional data binding the sealed text
