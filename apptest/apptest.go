@@ -154,7 +154,8 @@ type App struct {
 	// OpenID Connect part.
 	OIDC *oidcprovider.Provider
 	// Backchannel sends the logouts owed to apps (nil while the provider
-	// is off). It polls every 50 ms on the real clock and retries on the
+	// is off). It polls every 200 ms on the real clock (a claim is a write
+	// transaction: as the mail worker, not faster) and retries on the
 	// App's: a failed delivery is due again 10 s later on that clock, so
 	// a test with a stopped clock advances it to see the retry.
 	Backchannel *backchannel.Worker
@@ -317,7 +318,7 @@ func New(t testing.TB, o Options) *App {
 		}
 		w := a.Backchannel
 		w.Store, w.Signer, w.Now, w.Logger, w.Client = bs, provider, a.Clock.Now, logger, backchannel.NewClient(0)
-		w.Poll, w.Backoff = 50*time.Millisecond, func(int) time.Duration { return 10 * time.Second }
+		w.Poll, w.Backoff = 200*time.Millisecond, func(int) time.Duration { return 10 * time.Second }
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { defer close(done); w.Run(ctx) }()
