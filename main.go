@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"doorman/apiclient"
+	"doorman/backchannel"
 	"doorman/db"
 	"doorman/demo"
 	"doorman/geo"
@@ -237,13 +238,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	// event sink (this process's own writes) and is fed what other
 	// processes end (Watch); it rereads sessions through the store.
 	var store db.Store
+	// The back-channel logout worker wakes when this process ends a
+	// session (it is an event sink too); it gets the store and the
+	// provider once they exist, and runs only if the provider is on.
+	logouts := &backchannel.Worker{Logger: log, Now: now}
 	broker := live.New(cfg.Session.StreamLimits(), func(ctx context.Context, id string) (bool, string, time.Time, error) {
 		return live.StoreChecker(store, now)(ctx, id)
 	})
 	if l := broker.Limits(); cfg.Session.MaxStreams == 0 {
 		log.Info("event streams limited by the open-file limit (-max-streams)", "max_streams", l.Total, "per_user", l.PerUser, "per_session", l.PerSession)
 	}
-	store, err = storage.Open(ctx, cfg.DB, db.Options{Now: now, AllowSharedFileMode: cfg.AllowSharedDBFile, Events: broker})
+	store, err = storage.Open(ctx, cfg.DB, db.Options{Now: now, AllowSharedFileMode: cfg.AllowSharedDBFile, Events: live.Fanout{broker, logouts}})
 	if err != nil {
 		return err
 	}
@@ -352,6 +357,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		go worker.Run(ctx)
 		go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
 		go expiryLoop(ctx, store, log, now)
+		// The logouts owed to apps, sent while the provider is on (it signs
+		// them; it is off on a read-only database, which could not record
+		// an outcome anyway). Ended with ctx, as the mail worker is: a send
+		// cut short is released to be sent again, here or by another
+		// instance.
+		if bs, ok := store.(backchannel.Store); ok && provider != nil {
+			logouts.Store, logouts.Signer = bs, provider
+			go logouts.Run(ctx)
+		}
 	}
 	if cfg.DebugAddr != "" {
 		go serveDebug(ctx, cfg.DebugAddr, store, broker, log)

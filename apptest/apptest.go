@@ -25,6 +25,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"doorman/backchannel"
 	"doorman/db"
 	"doorman/db/postgres/pgtest"
 	"doorman/geo"
@@ -151,9 +152,15 @@ type App struct {
 	MailDir string
 	// OIDC is the OpenID Connect provider; nil while the store has no
 	// OpenID Connect part.
-	OIDC     *oidcprovider.Provider
-	deps     handlers.Deps
-	testingT testing.TB
+	OIDC *oidcprovider.Provider
+	// Backchannel sends the logouts owed to apps (nil while the provider
+	// is off). It polls every 200 ms on the real clock (a claim is a write
+	// transaction: as the mail worker, not faster) and retries on the
+	// App's: a failed delivery is due again 10 s later on that clock, so
+	// a test with a stopped clock advances it to see the retry.
+	Backchannel *backchannel.Worker
+	deps        handlers.Deps
+	testingT    testing.TB
 }
 
 // New builds the app for t; everything it opens is closed by t.Cleanup.
@@ -174,6 +181,10 @@ func New(t testing.TB, o Options) *App {
 	// sessions: made first, pointed at the store once it is open. Its
 	// limits are the config's, as in main.
 	var store db.Store
+	// The logout worker is the store's event sink too (it wakes when a
+	// session ends); it is given the store and the provider once they
+	// exist, and runs only if the provider is on.
+	a.Backchannel = &backchannel.Worker{}
 	a.Live = live.New(a.Config.StreamLimits(), func(ctx context.Context, id string) (bool, string, time.Time, error) {
 		return live.StoreChecker(store, a.Clock.Now)(ctx, id)
 	})
@@ -186,7 +197,7 @@ func New(t testing.TB, o Options) *App {
 		case UsePostgres():
 			a.DBPath = pgtest.NewDatabase(t)
 		}
-		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: live.Fanout{a.Live, o.Events}, Now: a.Clock.Now})
+		s, err := storage.Open(context.Background(), a.DBPath, db.Options{Events: live.Fanout{a.Live, a.Backchannel, o.Events}, Now: a.Clock.Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -300,6 +311,22 @@ func New(t testing.TB, o Options) *App {
 		}
 	}
 	a.OIDC = provider
+	if provider != nil {
+		bs, ok := a.Store.(backchannel.Store)
+		if !ok {
+			t.Fatal("apptest: the store has the provider's part but not the logout outbox")
+		}
+		w := a.Backchannel
+		w.Store, w.Signer, w.Now, w.Logger, w.Client = bs, provider, a.Clock.Now, logger, backchannel.NewClient(0)
+		w.Poll, w.Backoff = 200*time.Millisecond, func(int) time.Duration { return 10 * time.Second }
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { defer close(done); w.Run(ctx) }()
+		// Stopped and waited for: no send or store call outlives the test.
+		t.Cleanup(func() { cancel(); <-done; w.Client.CloseIdleConnections() })
+	} else {
+		a.Backchannel = nil
+	}
 	a.deps = handlers.Deps{
 		OIDC:  provider,
 		Mail:  mail,
