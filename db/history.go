@@ -21,6 +21,7 @@ const (
 	EventAccountReset    = "account_reset"     // everything that could act for the account ended (Reason, By: an operator)
 	EventTwoFactorFailed = "two_factor_failed" // a wrong second-factor code after the right password
 	EventRefreshReused   = "refresh_reused"    // a spent refresh token of an app's came back: its family ended (Detail: the app)
+	EventAppConsented    = "app_consented"     // the person allowed an app to sign them in (Detail: the app; Method: the scopes allowed, space-separated)
 )
 
 // SecurityEvent is one entry of an account's security history.

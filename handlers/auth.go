@@ -184,6 +184,7 @@ func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsFor
 		p.DemoEmail, p.DemoPassword = a.cfg.DemoEmail, a.cfg.DemoPassword
 	}
 	p.MailOn = a.mailOn()
+	p.ContinueTo = a.continuesTo(c, f.Next)
 	return a.render(c, status, views.AuthPage(p))
 }
 
@@ -426,6 +427,12 @@ func (a *app) logout(c echo.Context) error {
 			return err
 		}
 		a.addFlash(c, flashSuccess, "You signed out.")
+	}
+	// next (a path on this site) is where to go on: an app's sign-in
+	// whose consent page offered "Not you? Use another account" comes
+	// back to its step, which asks for a sign-in.
+	if next := safeNext(formValue(c, "next")); next != "" {
+		return c.Redirect(http.StatusSeeOther, next)
 	}
 	return c.Redirect(http.StatusSeeOther, paths.Login)
 }

@@ -135,6 +135,9 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 		r.Title, r.Detail = "“"+e.Detail+"” disconnected", a.endedBy(c, e.Reason, e.By, au.Session.ID, names)
 	case db.EventAppApproved:
 		r.Title, r.Detail = "App “"+e.Detail+"” connected", "requested from "+where
+	case db.EventAppConsented:
+		r.Title, r.Detail = "Allowed “"+e.Detail+"” to sign you in", e.Device+" · "+where
+		r.URL = paths.Session(e.SessionID)
 	case db.EventPasswordChanged:
 		r.Title, r.Detail = "Password changed", e.Device+" · "+where
 		switch e.Reason {

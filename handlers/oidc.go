@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -46,19 +47,56 @@ func (a *app) oidcRoutes(programs, web routeSet) {
 	programs.POST(paths.OIDCEndSession, h)
 	web.GET(paths.OIDCContinue, a.oidcContinue)
 	web.POST(paths.OIDCContinue, a.oidcReauthenticate)
+	web.POST(paths.OIDCConsent, a.oidcAllow)
+	web.POST(paths.OIDCConsentCancel, a.oidcCancel)
 }
 
 // oidcRequest is the authorization request the browser's step is about
 // (its id in the query), or a 404 page.
 func (a *app) oidcRequest(c echo.Context) (oidcprovider.Request, error) {
-	r, err := a.oidc.Request(c.Request().Context(), c.QueryParam("id"))
+	return a.oidcRequestByID(c, c.QueryParam("id"))
+}
+
+// oidcRequestByID is authorization request id, still to be completed, or
+// a 404 page. A completed one is no step of anybody's any more: its
+// browser was sent back to the app (a page kept open, a form posted
+// again, find nothing to do).
+func (a *app) oidcRequestByID(c echo.Context, id string) (oidcprovider.Request, error) {
+	r, err := a.oidc.Request(c.Request().Context(), id)
 	if errors.Is(err, oidcprovider.ErrNoRequest) {
 		return r, echo.NewHTTPError(http.StatusNotFound, "This sign-in request has expired or is unknown. Go back to the app and sign in again.")
 	}
 	if err != nil {
 		return r, fmt.Errorf("oidc request: %w", err)
 	}
+	if r.Done() {
+		return r, errRequestUsed()
+	}
 	return r, nil
+}
+
+// continuesTo is the name of the app whose sign-in next continues (the
+// sign-in page says "to continue to NAME"), or "" when next is not an
+// app's sign-in step in flight. next came from the query: only its path
+// and id are read, and the name shown is the registered app's.
+func (a *app) continuesTo(c echo.Context, next string) string {
+	if a.oidc == nil || next == "" {
+		return ""
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Path != paths.OIDCContinue {
+		return ""
+	}
+	r, err := a.oidc.Request(c.Request().Context(), u.Query().Get("id"))
+	if err != nil || r.Done() {
+		return ""
+	}
+	return r.App.Name
+}
+
+// errRequestUsed is the page of a request that was completed already.
+func errRequestUsed() error {
+	return echo.NewHTTPError(http.StatusNotFound, "This sign-in request has expired or was used already. Go back to the app and sign in again.")
 }
 
 // authTime is when the session last proved who it is: its sign-in, or
@@ -172,22 +210,114 @@ func (a *app) oidcReauthenticate(c echo.Context) error {
 
 // oidcFinish sends the browser back to the app with a code, when the app
 // may have this sign-in: a first-party app always; any other once the
-// person consented to what it asks. Asking for consent is not built yet
-// (issue 23 phase D): until it is, such an app is told so on a page,
-// never given a sign-in nobody agreed to.
+// person consented to every scope it asks for (prompt=consent asks again
+// whatever was given before). Otherwise the person is asked (prompt=none:
+// the app is told consent_required).
 func (a *app) oidcFinish(c echo.Context, r oidcprovider.Request, au *authInfo) error {
-	ctx := c.Request().Context()
-	ok, err := a.oidc.Consented(ctx, au.User.ID, r)
+	missing, err := a.oidc.Unconsented(c.Request().Context(), au.User.ID, r)
 	if err != nil {
 		return err
 	}
-	if !ok || (r.PromptConsent() && !r.App.FirstParty) {
+	if len(missing) > 0 || (r.PromptConsent() && !r.App.FirstParty) {
 		if r.PromptNone() {
 			return a.oidcRefuse(c, r, oidcprovider.ConsentRequired, "The app needs your consent.")
 		}
-		return echo.NewHTTPError(http.StatusNotImplemented,
-			"Signing in to "+r.App.Name+" needs your consent, and Doorman cannot ask for it yet. Only the operator's own apps can sign in through Doorman for now.")
+		return a.oidcConsentPage(c, r, au, missing)
 	}
+	return a.oidcComplete(c, r, au)
+}
+
+// oidcConsentPage asks whether the app may have what it asks for. When
+// the person allowed it some scopes before and it now asks for more, only
+// the new ones are named; a first consent, and prompt=consent, name all.
+func (a *app) oidcConsentPage(c echo.Context, r oidcprovider.Request, au *authInfo, missing []string) error {
+	p := views.ConsentProps{
+		AppName: r.App.Name, Email: au.User.Email,
+		RequestID: r.ID, SessionID: au.Session.ID,
+		ContinueURL: paths.OIDCContinueFor(r.ID),
+	}
+	scopes := r.Scopes
+	if len(missing) > 0 && len(missing) < len(r.Scopes) {
+		scopes, p.More = missing, true
+	}
+	for _, s := range scopes {
+		p.Access = append(p.Access, scopeWords(s, r.App.Name))
+	}
+	p.Page = a.page(c, p.Heading(), "")
+	return a.render(c, http.StatusOK, views.ConsentPage(p))
+}
+
+// scopeWords says what an app gets with scope, in plain words. The
+// provider accepts only the standard scopes (oidcprovider's client):
+// those it has nothing for are named as such, never left out.
+func scopeWords(scope, app string) string {
+	switch scope {
+	case "openid":
+		// The subject is one per account, the same for every app: it is
+		// not said to be the app's own.
+		return "Who you are on Doorman: a random id for your account, not your email address"
+	case "email":
+		return "Your email address and whether it is verified"
+	case "offline_access":
+		return "Stay signed in to " + app + " while you're away: it can use your account until you disconnect it or log out everywhere"
+	}
+	return "“" + scope + "”: Doorman keeps nothing of this kind, so " + app + " gets nothing for it"
+}
+
+// oidcConsentAnswer is the request a consent form answers, checked again
+// as the page was: the request is still to be completed, this browser is
+// signed in, with the session that was asked (a page shown to someone
+// else, before a "Not you?", counts for nobody), and no newer sign-in is
+// owed. Otherwise the browser goes back to the step, where the current
+// session is asked afresh, and nothing changed. A cross-site post never
+// gets here (CSRF: origin and token). au is nil when the answer is
+// already given (an error page, or that redirect): the caller returns err.
+func (a *app) oidcConsentAnswer(c echo.Context) (oidcprovider.Request, *authInfo, error) {
+	r, err := a.oidcRequestByID(c, formValue(c, "id"))
+	if err != nil {
+		return r, nil, err
+	}
+	au := authOf(c)
+	if au == nil || formValue(c, "session") != au.Session.ID || a.oidcNeedsReauth(r, au) {
+		return r, nil, c.Redirect(http.StatusSeeOther, paths.OIDCContinueFor(r.ID))
+	}
+	return r, au, nil
+}
+
+// oidcAllow takes "Allow": the consent is remembered (per person, app and
+// scopes: the next sign-in with no more scopes is not asked), then the
+// request is completed and the browser sent back with a code.
+func (a *app) oidcAllow(c echo.Context) error {
+	r, au, err := a.oidcConsentAnswer(c)
+	if au == nil {
+		return err
+	}
+	if err := a.oidc.Consent(c.Request().Context(), au.User.ID, r); err != nil {
+		return err
+	}
+	a.recordEvent(c, db.SecurityEvent{UserID: au.User.ID, Kind: db.EventAppConsented, SessionID: au.Session.ID,
+		Detail: r.App.Name, Method: strings.Join(r.Scopes, " ")})
+	return a.oidcComplete(c, r, au)
+}
+
+// oidcCancel takes "Cancel": the request is forgotten (nothing completes
+// it afterwards) and the app is told access_denied.
+func (a *app) oidcCancel(c echo.Context) error {
+	r, au, err := a.oidcConsentAnswer(c)
+	if au == nil {
+		return err
+	}
+	if err := a.oidc.Cancel(c.Request().Context(), r); err != nil {
+		return err
+	}
+	a.log.Info("app sign-in declined", "user", au.User.ID, "session", au.Session.ID, "client", r.ClientID)
+	return a.oidcRefuse(c, r, oidcprovider.AccessDenied, "The person declined.")
+}
+
+// oidcComplete completes the request with the session and sends the
+// browser back to the app with a code.
+func (a *app) oidcComplete(c echo.Context, r oidcprovider.Request, au *authInfo) error {
+	ctx := c.Request().Context()
 	to, err := a.oidc.Complete(ctx, r, oidcprovider.Completion{
 		UserID: au.User.ID, SessionID: au.Session.ID, AuthTime: authTime(au.Session),
 		AMR: amr(au.Session.AuthMethod), Epoch: au.User.Epoch,
@@ -199,7 +329,7 @@ func (a *app) oidcFinish(c echo.Context, r oidcprovider.Request, au *authInfo) e
 		a.sessions.ClearCookie(c)
 		return c.Redirect(http.StatusSeeOther, paths.LoginNext(paths.OIDCContinueFor(r.ID)))
 	case errors.Is(err, db.ErrNotFound):
-		return echo.NewHTTPError(http.StatusNotFound, "This sign-in request has expired or was used already. Go back to the app and sign in again.")
+		return errRequestUsed()
 	case err != nil:
 		return err
 	}

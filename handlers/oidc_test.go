@@ -6,10 +6,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"html"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -527,22 +529,197 @@ func TestOIDCErrors(t *testing.T) {
 	}
 }
 
-// TestOIDCConsentNotBuiltYet: an app that is not first-party needs the
-// person's consent, which Doorman cannot ask for yet: it says so, and
-// the app gets nothing.
-func TestOIDCConsentNotBuiltYet(t *testing.T) {
+// consentForm is the answer form of a consent page: its hidden fields
+// (the request, and the session that was asked).
+func consentForm(t *testing.T, res *response) url.Values {
+	t.Helper()
+	expectStatus(t, res, http.StatusOK)
+	form := url.Values{}
+	for _, name := range []string{"id", "session"} {
+		m := regexp.MustCompile(`name="` + name + `" value="([^"]+)"`).FindStringSubmatch(res.body)
+		if m == nil {
+			t.Fatalf("no %s field on the consent page:\n%s", name, snippet(res.body))
+		}
+		form.Set(name, html.UnescapeString(m[1]))
+	}
+	return form
+}
+
+// askConsent starts a sign-in through the app and returns the consent
+// page it leads to, with its sign-in.
+func (rp *relyingParty) askConsent(browser *client, extra ...oauth2.AuthCodeOption) (*signIn, *response) {
+	rp.t.Helper()
+	s, res := rp.start(browser, extra...)
+	if res.StatusCode != http.StatusFound {
+		rp.t.Fatalf("authorize: %d %q", res.StatusCode, res.Header.Get("Location"))
+	}
+	return s, browser.get(res.Header.Get("Location"))
+}
+
+// TestOIDCConsent: an app that is not first-party asks the person first.
+// Allow gives the app its code and is remembered: the next sign-in is not
+// asked, one asking for more scopes is, naming only the new ones;
+// prompt=consent always asks; Cancel sends access_denied back.
+func TestOIDCConsent(t *testing.T) {
 	a := newOIDCApp(t)
 	browser := a.client(uaWindowsChrome, ipBerlin)
 	browser.signup("alice@example.com", "correct horse")
 	rp := a.newRelyingParty("third", false, false)
-	_, res := rp.start(browser)
-	res = browser.get(res.Header.Get("Location"))
-	expectStatus(t, res, http.StatusNotImplemented)
-	expectBody(t, res, "needs your consent")
-	// prompt=none: consent_required, back at the app.
-	_, res = rp.start(browser, oauth2.SetAuthURLParam("prompt", "none"))
+
+	// prompt=none before any consent: consent_required, back at the app.
+	_, res := rp.start(browser, oauth2.SetAuthURLParam("prompt", "none"))
 	if back := rp.back(browser.get(res.Header.Get("Location"))); back.Get("error") != "consent_required" {
 		t.Errorf("prompt=none without consent: %v", back)
+	}
+
+	s, page := rp.askConsent(browser)
+	expectBody(t, page, "Sign in to App third?", "Signed in as <strong class=\"consent-email\">alice@example.com</strong>",
+		"Not you? Use another account", "App third will get", "Who you are on Doorman", "Your email address and whether it is verified",
+		">Allow</button>", ">Cancel</button>")
+	expectNoBody(t, page, "Stay signed in")
+	form := consentForm(t, page)
+	s.back = rp.back(browser.post("/oidc/consent", form))
+	if s.back.Get("state") != s.state || s.back.Get("code") == "" {
+		t.Fatalf("Allow: back at the app with %v", s.back)
+	}
+	tok, err := rp.exchange(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp.verify(tok, s.nonce)
+
+	// The same answer again finds nothing to do, and changes nothing.
+	before := a.dump()
+	expectStatus(t, browser.post("/oidc/consent", form), http.StatusNotFound)
+	expectStatus(t, browser.post("/oidc/consent/cancel", form), http.StatusNotFound)
+	if after := a.dump(); after != before {
+		t.Errorf("a replayed answer changed the database:\n%s\nvs\n%s", before, after)
+	}
+
+	// Remembered: the next sign-in is not asked.
+	rp.signIn(browser)
+
+	// More scopes: asked again, naming only the new one.
+	rp.cfg.Scopes = append(rp.cfg.Scopes, "offline_access")
+	s, page = rp.askConsent(browser, oauth2.AccessTypeOffline)
+	expectBody(t, page, "Allow App third more?", "App third asks for more than you allowed before",
+		"Stay signed in to App third while you&#39;re away: it can use your account until you disconnect it or log out everywhere")
+	expectNoBody(t, page, "Your email address", "Who you are on Doorman")
+	s.back = rp.back(browser.post("/oidc/consent", consentForm(t, page)))
+	if s.back.Get("code") == "" {
+		t.Fatalf("Allow more: %v", s.back)
+	}
+	rp.signIn(browser, oauth2.AccessTypeOffline)
+
+	// prompt=consent asks, naming everything; Cancel: access_denied,
+	// and the request is gone.
+	s, page = rp.askConsent(browser, oauth2.AccessTypeOffline, oauth2.SetAuthURLParam("prompt", "consent"))
+	expectBody(t, page, "Sign in to App third?", "Your email address", "Stay signed in")
+	form = consentForm(t, page)
+	back := rp.back(browser.post("/oidc/consent/cancel", form))
+	if back.Get("error") != "access_denied" || back.Get("state") != s.state || back.Get("code") != "" {
+		t.Errorf("Cancel: %v", back)
+	}
+	expectStatus(t, browser.get("/oidc/continue?id="+url.QueryEscape(form.Get("id"))), http.StatusNotFound)
+	expectStatus(t, browser.post("/oidc/consent", form), http.StatusNotFound)
+
+	// A first-party app is never asked, prompt=consent or not.
+	first := a.newRelyingParty("own", false, true)
+	first.signIn(browser, oauth2.SetAuthURLParam("prompt", "consent"))
+
+	// The history has the consents, with what was allowed.
+	res = browser.get("/settings/security/activity")
+	expectStatus(t, res, http.StatusOK)
+	if n := strings.Count(res.body, "Allowed “App third” to sign you in"); n != 2 {
+		t.Errorf("%d consents in the history, want 2:\n%s", n, snippet(res.body))
+	}
+}
+
+// TestOIDCConsentAnswersFromElsewhere: an answer that is not the asked
+// session's own, on the page it was asked on, changes nothing: posted
+// from another site, from another person's browser, for another session
+// of the same browser, or signed out.
+func TestOIDCConsentAnswersFromElsewhere(t *testing.T) {
+	a := newOIDCApp(t)
+	alice := a.client(uaWindowsChrome, ipBerlin)
+	alice.signup("alice@example.com", "correct horse")
+	bob := a.client(uaIPhone, ipLondon)
+	bob.signup("bob@example.com", "battery staple")
+	nobody := a.client(uaIPhone, ipLondon)
+	rp := a.newRelyingParty("third", false, false)
+	_, page := rp.askConsent(alice)
+	form := consentForm(t, page)
+	cont := "/oidc/continue?id=" + url.QueryEscape(form.Get("id"))
+	bob.get("/settings/security")
+	nobody.get("/login")
+	before := a.dump()
+
+	// answer is the page's answer (its hidden fields), sent with the
+	// poster's own CSRF token.
+	answer := func() url.Values { return url.Values{"id": {form.Get("id")}, "session": {form.Get("session")}} }
+	for _, path := range []string{"/oidc/consent", "/oidc/consent/cancel"} {
+		for _, h := range [][]string{{"Sec-Fetch-Site", "cross-site"}, {"Origin", "https://evil.example"}} {
+			expectStatus(t, alice.post(path, answer(), h...), http.StatusForbidden)
+		}
+		expectStatus(t, alice.post(path, url.Values{"id": {form.Get("id")}, "session": {form.Get("session")}, "csrf": {strings.Repeat("A", 43)}}), http.StatusForbidden)
+		wrong := url.Values{"id": {form.Get("id")}, "session": {"another-session"}}
+		expectRedirect(t, alice.post(path, wrong), cont)
+		expectRedirect(t, alice.post(path, url.Values{"id": {form.Get("id")}}), cont)
+		// Bob posting Alice's page's answer (his own CSRF token): he was
+		// not asked, and is asked on his own page instead.
+		expectRedirect(t, bob.post(path, answer()), cont)
+		expectRedirect(t, nobody.post(path, answer()), cont)
+		expectStatus(t, alice.post(path, url.Values{"id": {"no-such-request"}, "session": {form.Get("session")}}), http.StatusNotFound)
+	}
+	if after := a.dump(); after != before {
+		t.Fatalf("an answer from elsewhere changed the database:\n%s\nvs\n%s", before, after)
+	}
+	// Bob's own page, then, is his.
+	expectBody(t, bob.get(cont), "Signed in as <strong class=\"consent-email\">bob@example.com</strong>")
+}
+
+// TestOIDCConsentNotYou: "Not you? Use another account" signs the browser
+// out and comes back: the sign-in page says which app it continues to,
+// and the consent page then asks the account that signed in.
+func TestOIDCConsentNotYou(t *testing.T) {
+	a := newOIDCApp(t)
+	browser := a.client(uaWindowsChrome, ipBerlin)
+	other := a.client(uaIPhone, ipLondon)
+	other.signup("bob@example.com", "battery staple")
+	browser.signup("alice@example.com", "correct horse")
+	rp := a.newRelyingParty("third", false, false)
+	s, page := rp.askConsent(browser)
+	cont := "/oidc/continue?id=" + url.QueryEscape(consentForm(t, page).Get("id"))
+
+	expectRedirect(t, browser.post("/logout", url.Values{"next": {cont}}), cont)
+	login := "/login?next=" + url.QueryEscape(cont)
+	expectRedirect(t, browser.get(cont), login)
+	res := browser.get(login)
+	expectBody(t, res, "to continue to <strong>App third</strong>", "You signed out.")
+	expectRedirect(t, browser.post("/login", url.Values{"email": {"bob@example.com"}, "password": {"battery staple"}, "next": {cont}}), cont)
+	page = browser.get(cont)
+	expectBody(t, page, "bob@example.com")
+	expectNoBody(t, page, "alice@example.com")
+	s.back = rp.back(browser.post("/oidc/consent", consentForm(t, page)))
+	tok, err := rp.exchange(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := rp.verify(tok, s.nonce); c.Email != "bob@example.com" {
+		t.Errorf("signed in to the app as %q, want bob", c.Email)
+	}
+
+	// The sign-in page names the app of a request in flight only: not
+	// for an unknown or used one, nor for another page carrying an id.
+	stranger := a.client(uaIPhone, ipTokyo)
+	_, res = rp.start(stranger)
+	live := res.Header.Get("Location")
+	expectBody(t, stranger.get("/login?next="+url.QueryEscape(live)), "to continue to <strong>App third</strong>")
+	id := strings.TrimPrefix(live, "/oidc/continue?id=")
+	for _, next := range []string{"/oidc/continue?id=nope", "/oidc/continue", "/settings/security?id=" + id, cont} {
+		res := stranger.get("/login?next=" + url.QueryEscape(next))
+		expectStatus(t, res, http.StatusOK)
+		expectNoBody(t, res, "to continue to")
 	}
 }
 

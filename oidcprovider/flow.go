@@ -88,23 +88,42 @@ func (p *Provider) Request(ctx context.Context, id string) (Request, error) {
 	return Request{AuthRequest: r, App: c.app}, nil
 }
 
-// Consented reports whether the user may be signed in to the request's
-// app without being asked: a first-party app never asks; any other needs
-// the user's consent to every scope it asks for.
-func (p *Provider) Consented(ctx context.Context, userID int64, r Request) (bool, error) {
+// Unconsented returns the scopes of the request the user has not
+// consented to for its app: what the consent page must ask for (empty:
+// nothing to ask). A first-party app never asks.
+func (p *Provider) Unconsented(ctx context.Context, userID int64, r Request) ([]string, error) {
 	if r.App.FirstParty {
-		return true, nil
+		return nil, nil
 	}
 	given, err := p.storage.store.Consent(ctx, userID, r.ClientID)
 	if err != nil {
-		return false, fmt.Errorf("oidcprovider: consent: %w", err)
+		return nil, fmt.Errorf("oidcprovider: consent: %w", err)
 	}
+	var missing []string
 	for _, s := range r.Scopes {
 		if !slices.Contains(given, s) {
-			return false, nil
+			missing = append(missing, s)
 		}
 	}
-	return true, nil
+	return missing, nil
+}
+
+// Consent remembers that the user allowed the request's app every scope
+// the request asks for (added to what they allowed it before).
+func (p *Provider) Consent(ctx context.Context, userID int64, r Request) error {
+	if err := p.storage.store.GrantConsent(ctx, userID, r.ClientID, r.Scopes, p.now()); err != nil {
+		return fmt.Errorf("oidcprovider: grant consent: %w", err)
+	}
+	return nil
+}
+
+// Cancel forgets a request the person declined, so that nothing can
+// complete it afterwards.
+func (p *Provider) Cancel(ctx context.Context, r Request) error {
+	if err := p.storage.store.DeleteAuthRequest(ctx, r.ID); err != nil {
+		return fmt.Errorf("oidcprovider: cancel auth request: %w", err)
+	}
+	return nil
 }
 
 // Completion is the Doorman session that completes a request: who, which

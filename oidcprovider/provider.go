@@ -48,6 +48,7 @@ type Store interface {
 	RedeemAuthCode(ctx context.Context, codeHash []byte, now time.Time) (db.AuthRequest, error)
 	DeleteAuthRequest(ctx context.Context, id string) error
 	Consent(ctx context.Context, userID int64, clientID string) ([]string, error)
+	GrantConsent(ctx context.Context, userID int64, clientID string, scopes []string, now time.Time) error
 	IssueGrants(ctx context.Context, grants []db.Grant, spend string, epoch int64, now time.Time) error
 	GrantWithUser(ctx context.Context, id string, now time.Time) (g db.Grant, u db.User, usable bool, err error)
 	RevokeGrant(ctx context.Context, clientID, id string, now time.Time) error

@@ -106,6 +106,9 @@ const (
 	OIDCEndSession = OIDC + "/end_session"
 	OIDCContinue   = OIDC + "/continue"
 	OIDCDiscovery  = "/.well-known/openid-configuration"
+	// OIDCConsent and OIDCConsentCancel take the consent page's answer.
+	OIDCConsent       = OIDC + "/consent"
+	OIDCConsentCancel = OIDCConsent + "/cancel"
 	// DevMail is the development mail viewer (-dev-mail, loopback only).
 	DevMail        = "/dev/mail"
 	DevMailPattern = DevMail + "/:name"

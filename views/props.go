@@ -48,6 +48,9 @@ type AuthFormProps struct {
 	DemoPassword  string
 	// MailOn offers "Forgot your password?" and "Email me a sign-in link".
 	MailOn bool
+	// ContinueTo is the name of the app the sign-in continues to (an
+	// OpenID Connect sign-in sent the browser here); "" otherwise.
+	ContinueTo string
 }
 
 // Action is the form's target.
@@ -332,6 +335,33 @@ type DeviceApproveProps struct {
 	Elsewhere                  string   // a warning when that is not where this browser is; "" when it is
 	RequestedAgo, RequestedISO string
 	PasswordError              string // the password is always asked: approving makes a credential
+}
+
+// ConsentProps asks whether an app that signs in through Doorman may
+// have what it asks for.
+type ConsentProps struct {
+	Page
+	AppName string
+	Email   string   // the account signed in ("Signed in as …")
+	Access  []string // what the app will get, one item per scope, in words
+	// More: the person allowed the app some scopes before and it asks for
+	// more; Access then names only the new ones.
+	More bool
+	// RequestID and SessionID go back in the form: the request it is
+	// about, and the session that was asked (the answer counts only from
+	// that session).
+	RequestID, SessionID string
+	// ContinueURL is the step the app's sign-in comes back to after
+	// "Not you? Use another account" has signed this browser out.
+	ContinueURL string
+}
+
+// Heading is the page's question.
+func (p ConsentProps) Heading() string {
+	if p.More {
+		return "Allow " + p.AppName + " more?"
+	}
+	return "Sign in to " + p.AppName + "?"
 }
 
 // EventRow is one entry of the security history.
