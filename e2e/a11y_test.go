@@ -11,6 +11,7 @@ import (
 
 	"github.com/playwright-community/playwright-go"
 
+	"doorman/db"
 	"doorman/handlers"
 )
 
@@ -152,6 +153,9 @@ func TestEveryPageAccessible(t *testing.T) {
 	otherID, err := other.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
 	must(t, err)
 	clientID := registerApp(t, srv, "app_a11y", "Doorman CLI")
+	// An app that signs its users in through Doorman and is not
+	// first-party: its sign-in asks for consent.
+	appSignIn := registerOIDCApp(t, srv, "rp_a11y", "Grafana")
 
 	eachLook(t, func(t *testing.T, l look) {
 		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
@@ -165,8 +169,24 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, button(p, "Sign in").Click())
 		must(t, expect.Locator(p.GetByRole("alert")).ToContainText("Incorrect email or password"))
 		l.check(t, p, "signin-error")
+		// The sign-in page of an app's sign-in names the app.
+		goTo(t, p, appSignIn(l.suffix))
+		must(t, expect.Locator(p.GetByText("to continue to Grafana")).ToBeVisible())
+		l.check(t, p, "signin-continue")
 
 		signInByRequest(t, p, email, pass1, false)
+		// The consent page (never answered Allow here: the account is
+		// every look's, and a consent would spare the others the page),
+		// by keyboard: every control reached with focus visible, and
+		// Cancel sends the app access_denied.
+		goTo(t, p, appSignIn(l.suffix))
+		must(t, expect.Locator(heading(p, "Sign in to Grafana?")).ToBeVisible())
+		l.check(t, p, "consent")
+		tabTo(t, p, "Tab", "Not you? Use another account")
+		tabTo(t, p, "Tab", "Allow")
+		tabTo(t, p, "Shift+Tab", "Cancel")
+		must(t, p.Keyboard().Press("Enter"))
+		must(t, expect.Page(p).ToHaveURL(regexpOf(`/rp-callback\?error=access_denied&`)))
 		l.visit(t, p, "/settings", "settings")
 		l.visit(t, p, "/settings/security", "security")
 		// The confirm dialog, open.
@@ -257,6 +277,38 @@ func TestEveryPageAccessible(t *testing.T) {
 		release()
 		expectSignedOut(t, p)
 	})
+}
+
+// registerOIDCApp registers an OpenID Connect app that is not
+// first-party, public (PKCE), whose redirect URI is on the test server
+// (its page there is a 404: the URL is what a test reads). It returns
+// the start of a sign-in through it: the authorization request's URL,
+// with state.
+func registerOIDCApp(t *testing.T, srv *server, clientID, name string) func(state string) string {
+	t.Helper()
+	redirect := srv.URL + "/rp-callback"
+	must(t, srv.app.Store.CreateApp(t.Context(), db.App{ClientID: clientID, Name: name, CreatedAt: srv.clock.Now(), RedirectURIs: []string{redirect}}))
+	return func(state string) string {
+		q := url.Values{"client_id": {clientID}, "redirect_uri": {redirect}, "response_type": {"code"},
+			"scope": {"openid email offline_access"}, "state": {state},
+			"code_challenge": {"E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"}, "code_challenge_method": {"S256"}}
+		return "/oidc/authorize?" + q.Encode()
+	}
+}
+
+// TestConsentWithoutJavaScript: the consent page's Allow is a plain form:
+// without JavaScript it signs the person in to the app (back at its
+// redirect URI with a code).
+func TestConsentWithoutJavaScript(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	appSignIn := registerOIDCApp(t, srv, "rp_nojs", "Grafana")
+	p := newDevice(t, srv, desktopChrome, ipBerlin, noJavaScript)
+	signInByRequest(t, p, "nojs@example.com", pass1, true)
+	goTo(t, p, appSignIn("nojs"))
+	must(t, expect.Locator(p.GetByText("Signed in as nojs@example.com")).ToBeVisible())
+	must(t, button(p, "Allow").Click())
+	must(t, expect.Page(p).ToHaveURL(regexpOf(`/rp-callback\?code=[^&]+&iss=[^&]+&state=nojs$`)))
 }
 
 // leave takes the tab to a blank page, so that nothing on it (the live
