@@ -27,6 +27,9 @@ func (a *app) render(c echo.Context, status int, page templ.Component) error {
 	if err := page.Render(context.WithoutCancel(c.Request().Context()), buf); err != nil {
 		return fmt.Errorf("render: %w", err)
 	}
+	if src := a.formActionFor(c); src != "" {
+		c.Response().Header().Set("Content-Security-Policy", cspWithFormAction(src))
+	}
 	return c.HTMLBlob(status, buf.Bytes())
 }
 
