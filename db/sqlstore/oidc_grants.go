@@ -302,86 +302,14 @@ func (s *Store) endUserGrantsIn(ctx context.Context, tx Q, userID, owner int64, 
 // still hold a consent, a live grant or a live session's sign-in, most
 // recently used first (PostgreSQL: its three reads in one round trip).
 func (s *Store) ConnectedApps(ctx context.Context, userID int64, now time.Time) ([]db.ConnectedApp, error) {
+	t := appTally{apps: map[string]*db.ConnectedApp{}, keep: map[string]bool{}}
 	n := now.Unix()
-	apps := map[string]*db.ConnectedApp{}
-	keep := map[string]bool{}
-	get := func(client, name string) *db.ConnectedApp {
-		a := apps[client]
-		if a == nil {
-			a = &db.ConnectedApp{ClientID: client, Name: name}
-			apps[client] = a
-		}
-		return a
-	}
-	seen := func(a *db.ConnectedApp, first, last int64) {
-		if first != 0 && (a.FirstAt.IsZero() || first < a.FirstAt.Unix()) {
-			a.FirstAt = time.Unix(first, 0)
-		}
-		if last != 0 && last > toUnix(a.LastUsedAt) {
-			a.LastUsedAt = time.Unix(last, 0)
-		}
-	}
-	err := s.d.Batch(ctx,
-		Read{SQL: `SELECT c.client_id, a.name, c.scopes, c.created_at FROM oidc_consents c JOIN apps a ON a.client_id = c.client_id
-			WHERE c.user_id = ?`, Args: []any{userID}, Scan: func(rows Rows) error {
-			for rows.Next() {
-				var client, name, scopes string
-				var created int64
-				if err := rows.Scan(&client, &name, &scopes, &created); err != nil {
-					return err
-				}
-				a := get(client, name)
-				a.Scopes, keep[client] = splitScopes(scopes), true
-				seen(a, created, 0)
-			}
-			return rows.Err()
-		}},
-		Read{SQL: `SELECT sc.client_id, a.name, sc.session_id, sc.first_at, sc.last_at, s.revoked_at, s.idle_expires_at, s.absolute_expires_at
-			FROM oidc_session_clients sc JOIN apps a ON a.client_id = sc.client_id JOIN sessions s ON s.id = sc.session_id
-			WHERE sc.user_id = ? ORDER BY sc.first_at, sc.session_id`, Args: []any{userID}, Scan: func(rows Rows) error {
-			for rows.Next() {
-				var client, name, session string
-				var first, last, idle, abs int64
-				var revoked *int64
-				if err := rows.Scan(&client, &name, &session, &first, &last, &revoked, &idle, &abs); err != nil {
-					return err
-				}
-				a := get(client, name)
-				seen(a, first, last)
-				if revoked == nil && idle > n && abs > n {
-					a.SessionIDs, keep[client] = append(a.SessionIDs, session), true
-				}
-			}
-			return rows.Err()
-		}},
-		Read{SQL: `SELECT g.client_id, a.name, MIN(g.created_at), MAX(g.created_at),
-				SUM(CASE WHEN g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?2 AND (g.offline = ?3
-					OR (s.revoked_at IS NULL AND s.idle_expires_at > ?2 AND s.absolute_expires_at > ?2)) THEN 1 ELSE 0 END),
-				SUM(CASE WHEN g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?2 AND g.offline = ?3
-					AND g.kind = ?4 THEN 1 ELSE 0 END)
-			FROM oidc_grants g JOIN apps a ON a.client_id = g.client_id LEFT JOIN sessions s ON s.id = g.session_id
-			WHERE g.user_id = ?1 GROUP BY g.client_id, a.name`, Args: []any{userID, n, true, db.GrantRefresh}, Scan: func(rows Rows) error {
-			for rows.Next() {
-				var client, name string
-				var first, last, live, offline int64
-				if err := rows.Scan(&client, &name, &first, &last, &live, &offline); err != nil {
-					return err
-				}
-				a := get(client, name)
-				seen(a, first, last)
-				a.Offline = offline > 0
-				if live > 0 {
-					keep[client] = true
-				}
-			}
-			return rows.Err()
-		}})
-	if err != nil {
+	if err := s.d.Batch(ctx, t.consents(userID), t.sessionLinks(userID, n), t.grants(userID, n)); err != nil {
 		return nil, failed("connected apps", err)
 	}
 	var out []db.ConnectedApp
-	for client, a := range apps {
-		if keep[client] {
+	for client, a := range t.apps {
+		if t.keep[client] {
 			out = append(out, *a)
 		}
 	}
@@ -389,6 +317,102 @@ func (s *Store) ConnectedApps(ctx context.Context, userID int64, now time.Time) 
 		return cmp.Or(b.LastUsedAt.Compare(a.LastUsedAt), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ClientID, b.ClientID))
 	})
 	return out, nil
+}
+
+// appTally gathers ConnectedApps' three reads by app: apps seen in any of
+// them, and keep, those still connected (a consent, a live session's
+// sign-in, a live grant).
+type appTally struct {
+	apps map[string]*db.ConnectedApp
+	keep map[string]bool
+}
+
+// get is the app's entry, made the first time.
+func (t appTally) get(client, name string) *db.ConnectedApp {
+	a := t.apps[client]
+	if a == nil {
+		a = &db.ConnectedApp{ClientID: client, Name: name}
+		t.apps[client] = a
+	}
+	return a
+}
+
+// seen widens the app's first and last use to first and last (0: unknown).
+func (t appTally) seen(a *db.ConnectedApp, first, last int64) {
+	if first != 0 && (a.FirstAt.IsZero() || first < a.FirstAt.Unix()) {
+		a.FirstAt = time.Unix(first, 0)
+	}
+	if last != 0 && last > toUnix(a.LastUsedAt) {
+		a.LastUsedAt = time.Unix(last, 0)
+	}
+}
+
+// consents reads the user's consents: each keeps its app.
+func (t appTally) consents(userID int64) Read {
+	return Read{SQL: `SELECT c.client_id, a.name, c.scopes, c.created_at FROM oidc_consents c JOIN apps a ON a.client_id = c.client_id
+		WHERE c.user_id = ?`, Args: []any{userID}, Scan: func(rows Rows) error {
+		for rows.Next() {
+			var client, name, scopes string
+			var created int64
+			if err := rows.Scan(&client, &name, &scopes, &created); err != nil {
+				return err
+			}
+			a := t.get(client, name)
+			a.Scopes, t.keep[client] = splitScopes(scopes), true
+			t.seen(a, created, 0)
+		}
+		return rows.Err()
+	}}
+}
+
+// sessionLinks reads which sessions signed in to which app: a session
+// alive at n keeps its app, and is listed on it.
+func (t appTally) sessionLinks(userID, n int64) Read {
+	return Read{SQL: `SELECT sc.client_id, a.name, sc.session_id, sc.first_at, sc.last_at, s.revoked_at, s.idle_expires_at, s.absolute_expires_at
+		FROM oidc_session_clients sc JOIN apps a ON a.client_id = sc.client_id JOIN sessions s ON s.id = sc.session_id
+		WHERE sc.user_id = ? ORDER BY sc.first_at, sc.session_id`, Args: []any{userID}, Scan: func(rows Rows) error {
+		for rows.Next() {
+			var client, name, session string
+			var first, last, idle, abs int64
+			var revoked *int64
+			if err := rows.Scan(&client, &name, &session, &first, &last, &revoked, &idle, &abs); err != nil {
+				return err
+			}
+			a := t.get(client, name)
+			t.seen(a, first, last)
+			if revoked == nil && idle > n && abs > n {
+				a.SessionIDs, t.keep[client] = append(a.SessionIDs, session), true
+			}
+		}
+		return rows.Err()
+	}}
+}
+
+// grants reads the user's grants by app: a live one (usable at n) keeps
+// its app; a live offline refresh token marks it Offline.
+func (t appTally) grants(userID, n int64) Read {
+	return Read{SQL: `SELECT g.client_id, a.name, MIN(g.created_at), MAX(g.created_at),
+			SUM(CASE WHEN g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?2 AND (g.offline = ?3
+				OR (s.revoked_at IS NULL AND s.idle_expires_at > ?2 AND s.absolute_expires_at > ?2)) THEN 1 ELSE 0 END),
+			SUM(CASE WHEN g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?2 AND g.offline = ?3
+				AND g.kind = ?4 THEN 1 ELSE 0 END)
+		FROM oidc_grants g JOIN apps a ON a.client_id = g.client_id LEFT JOIN sessions s ON s.id = g.session_id
+		WHERE g.user_id = ?1 GROUP BY g.client_id, a.name`, Args: []any{userID, n, true, db.GrantRefresh}, Scan: func(rows Rows) error {
+		for rows.Next() {
+			var client, name string
+			var first, last, live, offline int64
+			if err := rows.Scan(&client, &name, &first, &last, &live, &offline); err != nil {
+				return err
+			}
+			a := t.get(client, name)
+			t.seen(a, first, last)
+			a.Offline = offline > 0
+			if live > 0 {
+				t.keep[client] = true
+			}
+		}
+		return rows.Err()
+	}}
 }
 
 // SessionApps returns the apps session sessionID of the user's signed in
