@@ -242,7 +242,7 @@ func TestEndSessionUntrustedAsks(t *testing.T) {
 		if tc.named {
 			asker, formAction = "App wiki", "form-action 'self' "+wiki.srv.URL+";"
 		}
-		expectBody(t, res, asker+" asks to sign you out of Doorman on this device.", "Sign out", "Stay signed in", "alice@example.com")
+		expectBody(t, res, asker+" asks to sign you out of Doorman on this device.", "Sign out of Doorman</button>", "Stay signed in", "alice@example.com")
 		if got := res.Header.Get("Content-Security-Policy"); !strings.Contains(got, formAction) {
 			t.Errorf("%s: want %s in %s", tc.name, formAction, got)
 		}

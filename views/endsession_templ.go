@@ -11,7 +11,7 @@ import templruntime "github.com/a-h/templ/runtime"
 import "doorman/paths"
 
 // EndSessionPage asks whether an app may sign this browser out of
-// Doorman. "Sign out" is a POST form (the session that was asked and the
+// Doorman. "Sign out of Doorman" is a POST form (the session that was asked and the
 // app's request in hidden fields); "Stay signed in" is a link that
 // changes nothing.
 func EndSessionPage(p EndSessionProps) templ.Component {
@@ -159,7 +159,7 @@ func EndSessionPage(p EndSessionProps) templ.Component {
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "\">Stay signed in</a> <button type=\"submit\" class=\"button button-primary\">Sign out</button></div></form></section></div>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "\">Stay signed in</a> <button type=\"submit\" class=\"button button-primary\">Sign out of Doorman</button></div></form></section></div>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
