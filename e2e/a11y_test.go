@@ -187,6 +187,12 @@ func TestEveryPageAccessible(t *testing.T) {
 		tabTo(t, p, "Shift+Tab", "Cancel")
 		must(t, p.Keyboard().Press("Enter"))
 		must(t, expect.Page(p).ToHaveURL(regexpOf(`/rp-callback\?error=access_denied&`)))
+		// The page that asks whether an app may sign this browser out of
+		// Doorman (never answered Sign out here: the account is every
+		// look's).
+		goTo(t, p, "/oidc/end_session?client_id=rp_a11y")
+		must(t, expect.Locator(heading(p, "Grafana asks to sign you out of Doorman on this device.")).ToBeVisible())
+		l.check(t, p, "end-session")
 		l.visit(t, p, "/settings", "settings")
 		l.visit(t, p, "/settings/security", "security")
 		// The confirm dialog, open.

@@ -22,9 +22,16 @@ import (
 // else. That origin is a registered app's (the provider checked the
 // redirect URI exactly before the request existed), so an injected form
 // still cannot send anything to a site the operator did not register.
+//
+// A page whose handler knows where its forms lead sets that source itself
+// (ctxFormAction): the end-session page, whose "Sign out" ends in a
+// redirect to the app's registered post-logout redirect URI.
 func (a *app) formActionFor(c echo.Context) string {
 	if a.oidc == nil {
 		return ""
+	}
+	if src, ok := c.Get(ctxFormAction).(string); ok {
+		return src
 	}
 	r := c.Request()
 	id := ""

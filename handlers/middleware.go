@@ -26,6 +26,9 @@ const (
 	ctxAuth  = "doorman.auth"  // *authInfo, only when signed in
 	ctxCSRF  = "doorman.csrf"  // string
 	ctxFlash = "doorman.flash" // *flashState
+	// ctxFormAction is a CSP source the page's forms lead to, set by a
+	// handler that knows it (formActionFor).
+	ctxFormAction = "doorman.formaction"
 	// ctxStream is an event stream's context without the page deadline.
 	ctxStream = "doorman.stream"
 )

@@ -28,8 +28,11 @@ import (
 // oidcRoutes mounts the provider: its endpoints as programs' routes (no
 // cookie is read there: an app's server calls them, and the authorization
 // endpoint only checks the request and redirects), and the browser's step
-// as a browser route (CSRF, the session).
-func (a *app) oidcRoutes(programs, web routeSet) {
+// as a browser route (CSRF, the session). The end-session endpoint is the
+// browser's: its GET reads the session; its POST, which an app's page
+// posts cross-site, reads no cookie and only passes the request on to the
+// GET (forms: the database's bounds, no CSRF check, no session).
+func (a *app) oidcRoutes(programs, web, forms routeSet) {
 	p := a.oidc
 	h := echo.WrapHandler(p.Handler())
 	programs.GET(paths.OIDCDiscovery, echo.WrapHandler(p.DiscoveryHandler()))
@@ -43,8 +46,9 @@ func (a *app) oidcRoutes(programs, web routeSet) {
 	programs.GET(paths.OIDCKeys, h)
 	programs.POST(paths.OIDCRevoke, h)
 	programs.POST(paths.OIDCIntrospect, h)
-	programs.GET(paths.OIDCEndSession, h)
-	programs.POST(paths.OIDCEndSession, h)
+	web.GET(paths.OIDCEndSession, a.oidcEndSession)
+	forms.POST(paths.OIDCEndSession, a.oidcEndSessionForm)
+	web.POST(paths.OIDCEndSessionConfirm, a.oidcEndSessionConfirm)
 	web.GET(paths.OIDCContinue, a.oidcContinue)
 	web.POST(paths.OIDCContinue, a.oidcReauthenticate)
 	web.POST(paths.OIDCConsent, a.oidcAllow)

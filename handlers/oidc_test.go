@@ -343,7 +343,8 @@ func TestOIDCDiscovery(t *testing.T) {
 			t.Errorf("%s = %v, want true", k, doc[k])
 		}
 	}
-	if doc["issuer"] != a.srv.URL || doc["authorization_endpoint"] != a.srv.URL+"/oidc/authorize" || doc["jwks_uri"] != a.srv.URL+"/oidc/keys" {
+	if doc["issuer"] != a.srv.URL || doc["authorization_endpoint"] != a.srv.URL+"/oidc/authorize" || doc["jwks_uri"] != a.srv.URL+"/oidc/keys" ||
+		doc["end_session_endpoint"] != a.srv.URL+"/oidc/end_session" {
 		t.Errorf("endpoints: %v", doc)
 	}
 	for _, k := range []string{"device_authorization_endpoint", "check_session_iframe"} {

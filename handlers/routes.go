@@ -155,7 +155,7 @@ func (a *app) routes(e *echo.Echo, files *static.Files) {
 	a.deviceFlowRoutes(programs, web)
 	a.apiRoutes(programs)
 	if a.oidc != nil {
-		a.oidcRoutes(programs, web)
+		a.oidcRoutes(programs, web, a.routeSet(e, pageRoute, a.shed, a.deadline))
 	}
 }
 

@@ -339,9 +339,8 @@ func (p *Provider) discovery(w http.ResponseWriter, r *http.Request) {
 	c.RequestParameterSupported, c.RequestURIParameterSupported = false, false
 	c.DeviceAuthorizationEndpoint = "" // Doorman's own device flow is at /oauth
 	c.CheckSessionIframe = ""
-	// RP-initiated logout is not built yet (TerminateSession): not
-	// advertised until it is.
-	c.EndSessionEndpoint = ""
+	// end_session_endpoint (RP-initiated logout) is the library's
+	// configured path, served by Doorman's pages (ReadEndSession).
 	raw, err := json.Marshal(c)
 	if err != nil {
 		op.RequestError(w, r, oidc.ErrServerError().WithParent(err), nil)

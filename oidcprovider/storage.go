@@ -355,12 +355,13 @@ func (s *storage) RevokeToken(ctx context.Context, tokenOrID, _, clientID string
 	return nil
 }
 
-// TerminateSession is RP-initiated logout, not built yet (issue 23 phase
-// B2: a confirm page when the request cannot be trusted, then the session
-// ends and its other apps are told). Until then it answers so, rather
-// than pretend the session ended.
+// TerminateSession is the library's RP-initiated logout, which Doorman
+// does not mount: the handlers serve the end-session endpoint themselves
+// (they see the browser's session and can ask the person;
+// Provider.ReadEndSession). Should the library ever call it, it ends
+// nothing and says so.
 func (s *storage) TerminateSession(context.Context, string, string) error {
-	return oidc.ErrRequestNotSupported().WithDescription("signing out through the app (RP-initiated logout) is not available yet: sign out in Doorman")
+	return oidc.ErrRequestNotSupported().WithDescription("the end-session endpoint is served by Doorman's pages")
 }
 
 // SigningKey implements op.AuthStorage.

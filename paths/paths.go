@@ -109,6 +109,9 @@ const (
 	// OIDCConsent and OIDCConsentCancel take the consent page's answer.
 	OIDCConsent       = OIDC + "/consent"
 	OIDCConsentCancel = OIDCConsent + "/cancel"
+	// OIDCEndSessionConfirm takes the answer of the page that asks
+	// whether an app may sign this browser out of Doorman.
+	OIDCEndSessionConfirm = OIDCEndSession + "/confirm"
 	// DevMail is the development mail viewer (-dev-mail, loopback only).
 	DevMail        = "/dev/mail"
 	DevMailPattern = DevMail + "/:name"

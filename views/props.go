@@ -381,3 +381,25 @@ type ActivityProps struct {
 	First    bool   // the newest page
 	Keep     string // "90 days"
 }
+
+// EndSessionProps asks whether an app may sign this browser out of
+// Doorman (RP-initiated logout that could not be trusted as it came).
+type EndSessionProps struct {
+	Page
+	AppName string // the registered app that asks; "" when none is named
+	Email   string // the account signed in ("You're signed in as …")
+	// SessionID, ClientID, PostLogoutRedirectURI and State go back in the
+	// form: the session that was asked (the answer counts only from it),
+	// and the app's request, which is checked again.
+	SessionID, ClientID, PostLogoutRedirectURI, State string
+	// StayURL is where "Stay signed in" leads: Doorman's own page.
+	StayURL string
+}
+
+// Asker names who asks, for the page's sentence.
+func (p EndSessionProps) Asker() string {
+	if p.AppName == "" {
+		return "An app"
+	}
+	return p.AppName
+}
