@@ -184,7 +184,12 @@ func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsFor
 		p.DemoEmail, p.DemoPassword = a.cfg.DemoEmail, a.cfg.DemoPassword
 	}
 	p.MailOn = a.mailOn()
-	p.ContinueTo = a.continuesTo(c, f.Next)
+	if r, ok := a.continuesTo(c, f.Next); ok {
+		p.ContinueTo = r.App.Name
+		if p.Email == "" && !signup {
+			p.Email = loginHint(r.LoginHint)
+		}
+	}
 	return a.render(c, status, views.AuthPage(p))
 }
 

@@ -79,23 +79,36 @@ func (a *app) oidcRequestByID(c echo.Context, id string) (oidcprovider.Request, 
 	return r, nil
 }
 
-// continuesTo is the name of the app whose sign-in next continues (the
-// sign-in page says "to continue to NAME"), or "" when next is not an
-// app's sign-in step in flight. next came from the query: only its path
-// and id are read, and the name shown is the registered app's.
-func (a *app) continuesTo(c echo.Context, next string) string {
+// continuesTo is the app sign-in that next continues (the sign-in page
+// says "to continue to NAME" and takes the app's login_hint), or false
+// when next is not an app's sign-in step in flight. next came from the
+// query: only its path and id are read, and the name shown is the
+// registered app's.
+func (a *app) continuesTo(c echo.Context, next string) (oidcprovider.Request, bool) {
 	if a.oidc == nil || next == "" {
-		return ""
+		return oidcprovider.Request{}, false
 	}
 	u, err := url.Parse(next)
 	if err != nil || u.Path != paths.OIDCContinue {
-		return ""
+		return oidcprovider.Request{}, false
 	}
 	r, err := a.oidc.Request(c.Request().Context(), u.Query().Get("id"))
 	if err != nil || r.Done() {
+		return oidcprovider.Request{}, false
+	}
+	return r, true
+}
+
+// loginHint is the address an app's login_hint suggests for the sign-in
+// form's email field (OpenID Connect Core 3.1.2.1: a hint, nothing
+// more), or "" when it is not an address Doorman would accept: a phone
+// number, a subject or anything malformed prefills nothing.
+func loginHint(hint string) string {
+	e := normaliseEmail(hint)
+	if len(e) > maxEmailBytes || !validEmail(e) {
 		return ""
 	}
-	return r.App.Name
+	return e
 }
 
 // errRequestUsed is the page of a request that was completed already.

@@ -749,3 +749,56 @@ func TestOIDCPromptLogin(t *testing.T) {
 }
 
 func base64URLDecode(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// TestOIDCLoginHint: an app's login_hint fills the sign-in form's email
+// field (a hint: the person may change it); one that is not an address
+// fills nothing.
+func TestOIDCLoginHint(t *testing.T) {
+	a := newOIDCApp(t)
+	browser := a.client(uaWindowsChrome, ipBerlin)
+	rp := a.newRelyingParty("wiki", false, true)
+	for hint, want := range map[string]string{
+		"Alice@Example.com":         `value="alice@example.com"`,
+		"+49 30 1234567":            `value=""`,
+		`"><script>x</script>@a.io`: `value=""`,
+	} {
+		_, res := rp.start(browser, oauth2.SetAuthURLParam("login_hint", hint))
+		res = browser.get(res.Header.Get("Location"))
+		expectStatus(t, res, http.StatusSeeOther)
+		res = browser.get(res.Header.Get("Location"))
+		expectStatus(t, res, http.StatusOK)
+		expectBody(t, res, "to continue to", want)
+	}
+}
+
+// TestOIDCMaxAge: max_age asks for the password again only when the
+// session's sign-in is older than the app allows.
+func TestOIDCMaxAge(t *testing.T) {
+	a := newOIDCApp(t)
+	browser := a.client(uaWindowsChrome, ipBerlin)
+	browser.signup("alice@example.com", "correct horse")
+	rp := a.newRelyingParty("wiki", false, true)
+	a.advance(10 * time.Minute)
+
+	// Signed in 10 minutes ago; the app accepts an hour: straight back.
+	s, res := rp.start(browser, oauth2.SetAuthURLParam("max_age", "3600"))
+	s.back = rp.back(browser.get(res.Header.Get("Location")))
+	if _, err := rp.exchange(s); err != nil {
+		t.Fatalf("max_age 3600, sign-in 10 minutes old: %v", err)
+	}
+
+	// The app accepts 5 minutes: the password again, then back.
+	s, res = rp.start(browser, oauth2.SetAuthURLParam("max_age", "300"))
+	cont := res.Header.Get("Location")
+	res = browser.get(cont)
+	expectStatus(t, res, http.StatusOK)
+	expectBody(t, res, "enter your password again")
+	s.back = rp.back(browser.post(cont, url.Values{"password": {"correct horse"}}))
+	tok, err := rp.exchange(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, _ := rp.verify(tok, s.nonce); c.AuthTime != a.clock().Unix() {
+		t.Errorf("auth_time %d, want the re-authentication's %d", c.AuthTime, a.clock().Unix())
+	}
+}
