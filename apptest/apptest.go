@@ -336,6 +336,9 @@ func New(t testing.TB, o Options) *App {
 		SecretKey: key,
 		Now:       a.Clock.Now,
 	}
+	if a.Backchannel != nil {
+		a.deps.KickLogouts = a.Backchannel.Kick
+	}
 	a.Handler = a.NewHandler()
 	return a
 }

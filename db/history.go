@@ -22,6 +22,8 @@ const (
 	EventTwoFactorFailed = "two_factor_failed" // a wrong second-factor code after the right password
 	EventRefreshReused   = "refresh_reused"    // a spent refresh token of an app's came back: its family ended (Detail: the app)
 	EventAppConsented    = "app_consented"     // the person allowed an app to sign them in (Detail: the app; Method: the scopes allowed, space-separated)
+	EventAppSignIn       = "app_sign_in"       // a session signed in to an app through Doorman (Detail: the app; SessionID, Device, Location, IP: the session's)
+	EventAppDisconnected = "app_disconnected"  // the person disconnected an app signed in to through Doorman (Detail: the app; Reason ReasonDisconnected)
 )
 
 // SecurityEvent is one entry of an account's security history.

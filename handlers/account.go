@@ -85,6 +85,7 @@ func (a *app) changePassword(c echo.Context) error {
 		m.UserID = au.User.ID
 		notice = append(notice, m)
 	}
+	changedAt := a.now()
 	ended, err := a.sessions.ChangePassword(c, au, hash, p.SignOutOthers, notice...)
 	if errors.Is(err, db.ErrNotFound) {
 		// This session was ended elsewhere while the change ran: nothing
@@ -111,6 +112,7 @@ func (a *app) changePassword(c echo.Context) error {
 			msg += " Disconnected " + plural(len(tokens), "app or token") + "."
 		}
 	}
+	msg = withApps(msg, a.appsConfirmation(c, au.User.ID, logoutsOf{since: changedAt, ended: ended, subOnly: p.DisconnectTokens}))
 	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }

@@ -3,6 +3,7 @@ package handlers
 import (
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -138,6 +139,15 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 	case db.EventAppConsented:
 		r.Title, r.Detail = "Allowed “"+e.Detail+"” to sign you in", e.Device+" · "+where
 		r.URL = paths.Session(e.SessionID)
+	case db.EventAppSignIn:
+		r.Title, r.Detail = "Signed in to “"+e.Detail+"” with Doorman", "from "+e.Device+" · "+where
+		r.URL = paths.Session(e.SessionID)
+	case db.EventAppDisconnected:
+		r.Title, r.Detail = "“"+e.Detail+"” disconnected", "its tokens ended and your permission withdrawn"
+	case db.EventRefreshReused:
+		r.Title = "“" + e.Detail + "” presented a refresh token that was already used"
+		r.Detail = "Doorman ended all of “" + e.Detail + "”'s tokens from that sign-in: someone else may hold a copy"
+		r.URL = paths.Session(e.SessionID)
 	case db.EventPasswordChanged:
 		r.Title, r.Detail = "Password changed", e.Device+" · "+where
 		switch e.Reason {
@@ -174,18 +184,37 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 	return r
 }
 
-// recentEvents is the latest n entries of the user's history, as rows.
+// recentEvents is the latest n entries of the user's history before event
+// id before (0: the newest), as rows, with the logouts delivered to apps
+// in the same stretch of time merged in; next is the next page's before
+// (0: none).
 func (a *app) recentEvents(c echo.Context, au *authInfo, before int64, n int) ([]views.EventRow, int64, error) {
-	now := a.now()
-	list, err := a.store.ListSecurityEvents(c.Request().Context(), au.User.ID, before, now.Add(-a.cfg.HistoryKeep), n+1)
+	ctx, now := c.Request().Context(), a.now()
+	start := now.Add(-a.cfg.HistoryKeep)
+	list, err := a.store.ListSecurityEvents(ctx, au.User.ID, before, start, n+1)
 	if err != nil {
 		return nil, 0, err
 	}
 	var next int64
+	from := start
 	if len(list) > n {
 		list, next = list[:n], list[n-1].ID
+		from = list[n-1].At
 	}
-	return a.eventRows(c, au, list, now), next, nil
+	// This page's stretch of time ends where the previous one's began:
+	// at its last event, the one named by before.
+	var to time.Time
+	if before != 0 {
+		prev, err := a.store.ListSecurityEvents(ctx, au.User.ID, before+1, start, 1)
+		if err != nil {
+			return nil, 0, err
+		}
+		if len(prev) == 1 && prev[0].ID == before {
+			to = prev[0].At
+		}
+	}
+	rows, err := a.withLogouts(c, au, list, a.eventRows(c, au, list, now), from, to, now)
+	return rows, next, err
 }
 
 // eventRows are the rows of the history entries list.
@@ -235,6 +264,19 @@ func (a *app) endedSessionDetails(c echo.Context, s db.Session, au *authInfo, no
 				Subtitle: "Refused " + plural(s.RefusedCount, "time") + "; this was the last"}
 		}
 		rows = append(rows, refused)
+		// The apps it had signed in to, told to sign it out: the
+		// deliveries its ending owed (for it, and those for every session
+		// of the user's made by the same ending).
+		ds, err := a.logoutDeliveries(c.Request().Context(), au.User.ID, s.RevokedAt.Truncate(time.Second))
+		if err != nil {
+			a.log.Error("logout deliveries of a session", "session", s.ID, "err", err)
+		}
+		ds = slices.DeleteFunc(ds, func(d db.LogoutDelivery) bool {
+			return d.SessionID != s.ID && (d.SessionID != "" || d.CreatedAt.Unix() != s.RevokedAt.Unix())
+		})
+		if sum := logoutSummary(ds); sum != "" {
+			rows = append(rows, views.DetailRow{Label: "Apps it signed in to", Value: sum})
+		}
 	} else {
 		rows = append(rows, views.DetailRow{Label: "Ended", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()), Subtitle: "It expired"})
 	}

@@ -134,6 +134,7 @@ func (a *app) notYou(c echo.Context) error {
 	if len(done.Tokens) > 0 {
 		msg += " Disconnected " + plural(len(done.Tokens), "app or token") + "."
 	}
+	msg = withApps(msg, a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: done.Ended, subOnly: r.EndTokens}))
 	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }

@@ -438,5 +438,5 @@ func (a *app) recovered(c echo.Context, k recoveryKind, r db.Recovery, done db.R
 	a.sessions.started(c, done.User, *r.Start, value, done.Evicted)
 	a.signedIn(c, done.Evicted)
 	a.setDeviceCookie(c, done.User)
-	a.addFlash(c, flashSuccess, k.done)
+	a.addFlash(c, flashSuccess, withApps(k.done, a.appsConfirmation(c, done.User.ID, logoutsOf{since: r.Now, ended: done.Ended, subOnly: r.EndTokens})))
 }

@@ -169,6 +169,10 @@ type Deps struct {
 	// through Doorman); nil: its routes are not served (a store without
 	// its part of the store, see oidcprovider.Store).
 	OIDC *oidcprovider.Provider
+	// KickLogouts wakes the back-channel logout worker (its Kick) after
+	// an action that owes apps logouts, so the confirmation can say they
+	// got through; nil: the worker finds them at its next poll.
+	KickLogouts func()
 }
 
 // app holds the dependencies every handler shares.
@@ -197,6 +201,7 @@ type app struct {
 	oauthLimit  *tokenLimiter          // device authorization requests per address
 	mail        *Mail                  // nil: no email
 	oidc        *oidcprovider.Provider // nil: no OpenID Connect provider
+	kickLogouts func()                 // nil: none
 	mails       mails.Builder          // composes every mail
 	linkLimit   *ipLimiter             // "send me a link" requests per address
 	// deviceCodeLimit counts wrong user codes at /device per address.
@@ -277,6 +282,7 @@ func newApp(d Deps) (*app, *static.Files, error) {
 		unavailable: d.Unavailable,
 		box:         d.SecretBox,
 		oidc:        d.OIDC,
+		kickLogouts: d.KickLogouts,
 		account:     account.New(d.Store, d.Logger, d.Now),
 		extractIP:   ipExtractor(d.Config.TrustedProxies),
 	}

@@ -272,7 +272,12 @@ func (a *app) revokeSession(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("revoke session: %w", err)
 	}
-	a.addFlash(c, flashSuccess, "Signed out "+s.DeviceLabel)
+	apps := a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: []db.Session{s}})
+	msg := "Signed out " + s.DeviceLabel
+	if apps != "" {
+		msg += ". " + apps
+	}
+	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
@@ -322,7 +327,7 @@ func everywhereMessage(sessions, apps, pats int) string {
 }
 
 func (a *app) revokeOthers(c echo.Context) error {
-	au := authOf(c)
+	au, now := authOf(c), a.now()
 	if g := a.reauthenticate(c, au, "password"); !g.passed() {
 		return g.refuse(func(problem *passwordProblem) error { return a.confirmRevokeOthersPage(c, au, problem) })
 	}
@@ -337,13 +342,14 @@ func (a *app) revokeOthers(c echo.Context) error {
 		}
 	}
 	n := len(ended)
+	apps := a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: ended, subOnly: formValue(c, "also_tokens") == "on"})
 	switch {
-	case n == 0 && len(tokens) == 0:
+	case n == 0 && len(tokens) == 0 && apps == "":
 		a.addFlash(c, flashNotice, "There were no other sessions to sign out.")
 	case len(tokens) == 0:
-		a.addFlash(c, flashSuccess, "Signed out "+plural(n, "other session")+".")
+		a.addFlash(c, flashSuccess, withApps("Signed out "+plural(n, "other session")+".", apps))
 	default:
-		a.addFlash(c, flashSuccess, "Signed out "+plural(n, "other session")+" and disconnected "+plural(len(tokens), "app or token")+".")
+		a.addFlash(c, flashSuccess, withApps("Signed out "+plural(n, "other session")+" and disconnected "+plural(len(tokens), "app or token")+".", apps))
 	}
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
@@ -373,7 +379,7 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 }
 
 func (a *app) revokeAll(c echo.Context) error {
-	au := authOf(c)
+	au, now := authOf(c), a.now()
 	if g := a.reauthenticate(c, au, "password"); !g.passed() {
 		return g.refuse(func(problem *passwordProblem) error { return a.confirmRevokeAllPage(c, au, problem) })
 	}
@@ -391,6 +397,7 @@ func (a *app) revokeAll(c echo.Context) error {
 	if len(tokens) > 0 {
 		msg += ", " + plural(len(tokens), "app or token") + " disconnected"
 	}
-	a.addFlash(c, flashSuccess, msg+".")
+	apps := a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: ended, subOnly: true})
+	a.addFlash(c, flashSuccess, withApps(msg+".", apps))
 	return c.Redirect(http.StatusSeeOther, paths.Login)
 }

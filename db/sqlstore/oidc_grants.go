@@ -441,10 +441,10 @@ func (s *Store) SessionApps(ctx context.Context, userID int64, sessionID string)
 
 // DisconnectApp ends every grant of the user's for the app
 // (db.ReasonDisconnected), forgets their consent and their sessions'
-// sign-ins to it, and owes the app a logout of every session of the
-// user's (sub only), in one transaction under the app's and then the
-// user's row locks; it returns that delivery (ID 0 if the app takes no
-// back-channel logout). db.ErrNotFound if the app was not connected (as
+// sign-ins to it, owes the app a logout of every session of the user's
+// (sub only) and records the disconnect in the history, in one
+// transaction under the app's and then the user's row locks; it returns
+// that delivery (ID 0 if the app takes no back-channel logout). db.ErrNotFound if the app was not connected (as
 // ConnectedApps says) or does not exist.
 func (s *Store) DisconnectApp(ctx context.Context, userID int64, clientID string, now time.Time) (db.LogoutDelivery, error) {
 	var d db.LogoutDelivery
@@ -469,7 +469,13 @@ func (s *Store) DisconnectApp(ctx context.Context, userID int64, clientID string
 		if connected == 0 {
 			return db.ErrNotFound
 		}
+		var name, uri string
+		if err := tx.QueryRow(ctx, `SELECT name, backchannel_logout_uri FROM apps WHERE client_id = ?`, clientID).Scan(&name, &uri); err != nil {
+			return err
+		}
 		if err := s.d.ExecBatch(ctx, tx,
+			Stmt{insertSecurityEventSQL, securityEventArgs(db.SecurityEvent{UserID: userID, Kind: db.EventAppDisconnected, At: now,
+				Detail: name, Reason: db.ReasonDisconnected})},
 			Stmt{`UPDATE oidc_grants SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`,
 				[]any{now.Unix(), db.ReasonDisconnected, userID, clientID}},
 			Stmt{`DELETE FROM oidc_consents WHERE user_id = ? AND client_id = ?`, []any{userID, clientID}},
@@ -487,10 +493,8 @@ func (s *Store) DisconnectApp(ctx context.Context, userID int64, clientID string
 			d = db.LogoutDelivery{}
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		return tx.QueryRow(ctx, `SELECT name, backchannel_logout_uri FROM apps WHERE client_id = ?`, clientID).Scan(&d.AppName, &d.URI)
+		d.AppName, d.URI = name, uri
+		return err
 	})
 	if err != nil {
 		return db.LogoutDelivery{}, failed("disconnect app", err)

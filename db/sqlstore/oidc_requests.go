@@ -110,8 +110,9 @@ func sessionAliveIn(ctx context.Context, tx Q, userID int64, id string, now time
 // reset racing this sign-in either commits first and refuses it, or comes
 // after and ends the session and what it signs in to. The session must be
 // the user's and alive, the request pending and unexpired (else
-// db.ErrNotFound). It records that the session signed in to the app and
-// makes sure the user has a subject.
+// db.ErrNotFound). It records that the session signed in to the app (and
+// in the history, db.EventAppSignIn with the session's device) and makes
+// sure the user has a subject.
 func (s *Store) CompleteAuthRequest(ctx context.Context, id string, userID int64, sessionID string, authTime time.Time, amr []string, epoch int64, now time.Time) error {
 	amrs, err := joinScopes(amr)
 	if err != nil {
@@ -128,8 +129,13 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id string, userID int64
 		if err := s.checkEpochIn(ctx, tx, userID, epoch); err != nil {
 			return err
 		}
-		if err := sessionAliveIn(ctx, tx, userID, sessionID, now); err != nil {
-			return err
+		// The session alive and the user's (as sessionAliveIn), read with
+		// what the history says of it: which device signed in to the app.
+		e := db.SecurityEvent{UserID: userID, Kind: db.EventAppSignIn, At: now, SessionID: sessionID}
+		if err := tx.QueryRow(ctx, `SELECT device_label, location, ip, (SELECT name FROM apps WHERE client_id = ?4)
+			FROM sessions WHERE user_id = ?2 AND id = ?3 AND `+alive(1),
+			now.Unix(), userID, sessionID, clientID).Scan(&e.Device, &e.Location, &e.IP, &e.Detail); err != nil {
+			return notFound(err)
 		}
 		n, err := tx.Exec(ctx, `UPDATE oidc_auth_requests SET user_id = ?1, session_id = ?2, auth_time = ?3, amr = ?4,
 			epoch = ?5, done_at = ?6 WHERE id = ?7 AND done_at IS NULL AND expires_at > ?6`,
@@ -144,7 +150,8 @@ func (s *Store) CompleteAuthRequest(ctx context.Context, id string, userID int64
 			Stmt{`INSERT INTO oidc_session_clients (session_id, client_id, user_id, first_at, last_at) VALUES (?1, ?2, ?3, ?4, ?4)
 				ON CONFLICT (session_id, client_id) DO UPDATE SET last_at = excluded.last_at
 				WHERE excluded.last_at > oidc_session_clients.last_at`, []any{sessionID, clientID, userID, now.Unix()}},
-			Stmt{ensureSubjectSQL, []any{userID, newSubject()}})
+			Stmt{ensureSubjectSQL, []any{userID, newSubject()}},
+			Stmt{insertSecurityEventSQL, securityEventArgs(e)})
 	})
 	return failed("complete auth request", err)
 }

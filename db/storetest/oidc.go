@@ -764,11 +764,22 @@ func testOIDCLogoutDeliveries(t *testing.T, f *fixture) {
 	}
 }
 
+// appSignedIn is the history's entry of session s signing in to app name
+// at at.
+func appSignedIn(s db.Session, name string, at time.Time) db.SecurityEvent {
+	return db.SecurityEvent{UserID: s.UserID, Kind: db.EventAppSignIn, At: at, SessionID: s.ID, Device: s.DeviceLabel,
+		Location: s.Location, IP: s.IP, Detail: name}
+}
+
 func testOIDCConnectedApps(t *testing.T, f *fixture) {
 	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
-	f.session(t, Session("a1", a.ID, T0))
-	f.session(t, Session("a2", a.ID, T0))
-	f.session(t, Session("b1", b.ID, T0))
+	a1, a2, b1 := device("a1", a.ID, T0), device("a2", a.ID, T0), device("b1", b.ID, T0)
+	for _, s := range []db.Session{a1, a2, b1} {
+		f.session(t, s)
+	}
+	h := newHistory(f)
+	h.skip(t, a.ID)
+	h.skip(t, b.ID)
 	f.oidcApp(t, "grafana", "https://grafana.example/bcl")
 	f.oidcApp(t, "wiki", "")
 	if got, err := f.s.Consent(f.ctx, a.ID, "grafana"); err != nil || got != nil {
@@ -795,10 +806,18 @@ func testOIDCConnectedApps(t *testing.T, f *fixture) {
 		}
 	}
 	later := T0.Add(time.Hour)
+	// Every sign-in to an app is in the person's history, with the
+	// session (and so the device) it came from; nothing in another's.
 	f.oidcSignIn(t, a, "a1", "grafana", "g1", false, T0)
+	h.expect(t, "a sign-in to grafana", a.ID, appSignedIn(a1, "App grafana", T0))
 	f.oidcSignIn(t, a, "a2", "grafana", "g2", true, later)
+	h.expect(t, "a second session's sign-in to grafana", a.ID, appSignedIn(a2, "App grafana", later))
 	f.oidcSignIn(t, a, "a1", "wiki", "w1", false, T0)
+	h.expect(t, "a sign-in to wiki", a.ID, appSignedIn(a1, "App wiki", T0))
+	h.expect(t, "a's sign-ins, in b's history", b.ID)
 	f.oidcSignIn(t, b, "b1", "wiki", "wb", false, T0)
+	h.expect(t, "b's sign-in", b.ID, appSignedIn(b1, "App wiki", T0))
+	h.expect(t, "b's sign-in, in a's history", a.ID)
 	apps, err := f.s.ConnectedApps(f.ctx, a.ID, later)
 	if err != nil || len(apps) != 2 {
 		t.Fatalf("ConnectedApps = %+v, %v", apps, err)
@@ -838,6 +857,8 @@ func testOIDCConnectedApps(t *testing.T, f *fixture) {
 	if after := f.dump(t); after != before {
 		t.Fatal("refused disconnects changed the store")
 	}
+	h.skip(t, a.ID) // a1's ending
+	h.expect(t, "refused disconnects", b.ID)
 	sub, _ := f.s.Subject(f.ctx, a.ID)
 	d, err := f.s.DisconnectApp(f.ctx, a.ID, "grafana", later)
 	if err != nil || d.ID == 0 || d.ClientID != "grafana" || d.SessionID != "" || d.Subject != sub || d.UserID != a.ID ||
@@ -852,6 +873,11 @@ func testOIDCConnectedApps(t *testing.T, f *fixture) {
 	if apps, _ := f.s.ConnectedApps(f.ctx, a.ID, later); len(apps) != 0 {
 		t.Fatalf("connected after disconnect = %+v", apps)
 	}
+	disconnected := func(u db.User, name string) db.SecurityEvent {
+		return db.SecurityEvent{UserID: u.ID, Kind: db.EventAppDisconnected, At: later, Detail: name, Reason: db.ReasonDisconnected}
+	}
+	h.expect(t, "a disconnect", a.ID, disconnected(a, "App grafana"))
+	h.expect(t, "a's disconnect, in b's history", b.ID)
 	if _, err := f.s.DisconnectApp(f.ctx, a.ID, "grafana", later); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("disconnecting twice: %v", err)
 	}
@@ -859,6 +885,8 @@ func testOIDCConnectedApps(t *testing.T, f *fixture) {
 	if d, err := f.s.DisconnectApp(f.ctx, b.ID, "wiki", later); err != nil || d.ID != 0 {
 		t.Fatalf("DisconnectApp(wiki) = %+v, %v", d, err)
 	}
+	h.expect(t, "a disconnect with no delivery", b.ID, disconnected(b, "App wiki"))
+	h.expect(t, "refused disconnects", a.ID)
 }
 
 func testOIDCDeleteApp(t *testing.T, f *fixture) {
