@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"errors"
 	"net/url"
 	"regexp"
 	"testing"
+
+	"github.com/playwright-community/playwright-go"
+	"golang.org/x/oauth2"
 
 	"doorman/examples/relying-party/rp"
 )
@@ -177,4 +181,75 @@ func TestOIDCPasswordResetSignsOutOfTheApp(t *testing.T) {
 	expectRPHome(t, laptop, app, "")
 	must(t, expect.Locator(laptop.GetByRole("status")).ToHaveText(rpBackchannelEnded))
 	app.noRefusedLogouts(t)
+}
+
+// A refresh token the app has spent (it rotates on every use) comes back,
+// as a stolen copy would: Doorman refuses it with invalid_grant and ends
+// its whole family, so the app's current refresh token is refused too and
+// the app signs the person out.
+func TestOIDCReusedRefreshTokenEndsItsFamily(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	app := startRP(t, srv, "wiki", "Wiki")
+	p := newDevice(t, srv, desktopChrome, ipBerlin)
+	signUp(t, p, email, pass1)
+	sid := currentSessionID(t, p)
+	goTo(t, p, app.URL)
+	clickSignInWithDoorman(t, p)
+	expectRPHome(t, p, app, email)
+	spent := app.sessionOf(t, sid).RefreshToken
+	if spent == "" {
+		t.Fatal("the app holds no refresh token")
+	}
+	must(t, button(p, "Refresh tokens").Click())
+	must(t, expect.Locator(p.GetByRole("status")).ToContainText("Doorman accepted the refresh token"))
+	if current := app.sessionOf(t, sid).RefreshToken; current == "" || current == spent {
+		t.Fatalf("the refresh token did not rotate")
+	}
+
+	// The spent one, presented as the app's server would (client secret
+	// in the header).
+	thief := oauth2.Config{ClientID: "wiki", ClientSecret: rpSecret,
+		Endpoint: oauth2.Endpoint{TokenURL: srv.URL + "/oidc/token", AuthStyle: oauth2.AuthStyleInHeader}}
+	_, err := thief.TokenSource(t.Context(), &oauth2.Token{RefreshToken: spent}).Token()
+	var re *oauth2.RetrieveError
+	if !errors.As(err, &re) || re.ErrorCode != "invalid_grant" {
+		t.Fatalf("the spent refresh token: %v, want invalid_grant", err)
+	}
+	// The family is gone: the app's current token is refused too.
+	must(t, button(p, "Refresh tokens").Click())
+	must(t, expect.Locator(p.GetByRole("status")).ToHaveText(
+		"Doorman refused the refresh token: invalid_grant. You are signed out of this app."))
+	must(t, expect.Locator(link(p, "Sign in with Doorman")).ToBeVisible())
+}
+
+// An authorization request whose redirect URI is not the app's registered
+// one, exactly, is answered on Doorman's side (the provider library's
+// plain error text): the browser is never sent to it, though signed in.
+func TestOIDCWrongRedirectURIStaysOnDoorman(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t)
+	app := startRP(t, srv, "wiki", "Wiki")
+	p := newDevice(t, srv, desktopChrome, ipBerlin)
+	signUp(t, p, email, pass1)
+	res, err := p.Context().Request().Get(app.URL+"/login", playwright.APIRequestContextGetOptions{MaxRedirects: playwright.Int(0)})
+	must(t, err)
+	authorize, err := url.Parse(res.Headers()["location"])
+	must(t, err)
+	must(t, res.Dispose())
+	for _, redirect := range []string{"http://evil.example/callback", app.URL + "/callback/", app.URL + "/callback?x=1"} {
+		q := authorize.Query()
+		q.Set("redirect_uri", redirect)
+		authorize.RawQuery = q.Encode()
+		resp, err := p.Goto(authorize.String())
+		must(t, err)
+		if resp.Status() != 400 {
+			t.Errorf("redirect_uri %s: status %d, want 400", redirect, resp.Status())
+		}
+		must(t, expect.Page(p).ToHaveURL(regexp.MustCompile("^"+regexp.QuoteMeta(srv.URL)+`/oidc/authorize\?`)))
+		must(t, expect.Locator(p.Locator("body")).ToContainText("The requested redirect_uri is missing in the client configuration."))
+	}
+	if n := len(app.rp.Events()); n != 0 {
+		t.Errorf("the app saw %d events: %+v", n, app.rp.Events())
+	}
 }
