@@ -56,6 +56,13 @@ type relyingParty struct {
 // and exp, and the test moves srv's clock).
 func startRP(t *testing.T, srv *server, clientID, name string) *relyingParty {
 	t.Helper()
+	return startRPWith(t, srv, clientID, name, true)
+}
+
+// startRPWith is startRP; an app that is not firstParty is registered
+// without --first-party, so that its sign-in asks for consent.
+func startRPWith(t *testing.T, srv *server, clientID, name string, firstParty bool) *relyingParty {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +85,7 @@ func startRP(t *testing.T, srv *server, clientID, name string) *relyingParty {
 	t.Cleanup(func() { hs.Close() })
 	h := sha256.Sum256([]byte(rpSecret))
 	must(t, srv.app.Store.CreateApp(t.Context(), db.App{ClientID: clientID, Name: name, CreatedAt: srv.clock.Now(),
-		SecretHash: h[:], FirstParty: true, RedirectURIs: []string{a.URL + "/callback"},
+		SecretHash: h[:], FirstParty: firstParty, RedirectURIs: []string{a.URL + "/callback"},
 		PostLogoutRedirectURIs: []string{a.URL + "/"}, BackchannelLogoutURI: a.URL + "/backchannel-logout"}))
 	return a
 }

@@ -25,6 +25,10 @@ const (
 	// linkCookie binds an emailed sign-in link to the browser that asked for
 	// it (requestSignInLink).
 	linkCookie cookie = "doorman_link"
+	// linkNextCookie keeps, beside linkCookie, where the sign-in that asked
+	// for the link was going (an app's sign-in): the link opened in that
+	// browser goes on there (requestSignInLink).
+	linkNextCookie cookie = "doorman_link_next"
 )
 
 // cookieName is k's name on r. Over HTTPS it carries the __Host- prefix,

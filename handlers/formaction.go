@@ -34,26 +34,39 @@ func (a *app) formActionFor(c echo.Context) string {
 		return src
 	}
 	r := c.Request()
-	id := ""
 	if r.URL.Path == paths.OIDCContinue {
-		id = r.URL.Query().Get("id")
-	} else {
-		next := r.URL.Query().Get("next")
-		if next == "" && r.PostForm != nil {
-			// Only a form the handler parsed already: rendering must not
-			// read a request body.
-			next = r.PostForm.Get("next")
-		}
-		u, err := url.Parse(safeNext(next))
-		if err != nil || u.Path != paths.OIDCContinue {
-			return ""
-		}
-		id = u.Query().Get("id")
+		return a.requestFormAction(c, r.URL.Query().Get("id"))
 	}
+	next := r.URL.Query().Get("next")
+	if next == "" && r.PostForm != nil {
+		// Only a form the handler parsed already: rendering must not
+		// read a request body.
+		next = r.PostForm.Get("next")
+	}
+	return a.nextFormAction(c, next)
+}
+
+// nextFormAction is the source a page's form-action allows when its forms
+// go on to next: the redirect URI's origin of the authorization request
+// next names (its browser step, /oidc/continue?id=…), else "".
+func (a *app) nextFormAction(c echo.Context, next string) string {
+	if a.oidc == nil {
+		return ""
+	}
+	u, err := url.Parse(safeNext(next))
+	if err != nil || u.Path != paths.OIDCContinue {
+		return ""
+	}
+	return a.requestFormAction(c, u.Query().Get("id"))
+}
+
+// requestFormAction is the origin of the redirect URI of the authorization
+// request id, as a CSP source; "" for no such request in flight.
+func (a *app) requestFormAction(c echo.Context, id string) string {
 	if id == "" {
 		return ""
 	}
-	req, err := a.oidc.Request(r.Context(), id)
+	req, err := a.oidc.Request(c.Request().Context(), id)
 	if err != nil {
 		// Unknown or expired: the page says so, and no form leads to an app.
 		return ""

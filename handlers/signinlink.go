@@ -4,9 +4,11 @@ import (
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base32"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -43,6 +45,14 @@ func (a *app) requestSignInLink(c echo.Context) error {
 	rand.Read(raw)
 	binding := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(raw)
 	a.writeCookie(c, a.cookieName(c.Request(), linkCookie), binding, int(signInLinkLifetime/time.Second))
+	// Where the sign-in was going (an app's sign-in, next=) rides beside the
+	// binding, in this browser only: the mailed link carries no next, so a
+	// link opened elsewhere leads nowhere but Doorman's own pages.
+	if f.Next != "" {
+		a.writeCookie(c, a.cookieName(c.Request(), linkNextCookie), base64.RawURLEncoding.EncodeToString([]byte(f.Next)), int(signInLinkLifetime/time.Second))
+	} else {
+		a.writeCookie(c, a.cookieName(c.Request(), linkNextCookie), "", -1)
+	}
 	err = a.queueLinkMail(c, f.Email, "a sign-in link", func(user db.User, now time.Time) db.Mail {
 		w := a.whereFrom(c.Request(), now)
 		link, u := a.newLink(user, db.LinkSignIn, paths.LoginLinkOpen, signInLinkLifetime, w)
@@ -55,7 +65,28 @@ func (a *app) requestSignInLink(c echo.Context) error {
 		return fmt.Errorf("sign-in link: %w", err)
 	}
 	a.addFlash(c, flashSuccess, "If an account uses "+f.Email+", we sent it a sign-in link. Open it in this browser within 15 minutes; it works once.")
+	if f.Next != "" {
+		// Still on the way to the app: the page says so, and its forms go on.
+		return c.Redirect(http.StatusSeeOther, paths.Login+"?next="+url.QueryEscape(f.Next))
+	}
 	return c.Redirect(http.StatusSeeOther, paths.Login)
+}
+
+// linkNext is where the sign-in that asked for link l was going, when this
+// is the browser that asked for it; "" otherwise.
+func (a *app) linkNext(c echo.Context, l db.LinkToken) string {
+	if !a.sameBrowser(c, l) {
+		return ""
+	}
+	ck, err := c.Request().Cookie(a.cookieName(c.Request(), linkNextCookie))
+	if err != nil {
+		return ""
+	}
+	next, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	if err != nil {
+		return ""
+	}
+	return safeNext(string(next))
 }
 
 // sameBrowser reports whether the request carries the binding cookie of
@@ -87,6 +118,10 @@ func (a *app) openSignInLink(c echo.Context) error {
 
 func (a *app) signInLinkPage(c echo.Context, status int, l db.LinkToken, user db.User, token string, other, needCode bool, codeError string) error {
 	noReferrer(c)
+	// Its form ends in a redirect to the app the sign-in was going to.
+	if src := a.nextFormAction(c, a.linkNext(c, l)); src != "" {
+		c.Set(ctxFormAction, src)
+	}
 	return a.render(c, status, views.SignInLinkPage(views.SignInLinkProps{
 		Page: a.page(c, "Sign in with your emailed link", ""), Token: token, Email: user.Email,
 		Requested: linkDetails(l), OtherBrowser: other, NeedCode: needCode, CodeError: codeError,
@@ -141,6 +176,7 @@ func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method 
 		return a.render(c, http.StatusForbidden, views.MessagePage(views.MessageProps{Page: a.page(c, "Account disabled", ""), Heading: "This account has been disabled",
 			Message: "Contact the people who run this site.", Problem: true}))
 	}
+	next := a.linkNext(c, l)
 	evicted, err := a.sessions.StartWithLink(c, l.ID, user, method)
 	switch {
 	case errors.Is(err, db.ErrLinkUsed), errors.Is(err, db.ErrNotFound), errors.Is(err, db.ErrSignInsReset):
@@ -149,9 +185,10 @@ func (a *app) signInByLink(c echo.Context, l db.LinkToken, user db.User, method 
 		return fmt.Errorf("sign in with link: %w", err)
 	}
 	a.writeCookie(c, a.cookieName(c.Request(), linkCookie), "", -1)
+	a.writeCookie(c, a.cookieName(c.Request(), linkNextCookie), "", -1)
 	a.signedIn(c, evicted)
 	a.setDeviceCookie(c, user)
-	return c.Redirect(http.StatusSeeOther, paths.Security)
+	return c.Redirect(http.StatusSeeOther, afterSignIn(next))
 }
 
 // signInKnownForm is where "This was me" in a new sign-in alert leads: it
