@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
@@ -36,7 +37,7 @@ func (a *app) oidcRoutes(programs, web, forms routeSet) {
 	p := a.oidc
 	h := echo.WrapHandler(p.Handler())
 	programs.GET(paths.OIDCDiscovery, echo.WrapHandler(p.DiscoveryHandler()))
-	authorize := echo.WrapHandler(p.AuthorizeHandler())
+	authorize := a.oidcAuthorize(p.AuthorizeHandler())
 	programs.GET(paths.OIDCAuthorize, authorize)
 	programs.POST(paths.OIDCAuthorize, authorize)
 	programs.POST(paths.OIDCToken, echo.WrapHandler(p.TokenHandler()))
@@ -53,6 +54,60 @@ func (a *app) oidcRoutes(programs, web, forms routeSet) {
 	web.POST(paths.OIDCContinue, a.oidcReauthenticate)
 	web.POST(paths.OIDCConsent, a.oidcAllow)
 	web.POST(paths.OIDCConsentCancel, a.oidcCancel)
+}
+
+// oidcAuthorize serves the library's authorization endpoint, whose
+// browser is a person's: a request it cannot send back to the app (an
+// unknown app, a redirect URI not registered exactly: OAuth 2.0 4.1.2.1
+// forbids redirecting those) gets Doorman's own error page, with the
+// library's reason, instead of the library's plain text. Everything else
+// (the redirect to the browser's step, an error sent back to the app)
+// passes through as the library wrote it.
+func (a *app) oidcAuthorize(h http.Handler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		w := &refusalCatcher{ResponseWriter: c.Response().Writer}
+		h.ServeHTTP(w, c.Request())
+		if !w.caught {
+			return nil
+		}
+		reason := strings.TrimSpace(w.body.String())
+		if len(reason) > 300 {
+			reason = reason[:300] + "…"
+		}
+		p := views.ErrorProps{Page: a.page(c, "This sign-in can't go on", ""), Status: http.StatusBadRequest,
+			Heading: "This sign-in can't go on",
+			Message: "The app sent a sign-in request Doorman can't answer, so you were not sent back to it. " +
+				"Tell whoever runs the app: " + reason}
+		return a.render(c, http.StatusBadRequest, views.ErrorPage(p))
+	}
+}
+
+// refusalCatcher keeps back a plain-text 400 (the library's refusal that
+// is not sent back to the app) and passes every other answer through.
+type refusalCatcher struct {
+	http.ResponseWriter
+	caught bool
+	body   bytes.Buffer
+}
+
+func (w *refusalCatcher) WriteHeader(code int) {
+	if code == http.StatusBadRequest && strings.HasPrefix(w.Header().Get("Content-Type"), "text/plain") {
+		w.caught = true
+		w.Header().Del("Content-Type")
+		w.Header().Del("X-Content-Type-Options")
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *refusalCatcher) Write(b []byte) (int, error) {
+	if w.caught {
+		if w.body.Len() < 4096 {
+			w.body.Write(b[:min(len(b), 4096-w.body.Len())])
+		}
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
 }
 
 // oidcRequest is the authorization request the browser's step is about

@@ -501,6 +501,11 @@ func TestOIDCErrors(t *testing.T) {
 	if res.StatusCode != http.StatusBadRequest || res.Header.Get("Location") != "" {
 		t.Errorf("wrong redirect URI: %d %q, want 400 and no redirect", res.StatusCode, res.Header.Get("Location"))
 	}
+	// In Doorman's own page, with the library's reason.
+	expectBody(t, res, "This sign-in can&#39;t go on", "redirect_uri is missing in the client configuration", `class="narrow error-page"`)
+	if ct := res.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/html") {
+		t.Errorf("wrong redirect URI answered %q, want Doorman's HTML page", ct)
+	}
 
 	// prompt=none with nobody signed in.
 	s, res := rp.start(browser, oauth2.SetAuthURLParam("prompt", "none"))
