@@ -239,7 +239,9 @@ type OIDCStore interface {
 	// ends its family, an access token itself. ErrNotFound if it is not
 	// the app's.
 	RevokeGrant(ctx context.Context, clientID, id string, now time.Time) error
-	// PruneGrants deletes grants that expired or were ended before cutoff.
+	// PruneGrants deletes grants that expired before cutoff, and unspent
+	// ones ended before cutoff (a spent refresh token is kept until it
+	// expires, so that presented again it is still recognised as reuse).
 	PruneGrants(ctx context.Context, cutoff time.Time) (int64, error)
 
 	// ConnectedApps lists the apps the user signed in to through Doorman

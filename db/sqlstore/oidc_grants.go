@@ -498,8 +498,13 @@ func (s *Store) DisconnectApp(ctx context.Context, userID int64, clientID string
 	return d, nil
 }
 
-// PruneGrants deletes grants that expired or were ended before cutoff.
+// PruneGrants deletes grants that expired before cutoff, and those ended
+// before cutoff that were never spent. A spent refresh token is kept until
+// it expires even when its family has ended: presented again it must be
+// recognised as reuse (IssueGrants knows reuse by its used_at), recorded
+// in the history, not answered as an unknown token.
 func (s *Store) PruneGrants(ctx context.Context, cutoff time.Time) (int64, error) {
-	n, err := s.d.Writes().Exec(ctx, `DELETE FROM oidc_grants WHERE expires_at < ?1 OR revoked_at < ?1`, cutoff.Unix())
+	n, err := s.d.Writes().Exec(ctx, `DELETE FROM oidc_grants WHERE expires_at < ?1 OR (revoked_at < ?1 AND used_at IS NULL)`,
+		cutoff.Unix())
 	return n, failed("prune grants", err)
 }

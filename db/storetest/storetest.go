@@ -124,6 +124,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OIDCAuthRequests", testOIDCAuthRequests},
 		{"OIDCCodeAfterReset", testOIDCCodeAfterReset},
 		{"OIDCRefreshRotation", testOIDCRefreshRotation},
+		{"OIDCPruneGrants", testOIDCPruneGrants},
 		{"OIDCRevocationRule", testOIDCRevocationRule},
 		{"OIDCRecoverAndDelete", testOIDCRecoverAndDelete},
 		{"OIDCLogoutDeliveries", testOIDCLogoutDeliveries},
