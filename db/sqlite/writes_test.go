@@ -72,3 +72,16 @@ func TestIdleLogoutClaimDoesNotWrite(t *testing.T) {
 	claim(1)
 	claim(0) // leased
 }
+
+// TestFailedEndingsChangeNothing: a trigger makes the ending of tokens
+// fail after the sessions were ended in the same transaction; nothing
+// changes (storetest.RunFailedEndings).
+func TestFailedEndingsChangeNothing(t *testing.T) {
+	storetest.RunFailedEndings(t, func(t *testing.T, opts db.Options) db.Store { return openTest(t, opts) },
+		func(t *testing.T, s db.Store) {
+			if _, err := s.(*Store).write.ExecContext(context.Background(), `CREATE TRIGGER tokens_fail BEFORE UPDATE ON tokens
+				BEGIN SELECT RAISE(ABORT, 'injected failure'); END`); err != nil {
+				t.Fatal(err)
+			}
+		})
+}
