@@ -85,6 +85,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeleteUserWithHistory", testDeleteUserWithHistory},
 		{"NoteRefusedUse", testNoteRefusedUse},
 		{"ExpiredSessionsRecordedOnce", testExpiredSessionsRecorded},
+		{"ExpiryOwesAppsALogout", testExpiryOwesLogouts},
 		{"ConcurrentHistoryWritesDoNotDeadlock", testConcurrentHistoryWrites},
 		{"OutboxQueueMailWithLinks", testQueueMail},
 		{"OutboxDuplicatesAreConflicts", testQueueMailConflicts},
