@@ -268,8 +268,9 @@ type OIDCStore interface {
 	// LogoutDeliveries returns the user's deliveries made at or after
 	// since, newest first (confirmations and the history).
 	LogoutDeliveries(ctx context.Context, userID int64, since time.Time) ([]LogoutDelivery, error)
-	// PruneLogoutDeliveries deletes deliveries done before cutoff, and
-	// pending ones made before cutoff that no worker will send (their app
-	// is gone or takes no back-channel logout any more).
+	// PruneLogoutDeliveries deletes deliveries done before cutoff, a
+	// deleted account's (user 0) as soon as they are done, and pending
+	// ones made before cutoff that no worker will send (their app is gone
+	// or takes no back-channel logout any more).
 	PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error)
 }

@@ -163,10 +163,14 @@ func (s *Store) LogoutDeliveries(ctx context.Context, userID int64, since time.T
 
 // PruneLogoutDeliveries deletes deliveries done (delivered or given up)
 // before cutoff, and pending ones made before cutoff whose app is gone or
-// takes no back-channel logout any more (no worker will claim them).
+// takes no back-channel logout any more (no worker will claim them). A
+// deleted account's deliveries (kept under user 0 so that the apps still
+// hear the person is gone) go as soon as they are done: no history shows
+// them, and they hold the account's subject, which is all that is left of
+// it.
 func (s *Store) PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
-	n, err := s.d.Writes().Exec(ctx, `DELETE FROM logout_deliveries WHERE (state <> ?2 AND done_at < ?1)
+	n, err := s.d.Writes().Exec(ctx, `DELETE FROM logout_deliveries WHERE (state <> ?2 AND (done_at < ?1 OR user_id = ?3))
 		OR (state = ?2 AND created_at < ?1 AND client_id NOT IN (SELECT client_id FROM apps WHERE backchannel_logout_uri <> ''))`,
-		cutoff.Unix(), db.LogoutPending)
+		cutoff.Unix(), db.LogoutPending, 0)
 	return n, failed("prune logout deliveries", err)
 }

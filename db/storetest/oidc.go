@@ -1036,3 +1036,72 @@ func testOIDCConcurrentWrites(t *testing.T, f *fixture) {
 		}
 	}
 }
+
+// testOIDCDeletedUserDeliveries: deleting an account leaves every logout
+// its apps are owed, those pending from before (a session's sid, an
+// earlier "log out everywhere") and the deletion's own (sub only), all
+// with the account's subject, claimable and sent; once done they are
+// pruned at once (no history shows them), while a living user's are kept
+// until the cutoff.
+func testOIDCDeletedUserDeliveries(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	f.oidcApp(t, "wiki", "https://wiki.example/bcl")
+	for _, id := range []string{"a1", "b1", "b2"} {
+		u := a
+		if id[0] == 'b' {
+			u = b
+		}
+		f.session(t, Session(id, u.ID, T0))
+		f.oidcSignIn(t, u, id, "wiki", "r"+id, false, T0)
+	}
+	now := T0.Add(time.Minute)
+	if _, err := f.s.RevokeSession(f.ctx, a.ID, "a1", db.ReasonRevoked, "a1", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.RevokeSession(f.ctx, b.ID, "b1", db.ReasonRevoked, "b2", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.s.RevokeSessionsAndTokens(f.ctx, b.ID, "b2", db.ReasonRevokedOthers, "b2", now); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := f.s.Subject(f.ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.DeleteUser(f.ctx, b.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := f.s.LogoutDeliveries(f.ctx, b.ID, T0); err != nil || len(list) != 0 {
+		t.Fatalf("deliveries left under the deleted user's id: %d, %v", len(list), err)
+	}
+	claimed, err := f.s.ClaimLogoutDeliveries(f.ctx, now, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forB []string
+	for _, d := range claimed {
+		if d.UserID == 0 {
+			if d.Subject != sub {
+				t.Errorf("a deleted user's delivery %+v: subject %q, want %q", d, d.Subject, sub)
+			}
+			forB = append(forB, d.ClientID+"/"+d.SessionID)
+		}
+		if err := f.s.LogoutDelivered(f.ctx, d.ID, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(forB)
+	if got := strings.Join(forB, ","); got != "wiki/,wiki/,wiki/b1" {
+		t.Fatalf("the deleted user's deliveries sent: %q, want wiki/ twice and wiki/b1", got)
+	}
+	// Done: b's go at the next pruning, a's stay until the cutoff passes.
+	if n, err := f.s.PruneLogoutDeliveries(f.ctx, now); err != nil || n != 3 {
+		t.Fatalf("PruneLogoutDeliveries(before they were done) = %d, %v; want 3 (the deleted user's)", n, err)
+	}
+	if list, err := f.s.LogoutDeliveries(f.ctx, a.ID, T0); err != nil || len(list) != 1 || list[0].State != db.LogoutDelivered {
+		t.Fatalf("a's deliveries after pruning: %+v, %v", list, err)
+	}
+	if n, err := f.s.PruneLogoutDeliveries(f.ctx, now.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("PruneLogoutDeliveries(after) = %d, %v; want 1 (a's)", n, err)
+	}
+}

@@ -129,6 +129,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OIDCPruneGrants", testOIDCPruneGrants},
 		{"OIDCRevocationRule", testOIDCRevocationRule},
 		{"OIDCRecoverAndDelete", testOIDCRecoverAndDelete},
+		{"OIDCDeletedUserDeliveries", testOIDCDeletedUserDeliveries},
 		{"OIDCLogoutDeliveries", testOIDCLogoutDeliveries},
 		{"OIDCConnectedApps", testOIDCConnectedApps},
 		{"OIDCDeleteApp", testOIDCDeleteApp},
