@@ -584,10 +584,13 @@ type pruner interface {
 	PruneDeviceAuthorizations(ctx context.Context, cutoff time.Time) (int64, error)
 	PruneLinkTokens(ctx context.Context, cutoff time.Time) (int64, error)
 	PruneMail(ctx context.Context, cutoff time.Time) (int64, error)
+	PruneAuthRequests(ctx context.Context, cutoff time.Time) (int64, error)
+	PruneGrants(ctx context.Context, cutoff time.Time) (int64, error)
+	PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
-// pruneLoop deletes long-ended session rows once an hour, so the table does
-// not grow forever.
+// pruneLoop deletes long-ended session rows, and what else has run its
+// course, once an hour, so no table grows forever.
 func pruneLoop(ctx context.Context, store pruner, keep, historyKeep time.Duration, log *slog.Logger, now func() time.Time) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
@@ -621,6 +624,21 @@ func pruneLoop(ctx context.Context, store pruner, keep, historyKeep time.Duratio
 		}
 		if _, err := store.PruneMail(pctx, now().Add(-7*24*time.Hour)); err != nil && ctx.Err() == nil {
 			log.Error("prune mail", "err", err)
+		}
+		// OpenID Connect: sign-ins in flight and their codes go once
+		// expired (a code lives a minute). Grants go a day after they
+		// expired or ended, but PruneGrants keeps a spent refresh token
+		// until it expires, so that presented again it is still reuse.
+		// Logout deliveries done are kept as long as the history, which
+		// shows them.
+		if _, err := store.PruneAuthRequests(pctx, now()); err != nil && ctx.Err() == nil {
+			log.Error("prune authorization requests", "err", err)
+		}
+		if _, err := store.PruneGrants(pctx, now().Add(-24*time.Hour)); err != nil && ctx.Err() == nil {
+			log.Error("prune grants", "err", err)
+		}
+		if _, err := store.PruneLogoutDeliveries(pctx, now().Add(-historyKeep)); err != nil && ctx.Err() == nil {
+			log.Error("prune logout deliveries", "err", err)
 		}
 		cancel()
 		select {

@@ -416,3 +416,69 @@ func TestProviderThatCannotStartLeavesTheRestServing(t *testing.T) {
 		})
 	}
 }
+
+// recordingPruner records each prune pruneLoop asks for, with its cutoff.
+type recordingPruner struct{ cutoffs map[string]time.Time }
+
+func (p *recordingPruner) prune(what string, cutoff time.Time) (int64, error) {
+	p.cutoffs[what] = cutoff
+	return 0, nil
+}
+
+func (p *recordingPruner) PruneSessions(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("sessions", c)
+}
+func (p *recordingPruner) PruneLoginFailures(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("login failures", c)
+}
+func (p *recordingPruner) PruneSecurityEvents(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("history", c)
+}
+func (p *recordingPruner) PrunePendingSignIns(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("pending sign-ins", c)
+}
+func (p *recordingPruner) PruneDeviceAuthorizations(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("device authorizations", c)
+}
+func (p *recordingPruner) PruneLinkTokens(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("links", c)
+}
+func (p *recordingPruner) PruneMail(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("mail", c)
+}
+func (p *recordingPruner) PruneAuthRequests(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("auth requests", c)
+}
+func (p *recordingPruner) PruneGrants(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("grants", c)
+}
+func (p *recordingPruner) PruneLogoutDeliveries(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("logout deliveries", c)
+}
+
+// TestPruneLoopPrunesEveryTable: one pass of the loop prunes every table
+// that grows, each with its own cutoff (the OpenID Connect ones included).
+func TestPruneLoopPrunesEveryTable(t *testing.T) {
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	keep, historyKeep := 30*24*time.Hour, 90*24*time.Hour
+	p := &recordingPruner{cutoffs: map[string]time.Time{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // one pass, then the loop sees it is over
+	pruneLoop(ctx, p, keep, historyKeep, slog.New(slog.DiscardHandler), func() time.Time { return now })
+	day := 24 * time.Hour
+	want := map[string]time.Time{
+		"sessions": now.Add(-keep), "login failures": now.Add(-day), "history": now.Add(-historyKeep),
+		"pending sign-ins": now, "device authorizations": now.Add(-time.Hour), "links": now.Add(-day),
+		"mail": now.Add(-7 * day), "auth requests": now, "grants": now.Add(-day), "logout deliveries": now.Add(-historyKeep),
+	}
+	for what, c := range want {
+		if got, ok := p.cutoffs[what]; !ok {
+			t.Errorf("%s not pruned", what)
+		} else if !got.Equal(c) {
+			t.Errorf("%s pruned before %v, want %v", what, got, c)
+		}
+	}
+	if len(p.cutoffs) != len(want) {
+		t.Errorf("pruned %v, want %d tables", p.cutoffs, len(want))
+	}
+}

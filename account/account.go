@@ -22,10 +22,10 @@ type Store interface {
 	RevokeSession(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Session, error)
 	RevokeOtherSessions(ctx context.Context, userID int64, keepID, reason string, now time.Time) ([]db.Session, error)
 	RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]db.Session, error)
+	RevokeSessionsAndTokens(ctx context.Context, userID int64, keepID, reason, by string, now time.Time) ([]db.Session, []db.Token, error)
 	RevokeToken(ctx context.Context, userID int64, id, reason, by string, now time.Time) (db.Token, error)
 	RevokeAppTokens(ctx context.Context, userID int64, clientID, reason, by string, now time.Time) ([]db.Token, error)
-	RevokeTokens(ctx context.Context, userID int64, kind, reason, by string, now time.Time) ([]db.Token, error)
-	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time, mail ...db.Mail) ([]db.Session, error)
+	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers, endTokens bool, now time.Time, mail ...db.Mail) ([]db.Session, []db.Token, error)
 	RecoverAccount(ctx context.Context, r db.Recovery) (db.Recovered, error)
 	SetUserDisabled(ctx context.Context, userID int64, disabled bool, now time.Time) ([]db.Session, error)
 	DeleteUser(ctx context.Context, userID int64, now time.Time) ([]db.Session, error)
@@ -95,6 +95,21 @@ func (s *Service) EndAllSessions(ctx context.Context, userID int64, reason, by s
 	return ended, nil
 }
 
+// EndSessionsAndTokens ends every live session of the user's but keepID
+// ("" for "log out everywhere"), resets the user's sign-ins, and ends
+// every app and token of theirs ("Log out everywhere", or "Log out all
+// other sessions" with the apps), in one transaction: a failure leaves
+// everything as it was. It returns what it ended.
+func (s *Service) EndSessionsAndTokens(ctx context.Context, userID int64, keepID, reason, by string) ([]db.Session, []db.Token, error) {
+	ended, tokens, err := s.store.RevokeSessionsAndTokens(ctx, userID, keepID, reason, by, s.now())
+	if err != nil {
+		return nil, nil, err
+	}
+	s.log.Info("sessions and tokens revoked", "sessions", len(ended), "tokens", len(tokens), "user", userID, "reason", reason,
+		"by", by)
+	return ended, tokens, nil
+}
+
 // EndToken ends one token of the user's: an app's token ends every token
 // of that app (disconnecting it), a personal token only itself. kind and
 // clientID are the token's, as the caller read it. db.ErrNotFound, with
@@ -116,30 +131,18 @@ func (s *Service) EndToken(ctx context.Context, userID int64, t db.Token, reason
 	return ended, nil
 }
 
-// EndTokens ends every live app and personal token of the user's.
-func (s *Service) EndTokens(ctx context.Context, userID int64, reason, by string) ([]db.Token, error) {
-	ended, err := s.store.RevokeTokens(ctx, userID, "", reason, by, s.now())
-	if err != nil {
-		return nil, err
-	}
-	if len(ended) > 0 {
-		s.log.Info("tokens revoked", "count", len(ended), "user", userID, "reason", reason, "by", by)
-	}
-	return ended, nil
-}
-
 // ChangePassword sets the user's password hash, gives session sessionID
 // (the one asking) the new secret hash and a re-authentication, resets the
-// user's sign-ins and, if endOthers, ends every other session: one
-// transaction, with mail queued in it. db.ErrNotFound: that session was
-// ended meanwhile, and nothing changed.
-func (s *Service) ChangePassword(ctx context.Context, userID int64, sessionID, hash string, secretHash []byte, endOthers bool, mail ...db.Mail) ([]db.Session, error) {
-	ended, err := s.store.ChangePassword(ctx, userID, sessionID, hash, secretHash, endOthers, s.now(), mail...)
+// user's sign-ins, if endOthers, ends every other session, and, if
+// endTokens, every app and token: one transaction, with mail queued in it.
+// db.ErrNotFound: that session was ended meanwhile, and nothing changed.
+func (s *Service) ChangePassword(ctx context.Context, userID int64, sessionID, hash string, secretHash []byte, endOthers, endTokens bool, mail ...db.Mail) ([]db.Session, []db.Token, error) {
+	ended, tokens, err := s.store.ChangePassword(ctx, userID, sessionID, hash, secretHash, endOthers, endTokens, s.now(), mail...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	s.log.Info("password changed", "user", userID, "by", sessionID, "sessions_ended", len(ended))
-	return ended, nil
+	s.log.Info("password changed", "user", userID, "by", sessionID, "sessions_ended", len(ended), "tokens_ended", len(tokens))
+	return ended, tokens, nil
 }
 
 // Reset takes the account back in one write (db.Recovery says what: the

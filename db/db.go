@@ -112,13 +112,22 @@ type Store interface {
 	// RevokeAllSessions ends every live session of the user and resets the
 	// user's sign-ins, in one transaction, and returns what it ended.
 	RevokeAllSessions(ctx context.Context, userID int64, reason, by string, now time.Time) ([]Session, error)
+	// RevokeSessionsAndTokens ends every live session of the user but
+	// keepID ("" for none kept), resets the user's sign-ins, and ends every
+	// live token and OpenID Connect grant of theirs (owing each connected
+	// app a logout of every session), all in one transaction ("log out
+	// everywhere", "log out all other sessions" with the apps), and returns
+	// the sessions and tokens it ended.
+	RevokeSessionsAndTokens(ctx context.Context, userID int64, keepID, reason, by string, now time.Time) ([]Session, []Token, error)
 	// ChangePassword, in one transaction: sets the password hash, resets
 	// the user's sign-ins, gives the live session sessionID of the user's
-	// the new secret hash and a re-authentication at now, and, if
-	// endOthers, ends every other session (ReasonPassword), returning them.
-	// If sessionID is not a live session of the user's, nothing changes
-	// and the error is ErrNotFound. mail is queued in the same transaction.
-	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time, mail ...Mail) ([]Session, error)
+	// the new secret hash and a re-authentication at now, if endOthers,
+	// ends every other session (ReasonPassword), and, if endTokens, every
+	// token and OpenID Connect grant of the user's (as
+	// RevokeSessionsAndTokens), returning what it ended. If sessionID is
+	// not a live session of the user's, nothing changes and the error is
+	// ErrNotFound. mail is queued in the same transaction.
+	ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers, endTokens bool, now time.Time, mail ...Mail) ([]Session, []Token, error)
 	// DeleteSessionsByMethod removes the user's sessions that signed in with
 	// method (the demo seeder replaces its samples).
 	DeleteSessionsByMethod(ctx context.Context, userID int64, method string, now time.Time) error

@@ -62,8 +62,9 @@ type HistoryStore interface {
 	// ReasonIdleExpired or ReasonAbsoluteExpired, At the moment it expired)
 	// for each session that expired at or before now without being
 	// revoked, at most limit of them, each once whichever instance calls
-	// it (a marker on the row, set in the same transaction). It returns how
-	// many it recorded.
+	// it (a marker on the row, set in the same transaction), and owes
+	// every app each of them signed in to a back-channel logout naming it
+	// (sid), in the same transaction. It returns how many it recorded.
 	RecordExpiredSessions(ctx context.Context, now time.Time, limit int) (int, error)
 	// NoteRefusedUse counts a request refused because session id had been
 	// revoked (someone still holds its cookie): RefusedCount + 1 and

@@ -239,7 +239,9 @@ type OIDCStore interface {
 	// ends its family, an access token itself. ErrNotFound if it is not
 	// the app's.
 	RevokeGrant(ctx context.Context, clientID, id string, now time.Time) error
-	// PruneGrants deletes grants that expired or were ended before cutoff.
+	// PruneGrants deletes grants that expired before cutoff, and unspent
+	// ones ended before cutoff (a spent refresh token is kept until it
+	// expires, so that presented again it is still recognised as reuse).
 	PruneGrants(ctx context.Context, cutoff time.Time) (int64, error)
 
 	// ConnectedApps lists the apps the user signed in to through Doorman
@@ -266,8 +268,9 @@ type OIDCStore interface {
 	// LogoutDeliveries returns the user's deliveries made at or after
 	// since, newest first (confirmations and the history).
 	LogoutDeliveries(ctx context.Context, userID int64, since time.Time) ([]LogoutDelivery, error)
-	// PruneLogoutDeliveries deletes deliveries done before cutoff, and
-	// pending ones made before cutoff that no worker will send (their app
-	// is gone or takes no back-channel logout any more).
+	// PruneLogoutDeliveries deletes deliveries done before cutoff, a
+	// deleted account's (user 0) as soon as they are done, and pending
+	// ones made before cutoff that no worker will send (their app is gone
+	// or takes no back-channel logout any more).
 	PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error)
 }

@@ -77,8 +77,9 @@ func (a *app) changePassword(c echo.Context) error {
 		return fmt.Errorf("change password: %w", err)
 	}
 	// One transaction: the new hash, this session's new secret, the other
-	// sessions ended, and every sign-in still in flight with the old
-	// password refused (the user's epoch moves).
+	// sessions ended, the apps and tokens ended if asked, and every sign-in
+	// still in flight with the old password refused (the user's epoch
+	// moves).
 	var notice []db.Mail
 	if a.mailOn() {
 		m := a.mails.PasswordChanged(au.User.Email, a.whereFrom(c.Request(), a.now()), p.SignOutOthers, a.mailURL(paths.PasswordForgot))
@@ -86,7 +87,7 @@ func (a *app) changePassword(c echo.Context) error {
 		notice = append(notice, m)
 	}
 	changedAt := a.now()
-	ended, err := a.sessions.ChangePassword(c, au, hash, p.SignOutOthers, notice...)
+	ended, tokens, err := a.sessions.ChangePassword(c, au, hash, p.SignOutOthers, p.DisconnectTokens, notice...)
 	if errors.Is(err, db.ErrNotFound) {
 		// This session was ended elsewhere while the change ran: nothing
 		// was changed, and this browser is signed out.
@@ -103,14 +104,8 @@ func (a *app) changePassword(c echo.Context) error {
 	if len(ended) > 0 {
 		msg += " Signed out " + plural(len(ended), "other session") + "."
 	}
-	if p.DisconnectTokens {
-		tokens, err := a.endTokens(c, au, db.ReasonPassword)
-		if err != nil {
-			return err
-		}
-		if len(tokens) > 0 {
-			msg += " Disconnected " + plural(len(tokens), "app or token") + "."
-		}
+	if len(tokens) > 0 {
+		msg += " Disconnected " + plural(len(tokens), "app or token") + "."
 	}
 	msg = withApps(msg, a.appsConfirmation(c, au.User.ID, logoutsOf{since: changedAt, ended: ended, subOnly: p.DisconnectTokens}))
 	a.addFlash(c, flashSuccess, msg)

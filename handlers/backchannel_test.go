@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -427,5 +428,59 @@ func TestLogoutTokenShape(t *testing.T) {
 	}
 	if c2 := claims(raw2); c2["sid"] != nil || c2["jti"] == c["jti"] {
 		t.Errorf("a sub-only token: %v (first jti %v)", c2, c["jti"])
+	}
+}
+
+// TestBackchannelLogoutAfterTheAccountIsDeleted: the person deletes their
+// account while the app is down; the logouts it is owed (kept about no
+// account, with the person's subject) are still sent once the app is
+// back, ending its sessions of them, and are pruned once done.
+func TestBackchannelLogoutAfterTheAccountIsDeleted(t *testing.T) {
+	a := newOIDCApp(t)
+	laptop := a.client(uaWindowsChrome, ipBerlin)
+	laptop.signup("alice@example.com", "correct horse")
+	phone := a.client(uaIPhone, ipLondon)
+	phone.login("alice@example.com", "correct horse")
+	app := a.newRealRP("wiki")
+	laptopSID, phoneSID := app.signIn(laptop), app.signIn(phone)
+	sub := subjectOf(t, a, "alice@example.com")
+	app.mode.Store(modeDown)
+
+	expectRedirect(t, phone.post("/settings/account/delete", url.Values{"password": {"correct horse"}}), "/login")
+
+	ctx := context.Background()
+	orphans := func() []db.LogoutDelivery {
+		ds, err := a.store.LogoutDeliveries(ctx, 0, time.Time{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ds
+	}
+	waitUntil(t, func() bool {
+		ds := orphans()
+		return len(ds) > 0 && ds[0].Attempts >= 1 && ds[0].State == db.LogoutPending
+	})
+	if !app.signedIn(laptopSID) || !app.signedIn(phoneSID) {
+		t.Fatal("the app's sessions ended while it was down")
+	}
+	app.mode.Store(modeUp)
+	a.advance(time.Minute)
+	app.waitLogout(sub, "")
+	if app.signedIn(laptopSID) || app.signedIn(phoneSID) {
+		t.Errorf("RP sessions left after the deleted account's logout: %+v", app.rp.Sessions())
+	}
+	waitUntil(t, func() bool {
+		for _, d := range orphans() {
+			if d.State != db.LogoutDelivered || d.Subject != sub {
+				return false
+			}
+		}
+		return true
+	})
+	if _, err := a.store.PruneLogoutDeliveries(ctx, a.clock().Add(-90*24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if ds := orphans(); len(ds) != 0 {
+		t.Fatalf("the deleted account's deliveries outlived pruning: %+v", ds)
 	}
 }

@@ -331,15 +331,9 @@ func (a *app) revokeOthers(c echo.Context) error {
 	if g := a.reauthenticate(c, au, "password"); !g.passed() {
 		return g.refuse(func(problem *passwordProblem) error { return a.confirmRevokeOthersPage(c, au, problem) })
 	}
-	ended, err := a.sessions.EndOthers(c, au, db.ReasonRevokedOthers)
+	ended, tokens, err := a.sessions.EndOthers(c, au, db.ReasonRevokedOthers, formValue(c, "also_tokens") == "on")
 	if err != nil {
 		return err
-	}
-	var tokens []db.Token
-	if formValue(c, "also_tokens") == "on" {
-		if tokens, err = a.endTokens(c, au, db.ReasonRevokedOthers); err != nil {
-			return err
-		}
 	}
 	n := len(ended)
 	apps := a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: ended, subOnly: formValue(c, "also_tokens") == "on"})
@@ -383,13 +377,9 @@ func (a *app) revokeAll(c echo.Context) error {
 	if g := a.reauthenticate(c, au, "password"); !g.passed() {
 		return g.refuse(func(problem *passwordProblem) error { return a.confirmRevokeAllPage(c, au, problem) })
 	}
-	// Apps and tokens first: once the session is gone this request is
-	// still the owner's, but nothing later in it may fail half-way.
-	tokens, err := a.endTokens(c, au, db.ReasonRevokedAll)
-	if err != nil {
-		return err
-	}
-	ended, err := a.sessions.EndAll(c, au)
+	// Sessions, apps and tokens in one transaction: a failure leaves all
+	// of them alive, and trying again ends them all.
+	ended, tokens, err := a.sessions.EndAll(c, au)
 	if err != nil {
 		return err
 	}

@@ -174,24 +174,25 @@ func (s *sessionService) Rotate(c echo.Context, au *authInfo) error {
 }
 
 // ChangePassword sets the user's new password hash, gives this browser's
-// session a new secret (and a new sudo window), and, if endOthers, ends
-// every other session: one transaction in the store, which also refuses
-// every sign-in still in flight with the old password. db.ErrNotFound: this
-// session was ended meanwhile and nothing changed.
-func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash string, endOthers bool, mail ...db.Mail) ([]db.Session, error) {
+// session a new secret (and a new sudo window), if endOthers, ends every
+// other session, and, if endTokens, every app and token: one transaction
+// in the store, which also refuses every sign-in still in flight with the
+// old password. db.ErrNotFound: this session was ended meanwhile and
+// nothing changed.
+func (s *sessionService) ChangePassword(c echo.Context, au *authInfo, hash string, endOthers, endTokens bool, mail ...db.Mail) ([]db.Session, []db.Token, error) {
 	now := s.a.now()
 	tok := sessiontoken.Rotate(au.Session.ID)
-	ended, err := s.a.account.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, mail...)
+	ended, tokens, err := s.a.account.ChangePassword(c.Request().Context(), au.User.ID, au.Session.ID, hash, tok.Hash, endOthers, endTokens, mail...)
 	if errors.Is(err, db.ErrNotFound) {
-		return nil, err
+		return nil, nil, err
 	}
 	if err != nil {
-		return nil, fmt.Errorf("change password: %w", err)
+		return nil, nil, fmt.Errorf("change password: %w", err)
 	}
 	au.Session.SecretHash, au.Session.ReauthAt = tok.Hash, now
 	s.a.log.Info("session rotated", "session", au.Session.ID, "user", au.User.ID, "reason", "password changed")
 	s.setCookie(c, tok.CookieValue, au.Session.AbsoluteExpiresAt.Sub(now))
-	return ended, nil
+	return ended, tokens, nil
 }
 
 // End signs this browser out: its session ends and its cookie is deleted.
@@ -209,30 +210,39 @@ func (s *sessionService) EndOne(c echo.Context, au *authInfo, id string) (db.Ses
 	return s.a.account.EndSession(c.Request().Context(), au.User.ID, id, db.ReasonRevoked, au.Session.ID)
 }
 
-// EndOthers ends every session of the user but this browser's, recording
-// why, and returns them.
-func (s *sessionService) EndOthers(c echo.Context, au *authInfo, reason string) ([]db.Session, error) {
-	ended, err := s.a.account.EndOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, reason)
+// EndOthers ends every session of the user but this browser's, and, if
+// alsoTokens, every app and token of theirs in the same transaction,
+// recording why, and returns them.
+func (s *sessionService) EndOthers(c echo.Context, au *authInfo, reason string, alsoTokens bool) ([]db.Session, []db.Token, error) {
+	var ended []db.Session
+	var tokens []db.Token
+	var err error
+	if alsoTokens {
+		ended, tokens, err = s.a.account.EndSessionsAndTokens(c.Request().Context(), au.User.ID, au.Session.ID, reason, au.Session.ID)
+	} else {
+		ended, err = s.a.account.EndOtherSessions(c.Request().Context(), au.User.ID, au.Session.ID, reason)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("end other sessions: %w", err)
+		return nil, nil, fmt.Errorf("end other sessions: %w", err)
 	}
 	// The reset voided every device cookie; this browser made it.
 	s.a.renewDeviceCookie(c, au.User.ID)
-	return ended, nil
+	return ended, tokens, nil
 }
 
-// EndAll ends every session of the user, this browser's included, in one
-// statement, deletes this browser's cookie, and returns them.
-func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, error) {
-	ended, err := s.a.account.EndAllSessions(c.Request().Context(), au.User.ID, db.ReasonRevokedAll, au.Session.ID)
+// EndAll ends every session of the user, this browser's included, and
+// every app and token of theirs, in one transaction, deletes this
+// browser's cookie, and returns what it ended.
+func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, []db.Token, error) {
+	ended, tokens, err := s.a.account.EndSessionsAndTokens(c.Request().Context(), au.User.ID, "", db.ReasonRevokedAll, au.Session.ID)
 	if err != nil {
-		return nil, fmt.Errorf("end all sessions: %w", err)
+		return nil, nil, fmt.Errorf("end all sessions: %w", err)
 	}
 	s.ClearCookie(c)
 	// The reset voided every device cookie; this browser made it, and
 	// signs in again apart from strangers' guesses.
 	s.a.renewDeviceCookie(c, au.User.ID)
-	return ended, nil
+	return ended, tokens, nil
 }
 
 // endOwn revokes the browser's own session as signed out.

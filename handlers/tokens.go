@@ -245,13 +245,3 @@ func inventoryLabel(apps, pats int) string {
 	}
 	return strings.Join(parts, " and ")
 }
-
-// endTokens ends every app and token of the user (why: a reason), after a
-// reset of the sessions that should cover them too.
-func (a *app) endTokens(c echo.Context, au *authInfo, reason string) ([]db.Token, error) {
-	ended, err := a.account.EndTokens(c.Request().Context(), au.User.ID, reason, au.Session.ID)
-	if err != nil {
-		return nil, fmt.Errorf("end tokens: %w", err)
-	}
-	return ended, nil
-}

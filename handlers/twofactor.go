@@ -220,7 +220,7 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 	a.log.Info("two-factor enabled", "user", au.User.ID, "session", au.Session.ID)
 	p := views.RecoveryCodesProps{Page: a.page(c, "Two-factor is on", "security"), Codes: codes, Enabled: true}
 	if formValue(c, "sign_out_others") == "on" {
-		ended, err := a.sessions.EndOthers(c, au, db.ReasonTwoFactor)
+		ended, _, err := a.sessions.EndOthers(c, au, db.ReasonTwoFactor, false)
 		if err != nil {
 			return err
 		}

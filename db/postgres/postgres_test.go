@@ -283,3 +283,17 @@ func TestNotifyCarriesStartsWithoutSecrets(t *testing.T) {
 		t.Fatalf("60 endings of long ids in %d payload(s)", payloads)
 	}
 }
+
+// TestFailedEndingsChangeNothing: a trigger makes the ending of tokens
+// fail after the sessions were ended in the same transaction; nothing
+// changes (storetest.RunFailedEndings).
+func TestFailedEndingsChangeNothing(t *testing.T) {
+	storetest.RunFailedEndings(t, func(t *testing.T, opts db.Options) db.Store { return openTest(t, opts) },
+		func(t *testing.T, s db.Store) {
+			if _, err := s.(*Store).pool.Exec(context.Background(), `CREATE FUNCTION tokens_fail() RETURNS trigger LANGUAGE plpgsql
+				AS $$ BEGIN RAISE EXCEPTION 'injected failure'; END $$;
+				CREATE TRIGGER tokens_fail BEFORE UPDATE ON tokens FOR EACH ROW EXECUTE FUNCTION tokens_fail()`); err != nil {
+				t.Fatal(err)
+			}
+		})
+}

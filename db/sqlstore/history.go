@@ -146,9 +146,11 @@ func (s *Store) NoteRefusedUse(ctx context.Context, sessionID string, at time.Ti
 // RecordExpiredSessions implements db.Store: one write transaction finds
 // up to limit sessions expired and not yet recorded, locks their users
 // (PostgreSQL, in id order: a user's deletion locks the user, then
-// cascades to the sessions), marks them, and writes their events; the
-// conditional UPDATE records each session once, whichever process gets
-// there first.
+// cascades to the sessions), marks them, writes their events, and owes
+// every app each of them signed in to a back-channel logout naming it
+// (sid): a session that timed out has ended as surely as one signed out,
+// and the apps must hear it. The conditional UPDATE records each session
+// once, whichever process gets there first, so each logout is owed once.
 func (s *Store) RecordExpiredSessions(ctx context.Context, now time.Time, limit int) (int, error) {
 	var n int
 	err := s.d.Write(ctx, func(tx Q) error {
@@ -185,11 +187,24 @@ func (s *Store) RecordExpiredSessions(ctx context.Context, now time.Time, limit 
 			return err
 		}
 		events := make([]db.SecurityEvent, 0, len(ended))
+		expired := make([]any, 0, len(ended))
 		for _, sess := range ended {
 			events = append(events, db.ExpiredEvent(sess))
+			expired = append(expired, sess.ID)
 		}
 		n = len(ended)
-		return s.recordIn(ctx, tx, events...)
+		if n == 0 {
+			return nil
+		}
+		if err := s.recordIn(ctx, tx, events...); err != nil {
+			return err
+		}
+		// In chunks, as endSessionGrantsIn: an IN list has a bound.
+		var logouts []Stmt
+		for start := 0; start < len(expired); start += endChunk {
+			logouts = append(logouts, sessionLogoutsStmt(expired[start:min(start+endChunk, len(expired))], now))
+		}
+		return s.d.ExecBatch(ctx, tx, logouts...)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("db: record expired sessions: %w", err)

@@ -264,14 +264,20 @@ func endSessionGrantsStmts(ids []any, now time.Time) []Stmt {
 		{`UPDATE oidc_grants SET revoked_at = ?1, revoked_reason = ?2
 			WHERE session_id IN (` + numbered(4, len(ids)) + `) AND offline = ?3 AND revoked_at IS NULL`,
 			append([]any{now.Unix(), db.ReasonSessionEnded, false}, ids...)},
-		{`INSERT INTO logout_deliveries (client_id, user_id, subject, session_id, created_at, next_at, state)
+		sessionLogoutsStmt(ids, now),
+	}
+}
+
+// sessionLogoutsStmt owes every app the sessions ids signed in to that
+// takes back-channel logouts one naming the session (sid), made at now.
+func sessionLogoutsStmt(ids []any, now time.Time) Stmt {
+	return Stmt{`INSERT INTO logout_deliveries (client_id, user_id, subject, session_id, created_at, next_at, state)
 			SELECT sc.client_id, sc.user_id, COALESCE(sub.subject, ''), sc.session_id, CAST(?1 AS BIGINT), CAST(?1 AS BIGINT), CAST(?2 AS TEXT)
 			FROM oidc_session_clients sc JOIN apps a ON a.client_id = sc.client_id
 				LEFT JOIN oidc_subjects sub ON sub.user_id = sc.user_id
 			WHERE sc.session_id IN (` + numbered(3, len(ids)) + `) AND a.backchannel_logout_uri <> ''
 			ORDER BY sc.session_id, sc.client_id`,
-			append([]any{now.Unix(), db.LogoutPending}, ids...)},
-	}
+		append([]any{now.Unix(), db.LogoutPending}, ids...)}
 }
 
 // endUserGrantsIn is the revocation rule where every token of the user
@@ -502,8 +508,13 @@ func (s *Store) DisconnectApp(ctx context.Context, userID int64, clientID string
 	return d, nil
 }
 
-// PruneGrants deletes grants that expired or were ended before cutoff.
+// PruneGrants deletes grants that expired before cutoff, and those ended
+// before cutoff that were never spent. A spent refresh token is kept until
+// it expires even when its family has ended: presented again it must be
+// recognised as reuse (IssueGrants knows reuse by its used_at), recorded
+// in the history, not answered as an unknown token.
 func (s *Store) PruneGrants(ctx context.Context, cutoff time.Time) (int64, error) {
-	n, err := s.d.Writes().Exec(ctx, `DELETE FROM oidc_grants WHERE expires_at < ?1 OR revoked_at < ?1`, cutoff.Unix())
+	n, err := s.d.Writes().Exec(ctx, `DELETE FROM oidc_grants WHERE expires_at < ?1 OR (revoked_at < ?1 AND used_at IS NULL)`,
+		cutoff.Unix())
 	return n, failed("prune grants", err)
 }

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"cmp"
 	"context"
+	"errors"
 	"slices"
 	"time"
 
@@ -49,6 +50,12 @@ func scanLogoutDeliveryApp(row Row) (db.LogoutDelivery, error) {
 	return d, err
 }
 
+// logoutDueSQL is the condition of a delivery the worker may claim at ?2
+// (?1 is db.LogoutPending): pending, due, not leased, and its app still
+// takes back-channel logouts.
+const logoutDueSQL = `state = ?1 AND next_at <= ?2 AND claimed_until <= ?2
+	AND client_id IN (SELECT client_id FROM apps WHERE backchannel_logout_uri <> '')`
+
 // ClaimLogoutDeliveries takes up to limit pending deliveries due at now
 // whose app still takes back-channel logouts, oldest due first, leasing
 // each until now+lease and counting the attempt, in one write
@@ -56,16 +63,31 @@ func scanLogoutDeliveryApp(row Row) (db.LogoutDelivery, error) {
 // picked FOR UPDATE SKIP LOCKED in a WITH (run once), so two claims at
 // once take disjoint deliveries; on SQLite the single writer orders them.
 // A lease that ran out makes the delivery claimable again.
+//
+// Every instance's worker calls this every few seconds and nearly always
+// finds nothing, so it first asks a read whether anything is due, and
+// opens the write transaction (SQLite's one writer, PostgreSQL's row
+// locks and WAL) only if so. The read decides nothing: the claim re-picks
+// and locks its rows itself, so a delivery another instance claimed in
+// between is skipped there, and one made just after the read is claimed
+// on the next pass (or at once: its writer kicks the worker).
 func (s *Store) ClaimLogoutDeliveries(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]db.LogoutDelivery, error) {
 	if limit <= 0 {
 		return nil, nil
 	}
+	var one int64
+	err := s.d.Reads().QueryRow(ctx, `SELECT id FROM logout_deliveries WHERE `+logoutDueSQL+` LIMIT 1`,
+		db.LogoutPending, now.Unix()).Scan(&one)
+	if errors.Is(err, ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, failed("claim logout deliveries", err)
+	}
 	var out []db.LogoutDelivery
-	err := s.d.Write(ctx, func(tx Q) error {
+	err = s.d.Write(ctx, func(tx Q) error {
 		rows, err := tx.Query(ctx, `WITH due AS (
-				SELECT id AS due_id FROM logout_deliveries
-				WHERE state = ?1 AND next_at <= ?2 AND claimed_until <= ?2
-					AND client_id IN (SELECT client_id FROM apps WHERE backchannel_logout_uri <> '')
+				SELECT id AS due_id FROM logout_deliveries WHERE `+logoutDueSQL+`
 				ORDER BY next_at, id LIMIT ?4`+s.forUpdate("UPDATE SKIP LOCKED")+`)
 			UPDATE logout_deliveries SET claimed_until = ?3, attempts = attempts + 1 FROM due WHERE id = due_id
 			RETURNING id`, db.LogoutPending, now.Unix(), now.Add(lease).Unix(), limit)
@@ -141,10 +163,14 @@ func (s *Store) LogoutDeliveries(ctx context.Context, userID int64, since time.T
 
 // PruneLogoutDeliveries deletes deliveries done (delivered or given up)
 // before cutoff, and pending ones made before cutoff whose app is gone or
-// takes no back-channel logout any more (no worker will claim them).
+// takes no back-channel logout any more (no worker will claim them). A
+// deleted account's deliveries (kept under user 0 so that the apps still
+// hear the person is gone) go as soon as they are done: no history shows
+// them, and they hold the account's subject, which is all that is left of
+// it.
 func (s *Store) PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error) {
-	n, err := s.d.Writes().Exec(ctx, `DELETE FROM logout_deliveries WHERE (state <> ?2 AND done_at < ?1)
+	n, err := s.d.Writes().Exec(ctx, `DELETE FROM logout_deliveries WHERE (state <> ?2 AND (done_at < ?1 OR user_id = ?3))
 		OR (state = ?2 AND created_at < ?1 AND client_id NOT IN (SELECT client_id FROM apps WHERE backchannel_logout_uri <> ''))`,
-		cutoff.Unix(), db.LogoutPending)
+		cutoff.Unix(), db.LogoutPending, 0)
 	return n, failed("prune logout deliveries", err)
 }

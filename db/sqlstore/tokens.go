@@ -244,11 +244,13 @@ func (s *Store) RevokeToken(ctx context.Context, userID int64, id, reason, by st
 }
 
 // RevokeTokens ends every live token of the user of kind ("" every kind),
-// in one transaction, and returns them. Ending every token ("log out
-// everywhere", a password change that ends them) or every app's token
-// (kind db.TokenApp) ends every OpenID Connect grant of theirs too, offline
-// ones included, and owes each app they are connected to a logout of all
-// their sessions, in the same transaction (endUserGrantsIn).
+// in one transaction, and returns them. Ending every token or every
+// app's token (kind db.TokenApp) ends every OpenID Connect grant of theirs
+// too, offline ones included, and owes each app they are connected to a
+// logout of all their sessions, in the same transaction (endUserGrantsIn).
+// ("Log out everywhere" and a password change end the tokens in the
+// transaction that ends the sessions: RevokeSessionsAndTokens,
+// ChangePassword.)
 func (s *Store) RevokeTokens(ctx context.Context, userID int64, kind, reason, by string, now time.Time) ([]db.Token, error) {
 	var ended []db.Token
 	err := s.d.Write(ctx, func(tx Q) error {
@@ -270,6 +272,18 @@ func (s *Store) RevokeTokens(ctx context.Context, userID int64, kind, reason, by
 		return nil, failed("revoke tokens", err)
 	}
 	return ended, nil
+}
+
+// endAllTokensIn ends, in tx, every live token of the user's and every
+// OpenID Connect grant of theirs, offline ones included, owing each app
+// they are connected to a logout of all their sessions (endUserGrantsIn),
+// and returns the tokens. The caller holds the user's row lock.
+func (s *Store) endAllTokensIn(ctx context.Context, tx Q, userID int64, reason, by string, now time.Time) ([]db.Token, error) {
+	ended, err := s.revokeTokensIn(ctx, tx, `user_id = ?4`, reason, by, now, userID)
+	if err != nil {
+		return nil, err
+	}
+	return ended, s.endUserGrantsIn(ctx, tx, userID, userID, reason, now)
 }
 
 // RevokeAppTokens ends every live token the user gave the app clientID and

@@ -158,6 +158,34 @@ func (s *Store) RevokeAllSessions(ctx context.Context, userID int64, reason, by 
 	return ended, failed("revoke all sessions", err)
 }
 
+// RevokeSessionsAndTokens ends every live session of the user but keepID
+// ("" keeps none; recorded as ended by by), resets the user's sign-ins,
+// and ends every live token and grant of theirs, owing each connected app
+// a logout of every session, in one transaction: a failure anywhere leaves
+// all of it alive, so an answer of "try again" is the whole truth. The
+// epoch UPDATE takes the user's row lock first, then the sessions, then
+// the tokens (see Lock order).
+func (s *Store) RevokeSessionsAndTokens(ctx context.Context, userID int64, keepID, reason, by string, now time.Time) ([]db.Session, []db.Token, error) {
+	var ended []db.Session
+	var tokens []db.Token
+	err := s.d.Write(ctx, func(tx Q) error {
+		if _, err := tx.Exec(ctx, `UPDATE users SET epoch = epoch + 1 WHERE id = ?`, userID); err != nil {
+			return err
+		}
+		var err error
+		if ended, err = s.revokeIn(ctx, tx, `user_id = ?4 AND id <> ?5`, reason, by, now, userID, keepID); err != nil {
+			return err
+		}
+		tokens, err = s.endAllTokensIn(ctx, tx, userID, reason, by, now)
+		return err
+	})
+	if err != nil {
+		return nil, nil, failed("revoke sessions and tokens", err)
+	}
+	s.notify(db.EndedEvents(ended))
+	return ended, tokens, nil
+}
+
 // resetSignIns adds one to the user's epoch and ends the live sessions
 // matching where (revokeIn's: its parameters from ?4, with args), in one
 // transaction; then reports them. The UPDATE takes the user's row lock
@@ -183,13 +211,16 @@ func (s *Store) resetSignIns(ctx context.Context, userID int64, where, reason, b
 
 // ChangePassword replaces the user's password hash, resets their sign-ins,
 // gives the session sessionID (theirs, and alive) the new secret hash and a
-// re-authentication at now, and, if endOthers, ends every other session of
-// theirs (ReasonPassword): all in one transaction. If sessionID is not a
-// live session of the user's, nothing changes (db.ErrNotFound) and no mail
-// is queued: mail goes in the same transaction. The user's row is updated
-// first, which takes its lock before their sessions' (see Lock order).
-func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers bool, now time.Time, mail ...db.Mail) ([]db.Session, error) {
+// re-authentication at now, if endOthers, ends every other session of
+// theirs, and, if endTokens, every token and grant of theirs (both
+// ReasonPassword, by sessionID): all in one transaction. If sessionID is
+// not a live session of the user's, nothing changes (db.ErrNotFound) and
+// no mail is queued: mail goes in the same transaction. The user's row is
+// updated first, which takes its lock before their sessions' and tokens'
+// (see Lock order).
+func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, passwordHash string, secretHash []byte, endOthers, endTokens bool, now time.Time, mail ...db.Mail) ([]db.Session, []db.Token, error) {
 	var ended []db.Session
+	var tokens []db.Token
 	err := s.d.Write(ctx, func(tx Q) error {
 		if _, err := tx.Exec(ctx, `UPDATE users SET password_hash = ?, epoch = epoch + 1 WHERE id = ?`, passwordHash, userID); err != nil {
 			return err
@@ -208,13 +239,18 @@ func (s *Store) ChangePassword(ctx context.Context, userID int64, sessionID, pas
 				return err
 			}
 		}
+		if endTokens {
+			if tokens, err = s.endAllTokensIn(ctx, tx, userID, db.ReasonPassword, sessionID, now); err != nil {
+				return err
+			}
+		}
 		return s.queueIn(ctx, tx, 0, mail)
 	})
 	if err != nil {
-		return nil, failed("change password", err)
+		return nil, nil, failed("change password", err)
 	}
 	s.notify(db.EndedEvents(ended))
-	return ended, nil
+	return ended, tokens, nil
 }
 
 // DeleteSessionsByMethod removes the user's sessions that signed in with

@@ -93,3 +93,39 @@ func testExpiredSessionsRecorded(t *testing.T, f *fixture) {
 		t.Fatalf("the rest: %d %v", n, err)
 	}
 }
+
+// testExpiryOwesLogouts: a session that times out owes every app it
+// signed in to (that takes back-channel logouts) a logout naming it, once,
+// written by the pass that records its expiry; a live session owes none.
+func testExpiryOwesLogouts(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	f.oidcApp(t, "wiki", "https://wiki.example/bcl")
+	f.oidcApp(t, "grafana", "https://grafana.example/bcl")
+	f.oidcApp(t, "quiet", "")
+	idle := Session("a-idle", a.ID, T0)
+	idle.IdleExpiresAt = T0.Add(time.Hour)
+	f.session(t, idle)
+	f.session(t, Session("a-live", a.ID, T0))
+	f.session(t, Session("b-live", b.ID, T0))
+	f.oidcSignIn(t, a, "a-idle", "wiki", "r1", false, T0)
+	f.oidcSignIn(t, a, "a-idle", "grafana", "r2", true, T0)
+	f.oidcSignIn(t, a, "a-idle", "quiet", "r3", false, T0)
+	f.oidcSignIn(t, a, "a-live", "wiki", "r4", false, T0)
+	f.oidcSignIn(t, b, "b-live", "wiki", "r5", false, T0)
+	later := T0.Add(2 * time.Hour)
+	if n, err := f.s.RecordExpiredSessions(f.ctx, later, 100); err != nil || n != 1 {
+		t.Fatalf("RecordExpiredSessions = %d, %v; want 1", n, err)
+	}
+	if got := f.deliveries(t, a.ID); got != "grafana/a-idle,wiki/a-idle" {
+		t.Fatalf("logouts owed for the expired session: %q", got)
+	}
+	if n, err := f.s.RecordExpiredSessions(f.ctx, later.Add(time.Minute), 100); err != nil || n != 0 {
+		t.Fatalf("RecordExpiredSessions again = %d, %v; want 0", n, err)
+	}
+	if got := f.deliveries(t, a.ID); got != "grafana/a-idle,wiki/a-idle" {
+		t.Fatalf("logouts owed after a second pass: %q", got)
+	}
+	if got := f.deliveries(t, b.ID); got != "" {
+		t.Fatalf("b owes logouts: %q", got)
+	}
+}

@@ -199,17 +199,17 @@ func testHistoryOfSessions(t *testing.T, f *fixture) {
 	h.expect(t, "two sign-ins", a.ID, signedIn(s["a8"]), signedIn(s["a9"]))
 	changed := db.SecurityEvent{UserID: a.ID, Kind: db.EventPasswordChanged, At: at(11), SessionID: "a8",
 		Device: s["a8"].DeviceLabel, Location: s["a8"].Location, IP: s["a8"].IP}
-	if _, err := f.s.ChangePassword(f.ctx, a.ID, "a8", "hash-2", []byte("secret-2"), true, at(11)); err != nil {
+	if _, _, err := f.s.ChangePassword(f.ctx, a.ID, "a8", "hash-2", []byte("secret-2"), true, false, at(11)); err != nil {
 		t.Fatal(err)
 	}
 	h.expect(t, "a password change", a.ID, changed, endedEvent(s["a9"], db.ReasonPassword, "a8", at(11)))
 	changed.At = at(12)
-	if _, err := f.s.ChangePassword(f.ctx, a.ID, "a8", "hash-3", []byte("secret-3"), false, at(12)); err != nil {
+	if _, _, err := f.s.ChangePassword(f.ctx, a.ID, "a8", "hash-3", []byte("secret-3"), false, false, at(12)); err != nil {
 		t.Fatal(err)
 	}
 	h.expect(t, "a password change keeping the others", a.ID, changed)
 	for _, id := range []string{"a9", "b1", "zz"} {
-		if _, err := f.s.ChangePassword(f.ctx, a.ID, id, "hash-4", []byte("secret-4"), true, at(13)); !errors.Is(err, db.ErrNotFound) {
+		if _, _, err := f.s.ChangePassword(f.ctx, a.ID, id, "hash-4", []byte("secret-4"), true, false, at(13)); !errors.Is(err, db.ErrNotFound) {
 			t.Fatalf("a password change from %s: %v, want ErrNotFound", id, err)
 		}
 	}
@@ -694,7 +694,7 @@ func testConcurrentHistoryWrites(t *testing.T, f *fixture) {
 				return err
 			},
 			func() error {
-				_, err := f.s.ChangePassword(f.ctx, a.ID, sid(2), "hash-2", []byte("secret-2"), true, now)
+				_, _, err := f.s.ChangePassword(f.ctx, a.ID, sid(2), "hash-2", []byte("secret-2"), true, false, now)
 				return err
 			},
 			func() error {

@@ -627,7 +627,7 @@ func testMailWithChangePassword(t *testing.T, f *fixture) {
 	a := f.user(t, "a@example.com")
 	f.session(t, Session("a1", a.ID, T0))
 	now := T0.Add(time.Minute)
-	if _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-2", []byte("secret-2"), true, now, Mail("changed-1", a.ID, db.MailPasswordChanged, now)); err != nil {
+	if _, _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-2", []byte("secret-2"), true, false, now, Mail("changed-1", a.ID, db.MailPasswordChanged, now)); err != nil {
 		t.Fatal(err)
 	}
 	f.queued(t, "changed-1", a.ID, "ChangePassword")
@@ -635,7 +635,7 @@ func testMailWithChangePassword(t *testing.T, f *fixture) {
 		t.Fatal(err)
 	}
 	before := f.dump(t)
-	if _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-3", []byte("secret-3"), true, now, Mail("changed-2", a.ID, db.MailPasswordChanged, now)); !errors.Is(err, db.ErrNotFound) {
+	if _, _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-3", []byte("secret-3"), true, false, now, Mail("changed-2", a.ID, db.MailPasswordChanged, now)); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("a change from an ended session: %v, want ErrNotFound", err)
 	}
 	f.unchanged(t, before, "a refused password change with mail")

@@ -523,6 +523,52 @@ func testOIDCRefreshRotation(t *testing.T, f *fixture) {
 	}
 }
 
+// testOIDCPruneGrants: grants expired or ended before the cutoff go, but a
+// spent refresh token stays until it expires, family ended or not, so that
+// presented again it is still recognised as reuse.
+func testOIDCPruneGrants(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	f.session(t, Session("a1", a.ID, T0))
+	f.session(t, Session("b1", b.ID, T0))
+	f.oidcApp(t, "wiki", "")
+	f.oidcSignIn(t, a, "a1", "wiki", "f1", true, T0)
+	rotated := T0.Add(time.Hour)
+	if err := f.s.IssueGrants(f.ctx, []db.Grant{Grant("f1-at2", db.GrantAccess, "f1", a.ID, "wiki", "a1", true, rotated),
+		Grant("f1-rt2", db.GrantRefresh, "f1", a.ID, "wiki", "a1", true, rotated)}, "f1-rt", -1, rotated); err != nil {
+		t.Fatal(err)
+	}
+	// The app ends the family: every grant of it is ended, the spent f1-rt too.
+	if err := f.s.RevokeGrant(f.ctx, "wiki", "f1-rt2", rotated); err != nil {
+		t.Fatal(err)
+	}
+	f.oidcSignIn(t, b, "b1", "wiki", "fb", true, T0.Add(10*24*time.Hour))
+	// Three days on: both access tokens expired, f1-rt2 ended unspent; the
+	// spent f1-rt (alive until T0+30 days) and b's grants stay.
+	later := T0.Add(3 * 24 * time.Hour)
+	if n, err := f.s.PruneGrants(f.ctx, later); err != nil || n != 3 {
+		t.Fatalf("PruneGrants(+3 days) = %d, %v; want 3", n, err)
+	}
+	for _, id := range []string{"f1-at", "f1-at2", "f1-rt2"} {
+		if _, _, _, err := f.s.GrantWithUser(f.ctx, id, later); !errors.Is(err, db.ErrNotFound) {
+			t.Errorf("pruned grant %s: %v", id, err)
+		}
+	}
+	f.expectGrants(t, "after pruning", later, map[string]string{"f1-rt": db.ReasonRevokedByApp, "fb-rt": "live"})
+	h := newHistory(f)
+	h.skip(t, a.ID)
+	next := []db.Grant{Grant("f1-rt3", db.GrantRefresh, "f1", a.ID, "wiki", "a1", true, later)}
+	if err := f.s.IssueGrants(f.ctx, next, "f1-rt", -1, later); !errors.Is(err, db.ErrCodeUsed) {
+		t.Fatalf("the spent token again after pruning: %v, want ErrCodeUsed", err)
+	}
+	h.expect(t, "reuse after pruning", a.ID, db.SecurityEvent{UserID: a.ID, Kind: db.EventRefreshReused, At: later,
+		SessionID: "a1", TokenID: "f1-rt", Detail: "App wiki", Reason: db.ReasonRefreshReused})
+	// Once f1-rt has expired it goes too; b's live grants stay.
+	if n, err := f.s.PruneGrants(f.ctx, T0.Add(30*24*time.Hour+time.Second)); err != nil || n != 2 {
+		t.Fatalf("PruneGrants(+30 days) = %d, %v; want 2 (f1-rt, fb-at)", n, err)
+	}
+	f.expectGrants(t, "b's", T0.Add(30*24*time.Hour), map[string]string{"fb-rt": "live"})
+}
+
 func testOIDCRevocationRule(t *testing.T, f *fixture) {
 	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
 	for _, id := range []string{"a1", "a2", "a3"} {
@@ -1016,5 +1062,74 @@ func testOIDCConcurrentWrites(t *testing.T, f *fixture) {
 				}
 			}
 		}
+	}
+}
+
+// testOIDCDeletedUserDeliveries: deleting an account leaves every logout
+// its apps are owed, those pending from before (a session's sid, an
+// earlier "log out everywhere") and the deletion's own (sub only), all
+// with the account's subject, claimable and sent; once done they are
+// pruned at once (no history shows them), while a living user's are kept
+// until the cutoff.
+func testOIDCDeletedUserDeliveries(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	f.oidcApp(t, "wiki", "https://wiki.example/bcl")
+	for _, id := range []string{"a1", "b1", "b2"} {
+		u := a
+		if id[0] == 'b' {
+			u = b
+		}
+		f.session(t, Session(id, u.ID, T0))
+		f.oidcSignIn(t, u, id, "wiki", "r"+id, false, T0)
+	}
+	now := T0.Add(time.Minute)
+	if _, err := f.s.RevokeSession(f.ctx, a.ID, "a1", db.ReasonRevoked, "a1", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.RevokeSession(f.ctx, b.ID, "b1", db.ReasonRevoked, "b2", now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := f.s.RevokeSessionsAndTokens(f.ctx, b.ID, "b2", db.ReasonRevokedOthers, "b2", now); err != nil {
+		t.Fatal(err)
+	}
+	sub, err := f.s.Subject(f.ctx, b.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.s.DeleteUser(f.ctx, b.ID, now); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := f.s.LogoutDeliveries(f.ctx, b.ID, T0); err != nil || len(list) != 0 {
+		t.Fatalf("deliveries left under the deleted user's id: %d, %v", len(list), err)
+	}
+	claimed, err := f.s.ClaimLogoutDeliveries(f.ctx, now, time.Minute, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var forB []string
+	for _, d := range claimed {
+		if d.UserID == 0 {
+			if d.Subject != sub {
+				t.Errorf("a deleted user's delivery %+v: subject %q, want %q", d, d.Subject, sub)
+			}
+			forB = append(forB, d.ClientID+"/"+d.SessionID)
+		}
+		if err := f.s.LogoutDelivered(f.ctx, d.ID, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slices.Sort(forB)
+	if got := strings.Join(forB, ","); got != "wiki/,wiki/,wiki/b1" {
+		t.Fatalf("the deleted user's deliveries sent: %q, want wiki/ twice and wiki/b1", got)
+	}
+	// Done: b's go at the next pruning, a's stay until the cutoff passes.
+	if n, err := f.s.PruneLogoutDeliveries(f.ctx, now); err != nil || n != 3 {
+		t.Fatalf("PruneLogoutDeliveries(before they were done) = %d, %v; want 3 (the deleted user's)", n, err)
+	}
+	if list, err := f.s.LogoutDeliveries(f.ctx, a.ID, T0); err != nil || len(list) != 1 || list[0].State != db.LogoutDelivered {
+		t.Fatalf("a's deliveries after pruning: %+v, %v", list, err)
+	}
+	if n, err := f.s.PruneLogoutDeliveries(f.ctx, now.Add(time.Second)); err != nil || n != 1 {
+		t.Fatalf("PruneLogoutDeliveries(after) = %d, %v; want 1 (a's)", n, err)
 	}
 }

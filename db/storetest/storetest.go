@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"ConcurrentRevokeVersusCreate", testConcurrentRevokeCreate},
 		{"SignInsReset", testSignInsReset},
 		{"ChangePasswordIsOneTransaction", testChangePassword},
+		{"EndingSessionsAndTokensTogether", testEndingsTogether},
 		{"TwoFactorSetup", testTwoFactorSetup},
 		{"TOTPStepsAreUsedOnce", testTOTPSteps},
 		{"RecoveryCodesAreSingleUse", testRecoveryCodes},
@@ -84,6 +85,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"DeleteUserWithHistory", testDeleteUserWithHistory},
 		{"NoteRefusedUse", testNoteRefusedUse},
 		{"ExpiredSessionsRecordedOnce", testExpiredSessionsRecorded},
+		{"ExpiryOwesAppsALogout", testExpiryOwesLogouts},
 		{"ConcurrentHistoryWritesDoNotDeadlock", testConcurrentHistoryWrites},
 		{"OutboxQueueMailWithLinks", testQueueMail},
 		{"OutboxDuplicatesAreConflicts", testQueueMailConflicts},
@@ -124,8 +126,10 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OIDCAuthRequests", testOIDCAuthRequests},
 		{"OIDCCodeAfterReset", testOIDCCodeAfterReset},
 		{"OIDCRefreshRotation", testOIDCRefreshRotation},
+		{"OIDCPruneGrants", testOIDCPruneGrants},
 		{"OIDCRevocationRule", testOIDCRevocationRule},
 		{"OIDCRecoverAndDelete", testOIDCRecoverAndDelete},
+		{"OIDCDeletedUserDeliveries", testOIDCDeletedUserDeliveries},
 		{"OIDCLogoutDeliveries", testOIDCLogoutDeliveries},
 		{"OIDCConnectedApps", testOIDCConnectedApps},
 		{"OIDCDeleteApp", testOIDCDeleteApp},
@@ -1152,7 +1156,7 @@ func testSignInsReset(t *testing.T, f *fixture) {
 		}},
 		{"password change", func() error {
 			f.session(t, Session("a-cur", a.ID, now))
-			_, err := f.s.ChangePassword(f.ctx, a.ID, "a-cur", "new-hash", []byte("new-secret"), false, now)
+			_, _, err := f.s.ChangePassword(f.ctx, a.ID, "a-cur", "new-hash", []byte("new-secret"), false, false, now)
 			return err
 		}},
 	} {
@@ -1201,7 +1205,7 @@ func testChangePassword(t *testing.T, f *fixture) {
 	f.session(t, Session("b1", b.ID, T0))
 	now := T0.Add(time.Minute)
 	f.rec.Take()
-	ended, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-2", []byte("secret-2"), true, now)
+	ended, _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-2", []byte("secret-2"), true, false, now)
 	if err != nil || sortedIDs(ended) != "a2,a3" || ended[0].RevokedReason != db.ReasonPassword || ended[0].RevokedBy != "a1" {
 		t.Fatalf("ChangePassword = %+v, %v", ended, err)
 	}
@@ -1220,7 +1224,7 @@ func testChangePassword(t *testing.T, f *fixture) {
 	}
 	// Keeping the others.
 	f.session(t, Session("a4", a.ID, now))
-	if ended, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-3", []byte("secret-3"), false, now); err != nil || len(ended) != 0 {
+	if ended, _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-3", []byte("secret-3"), false, false, now); err != nil || len(ended) != 0 {
 		t.Fatalf("keeping the others: %s, %v", ids(ended), err)
 	}
 	if got := f.live(t, a.ID, now); got != "a4,a1" && got != "a1,a4" {
@@ -1232,7 +1236,7 @@ func testChangePassword(t *testing.T, f *fixture) {
 	}
 	before, _ := f.s.Dump(f.ctx)
 	f.rec.Take()
-	if _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-4", []byte("secret-4"), true, now); !errors.Is(err, db.ErrNotFound) {
+	if _, _, err := f.s.ChangePassword(f.ctx, a.ID, "a1", "hash-4", []byte("secret-4"), true, false, now); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("change from an ended session: %v, want ErrNotFound", err)
 	}
 	if after, _ := f.s.Dump(f.ctx); after != before {
@@ -1242,7 +1246,7 @@ func testChangePassword(t *testing.T, f *fixture) {
 		t.Fatalf("a refused password change reported %+v", ev)
 	}
 	// Another user's session, or an unknown one: the same.
-	if _, err := f.s.ChangePassword(f.ctx, a.ID, "b1", "hash-5", []byte("x"), true, now); !errors.Is(err, db.ErrNotFound) {
+	if _, _, err := f.s.ChangePassword(f.ctx, a.ID, "b1", "hash-5", []byte("x"), true, false, now); !errors.Is(err, db.ErrNotFound) {
 		t.Fatalf("change through b's session: %v", err)
 	}
 	if u, _ := f.s.UserByID(f.ctx, a.ID); u.PasswordHash != "hash-3" {
