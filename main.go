@@ -334,7 +334,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	e, err := handlers.New(handlers.Deps{
 		Store: store, Geo: resolver, Hasher: hasher, Logger: log, Config: cfg.Session, SecretKey: secretKey, Now: now, Live: broker, Unavailable: storage.IsUnavailable,
-		SecretBox: box, Mail: mail, OIDC: provider,
+		SecretBox: box, Mail: mail, OIDC: provider, KickLogouts: logouts.Kick,
 	})
 	if err != nil {
 		ln.Close()

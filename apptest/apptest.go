@@ -336,6 +336,10 @@ func New(t testing.TB, o Options) *App {
 		SecretKey: key,
 		Now:       a.Clock.Now,
 	}
+	if a.Backchannel != nil {
+		// A disconnect wakes the worker, as main wires it.
+		a.deps.KickLogouts = a.Backchannel.Kick
+	}
 	a.Handler = a.NewHandler()
 	return a
 }

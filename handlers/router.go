@@ -169,6 +169,10 @@ type Deps struct {
 	// through Doorman); nil: its routes are not served (a store without
 	// its part of the store, see oidcprovider.Store).
 	OIDC *oidcprovider.Provider
+	// KickLogouts wakes the back-channel logout worker (its Kick) after
+	// a disconnect owed an app a logout, which ends no session (so the
+	// store's events do not wake it); nil: it finds it at its next poll.
+	KickLogouts func()
 }
 
 // app holds the dependencies every handler shares.
@@ -197,6 +201,8 @@ type app struct {
 	oauthLimit  *tokenLimiter          // device authorization requests per address
 	mail        *Mail                  // nil: no email
 	oidc        *oidcprovider.Provider // nil: no OpenID Connect provider
+	apps        appsStore              // nil: no OpenID Connect provider
+	kickLogouts func()                 // wakes the back-channel logout worker; may be nil
 	mails       mails.Builder          // composes every mail
 	linkLimit   *ipLimiter             // "send me a link" requests per address
 	// deviceCodeLimit counts wrong user codes at /device per address.
@@ -277,8 +283,12 @@ func newApp(d Deps) (*app, *static.Files, error) {
 		unavailable: d.Unavailable,
 		box:         d.SecretBox,
 		oidc:        d.OIDC,
+		kickLogouts: d.KickLogouts,
 		account:     account.New(d.Store, d.Logger, d.Now),
 		extractIP:   ipExtractor(d.Config.TrustedProxies),
+	}
+	if as, ok := d.Store.(appsStore); ok && d.OIDC != nil {
+		a.apps = as
 	}
 	if a.cfg.HistoryKeep <= 0 {
 		a.cfg.HistoryKeep = 90 * 24 * time.Hour
