@@ -110,6 +110,9 @@ func (a *app) signInAppRows(c echo.Context, current views.SessionRow, others []v
 		r.LastUsedLabel, r.LastUsed, r.LastUsedISO, r.LastUsedAt = lastUsed(ca, now)
 		for _, id := range ca.SessionIDs {
 			if s, ok := sessions[id]; ok {
+				if len(r.Sessions) > 0 {
+					r.Sessions[len(r.Sessions)-1].Sep = ","
+				}
 				r.Sessions = append(r.Sessions, s)
 			}
 		}

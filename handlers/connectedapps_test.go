@@ -76,6 +76,7 @@ func TestConnectedAppsListAndDisconnect(t *testing.T) {
 		`data-app-id="wiki"`, `>App wiki</p>`, "Gets who you are", "Last used <time datetime=",
 		`<a href="/settings/security/sessions/` + laptopSID + `">this device</a>`,
 		`<a href="/settings/security/sessions/` + phoneSID + `">Safari on iPhone, London, England, United Kingdom</a>`,
+		`</a>,</span><span><a href="/settings/security/sessions/`, // "From A, B"
 		`action="/settings/security/apps/wiki/disconnect"`, `aria-label="Disconnect App wiki"`,
 		"and Doorman tells it to sign you out.",
 	} {

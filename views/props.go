@@ -188,6 +188,7 @@ type SignInAppRow struct {
 // details.
 type AppSessionLink struct {
 	Label, URL string // "Chrome on Windows, Berlin", or "this device"
+	Sep        string // "," after every one but the last
 }
 
 // SessionAppRow is an app a session signed in to, on its details page.
