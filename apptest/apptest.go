@@ -337,6 +337,7 @@ func New(t testing.TB, o Options) *App {
 		Now:       a.Clock.Now,
 	}
 	if a.Backchannel != nil {
+		// Actions that owe logouts wake the worker, as main wires it.
 		a.deps.KickLogouts = a.Backchannel.Kick
 	}
 	a.Handler = a.NewHandler()

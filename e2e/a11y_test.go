@@ -156,6 +156,8 @@ func TestEveryPageAccessible(t *testing.T) {
 	// An app that signs its users in through Doorman and is not
 	// first-party: its sign-in asks for consent.
 	appSignIn := registerOIDCApp(t, srv, "rp_a11y", "Grafana")
+	// One with a long name: its row must wrap at spaces at 320 px.
+	longAppSignIn := registerOIDCApp(t, srv, "rp_a11y_long", "Observability Dashboards for the Platform Engineering Team")
 
 	eachLook(t, func(t *testing.T, l look) {
 		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
@@ -257,9 +259,27 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, expect.Locator(p.GetByRole("button", playwright.PageGetByRoleOptions{Name: "Withdraw the approval of Doorman CLI"})).ToBeVisible())
 		l.check(t, p, "security-pending-approval")
 		redeem(t, srv, clientID, deviceCode)
+		// Apps signed in to with Doorman (this look's own account: its
+		// consent spares no other look the consent page). Grafana redeems
+		// its code: it holds an offline refresh token.
+		grafana, redeemCode := pkceSignIn(t, srv, "rp_a11y", "openid email offline_access", l.suffix)
+		for _, start := range []string{grafana, longAppSignIn(l.suffix)} {
+			goTo(t, p, start)
+			must(t, button(p, "Allow").Click())
+			must(t, expect.Page(p).ToHaveURL(regexpOf(`/rp-callback\?code=`)))
+			if start == grafana {
+				redeemCode(p.URL())
+			}
+		}
 		l.visit(t, p, "/settings/security", "security-inventory")
+		must(t, expect.Locator(p.Locator(`[data-app-id="rp_a11y"]`)).ToContainText("Stays signed in while you're away"))
 		tokenID, err := p.Locator("[data-token-id]").First().GetAttribute("data-token-id")
 		must(t, err)
+		tfID, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+		must(t, err)
+		l.visit(t, p, "/settings/security/sessions/"+tfID, "session-details-apps")
+		must(t, expect.Locator(p.GetByRole("list", playwright.PageGetByRoleOptions{Name: "Apps this session signed in to"})).ToContainText("Grafana"))
+		l.visit(t, p, "/settings/security/apps/rp_a11y/disconnect", "confirm-disconnect-app")
 		l.visit(t, p, "/settings/security/tokens/"+tokenID+"/revoke", "confirm-revoke-token")
 		l.visit(t, p, "/settings/security/activity", "activity")
 		leave(t, p)

@@ -170,8 +170,9 @@ type Deps struct {
 	// its part of the store, see oidcprovider.Store).
 	OIDC *oidcprovider.Provider
 	// KickLogouts wakes the back-channel logout worker (its Kick) after
-	// an action that owes apps logouts, so the confirmation can say they
-	// got through; nil: the worker finds them at its next poll.
+	// an action that owes apps logouts (so the confirmation can say they
+	// got through) and after a disconnect, which ends no session (so the
+	// store's events do not wake it); nil: it finds them at its next poll.
 	KickLogouts func()
 }
 
@@ -201,7 +202,8 @@ type app struct {
 	oauthLimit  *tokenLimiter          // device authorization requests per address
 	mail        *Mail                  // nil: no email
 	oidc        *oidcprovider.Provider // nil: no OpenID Connect provider
-	kickLogouts func()                 // nil: none
+	apps        appsStore              // nil: no OpenID Connect provider
+	kickLogouts func()                 // wakes the back-channel logout worker; may be nil
 	mails       mails.Builder          // composes every mail
 	linkLimit   *ipLimiter             // "send me a link" requests per address
 	// deviceCodeLimit counts wrong user codes at /device per address.
@@ -285,6 +287,9 @@ func newApp(d Deps) (*app, *static.Files, error) {
 		kickLogouts: d.KickLogouts,
 		account:     account.New(d.Store, d.Logger, d.Now),
 		extractIP:   ipExtractor(d.Config.TrustedProxies),
+	}
+	if as, ok := d.Store.(appsStore); ok && d.OIDC != nil {
+		a.apps = as
 	}
 	if a.cfg.HistoryKeep <= 0 {
 		a.cfg.HistoryKeep = 90 * 24 * time.Hour

@@ -240,6 +240,8 @@ func (a *app) settingsRoutes(web routeSet) {
 	settings(http.MethodPost, paths.Email, a.changeEmail)
 	settings(http.MethodPost, paths.EmailPendingCancel, a.cancelEmailChange)
 	settings(http.MethodPost, paths.ApprovalCancelPattern, a.cancelApproval)
+	settings(http.MethodGet, paths.AppDisconnectPattern, a.disconnectApp)
+	settings(http.MethodPost, paths.AppDisconnectPattern, a.disconnectApp)
 	if a.mail != nil {
 		settings(http.MethodPost, paths.AccountVerify, a.resendVerification)
 		settings(http.MethodPost, paths.AccountAlerts, a.setAlerts)

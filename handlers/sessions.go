@@ -118,6 +118,11 @@ func (a *app) security(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	current := sessionRow(au.Session.Summary(), au.Session.ID, now)
+	signInApps, err := a.signInAppRows(c, current, others, now)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
 		EmailChanges:      emailChangeRows(o.EmailChanges, now),
 		Approvals:         approvals,
@@ -128,7 +133,8 @@ func (a *app) security(c echo.Context) error {
 		EverywhereMessage: everywhereMessage(len(others)+1, len(apps), len(pats)),
 		AlsoTokens:        alsoTokensLabel(len(apps), len(pats)),
 		Page:              a.page(c, "Security", "security"),
-		Current:           sessionRow(au.Session.Summary(), au.Session.ID, now),
+		Current:           current,
+		SignInApps:        signInApps,
 		Others:            others,
 		OthersCount:       plural(len(others), "other session"),
 		NeedPassword:      !a.inSudo(au),
@@ -224,8 +230,12 @@ func (a *app) sessionDetails(c echo.Context) error {
 			Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"})
 	}
 	details = append(details, views.DetailRow{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true})
+	apps, err := a.sessionAppRows(c, au.User.ID, s.ID, now)
+	if err != nil {
+		return fmt.Errorf("session details: %w", err)
+	}
 	return a.render(c, http.StatusOK, views.SessionDetailsPage(views.SessionDetailsProps{
-		Page: a.page(c, s.DeviceLabel, "security"), Row: row, Details: details, Ended: ended,
+		Page: a.page(c, s.DeviceLabel, "security"), Row: row, Details: details, Ended: ended, Apps: apps,
 	}))
 }
 

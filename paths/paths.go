@@ -36,6 +36,9 @@ const (
 	// ApprovalCancelPattern withdraws an approval of a device code that no
 	// app has redeemed yet (POST, from the Security page).
 	ApprovalCancelPattern = Security + "/approvals/:code/cancel"
+	// AppDisconnectPattern disconnects an app the person signed in to
+	// with Doorman (POST; GET is its confirm page), from the Security page.
+	AppDisconnectPattern = Security + "/apps/:client/disconnect"
 	// Activity is the account's security history.
 	Activity = Security + "/activity"
 	// Tokens lists and creates personal access tokens.
@@ -120,6 +123,12 @@ const (
 // ApprovalCancel is where the approval of device code userCode is withdrawn.
 func ApprovalCancel(userCode string) string {
 	return Security + "/approvals/" + userCode + "/cancel"
+}
+
+// AppDisconnect is where the trash icon of the app with client_id clientID
+// (one that signs in with Doorman) posts (GET: its confirm page).
+func AppDisconnect(clientID string) string {
+	return Security + "/apps/" + url.PathEscape(clientID) + "/disconnect"
 }
 
 // SessionNotYou is the "Not you?" page of session id: end it, and take the

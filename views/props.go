@@ -161,6 +161,40 @@ type SecurityProps struct {
 	// approved that no app has redeemed yet. Each can be cancelled.
 	EmailChanges []EmailChangeRow
 	Approvals    []ApprovalRow
+	// SignInApps are the apps the person signed in to with Doorman
+	// (OpenID Connect), listed under Connected apps.
+	SignInApps []SignInAppRow
+}
+
+// SignInAppRow is an app the person signed in to with Doorman, as the
+// Security page lists it.
+type SignInAppRow struct {
+	ClientID, Name string
+	// Gets says what it gets, in plain words ("Your email address").
+	Gets []string
+	// LastUsedLabel is "Last used" (or "Connected" when only its first
+	// sign-in's time is known), LastUsed "5 minutes ago", LastUsedISO and
+	// LastUsedAt the same time in RFC 3339 and exact.
+	LastUsedLabel, LastUsed, LastUsedISO, LastUsedAt string
+	// Sessions are the live sessions that signed in to it.
+	Sessions []AppSessionLink
+	// The trash icon (a GET form to the confirm page) and its dialog.
+	DisconnectURL, DisconnectLabel string
+	DialogID, DialogHeading        string
+	DialogMessage                  string // what disconnecting does
+}
+
+// AppSessionLink names a session that signed in to an app, linking to its
+// details.
+type AppSessionLink struct {
+	Label, URL string // "Chrome on Windows, Berlin", or "this device"
+	Sep        string // "," after every one but the last
+}
+
+// SessionAppRow is an app a session signed in to, on its details page.
+type SessionAppRow struct {
+	Name                              string
+	LastUsed, LastUsedISO, LastUsedAt string
 }
 
 // EmailChangeRow is a change of address waiting for the link sent to the
@@ -197,6 +231,8 @@ type SessionDetailsProps struct {
 	Details []DetailRow
 	// Ended: the session is over (reached from the history); no button.
 	Ended bool
+	// Apps are the apps this session signed in to with Doorman.
+	Apps []SessionAppRow
 }
 
 // ConfirmProps is a confirm page for a destructive action, the no-JavaScript
