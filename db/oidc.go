@@ -129,7 +129,7 @@ func (g Grant) Alive(now time.Time) bool {
 // Security page lists it.
 type ConnectedApp struct {
 	ClientID, Name string
-	Scopes         []string  // what they consented to
+	Scopes         []string  // what they consented to, and what their live grants hold
 	Offline        bool      // it holds a live offline refresh token
 	FirstAt        time.Time // its first sign-in through Doorman
 	LastUsedAt     time.Time // its last sign-in or token refresh

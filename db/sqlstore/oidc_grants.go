@@ -310,7 +310,7 @@ func (s *Store) endUserGrantsIn(ctx context.Context, tx Q, userID, owner int64, 
 func (s *Store) ConnectedApps(ctx context.Context, userID int64, now time.Time) ([]db.ConnectedApp, error) {
 	t := appTally{apps: map[string]*db.ConnectedApp{}, keep: map[string]bool{}}
 	n := now.Unix()
-	if err := s.d.Batch(ctx, t.consents(userID), t.sessionLinks(userID, n), t.grants(userID, n)); err != nil {
+	if err := s.d.Batch(ctx, t.consents(userID), t.sessionLinks(userID, n), t.grants(userID, n), t.grantScopes(userID, n)); err != nil {
 		return nil, failed("connected apps", err)
 	}
 	var out []db.ConnectedApp
@@ -419,6 +419,29 @@ func (t appTally) grants(userID, n int64) Read {
 		}
 		return rows.Err()
 	}}
+}
+
+// grantScopes reads the scopes of the user's unexpired, unended grants,
+// by app: what the app holds, consented or not (a first-party app is not
+// asked), so that the page never says an app gets less than it does.
+func (t appTally) grantScopes(userID, n int64) Read {
+	return Read{SQL: `SELECT DISTINCT g.client_id, a.name, g.scopes FROM oidc_grants g JOIN apps a ON a.client_id = g.client_id
+		WHERE g.user_id = ? AND g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?`,
+		Args: []any{userID, n}, Scan: func(rows Rows) error {
+			for rows.Next() {
+				var client, name, scopes string
+				if err := rows.Scan(&client, &name, &scopes); err != nil {
+					return err
+				}
+				a := t.get(client, name)
+				for _, sc := range splitScopes(scopes) {
+					if !slices.Contains(a.Scopes, sc) {
+						a.Scopes = append(a.Scopes, sc)
+					}
+				}
+			}
+			return rows.Err()
+		}}
 }
 
 // SessionApps returns the apps session sessionID of the user's signed in
