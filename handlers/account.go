@@ -42,11 +42,11 @@ func (a *app) passwordPage(c echo.Context, status int, p views.PasswordProps) er
 		return fmt.Errorf("password page: %w", err)
 	}
 	p.Page, p.Others, p.OthersCount = a.page(c, "Change password", "security"), others, plural(len(others), "session")
-	apps, pats, err := a.inventory(c, au.User.ID, a.now())
+	apps, pats, err := a.inventoryCounts(c, au.User.ID, a.now())
 	if err != nil {
 		return fmt.Errorf("password page: %w", err)
 	}
-	p.TokensCount = inventoryLabel(len(apps), len(pats))
+	p.TokensCount = inventoryLabel(apps, pats)
 	return a.render(c, status, views.PasswordPage(p))
 }
 

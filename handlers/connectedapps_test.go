@@ -79,6 +79,9 @@ func TestConnectedAppsListAndDisconnect(t *testing.T) {
 		`</a>,</span><span><a href="/settings/security/sessions/`, // "From A, B"
 		`action="/settings/security/apps/wiki/disconnect"`, `aria-label="Disconnect App wiki"`,
 		"and Doorman tells it to sign you out.",
+		// "Log out everywhere" and its box for the other sessions count it.
+		"All 2 sessions, including this device, will be signed out, and 1 connected app disconnected.",
+		"Also disconnect 1 connected app",
 	} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("the Security page lacks %q\n%s", want, snippet(page.body))

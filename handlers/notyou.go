@@ -42,7 +42,7 @@ func (a *app) notYouTarget(c echo.Context, au *authInfo) (s db.Session, own bool
 }
 
 func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session, p views.NewPasswordProps) error {
-	apps, pats, err := a.inventory(c, au.User.ID, a.now())
+	apps, pats, err := a.inventoryCounts(c, au.User.ID, a.now())
 	if err != nil {
 		return fmt.Errorf("not you: %w", err)
 	}
@@ -56,7 +56,7 @@ func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session,
 		{Label: "Last active", Value: exactTime(s.LastSeenAt), ISO: isoTime(s.LastSeenAt)}}
 	p.NeedCurrent = true
 	p.EndOthers, p.EndOthersLabel = true, "Also sign out of every other session"
-	if label := inventoryLabel(len(apps), len(pats)); label != "" {
+	if label := inventoryLabel(apps, pats); label != "" {
 		p.EndTokens, p.EndTokensLabel = true, "Also disconnect "+label
 	}
 	return a.render(c, status, views.NewPasswordPage(p))

@@ -130,8 +130,8 @@ func (a *app) security(c echo.Context) error {
 		TwoFactorOn:       tf.Enabled(),
 		Apps:              a.tokenRows(apps, now),
 		Tokens:            a.tokenRows(pats, now),
-		EverywhereMessage: everywhereMessage(len(others)+1, len(apps), len(pats)),
-		AlsoTokens:        alsoTokensLabel(len(apps), len(pats)),
+		EverywhereMessage: everywhereMessage(len(others)+1, len(apps)+len(signInApps), len(pats)),
+		AlsoTokens:        alsoTokensLabel(len(apps)+len(signInApps), len(pats)),
 		Page:              a.page(c, "Security", "security"),
 		Current:           current,
 		SignInApps:        signInApps,
@@ -310,11 +310,11 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 	if len(others) == 0 {
 		p.Heading, p.Message, p.Nothing = "No other sessions", "This device is the only one signed in to your account.", true
 	}
-	apps, pats, err := a.inventory(c, au.User.ID, a.now())
+	apps, pats, err := a.inventoryCounts(c, au.User.ID, a.now())
 	if err != nil {
 		return fmt.Errorf("confirm revoke others: %w", err)
 	}
-	p.AlsoTokens = alsoTokensLabel(len(apps), len(pats))
+	p.AlsoTokens = alsoTokensLabel(apps, pats)
 	return a.renderConfirm(c, p, au, problem)
 }
 
@@ -370,13 +370,13 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 		return fmt.Errorf("confirm revoke all: %w", err)
 	}
 	all := append([]views.SessionRow{sessionRow(au.Session.Summary(), au.Session.ID, now)}, others...)
-	apps, pats, err := a.inventory(c, au.User.ID, now)
+	apps, pats, err := a.inventoryCounts(c, au.User.ID, now)
 	if err != nil {
 		return fmt.Errorf("confirm revoke all: %w", err)
 	}
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
-		Message:  everywhereMessage(len(all), len(apps), len(pats)),
+		Message:  everywhereMessage(len(all), apps, pats),
 		Sessions: all, Action: paths.RevokeAll, Button: "Log out everywhere", CancelURL: paths.Security,
 	}
 	return a.renderConfirm(c, p, au, problem)

@@ -221,6 +221,26 @@ func (a *app) inventory(c echo.Context, userID int64, now time.Time) (apps, pats
 	return apps, pats, nil
 }
 
+// inventoryCounts counts what ending "apps and tokens" ends: connected
+// apps (command-line ones, and those signed in to with Doorman: their
+// grants end and they are told to sign the person out) and personal
+// access tokens.
+func (a *app) inventoryCounts(c echo.Context, userID int64, now time.Time) (apps, pats int, err error) {
+	tokenApps, tokenPats, err := a.inventory(c, userID, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	apps, pats = len(tokenApps), len(tokenPats)
+	if a.apps != nil {
+		signIns, err := a.apps.ConnectedApps(c.Request().Context(), userID, now)
+		if err != nil {
+			return 0, 0, err
+		}
+		apps += len(signIns)
+	}
+	return apps, pats, nil
+}
+
 // inventoryLabel counts apps and tokens for a sentence ("1 connected app
 // and 2 access tokens"); "" when there are none.
 // splitTokens sorts tokens into connected apps' and personal ones.
