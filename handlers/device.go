@@ -501,7 +501,9 @@ func (a *app) deviceDecide(c echo.Context) error {
 	a.kickMail(notice)
 	a.log.Info("device authorization decided", "client", d.ClientID, "user", au.User.ID, "approved", approve)
 	if approve {
-		a.addFlash(c, flashSuccess, "Connected. You can go back to your device; it finishes signing in by itself.")
+		// Not "Connected": the tool connects when it next asks (its poll),
+		// and until then the page lists the approval as waiting.
+		a.addFlash(c, flashSuccess, "Approved. Go back to your device: it finishes connecting by itself, then appears under Connected apps.")
 	} else {
 		a.addFlash(c, flashNotice, "Denied. The device was not connected.")
 	}

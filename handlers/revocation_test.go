@@ -197,7 +197,8 @@ func TestApprovedDeviceCodeDiesWithReset(t *testing.T) {
 	password := pw
 	for _, r := range resets {
 		code := approve(alice, password)
-		expectBody(t, alice.get("/settings/security"), "waiting for the app to connect")
+		expectBody(t, alice.get("/settings/security"), "waiting for the app to connect",
+			"Approved. Go back to your device: it finishes connecting by itself, then appears under Connected apps.")
 		var c *client
 		c, password = r.reset()
 		status, out := redeem(code)
