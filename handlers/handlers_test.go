@@ -182,7 +182,8 @@ func TestListShowsEverySessionWithLabels(t *testing.T) {
 	res = desktop.get("/settings/security/sessions/" + rows[0].ID)
 	expectStatus(t, res, http.StatusOK)
 	expectBody(t, res, "Safari on iPhone", ipLondon, "London, England, United Kingdom", "iPhone OS 17_5",
-		"Signed in", "Last active", "Expires", "Sign out this session")
+		"Signed in", "Last active", "Signs out if unused", ", unless it is used before then",
+		"Signs out at the latest", ", however often it is used", "Sign out this session")
 }
 
 func TestRevokeOne(t *testing.T) {

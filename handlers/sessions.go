@@ -226,8 +226,7 @@ func (a *app) sessionDetails(c echo.Context) error {
 	if ended {
 		details = append(details, a.endedSessionDetails(c, s, au, now)...)
 	} else {
-		details = append(details, views.DetailRow{Label: "Expires", Value: exactTime(s.ExpiresAt()), ISO: isoTime(s.ExpiresAt()),
-			Subtitle: relFuture(now, s.ExpiresAt()) + " unless it is used before then"})
+		details = append(details, expiryRows(s, now)...)
 	}
 	details = append(details, views.DetailRow{Label: "Browser (user agent)", Value: orDash(s.UserAgent), Mono: true})
 	apps, err := a.sessionAppRows(c, au.User.ID, s.ID, now)
@@ -237,6 +236,19 @@ func (a *app) sessionDetails(c echo.Context) error {
 	return a.render(c, http.StatusOK, views.SessionDetailsPage(views.SessionDetailsProps{
 		Page: a.page(c, s.DeviceLabel, "security"), Row: row, Details: details, Ended: ended, Apps: apps,
 	}))
+}
+
+// expiryRows say when a live session ends by itself, one rule a row: if
+// it goes unused (each use pushes this back), and at the latest however
+// often it is used. The first is left out when it cannot come first.
+func expiryRows(s db.Session, now time.Time) []views.DetailRow {
+	var rows []views.DetailRow
+	if s.IdleExpiresAt.Before(s.AbsoluteExpiresAt) {
+		rows = append(rows, views.DetailRow{Label: "Signs out if unused", Value: exactTime(s.IdleExpiresAt), ISO: isoTime(s.IdleExpiresAt),
+			Subtitle: relFuture(now, s.IdleExpiresAt) + ", unless it is used before then"})
+	}
+	return append(rows, views.DetailRow{Label: "Signs out at the latest", Value: exactTime(s.AbsoluteExpiresAt), ISO: isoTime(s.AbsoluteExpiresAt),
+		Subtitle: relFuture(now, s.AbsoluteExpiresAt) + ", however often it is used"})
 }
 
 func orDash(s string) string {
