@@ -217,7 +217,7 @@ func TestFlowEndingSessions(t *testing.T) {
 			if js {
 				dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out all other sessions?"})
 				must(t, open.Click())
-				must(t, expect.Locator(dialog).ToContainText("2 other sessions will be signed out."))
+				must(t, expect.Locator(dialog).ToContainText("2 other sessions will be signed out: "))
 				// Cancel with the button: nothing changes, focus returns.
 				must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Cancel"}).Click())
 				must(t, expect.Locator(dialog).ToBeHidden())
@@ -235,7 +235,7 @@ func TestFlowEndingSessions(t *testing.T) {
 				must(t, open.Click())
 				must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security/sessions/revoke-others\??$`)))
 				must(t, expect.Locator(heading(desktop, "Log out all other sessions?")).ToBeVisible())
-				must(t, expect.Locator(desktop.GetByText("2 other sessions will be signed out.")).ToBeVisible())
+				must(t, expect.Locator(desktop.GetByText("2 other sessions will be signed out: ")).ToBeVisible())
 				// Cancel: back, nothing changed.
 				must(t, link(desktop, "Cancel").Click())
 				must(t, expect.Locator(rows).ToHaveCount(3))

@@ -82,6 +82,7 @@ func TestConnectedAppsListAndDisconnect(t *testing.T) {
 		// "Log out everywhere" and its box for the other sessions count it.
 		"All 2 sessions, including this device, will be signed out, and 1 connected app disconnected.",
 		"Also disconnect 1 connected app",
+		"This device stays signed in. Connected apps and access tokens keep working unless you tick the box below.",
 	} {
 		if !strings.Contains(page.body, want) {
 			t.Errorf("the Security page lacks %q\n%s", want, snippet(page.body))

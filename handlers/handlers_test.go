@@ -261,6 +261,10 @@ func TestRevokeOthersKeepsCurrent(t *testing.T) {
 	res := clients[0].get("/settings/security/sessions/revoke-others")
 	expectStatus(t, res, http.StatusOK)
 	expectBody(t, res, "Log out all other sessions?", "2 other sessions will be signed out", "Safari on iPhone", "Firefox on macOS")
+	// The Security page's dialog names them too (newest first), and says
+	// this device stays.
+	expectBody(t, clients[0].get("/settings/security"),
+		"2 other sessions will be signed out: Firefox on macOS in Tokyo, Japan and Safari on iPhone in London, England, United Kingdom. This device stays signed in.")
 
 	expectRedirect(t, clients[0].post("/settings/security/sessions/revoke-others", nil), "/settings/security")
 	res, rows := clients[0].securityPage()

@@ -4,11 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"doorman/db"
+	"doorman/geo"
 	"doorman/paths"
 	"doorman/sessiontoken"
 	"doorman/views"
@@ -137,6 +139,7 @@ func (a *app) security(c echo.Context) error {
 		SignInApps:        signInApps,
 		Others:            others,
 		OthersCount:       plural(len(others), "other session"),
+		OthersMessage:     othersMessage(others, len(apps)+len(signInApps)+len(pats) > 0),
 		NeedPassword:      !a.inSudo(au),
 		NewSignIns:        sessionRows(fresh, au.Session.ID, now),
 	}))
@@ -317,7 +320,7 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 	p := views.ConfirmProps{
 		Page: a.page(c, "Log out all other sessions", "security"), Heading: "Log out all other sessions?",
 		Sessions: others, Action: paths.RevokeOthers, Button: "Log out", CancelURL: paths.Security,
-		Message: plural(len(others), "other session") + " will be signed out. This device stays signed in.",
+		Message: othersMessage(others, false),
 	}
 	if len(others) == 0 {
 		p.Heading, p.Message, p.Nothing = "No other sessions", "This device is the only one signed in to your account.", true
@@ -337,6 +340,34 @@ func alsoTokensLabel(apps, pats int) string {
 		return "Also disconnect " + l
 	}
 	return ""
+}
+
+// othersMessage says what "Log out all other sessions" ends, naming the
+// first few sessions (the no-script page lists them all), and, when the
+// person has any, that apps and tokens stay unless the box says otherwise.
+func othersMessage(others []views.SessionRow, haveTokens bool) string {
+	const named = 3
+	names := make([]string, 0, named+1)
+	for i, s := range others {
+		if i == named {
+			names = append(names, strconv.Itoa(len(others)-named)+" more")
+			break
+		}
+		if s.Location == geo.LabelUnknown {
+			names = append(names, s.Device)
+		} else {
+			names = append(names, s.Device+" in "+s.Location)
+		}
+	}
+	m := plural(len(others), "other session") + " will be signed out"
+	if len(names) > 0 {
+		m += ": " + andList(names)
+	}
+	m += ". This device stays signed in."
+	if haveTokens {
+		m += " Connected apps and access tokens keep working unless you tick the box below."
+	}
+	return m
 }
 
 // everywhereMessage says what "Log out everywhere" ends, counted.

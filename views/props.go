@@ -141,12 +141,15 @@ type SessionRow struct {
 // SecurityProps is Settings → Security.
 type SecurityProps struct {
 	Page
-	Current      SessionRow
-	Others       []SessionRow
-	OthersCount  string // "2 other sessions"
-	NeedPassword bool   // outside the sudo window: confirmations ask for the password
-	NewSignIns   []SessionRow
-	TwoFactorOn  bool
+	Current     SessionRow
+	Others      []SessionRow
+	OthersCount string // "2 other sessions"
+	// OthersMessage is what "Log out all other sessions" asks about: the
+	// sessions named (the first few), and what stays.
+	OthersMessage string
+	NeedPassword  bool // outside the sudo window: confirmations ask for the password
+	NewSignIns    []SessionRow
+	TwoFactorOn   bool
 	// The rest of the inventory: connected apps and access tokens.
 	Apps, Tokens []TokenRow
 	// EverywhereMessage is what "Log out everywhere" ends, counted.

@@ -588,7 +588,7 @@ func SecurityPage(p SecurityProps) templ.Component {
 				}
 				if len(p.Others) > 0 {
 					templ_7745c5c3_Err = confirmDialogWith("revoke-others-dialog", "Log out all other sessions?",
-						p.OthersCount+" will be signed out. This device stays signed in.",
+						p.OthersMessage,
 						paths.RevokeOthers, p.CSRF, "Log out", p.AlsoTokens, p.NeedPassword).Render(ctx, templ_7745c5c3_Buffer)
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
