@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -250,7 +251,7 @@ func refuseDemoBesideRealAccounts(ctx context.Context, store db.Store, dbName st
 			if storage.IsPostgres(dbName) {
 				where = "the PostgreSQL database" // its URL may hold a password
 			}
-			return refusal{fmt.Errorf("-demo refused: %s has real accounts, and the demo account (its password shown on the sign-in page) must not join them; run -demo without -db (it uses %s) or give -db a new file", where, demoDB)}
+			return refusal{fmt.Errorf("-demo refused: %s has real accounts, and the demo account (its password shown on the sign-in page) must not join them; run -demo without -db (it uses its own file, %s) or give -db a new file", where, demoDB)}
 		}
 	}
 	return nil
@@ -361,8 +362,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if cfg.Demo {
-		if err := refuseDemoBesideRealAccounts(ctx, store, cfg.DB); err != nil {
-			return err
+		// Its own file is the demo's playground: accounts made there while
+		// trying it are not real ones.
+		if filepath.Clean(cfg.DB) != demoDB {
+			if err := refuseDemoBesideRealAccounts(ctx, store, cfg.DB); err != nil {
+				return err
+			}
 		}
 		if err := demo.Seed(ctx, store, hasher, cfg.Session.IdleTimeout, cfg.Session.AbsoluteLifetime, now()); err != nil {
 			return err

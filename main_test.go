@@ -544,16 +544,27 @@ func TestDemoHasItsOwnDatabase(t *testing.T) {
 	if _, err := os.Stat("doorman.db"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("-demo made doorman.db: %v", err)
 	}
-	// A database holding only the demo account takes -demo again.
-	if err := runOrStop(append([]string{"-demo", "-db", "doorman-demo.db"}, geo...), none); err != nil {
-		t.Fatalf("-demo on its own database again: %v", err)
-	}
 	store, err = storage.Open(ctx, "doorman-demo.db", db.Options{Now: time.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer store.Close()
 	if u, err := store.UserByEmail(ctx, demo.Email); err != nil || !u.IsDemo {
 		t.Errorf("doorman-demo.db has no demo account: %v %v", u, err)
+	}
+	// Another database holding only the demo account takes -demo.
+	if err := runOrStop(append([]string{"-demo", "-db", "only-demo.db"}, geo...), none); err != nil {
+		t.Fatalf("-demo on a new database: %v", err)
+	}
+	if err := runOrStop(append([]string{"-demo", "-db", "only-demo.db"}, geo...), none); err != nil {
+		t.Fatalf("-demo on a database with only the demo account: %v", err)
+	}
+	// An account someone made while trying the demo, in its own file, does
+	// not stop the next -demo.
+	if _, err := store.CreateUser(ctx, "trying@example.com", "hash", false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	if err := runOrStop(append([]string{"-demo"}, geo...), none); err != nil {
+		t.Fatalf("-demo after an account was made in its own file: %v", err)
 	}
 }
