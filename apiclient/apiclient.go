@@ -111,12 +111,12 @@ func login(ctx context.Context, args []string, getenv func(string) string, stdou
 	}
 	da, err := conf.DeviceAuth(ctx)
 	if err != nil {
-		return fmt.Errorf("login: %w", err)
+		return whyNoCode(err, *clientID)
 	}
 	fmt.Fprintf(stdout, "To sign in, open %s\nand enter the code %s\n(or open %s)\nWaiting for you to approve…\n", da.VerificationURI, da.UserCode, da.VerificationURIComplete)
 	tok, err := conf.DeviceAccessToken(ctx, da)
 	if err != nil {
-		return fmt.Errorf("login: %w", whyNoToken(ctx, da, err))
+		return whyNoToken(ctx, da, err)
 	}
 	path, err := configPath(getenv)
 	if err != nil {
@@ -155,6 +155,22 @@ func login(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
+// TimeLayout is how every command prints a time, the operator's too:
+// always in UTC, with the day and month unambiguous.
+const TimeLayout = "2 Jan 2006 15:04 UTC"
+
+// FormatTime prints t as TimeLayout says.
+func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
+
+// Denied is what login says when the person denies the request at /device.
+const Denied = "You denied the sign-in in the browser; nothing was saved."
+
+// sentence is an error that is a whole sentence for a person to read, as
+// printed (capital letter, full stop).
+type sentence string
+
+func (s sentence) Error() string { return string(s) }
+
 // whyNoToken says in words why the device flow ended without a token, and
 // what to do: the server's answer (RFC 8628 §3.5) is a code a person
 // should not have to decode. The code's expiry usually shows as the
@@ -165,22 +181,49 @@ func whyNoToken(ctx context.Context, da *oauth2.DeviceAuthResponse, err error) e
 	if errors.As(err, &re) {
 		switch re.ErrorCode {
 		case "access_denied":
-			why := re.ErrorDescription // the server's words: denied, or withdrawn by a reset
-			if why == "" {
-				why = "The request was denied."
+			// The server says which: the person denied it, or an
+			// approval died with an account reset (a password change,
+			// "Log out everywhere", …) before the tool picked it up.
+			if strings.Contains(re.ErrorDescription, "withdrawn") {
+				return sentence("Your approval was withdrawn: the account was reset after it (a password change or \"Log out everywhere\"); nothing was saved. Run `doorman login` again to start over.")
 			}
-			return errors.New("the sign-in was refused: " + why + " Nothing was signed in; run `doorman login` again to start over")
+			return sentence(Denied)
 		case "expired_token":
-			return errors.New("the code expired before it was approved: run `doorman login` again for a new one")
+			return sentence("The code expired before it was approved; nothing was saved. Run `doorman login` again for a new one.")
 		case "invalid_grant":
-			return errors.New("the server no longer knows this code (already used, or the app was removed): run `doorman login` again")
+			return sentence("The server no longer knows this code (it was already used, or the app was removed); nothing was saved. Run `doorman login` again.")
 		}
-		return err
+		return refused(re)
 	}
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil && !da.Expiry.IsZero() && !time.Now().Before(da.Expiry) {
-		return fmt.Errorf("the code expired at %s before it was approved: run `doorman login` again for a new one", da.Expiry.Format("15:04:05"))
+		return sentence(fmt.Sprintf("The code expired at %s before it was approved; nothing was saved. Run `doorman login` again for a new one.", FormatTime(da.Expiry)))
 	}
-	return err
+	return fmt.Errorf("login: %w", err)
+}
+
+// whyNoCode says in words why the server gave no code to enter.
+func whyNoCode(err error, clientID string) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		switch re.ErrorCode {
+		case "invalid_client":
+			return sentence(fmt.Sprintf("The server does not know the client id %q. Register this tool on the server with `doorman apps add --name \"Doorman CLI\"` and use the client_id it prints.", clientID))
+		case "invalid_scope":
+			return sentence(fmt.Sprintf("The server does not offer the access asked for (--scope). %s", re.ErrorDescription))
+		case "slow_down":
+			return sentence("The server is refusing sign-ins from this address for a while (too many requests). Try again in a minute.")
+		}
+		return refused(re)
+	}
+	return fmt.Errorf("login: %w", err)
+}
+
+// refused is any other OAuth error, the server's own words first.
+func refused(re *oauth2.RetrieveError) error {
+	if re.ErrorDescription != "" {
+		return sentence(fmt.Sprintf("The server refused the sign-in (%s): %s", re.ErrorCode, re.ErrorDescription))
+	}
+	return sentence(fmt.Sprintf("The server refused the sign-in (%s).", re.ErrorCode))
 }
 
 func isLoopback(host string) bool {
@@ -278,7 +321,7 @@ func sessions(ctx context.Context, args []string, getenv func(string) string, st
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tDEVICE\tLOCATION\tIP\tLAST ACTIVE\tSIGNED IN")
 		for _, s := range out.Sessions {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.Location, s.IP, s.LastActiveAt, s.SignedInAt)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Device, s.Location, s.IP, apiTime(s.LastActiveAt), apiTime(s.SignedInAt))
 		}
 		return tw.Flush()
 	case args[0] == "revoke" && len(args) == 2:
@@ -289,4 +332,14 @@ func sessions(ctx context.Context, args []string, getenv func(string) string, st
 		return nil
 	}
 	return fmt.Errorf("sessions: unexpected %q\n%s", strings.Join(args, " "), Usage)
+}
+
+// apiTime prints one of the API's RFC 3339 times as every command does
+// (as sent, should the server send anything else).
+func apiTime(v string) string {
+	t, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return v
+	}
+	return FormatTime(t)
 }

@@ -315,6 +315,10 @@ func TestCommandLineLogin(t *testing.T) {
 	if !strings.Contains(list.String(), phoneID) || !strings.Contains(list.String(), "Safari on iPhone") {
 		t.Fatalf("sessions list:\n%s", list.String())
 	}
+	// Its times as every command prints them (not the API's RFC 3339).
+	if !regexp.MustCompile(`(?m)^` + phoneID + `\s.*\s\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC\s+\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC$`).MatchString(list.String()) {
+		t.Fatalf("sessions list times:\n%s", list.String())
+	}
 	var revoked bytes.Buffer
 	if err := apiclient.Run(context.Background(), []string{"sessions", "revoke", phoneID}, env, &revoked, nil); err != nil {
 		t.Fatal(err)

@@ -299,8 +299,8 @@ func TestTokenEndpointTakesClientIDInBasic(t *testing.T) {
 // error code.
 func TestCommandLineLoginDeniedOrExpired(t *testing.T) {
 	for _, c := range []struct{ outcome, want string }{
-		{"denied", "login: the sign-in was refused: The request was denied. Nothing was signed in; run `doorman login` again to start over"},
-		{"expired", "login: the code expired before it was approved: run `doorman login` again for a new one"},
+		{"denied", "You denied the sign-in in the browser; nothing was saved."},
+		{"expired", "The code expired before it was approved; nothing was saved. Run `doorman login` again for a new one."},
 	} {
 		t.Run(c.outcome, func(t *testing.T) {
 			t.Parallel()

