@@ -139,6 +139,7 @@ func (a *app) security(c echo.Context) error {
 		OthersCount:       plural(len(others), "other session"),
 		NeedPassword:      !a.inSudo(au),
 		NewSignIns:        sessionRows(fresh, au.Session.ID, now),
+		Map:               a.signInMap(au.Session.Summary(), list),
 	}))
 }
 
