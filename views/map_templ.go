@@ -135,7 +135,7 @@ func signInMap(m SignInMap) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\" r=\"6\"></circle> ")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 7, "\" r=\"8\"></circle> ")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -169,7 +169,7 @@ func signInMap(m SignInMap) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "\" r=\"12\"></circle> <circle class=\"signin-map-dot signin-map-here\" cx=\"")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 10, "\" r=\"16\"></circle> <circle class=\"signin-map-dot signin-map-here\" cx=\"")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -195,7 +195,7 @@ func signInMap(m SignInMap) templ.Component {
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
-					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "\" r=\"6\"></circle>")
+					templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 12, "\" r=\"8\"></circle>")
 					if templ_7745c5c3_Err != nil {
 						return templ_7745c5c3_Err
 					}
@@ -206,7 +206,7 @@ func signInMap(m SignInMap) templ.Component {
 				return templ_7745c5c3_Err
 			}
 			if m.Here != "" {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<span class=\"signin-map-key\"><svg class=\"signin-map-svg\" viewBox=\"0 0 28 28\" width=\"18\" height=\"18\" aria-hidden=\"true\" focusable=\"false\"><circle class=\"signin-map-here-ring\" cx=\"14\" cy=\"14\" r=\"11\"></circle> <circle class=\"signin-map-dot signin-map-here\" cx=\"14\" cy=\"14\" r=\"6\"></circle></svg> This device, ")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 14, "<span class=\"signin-map-key\"><svg class=\"signin-map-svg\" viewBox=\"0 0 28 28\" width=\"18\" height=\"18\" aria-hidden=\"true\" focusable=\"false\"><circle class=\"signin-map-here-ring\" cx=\"14\" cy=\"14\" r=\"11\"></circle> <circle class=\"signin-map-dot signin-map-here\" cx=\"14\" cy=\"14\" r=\"7\"></circle></svg> This device, ")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
@@ -225,7 +225,7 @@ func signInMap(m SignInMap) templ.Component {
 				}
 			}
 			if m.Elsewhere {
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "<span class=\"signin-map-key\"><svg class=\"signin-map-svg\" viewBox=\"0 0 28 28\" width=\"18\" height=\"18\" aria-hidden=\"true\" focusable=\"false\"><circle class=\"signin-map-dot\" cx=\"14\" cy=\"14\" r=\"6\"></circle></svg> Other sessions</span>")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 16, "<span class=\"signin-map-key\"><svg class=\"signin-map-svg\" viewBox=\"0 0 28 28\" width=\"18\" height=\"18\" aria-hidden=\"true\" focusable=\"false\"><circle class=\"signin-map-dot\" cx=\"14\" cy=\"14\" r=\"7\"></circle></svg> Other sessions</span>")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
