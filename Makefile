@@ -28,14 +28,15 @@ setup:
 geoip:
 	bash scripts/geoip.sh data
 
-## generate: regenerate templ output
+## generate: regenerate templ output and the world map's land (worldmap/land_gen.go, from worldmap/source)
 generate:
 	go tool templ generate
+	go generate ./worldmap
 
-## check-generated: fail if the committed *_templ.go files are not what the .templ files generate
+## check-generated: fail if the committed *_templ.go files (and worldmap/land_gen.go) are not what their sources generate
 check-generated: generate
-	@if ! git diff --quiet -- '*_templ.go' || [ -n "$$(git ls-files --others --exclude-standard -- '*_templ.go')" ]; then \
-	  git diff --stat -- '*_templ.go'; git ls-files --others --exclude-standard -- '*_templ.go'; \
+	@if ! git diff --quiet -- '*_templ.go' worldmap/land_gen.go || [ -n "$$(git ls-files --others --exclude-standard -- '*_templ.go')" ]; then \
+	  git diff --stat -- '*_templ.go' worldmap/land_gen.go; git ls-files --others --exclude-standard -- '*_templ.go'; \
 	  echo "generated templ files are stale: run 'make generate' and commit them" >&2; exit 1; fi
 
 ## lint: gofmt, go vet, staticcheck, and go.mod/go.sum tidy

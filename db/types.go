@@ -144,12 +144,13 @@ type SessionSummary struct {
 	Location      string
 	LocationShort string
 	AuthMethod    string
+	IP            string // the last address seen: where a map puts the session
 }
 
 // Summary is the session as a list shows it.
 func (s Session) Summary() SessionSummary {
 	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
-		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod}
+		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP}
 }
 
 // Touch is what a request changes on its session row.

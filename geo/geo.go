@@ -208,6 +208,40 @@ func (r *Resolver) Lookup(addr netip.Addr) Location {
 	return locationOf(rec)
 }
 
+// point is the part of a record a map needs.
+type point struct {
+	Latitude  float64 `maxminddb:"latitude"`
+	Longitude float64 `maxminddb:"longitude"`
+}
+
+// Coordinates returns the latitude and longitude the data gives for addr's
+// place (a city's centre, or a country's when that is all it knows), and
+// false for any address Lookup cannot place: loopback, local networks,
+// addresses not in the data, or no data. A record at exactly 0, 0 counts as
+// unplaced: that is the data's blank, not a place in the Gulf of Guinea.
+//
+// It is for drawing a dot on a map; a separate call from Lookup so the
+// lookup on every sign-in stays as cheap as it is.
+func (r *Resolver) Coordinates(addr netip.Addr) (lat, lon float64, ok bool) {
+	addr = addr.Unmap()
+	if !addr.IsValid() || addr.IsLoopback() || addr.IsPrivate() || addr.IsLinkLocalUnicast() ||
+		cgnat.Contains(addr) || !r.HasData() {
+		return 0, 0, false
+	}
+	db := r.v6
+	if addr.Is4() {
+		db = r.v4
+	}
+	var p point
+	if err := db.Lookup(addr).Decode(&p); err != nil || (p.Latitude == 0 && p.Longitude == 0) {
+		return 0, 0, false
+	}
+	if p.Latitude < -90 || p.Latitude > 90 || p.Longitude < -180 || p.Longitude > 180 {
+		return 0, 0, false
+	}
+	return p.Latitude, p.Longitude, true
+}
+
 // locationOf builds the labels from a record.
 func locationOf(rec record) Location {
 	loc := Location{

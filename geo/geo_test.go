@@ -16,7 +16,7 @@ import (
 // neighbourhood suffixes, regions equal to cities, and a record for a
 // private network (the real files have none; it proves geo never asks).
 var testRecords = map[string]geotest.Record{
-	"81.2.69.0/24":        {City: "London", Region: "England", CountryCode: "GB"},
+	"81.2.69.0/24":        {City: "London", Region: "England", CountryCode: "GB", Latitude: 51.5074, Longitude: -0.1278},
 	"89.160.20.112/28":    {City: "Berlin (Bezirk Tempelhof-Schoneberg)", Region: "State of Berlin", CountryCode: "DE"},
 	"67.43.156.0/24":      {City: "Austin", Region: "Texas", CountryCode: "US"},
 	"175.16.199.0/24":     {City: "Vienna", Region: "Vienna", CountryCode: "AT"},
@@ -29,11 +29,11 @@ var testRecords = map[string]geotest.Record{
 	"5.0.0.0/8":           {CountryCode: "FR"},
 	"5.5.5.0/24":          {City: "Paris", Region: "Île-de-France", CountryCode: "FR"},
 	"100.128.0.0/16":      {City: "Seattle", Region: "Washington", CountryCode: "US"},
-	"10.0.0.0/8":          {City: "Leak", CountryCode: "US"},
+	"10.0.0.0/8":          {City: "Leak", CountryCode: "US", Latitude: 47.6, Longitude: -122.3},
 	"2a02:8108::/32":      {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
 	"2001:4860::/32":      {City: "Mountain View", Region: "California", CountryCode: "US"},
-	"2c0f:f248::1":        {City: "Cape Town", Region: "Western Cape", CountryCode: "ZA"},
-	"fd00:1234::/32":      {City: "Leak", CountryCode: "US"},
+	"2c0f:f248::1":        {City: "Cape Town", Region: "Western Cape", CountryCode: "ZA", Latitude: -33.9249, Longitude: 18.4241},
+	"fd00:1234::/32":      {City: "Leak", CountryCode: "US", Latitude: 47.6, Longitude: -122.3},
 	"203.0.113.7":         {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
 	"198.51.100.0/24":     {City: "São Paulo", Region: "São Paulo", CountryCode: "BR"},
 	"192.0.2.0/24":        {City: "Reykjavik", Region: "Capital Region", CountryCode: "IS"},
@@ -151,6 +151,45 @@ func TestLookup(t *testing.T) {
 		}
 	})
 }
+
+func TestCoordinates(t *testing.T) {
+	r := openTestDB(t)
+	for _, tt := range []struct {
+		addr     string
+		lat, lon float64
+	}{
+		{"81.2.69.160", 51.5074, -0.1278},
+		{"::ffff:81.2.69.160", 51.5074, -0.1278},
+		{"2c0f:f248::1", -33.9249, 18.4241},
+	} {
+		lat, lon, ok := r.Coordinates(netip.MustParseAddr(tt.addr))
+		// The file stores 32-bit floats: a few metres off is the data.
+		if !ok || abs(lat-tt.lat) > 1e-4 || abs(lon-tt.lon) > 1e-4 {
+			t.Errorf("Coordinates(%s) = %v, %v, %v; want %v, %v, true", tt.addr, lat, lon, ok, tt.lat, tt.lon)
+		}
+	}
+	// Not placed: a record without coordinates (0, 0), an address not in
+	// the data, every special case (10.0.0.0/8 and fd00:1234::/32 are in
+	// the data and must still not be asked), the zero address, no data.
+	unplaced := []string{"1.0.3.1", "5.5.5.5", "8.8.8.8"}
+	for _, tt := range specialCases {
+		unplaced = append(unplaced, tt.addr)
+	}
+	for _, addr := range unplaced {
+		if lat, lon, ok := r.Coordinates(netip.MustParseAddr(addr)); ok {
+			t.Errorf("Coordinates(%s) = %v, %v, true; want not placed", addr, lat, lon)
+		}
+	}
+	if _, _, ok := r.Coordinates(netip.Addr{}); ok {
+		t.Error("Coordinates(netip.Addr{}) placed")
+	}
+	var none *geo.Resolver
+	if _, _, ok := none.Coordinates(netip.MustParseAddr("81.2.69.160")); ok {
+		t.Error("a nil Resolver placed an address")
+	}
+}
+
+func abs(f float64) float64 { return max(f, -f) }
 
 func TestLookupWithoutData(t *testing.T) {
 	empty, err := geo.Open(t.TempDir())
@@ -365,6 +404,9 @@ func TestRealData(t *testing.T) {
 		}
 		if len(got.Country) == 2 {
 			t.Errorf("Lookup(%s).Country = %q: a code, not a name", addr, got.Country)
+		}
+		if lat, lon, ok := r.Coordinates(netip.MustParseAddr(addr)); !ok {
+			t.Errorf("Coordinates(%s) = %v, %v, false; want a place", addr, lat, lon)
 		}
 	}
 	for _, tt := range specialCases {

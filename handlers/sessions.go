@@ -142,6 +142,7 @@ func (a *app) security(c echo.Context) error {
 		OthersMessage:     othersMessage(others, len(apps)+len(signInApps)+len(pats) > 0),
 		NeedPassword:      !a.inSudo(au),
 		NewSignIns:        sessionRows(fresh, au.Session.ID, now),
+		Map:               a.signInMap(au.Session.Summary(), list),
 	}))
 }
 

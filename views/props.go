@@ -167,6 +167,8 @@ type SecurityProps struct {
 	// SignInApps are the apps the person signed in to with Doorman
 	// (OpenID Connect), listed under Connected apps.
 	SignInApps []SignInAppRow
+	// Map shows the sessions' places above the list (no places: no map).
+	Map SignInMap
 }
 
 // SignInAppRow is an app the person signed in to with Doorman, as the

@@ -24,6 +24,8 @@ type Record struct {
 	City        string // "Berlin"
 	Region      string // "State of Berlin"; DB-IP's state1
 	CountryCode string // ISO 3166 alpha-2: "DE"
+	Latitude    float64
+	Longitude   float64
 }
 
 // WriteDB writes geo.IPv4File and geo.IPv6File into dir, holding records
@@ -124,8 +126,8 @@ func value(r Record) mmdbtype.Map {
 		"state2":       mmdbtype.String(""),
 		"postcode":     mmdbtype.String(""),
 		"country_code": mmdbtype.String(r.CountryCode),
-		"latitude":     mmdbtype.Float32(0),
-		"longitude":    mmdbtype.Float32(0),
+		"latitude":     mmdbtype.Float32(r.Latitude),
+		"longitude":    mmdbtype.Float32(r.Longitude),
 		"timezone":     mmdbtype.String(""),
 	}
 }
@@ -157,8 +159,8 @@ const (
 func WriteSample(t testing.TB, dir string) {
 	t.Helper()
 	WriteDB(t, dir, map[string]Record{
-		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE"},
-		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB"},
-		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP"},
+		"89.246.64.0/20": {City: "Berlin", Region: "Berlin", CountryCode: "DE", Latitude: 52.52, Longitude: 13.405},
+		"81.2.69.0/24":   {City: "London", Region: "England", CountryCode: "GB", Latitude: 51.5074, Longitude: -0.1278},
+		"2400:4050::/32": {City: "Tokyo", Region: "Tokyo", CountryCode: "JP", Latitude: 35.6895, Longitude: 139.6917},
 	})
 }
