@@ -32,6 +32,7 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 		LastActiveAt:  exactTime(s.LastSeenAt),
 		SignedInAgo:   relTime(now, s.CreatedAt),
 		SignedInISO:   isoTime(s.CreatedAt),
+		SignedInAt:    exactTime(s.CreatedAt),
 		Current:       s.ID == currentID,
 		DetailsURL:    paths.Session(s.ID),
 		RevokeURL:     paths.SessionRevoke(s.ID),
@@ -47,7 +48,7 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 // second factor, a reset), not the plain password every other row has.
 func listedMethod(m string) string {
 	switch m {
-	case methodPassword, methodSignup, "", "demo":
+	case methodPassword, methodSignup, "", "demo", "seed":
 		return ""
 	}
 	return methodLabel(m)
@@ -87,8 +88,37 @@ func sessionRows(list []db.SessionSummary, currentID string, now time.Time) []vi
 	for i, s := range list {
 		rows[i] = sessionRow(s, currentID, now)
 	}
+	distinctLabels(rows)
 	return rows
 }
+
+// distinctLabels tells look-alike sessions apart by ear: where two rows'
+// buttons would have the same accessible name ("Sign out Chrome on macOS,
+// Berlin"), each says when it signed in, and, if that is the same minute
+// too, the start of its id. A screen reader then never hears two equal
+// X buttons that end different sessions.
+func distinctLabels(rows []views.SessionRow) {
+	for _, suffix := range []func(views.SessionRow) string{
+		func(r views.SessionRow) string { return ", signed in " + r.SignedInAt },
+		func(r views.SessionRow) string { return ", session " + r.ID[:min(6, len(r.ID))] },
+	} {
+		seen := make(map[string]int, len(rows))
+		for _, r := range rows {
+			seen[r.RevokeLabel]++
+		}
+		for i, r := range rows {
+			if seen[r.RevokeLabel] > 1 {
+				rows[i].RevokeLabel += suffix(r)
+				rows[i].NotYouLabel += suffix(r)
+			}
+		}
+	}
+}
+
+// sessionsListed is how many other sessions the Security page lists before
+// "Show all N sessions": enough for most people's every device, few enough
+// that the page stays short on a phone.
+const sessionsListed = 10
 
 // securityPageEvents is how many of the latest history entries the
 // Security page shows (the rest are on the activity page).
@@ -125,6 +155,20 @@ func (a *app) security(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	// Past sessionsListed, the most recently active (the store's order)
+	// are listed and a link lists them all: a plain link, so it works
+	// without JavaScript. The bulk actions and their counts are about all
+	// of them.
+	listed := others
+	var moreLabel, moreURL string
+	if len(others) > sessionsListed {
+		if c.QueryParam("sessions") == "all" {
+			moreLabel, moreURL = fmt.Sprintf("Show only the %d most recent", sessionsListed), paths.Security
+		} else {
+			listed = others[:sessionsListed]
+			moreLabel, moreURL = fmt.Sprintf("Show all %d sessions", len(others)+1), paths.SecurityAllSessions
+		}
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
 		EmailChanges:      emailChangeRows(o.EmailChanges, now),
 		Approvals:         approvals,
@@ -137,7 +181,9 @@ func (a *app) security(c echo.Context) error {
 		Page:              a.page(c, "Security", "security"),
 		Current:           current,
 		SignInApps:        signInApps,
-		Others:            others,
+		Others:            listed,
+		MoreLabel:         moreLabel,
+		MoreURL:           moreURL,
 		OthersCount:       plural(len(others), "other session"),
 		OthersMessage:     othersMessage(others, len(apps)+len(signInApps)+len(pats) > 0),
 		NeedPassword:      !a.inSudo(au),

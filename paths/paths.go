@@ -154,3 +154,7 @@ func OIDCContinueFor(id string) string { return OIDCContinue + "?id=" + url.Quer
 // LoginNext is the sign-in page that returns to next (a path on this site)
 // afterwards.
 func LoginNext(next string) string { return Login + "?next=" + url.QueryEscape(next) }
+
+// SecurityAllSessions is the Security page listing every session, not only
+// the most recent (a GET: it changes nothing).
+const SecurityAllSessions = Security + "?sessions=all"

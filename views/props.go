@@ -127,6 +127,7 @@ type SessionRow struct {
 	LastActiveAt  string // exact, "22 Nov 2026, 11:32 UTC"
 	SignedInAgo   string // "5 minutes ago"
 	SignedInISO   string
+	SignedInAt    string // exact, as LastActiveAt: the row prints it (a title is out of reach on touch)
 	Current       bool
 	DetailsURL    string
 	RevokeURL     string
@@ -169,6 +170,11 @@ type SecurityProps struct {
 	SignInApps []SignInAppRow
 	// Map shows the sessions' places above the list (no places: no map).
 	Map SignInMap
+	// Others lists the most recent few other sessions, or all of them
+	// (OthersCount counts all). MoreLabel and MoreURL link to every
+	// session ("Show all 61 sessions") when some are not listed, or back
+	// to the short list; empty when the list is short.
+	MoreLabel, MoreURL string
 }
 
 // SignInAppRow is an app the person signed in to with Doorman, as the
