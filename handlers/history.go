@@ -127,9 +127,9 @@ func durationWords(d time.Duration) string {
 	return plural(max(1, int(d/time.Hour)), "hour")
 }
 
-// meta joins the parts present with " · ": a row's meta line never shows
+// joinMeta joins the parts present with " · ": a row's meta line never shows
 // a separator with nothing on one side ("just now · ·").
-func meta(parts ...string) string {
+func joinMeta(parts ...string) string {
 	return strings.Join(slices.DeleteFunc(slices.Clone(parts), func(p string) bool { return p == "" }), " · ")
 }
 
@@ -137,11 +137,11 @@ func meta(parts ...string) string {
 // run this site made it (an operator's command).
 const byOperator = "by the people who run this site"
 
-// from is where e came from: the device, place and address it names, or,
+// eventFrom is where e came from: the device, place and address it names, or,
 // for a change no browser made, who made it ("" if it says neither: an
 // entry written before entries carried them).
-func from(e db.SecurityEvent) string {
-	if w := meta(e.Device, e.Location, e.IP); w != "" {
+func eventFrom(e db.SecurityEvent) string {
+	if w := joinMeta(e.Device, e.Location, e.IP); w != "" {
 		return w
 	}
 	if e.By == "operator" || e.Reason == db.ReasonOperator {
@@ -153,20 +153,20 @@ func from(e db.SecurityEvent) string {
 // eventRow is the view of one history entry.
 func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names map[string]string, now time.Time) views.EventRow {
 	r := views.EventRow{Kind: e.Kind, At: exactTime(e.At), AtISO: isoTime(e.At), Ago: relTime(now, e.At)}
-	where := meta(e.Location, e.IP)
+	where := joinMeta(e.Location, e.IP)
 	switch e.Kind {
 	case db.EventSignIn:
-		r.Title, r.Detail = "Signed in on "+e.Device, meta(where, methodLabel(e.Method))
+		r.Title, r.Detail = "Signed in on "+e.Device, joinMeta(where, methodLabel(e.Method))
 		r.URL = paths.Session(e.SessionID)
 	case db.EventSignInFailed:
-		r.Title, r.Detail = "A wrong password was entered", from(e)
+		r.Title, r.Detail = "A wrong password was entered", eventFrom(e)
 	case db.EventTwoFactorFailed:
-		r.Title, r.Detail = "A wrong two-factor code was entered after the right password", from(e)
+		r.Title, r.Detail = "A wrong two-factor code was entered after the right password", eventFrom(e)
 	case db.EventSessionEnded:
-		r.Title, r.Detail = e.Device+" signed out", meta(a.endedBy(c, e.Reason, e.By, au.Session.ID, names), where)
+		r.Title, r.Detail = e.Device+" signed out", joinMeta(a.endedBy(c, e.Reason, e.By, au.Session.ID, names), where)
 		r.URL = paths.Session(e.SessionID)
 	case db.EventTokenCreated:
-		r.Title, r.Detail = "Access token “"+e.Detail+"” created", from(e)
+		r.Title, r.Detail = "Access token “"+e.Detail+"” created", eventFrom(e)
 	case db.EventTokenRevoked:
 		r.Title, r.Detail = "“"+e.Detail+"” disconnected", a.endedBy(c, e.Reason, e.By, au.Session.ID, names)
 	case db.EventAppApproved:
@@ -175,22 +175,22 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 			r.Detail = "requested from " + where
 		}
 	case db.EventAppConsented:
-		r.Title, r.Detail = "Allowed “"+e.Detail+"” to sign you in", from(e)
+		r.Title, r.Detail = "Allowed “"+e.Detail+"” to sign you in", eventFrom(e)
 		r.URL = paths.Session(e.SessionID)
 	case db.EventAppSignIn:
 		r.Title = "Signed in to “" + e.Detail + "” with Doorman"
-		if f := from(e); f != "" {
+		if f := eventFrom(e); f != "" {
 			r.Detail = "from " + f
 		}
 		r.URL = paths.Session(e.SessionID)
 	case db.EventAppDisconnected:
-		r.Title, r.Detail = "“"+e.Detail+"” disconnected", meta("its tokens ended and your permission withdrawn", from(e))
+		r.Title, r.Detail = "“"+e.Detail+"” disconnected", joinMeta("its tokens ended and your permission withdrawn", eventFrom(e))
 	case db.EventRefreshReused:
 		r.Title = "“" + e.Detail + "” presented a refresh token that was already used"
 		r.Detail = "Doorman ended all of “" + e.Detail + "”'s tokens from that sign-in: someone else may hold a copy"
 		r.URL = paths.Session(e.SessionID)
 	case db.EventPasswordChanged:
-		r.Title, r.Detail = "Password changed", from(e)
+		r.Title, r.Detail = "Password changed", eventFrom(e)
 		switch e.Reason {
 		case db.ReasonPasswordReset:
 			r.Title = "Password reset by emailed link"
@@ -198,26 +198,26 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 			r.Title = "Password changed to take the account back"
 		}
 	case db.EventEmailChanged:
-		r.Title, r.Detail = "Email changed to "+e.Detail, from(e)
+		r.Title, r.Detail = "Email changed to "+e.Detail, eventFrom(e)
 		if e.Reason == db.ReasonEmailUndone {
 			r.Title = "Email changed back to " + e.Detail
 		}
 	case db.EventEmailVerified:
-		r.Title, r.Detail = "Email address "+e.Detail+" verified", from(e)
+		r.Title, r.Detail = "Email address "+e.Detail+" verified", eventFrom(e)
 	case db.EventTwoFactorOn:
-		r.Title, r.Detail = "Two-factor authentication turned on", from(e)
+		r.Title, r.Detail = "Two-factor authentication turned on", eventFrom(e)
 	case db.EventTwoFactorOff:
-		r.Title, r.Detail = "Two-factor authentication turned off", from(e)
+		r.Title, r.Detail = "Two-factor authentication turned off", eventFrom(e)
 		if e.Reason == db.ReasonPasswordReset {
-			r.Detail = meta("by a password reset from the account's address: it had been turned on before the address was verified", r.Detail)
+			r.Detail = joinMeta("by a password reset from the account's address: it had been turned on before the address was verified", r.Detail)
 		}
 	case db.EventAccountReset:
-		r.Title, r.Detail = "Every session, app and token ended", from(e)
+		r.Title, r.Detail = "Every session, app and token ended", eventFrom(e)
 		if e.Reason == db.ReasonOperator {
 			r.Detail = byOperator + "; sign-ins in progress and emailed links stopped working too"
 		}
 	default:
-		r.Title, r.Detail = e.Kind, from(e)
+		r.Title, r.Detail = e.Kind, eventFrom(e)
 	}
 	return r
 }
