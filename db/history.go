@@ -56,6 +56,10 @@ type HistoryStore interface {
 	// ListSecurityEvents returns the user's events with ID < before (0: from
 	// the newest) and At >= since, newest first, at most limit.
 	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]SecurityEvent, error)
+	// FilterSecurityEvents is ListSecurityEvents narrowed by f: only the
+	// events of one of f.Kinds (none: every kind) with At in [f.Since,
+	// f.Until) (a zero Until: no end).
+	FilterSecurityEvents(ctx context.Context, userID int64, before int64, f EventFilter, limit int) ([]SecurityEvent, error)
 	// PruneSecurityEvents deletes events older than cutoff.
 	PruneSecurityEvents(ctx context.Context, cutoff time.Time) (int64, error)
 	// RecordExpiredSessions writes an EventSessionEnded (Reason
@@ -70,6 +74,39 @@ type HistoryStore interface {
 	// revoked (someone still holds its cookie): RefusedCount + 1 and
 	// LastRefusedAt = at, on a revoked session only.
 	NoteRefusedUse(ctx context.Context, sessionID string, at time.Time) error
+}
+
+// EventFilter narrows a user's history (FilterSecurityEvents).
+type EventFilter struct {
+	Kinds        []string  // any of these kinds; none: every kind
+	Since, Until time.Time // At >= Since and, unless Until is zero, At < Until
+}
+
+// Actor is the browser a change came from: its device label, place and
+// address. A handler puts it in the context of the store call it makes
+// (WithActor); the store writes it on the history entries of that call
+// that name no device, place or address of their own (a password reset, a
+// second factor turned on or off, an address changed), so the history
+// says where every change came from. A call with no actor in its context
+// (an operator's command, the expiry sweep) records none: no browser acted.
+type Actor struct{ Device, Location, IP string }
+
+type actorKey struct{}
+
+// WithActor returns ctx carrying a as the browser acting.
+func WithActor(ctx context.Context, a Actor) context.Context {
+	return context.WithValue(ctx, actorKey{}, a)
+}
+
+// Acted returns e with the acting browser of ctx (WithActor) as its
+// device, place and address, if it names none of them itself: an entry
+// about a session or an app's request keeps the place it names.
+func Acted(ctx context.Context, e SecurityEvent) SecurityEvent {
+	a, ok := ctx.Value(actorKey{}).(Actor)
+	if ok && e.Device == "" && e.Location == "" && e.IP == "" {
+		e.Device, e.Location, e.IP = a.Device, a.Location, a.IP
+	}
+	return e
 }
 
 // ExpiredEvent is the history entry of session sess expiring by itself: at

@@ -197,7 +197,7 @@ func (a *app) changeEmail(c echo.Context) error {
 // changeEmailNow changes au's email to p.Email at once: with no mail to
 // prove the new address with, there is no link to wait for.
 func (a *app) changeEmailNow(c echo.Context, au *authInfo, p views.EmailProps) error {
-	err := a.store.UpdateEmail(c.Request().Context(), au.User.ID, p.Email)
+	err := a.store.UpdateEmail(a.acting(c), au.User.ID, p.Email)
 	if errors.Is(err, db.ErrEmailTaken) {
 		p.EmailError = "Another account uses this email."
 		return a.emailPage(c, http.StatusUnprocessableEntity, p)

@@ -204,7 +204,7 @@ func (a *app) disconnectApp(c echo.Context) error {
 	if g := a.reauthenticate(c, au, "password"); !g.passed() {
 		return g.refuse(confirm)
 	}
-	d, err := a.apps.DisconnectApp(c.Request().Context(), au.User.ID, clientID, now)
+	d, err := a.apps.DisconnectApp(a.acting(c), au.User.ID, clientID, now)
 	if errors.Is(err, db.ErrNotFound) {
 		return errNoSuchApp()
 	}

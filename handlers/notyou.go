@@ -98,7 +98,7 @@ func (a *app) notYou(c echo.Context) error {
 		p.CurrentError = problem.text
 		return a.notYouPage(c, problem.status, au, s, p)
 	}
-	ctx, now := c.Request().Context(), a.now()
+	ctx, now := a.acting(c), a.now()
 	hash, err := a.hasher.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("not you: %w", err)

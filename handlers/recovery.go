@@ -323,7 +323,7 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 			return a.recoveryPage(c, status, k, l, user, token, p)
 		}
 	}
-	ctx := c.Request().Context()
+	ctx := a.acting(c)
 	hash, err := a.hasher.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("recover account: %w", err)

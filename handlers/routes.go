@@ -232,6 +232,8 @@ func (a *app) settingsRoutes(web routeSet) {
 	settings(http.MethodPost, paths.TwoFactorDisable, a.twoFactorDisable)
 	settings(http.MethodPost, paths.TwoFactorRecoveryCodes, a.twoFactorRecoveryCodes)
 	settings(http.MethodGet, paths.Activity, a.activityPage)
+	settings(http.MethodGet, paths.ActivityCSV, a.exportActivity)
+	settings(http.MethodGet, paths.ActivityJSON, a.exportActivity)
 	settings(http.MethodGet, paths.Tokens, a.tokensPage)
 	settings(http.MethodPost, paths.Tokens, a.createToken)
 	settings(http.MethodGet, paths.TokenRevokePattern, a.revokeToken)

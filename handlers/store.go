@@ -42,6 +42,7 @@ type Store interface {
 	ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error)
 	UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error)
 	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]db.SecurityEvent, error)
+	FilterSecurityEvents(ctx context.Context, userID int64, before int64, f db.EventFilter, limit int) ([]db.SecurityEvent, error)
 	RecordSecurityEvent(ctx context.Context, e db.SecurityEvent) error
 	UpdateEmail(ctx context.Context, userID int64, email string) error
 	ListTokens(ctx context.Context, userID int64, kind string, now time.Time) ([]db.Token, error)

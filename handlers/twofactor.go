@@ -209,7 +209,7 @@ func (a *app) twoFactorEnable(c echo.Context) error {
 	// a.box is set: openSecret above needs it.
 	codes, hashes := twofactor.NewRecoveryCodes(a.box, au.User.ID)
 	notice := a.securityNotice(c, au.User, paths.TwoFactor, a.mails.TwoFactorOn)
-	if err := a.store.EnableTwoFactor(c.Request().Context(), au.User.ID, tf.SecretSealed, step, hashes, a.now(), notice...); err != nil {
+	if err := a.store.EnableTwoFactor(a.acting(c), au.User.ID, tf.SecretSealed, step, hashes, a.now(), notice...); err != nil {
 		if errors.Is(err, db.ErrNotFound) || errors.Is(err, db.ErrTwoFactorEnabled) {
 			a.addFlash(c, flashNotice, "The setup was finished or replaced elsewhere. Please check and start again if needed.")
 			return c.Redirect(http.StatusSeeOther, paths.TwoFactor)
@@ -367,7 +367,7 @@ func (a *app) twoFactorDisable(c echo.Context) error {
 	}
 	au := authOf(c)
 	notice := a.securityNotice(c, au.User, paths.TwoFactor, a.mails.TwoFactorOff)
-	if err := a.store.DisableTwoFactor(c.Request().Context(), au.User.ID, notice...); err != nil {
+	if err := a.store.DisableTwoFactor(a.acting(c), au.User.ID, notice...); err != nil {
 		return fmt.Errorf("two-factor disable: %w", err)
 	}
 	a.kickMail(notice)

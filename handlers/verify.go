@@ -46,7 +46,7 @@ func (a *app) verifyEmail(c echo.Context) error {
 	p := views.MessageProps{Page: a.page(c, "Email verified", ""), Heading: "Email verified", LinkURL: next, LinkLabel: label}
 	switch {
 	case state == linkUsable:
-		_, err := a.store.ConfirmEmail(c.Request().Context(), l.ID, a.now())
+		_, err := a.store.ConfirmEmail(a.acting(c), l.ID, a.now())
 		if errors.Is(err, db.ErrLinkUsed) {
 			return a.linkProblem(c, linkExpired, next, label)
 		}
@@ -121,7 +121,7 @@ func (a *app) confirmEmail(c echo.Context) error {
 	undo.Email = user.Email
 	m := a.mails.EmailChanged(user.Email, l.Email, w, undoURL, undo.ExpiresAt)
 	m.UserID, m.Links = user.ID, []db.LinkToken{undo}
-	_, err = a.store.ConfirmEmail(c.Request().Context(), l.ID, now, m)
+	_, err = a.store.ConfirmEmail(a.acting(c), l.ID, now, m)
 	switch {
 	case errors.Is(err, db.ErrEmailTaken):
 		noReferrer(c)

@@ -41,6 +41,10 @@ const (
 	AppDisconnectPattern = Security + "/apps/:client/disconnect"
 	// Activity is the account's security history.
 	Activity = Security + "/activity"
+	// ActivityCSV and ActivityJSON download the person's own history
+	// (the page's filter applied), as CSV and as JSON.
+	ActivityCSV  = Activity + "/export.csv"
+	ActivityJSON = Activity + "/export.json"
 	// Tokens lists and creates personal access tokens.
 	Tokens             = Security + "/tokens"
 	TokenRevokePattern = Tokens + "/:id/revoke"

@@ -427,6 +427,25 @@ type ActivityProps struct {
 	OlderURL string // the next page, "" at the end
 	First    bool   // the newest page
 	Keep     string // "90 days"
+	Filter   ActivityFilter
+}
+
+// ActivityFilter is the history page's filter form (a GET form) and the
+// exports of what it shows.
+type ActivityFilter struct {
+	Kinds              []KindOption // the kinds to choose from, "All activity" first
+	From, To           string       // the dates as entered (YYYY-MM-DD)
+	Min, Max           string       // the dates the history can hold
+	FromError, ToError string
+	Active             bool   // a filter applies (the page offers to clear it)
+	Summary            string // what the filter shows, in words ("Two-factor, from 1 Dec 2026")
+	CSVURL, JSONURL    string // the exports, with the filter applied
+}
+
+// KindOption is one choice of the history's kind filter.
+type KindOption struct {
+	Value, Label string
+	Selected     bool
 }
 
 // EndSessionProps asks whether an app may sign this browser out of

@@ -63,9 +63,15 @@ func scanAll[T any](rows Rows, err error, scan func(Row) (T, error)) ([]T, error
 func (s *Store) recordIn(ctx context.Context, tx Q, events ...db.SecurityEvent) error {
 	stmts := make([]Stmt, len(events))
 	for i, e := range events {
-		stmts[i] = Stmt{insertSecurityEventSQL, securityEventArgs(e)}
+		stmts[i] = eventStmt(ctx, e)
 	}
 	return s.d.ExecBatch(ctx, tx, stmts...)
+}
+
+// eventStmt inserts e, with the acting browser of ctx if it names no
+// device, place or address (db.Acted).
+func eventStmt(ctx context.Context, e db.SecurityEvent) Stmt {
+	return Stmt{insertSecurityEventSQL, securityEventArgs(db.Acted(ctx, e))}
 }
 
 // signInEvent is the history of session sess starting.
@@ -99,7 +105,7 @@ func tokenRevokedEvents(ended []db.Token) []db.SecurityEvent {
 // with no write of their own (a wrong password, a wrong code): the store's
 // own writes record theirs in their transaction.
 func (s *Store) RecordSecurityEvent(ctx context.Context, e db.SecurityEvent) error {
-	_, err := s.d.Writes().Exec(ctx, insertSecurityEventSQL, securityEventArgs(e)...)
+	_, err := s.d.Writes().Exec(ctx, insertSecurityEventSQL, securityEventArgs(db.Acted(ctx, e))...)
 	if s.d.IsForeignKeyViolation(err) {
 		return db.ErrNotFound
 	}
@@ -123,6 +129,29 @@ func (s *Store) ListSecurityEvents(ctx context.Context, userID int64, before int
 	out, err := scanSecurityEvents(s.d.Hot().Query(ctx, listSecurityEventsSQL, userID, before, since.Unix(), limit))
 	if err != nil {
 		return nil, fmt.Errorf("db: list security events: %w", err)
+	}
+	return out, nil
+}
+
+// FilterSecurityEvents is ListSecurityEvents narrowed by f (kinds, a
+// time range), in the query: a filtered page reads no more rows than it
+// shows, plus one.
+func (s *Store) FilterSecurityEvents(ctx context.Context, userID int64, before int64, f db.EventFilter, limit int) ([]db.SecurityEvent, error) {
+	if limit <= 0 {
+		return nil, nil
+	}
+	q := `SELECT ` + securityEventColumns + ` FROM security_events
+	WHERE user_id = ?1 AND (CAST(?2 AS BIGINT) = 0 OR id < ?2) AND at >= ?3 AND (CAST(?4 AS BIGINT) = 0 OR at < ?4)`
+	args := []any{userID, before, f.Since.Unix(), toUnix(f.Until), limit}
+	if len(f.Kinds) > 0 {
+		q += ` AND kind IN (` + numbered(6, len(f.Kinds)) + `)`
+		for _, k := range f.Kinds {
+			args = append(args, k)
+		}
+	}
+	out, err := scanSecurityEvents(s.d.Reads().Query(ctx, q+` ORDER BY id DESC LIMIT ?5`, args...))
+	if err != nil {
+		return nil, fmt.Errorf("db: filter security events: %w", err)
 	}
 	return out, nil
 }

@@ -503,8 +503,8 @@ func (s *Store) DisconnectApp(ctx context.Context, userID int64, clientID string
 			return err
 		}
 		if err := s.d.ExecBatch(ctx, tx,
-			Stmt{insertSecurityEventSQL, securityEventArgs(db.SecurityEvent{UserID: userID, Kind: db.EventAppDisconnected, At: now,
-				Detail: name, Reason: db.ReasonDisconnected})},
+			eventStmt(ctx, db.SecurityEvent{UserID: userID, Kind: db.EventAppDisconnected, At: now,
+				Detail: name, Reason: db.ReasonDisconnected}),
 			Stmt{`UPDATE oidc_grants SET revoked_at = ?, revoked_reason = ? WHERE user_id = ? AND client_id = ? AND revoked_at IS NULL`,
 				[]any{now.Unix(), db.ReasonDisconnected, userID, clientID}},
 			Stmt{`DELETE FROM oidc_consents WHERE user_id = ? AND client_id = ?`, []any{userID, clientID}},

@@ -100,7 +100,7 @@ func (s *Store) EnableTwoFactor(ctx context.Context, userID int64, secretSealed 
 		// The codes and the history row together (PostgreSQL: one round
 		// trip).
 		stmts := append(recoveryCodeStmts(userID, recoveryHashes, now),
-			Stmt{insertSecurityEventSQL, securityEventArgs(db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now})})
+			eventStmt(ctx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOn, At: now}))
 		if err := s.d.ExecBatch(ctx, tx, stmts...); err != nil {
 			return err
 		}
@@ -158,8 +158,7 @@ func (s *Store) DisableTwoFactor(ctx context.Context, userID int64, mail ...db.M
 		}
 		stmts := []Stmt{{`DELETE FROM recovery_codes WHERE user_id = ?`, []any{userID}}}
 		if wasOn {
-			stmts = append(stmts, Stmt{insertSecurityEventSQL,
-				securityEventArgs(db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()})})
+			stmts = append(stmts, eventStmt(ctx, db.SecurityEvent{UserID: userID, Kind: db.EventTwoFactorOff, At: s.now()}))
 		}
 		if err := s.d.ExecBatch(ctx, tx, stmts...); err != nil || !wasOn {
 			return err

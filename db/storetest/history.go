@@ -732,3 +732,134 @@ func testConcurrentHistoryWrites(t *testing.T, f *fixture) {
 		}
 	}
 }
+
+// testHistoryActor: a write made with an acting browser in its context
+// (db.WithActor) records that browser's device, place and address on the
+// entries that name none of their own; without one (an operator's
+// command) it records none; an entry about a session keeps that session's.
+func testHistoryActor(t *testing.T, f *fixture) {
+	h := newHistory(f)
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	actor := db.Actor{Device: "Firefox on Linux", Location: "Paris, France", IP: "203.0.113.9"}
+	ctx := db.WithActor(f.ctx, actor)
+	acted := func(e db.SecurityEvent) db.SecurityEvent {
+		e.Device, e.Location, e.IP = actor.Device, actor.Location, actor.IP
+		return e
+	}
+	if err := f.s.UpdateEmail(ctx, a.ID, "a2@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "UpdateEmail with an actor", a.ID, acted(db.SecurityEvent{UserID: a.ID, Kind: db.EventEmailChanged, At: T0, Detail: "a2@example.com"}))
+	if err := f.s.UpdatePassword(f.ctx, a.ID, "hash-2"); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "UpdatePassword without one", a.ID, db.SecurityEvent{UserID: a.ID, Kind: db.EventPasswordChanged, At: T0})
+	now := T0.Add(time.Minute)
+	if err := f.s.StartTwoFactor(ctx, a.ID, "sealed", now); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.s.EnableTwoFactor(ctx, a.ID, "sealed", 1, codes("x"), now); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "EnableTwoFactor with an actor", a.ID, acted(db.SecurityEvent{UserID: a.ID, Kind: db.EventTwoFactorOn, At: now}))
+	if err := f.s.DisableTwoFactor(ctx, a.ID); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "DisableTwoFactor with an actor", a.ID, acted(db.SecurityEvent{UserID: a.ID, Kind: db.EventTwoFactorOff, At: T0}))
+
+	// A reset by emailed link: the new password from the browser that
+	// used the link; the session it ended keeps its own device.
+	s1 := Session("a1", a.ID, now)
+	f.session(t, s1)
+	h.expect(t, "a sign-in", a.ID, signedIn(s1))
+	f.link(t, Link("reset-a", a.ID, db.LinkPasswordReset, f.userRow(t, a.ID).Epoch, now, 30*time.Minute))
+	later := now.Add(time.Minute)
+	if _, err := f.s.RecoverAccount(ctx, db.Recovery{UserID: a.ID, LinkID: "reset-a", LinkPurpose: db.LinkPasswordReset,
+		EndOthers: true, PasswordHash: "hash-3", Reason: db.ReasonPasswordReset, Now: later}); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "a reset by emailed link", a.ID,
+		acted(db.SecurityEvent{UserID: a.ID, Kind: db.EventPasswordChanged, At: later, Reason: db.ReasonPasswordReset}),
+		endedEvent(s1, db.ReasonPasswordReset, "", later))
+	// An operator's reset: no browser acted.
+	if _, err := f.s.RecoverAccount(f.ctx, db.Recovery{UserID: a.ID, EndOthers: true, EndTokens: true, RecordReset: true,
+		Reason: db.ReasonOperator, By: "operator", Now: later}); err != nil {
+		t.Fatal(err)
+	}
+	h.expect(t, "an operator's reset", a.ID, db.SecurityEvent{UserID: a.ID, Kind: db.EventAccountReset, At: later, Reason: db.ReasonOperator, By: "operator"})
+	h.expect(t, "a's changes, in b's history", b.ID)
+}
+
+// testHistoryFilter: FilterSecurityEvents narrows a user's history by
+// kinds and a time range, pages by id under the filter, and never returns
+// another user's entries.
+func testHistoryFilter(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	kinds := []string{db.EventSignInFailed, db.EventTwoFactorOn, db.EventPasswordChanged}
+	// a: 12 events, one a minute, the kinds in turn (i%3); b: the same.
+	for i := range 12 {
+		at := T0.Add(time.Duration(i) * time.Minute)
+		for _, u := range []db.User{a, b} {
+			e := db.SecurityEvent{UserID: u.ID, Kind: kinds[i%3], At: at, Detail: fmt.Sprint(i)}
+			if err := f.s.RecordSecurityEvent(f.ctx, e); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	got := func(before int64, fl db.EventFilter, limit int) ([]db.SecurityEvent, string) {
+		t.Helper()
+		list, err := f.s.FilterSecurityEvents(f.ctx, a.ID, before, fl, limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]string, len(list))
+		for i, e := range list {
+			if e.UserID != a.ID {
+				t.Fatalf("a's history holds %+v", e)
+			}
+			if i > 0 && e.ID >= list[i-1].ID {
+				t.Fatalf("not newest first: %+v", list)
+			}
+			out[i] = e.Detail
+		}
+		return list, strings.Join(out, ",")
+	}
+	minute := func(i int) time.Time { return T0.Add(time.Duration(i) * time.Minute) }
+	for _, c := range []struct {
+		name string
+		f    db.EventFilter
+		want string
+	}{
+		{"no filter", db.EventFilter{}, "11,10,9,8,7,6,5,4,3,2,1,0"},
+		{"one kind", db.EventFilter{Kinds: kinds[:1]}, "9,6,3,0"},
+		{"two kinds", db.EventFilter{Kinds: kinds[1:]}, "11,10,8,7,5,4,2,1"},
+		{"a kind with none", db.EventFilter{Kinds: []string{db.EventSignIn}}, ""},
+		{"since", db.EventFilter{Since: minute(9)}, "11,10,9"},
+		{"until (excluded)", db.EventFilter{Until: minute(3)}, "2,1,0"},
+		{"a range and a kind", db.EventFilter{Kinds: kinds[:1], Since: minute(3), Until: minute(9)}, "6,3"},
+		{"an empty range", db.EventFilter{Since: minute(5), Until: minute(5)}, ""},
+	} {
+		if _, s := got(0, c.f, 100); s != c.want {
+			t.Errorf("%s: %q, want %q", c.name, s, c.want)
+		}
+	}
+	// Pages under a filter: by id, each the next of the filtered list.
+	fl := db.EventFilter{Kinds: kinds[1:], Since: minute(2)}
+	p1, s1 := got(0, fl, 3)
+	if s1 != "11,10,8" {
+		t.Fatalf("page 1: %q", s1)
+	}
+	p2, s2 := got(p1[2].ID, fl, 3)
+	if s2 != "7,5,4" {
+		t.Fatalf("page 2: %q", s2)
+	}
+	if _, s3 := got(p2[2].ID, fl, 3); s3 != "2" {
+		t.Fatalf("page 3: %q", s3)
+	}
+	if list, err := f.s.FilterSecurityEvents(f.ctx, a.ID, 0, db.EventFilter{}, 0); err != nil || len(list) != 0 {
+		t.Fatalf("a limit of 0: %+v, %v", list, err)
+	}
+	if list, err := f.s.FilterSecurityEvents(f.ctx, 99999, 0, db.EventFilter{}, 10); err != nil || len(list) != 0 {
+		t.Fatalf("nobody's history: %+v, %v", list, err)
+	}
+}

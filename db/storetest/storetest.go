@@ -82,6 +82,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"HistoryOfAccount", testHistoryOfAccount},
 		{"HistoryOfTokens", testHistoryOfTokens},
 		{"HistoryListing", testHistoryListing},
+		{"HistoryActor", testHistoryActor},
+		{"HistoryFilter", testHistoryFilter},
 		{"DeleteUserWithHistory", testDeleteUserWithHistory},
 		{"NoteRefusedUse", testNoteRefusedUse},
 		{"ExpiredSessionsRecordedOnce", testExpiredSessionsRecorded},
