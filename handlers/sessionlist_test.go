@@ -36,7 +36,8 @@ func TestSecurityPageListsTheMostRecentSessions(t *testing.T) {
 	if i, j := strings.Index(res.body, "Log out all other sessions"), strings.Index(res.body, `<ul class="sessions"`); i < 0 || j < 0 || i > j {
 		t.Error("the bulk actions are not above the list")
 	}
-	expectBody(t, res, "12 other sessions will be signed out.")
+	// Its dialog counts all 12, naming the first three and the rest.
+	expectBody(t, res, "12 other sessions will be signed out: ", " and 9 more. This device stays signed in.")
 	seen := map[string]bool{}
 	for _, m := range revokeLabelRE.FindAllStringSubmatch(res.body, -1) {
 		label := html.UnescapeString(m[1])
