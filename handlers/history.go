@@ -549,10 +549,12 @@ func (a *app) endedSessionDetails(c echo.Context, s db.Session, au *authInfo, no
 	if s.Revoked() {
 		rows = append(rows, views.DetailRow{Label: "Ended", Value: exactTime(s.RevokedAt), ISO: isoTime(s.RevokedAt),
 			Subtitle: a.endedBy(c, s.RevokedReason, s.RevokedBy, au.Session.ID, map[string]string{})})
-		refused := views.DetailRow{Label: "Later uses of its cookie", Value: "None"}
+		// Its cookie presented after it ended: someone (this browser, or
+		// whoever copied the cookie) still holds it. Said plainly.
+		refused := views.DetailRow{Label: "Used again after it ended", Value: "No"}
 		if s.RefusedCount > 0 {
-			refused = views.DetailRow{Label: "Later uses of its cookie", Value: exactTime(s.LastRefusedAt), ISO: isoTime(s.LastRefusedAt),
-				Subtitle: "Refused " + plural(s.RefusedCount, "time") + "; this was the last"}
+			refused = views.DetailRow{Label: "Used again after it ended", Value: exactTime(s.LastRefusedAt), ISO: isoTime(s.LastRefusedAt),
+				Subtitle: "Turned away " + plural(s.RefusedCount, "time") + ", this the last: whoever tried still has its cookie, and it no longer works"}
 		}
 		rows = append(rows, refused)
 		// The apps it had signed in to, told to sign it out: the

@@ -78,7 +78,7 @@ func TestSecurityHistory(t *testing.T) {
 	// The ended session's page: when, by whom, and its cookie's later uses.
 	details := desktop.get("/settings/security/sessions/" + phoneID)
 	expectStatus(t, details, http.StatusOK)
-	expectBody(t, details, "This session has ended", "ended from this device", "Refused 2 times")
+	expectBody(t, details, "This session has ended", "ended from this device", "Used again after it ended", "Turned away 2 times, this the last")
 	expectNoBody(t, details, "Sign out this session")
 	// Not another user's.
 	bob := app.client(uaMacFirefox, ipTokyo)
