@@ -49,7 +49,7 @@ func TestLoginSaysTheCodeExpired(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := Run(ctx, []string{"login", "--server", srv.URL, "--client-id", "app_x"}, env, io.Discard, nil)
-	if err == nil || !regexp.MustCompile("^The code expired at [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2} UTC before it was approved; nothing was saved. Run `doorman login` again for a new one.$").MatchString(err.Error()) {
+	if err == nil || !regexp.MustCompile("^The code expired at [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4}, [0-9]{2}:[0-9]{2} UTC before it was approved; nothing was saved. Run `doorman login` again for a new one.$").MatchString(err.Error()) {
 		t.Fatalf("login: %v", err)
 	}
 }

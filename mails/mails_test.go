@@ -33,7 +33,7 @@ var whereLines = []string{
 	"Device: Firefox on Windows",
 	"Location: Berlin, Germany",
 	"IP address: 203.0.113.5",
-	"Time: Tue, 1 Dec 2026 18:20 UTC",
+	"Time: 1 Dec 2026, 18:20 UTC",
 }
 
 type mailCase struct {
@@ -442,8 +442,8 @@ func TestLinkNote(t *testing.T) {
 		{at, at.Add(time.Hour), false, "This link works for 1 hour."},
 		{at, at.Add(48 * time.Hour), false, "This link works for 2 days."},
 		{at, at.Add(36 * time.Hour), false, "This link works for 36 hours."},
-		{time.Time{}, at, true, "This link works until Tue, 1 Dec 2026 18:20 UTC, and only once."},
-		{at, at.Add(-time.Minute), false, "This link works until Tue, 1 Dec 2026 18:19 UTC."},
+		{time.Time{}, at, true, "This link works until 1 Dec 2026, 18:20 UTC, and only once."},
+		{at, at.Add(-time.Minute), false, "This link works until 1 Dec 2026, 18:19 UTC."},
 		{at, time.Time{}, true, "This link works only once."},
 		{at, time.Time{}, false, ""},
 	} {
@@ -455,7 +455,7 @@ func TestLinkNote(t *testing.T) {
 
 func TestFormatTime(t *testing.T) {
 	berlin := time.FixedZone("CET", 3600)
-	if got := formatTime(time.Date(2026, 12, 1, 19, 20, 0, 0, berlin)); got != "Tue, 1 Dec 2026 18:20 UTC" {
+	if got := formatTime(time.Date(2026, 12, 1, 19, 20, 0, 0, berlin)); got != "1 Dec 2026, 18:20 UTC" {
 		t.Errorf("formatTime = %q", got)
 	}
 	if got := formatTime(time.Time{}); got != "" {
