@@ -186,9 +186,9 @@ func whyNoToken(ctx context.Context, da *oauth2.DeviceAuthResponse, err error) e
 		case "access_denied":
 			// The server says which: the person denied it, or an
 			// approval died with an account reset (a password change,
-			// "Log out everywhere", …) before the tool picked it up.
+			// "Sign out everywhere", …) before the tool picked it up.
 			if strings.Contains(re.ErrorDescription, "withdrawn") {
-				return sentence("Your approval was withdrawn: the account was reset after it (a password change or \"Log out everywhere\"); nothing was saved. Run `doorman login` again to start over.")
+				return sentence("Your approval was withdrawn: the account was reset after it (a password change or \"Sign out everywhere\"); nothing was saved. Run `doorman login` again to start over.")
 			}
 			return sentence(Denied)
 		case "expired_token":

@@ -88,9 +88,9 @@ func (a *app) endedBy(c echo.Context, reason, by, currentID string, names map[st
 	case db.ReasonRevoked, db.ReasonTokenRevoked:
 		return "ended from " + who()
 	case db.ReasonRevokedOthers:
-		return "ended by “Log out all other sessions” on " + who()
+		return "ended by “Sign out all other sessions” on " + who()
 	case db.ReasonRevokedAll:
-		return "ended by “Log out everywhere” on " + who()
+		return "ended by “Sign out everywhere” on " + who()
 	case db.ReasonPassword:
 		return "ended when the password was changed on " + who()
 	case db.ReasonTwoFactor:

@@ -146,7 +146,7 @@ func cases() []mailCase {
 			build: func(w Where) db.Mail { return builder.TokenCreated("a@example.com", "laptop script", w, pageURL) },
 			kind:  db.MailTokenCreated, subject: "An access token was created for your Doorman account", to: "a@example.com",
 			created: at, primary: pageURL, hasWhere: true,
-			words: []string{"An access token called “laptop script” was created", "delete the token"},
+			words: []string{"An access token called “laptop script” was created", "revoke the token on the Access tokens page"},
 		},
 		{
 			name: "AppConnected",
