@@ -104,7 +104,7 @@ func endedEvent(s db.Session, reason, by string, at time.Time) db.SecurityEvent 
 // tokenEnded is the event of tok ended at at for reason, by by.
 func tokenEnded(tok db.Token, reason, by string, at time.Time) db.SecurityEvent {
 	return db.SecurityEvent{UserID: tok.UserID, Kind: db.EventTokenRevoked, At: at, TokenID: tok.ID,
-		Detail: tok.Name, Reason: reason, By: by}
+		Method: tok.Kind, Detail: tok.Name, Reason: reason, By: by}
 }
 
 // testHistoryOfSessions: every write that starts or ends sessions records
