@@ -53,7 +53,7 @@ func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session,
 	p.AboutLabel = "The session"
 	device := views.DetailRow{Label: "Device", Value: s.DeviceLabel}
 	if s.DeviceName != "" {
-		device = views.DetailRow{Label: "Device", Value: s.DeviceName, Subtitle: s.DeviceLabel}
+		device.Value = s.DeviceName + " (" + s.DeviceLabel + ")"
 	}
 	p.About = []views.DetailRow{device, {Label: "Location", Value: s.Location},
 		{Label: "IP address", Value: s.IP, Mono: true}, {Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt)},
