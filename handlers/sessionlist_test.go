@@ -37,7 +37,7 @@ func TestSecurityPageListsTheMostRecentSessions(t *testing.T) {
 	if n := strings.Count(res.body, `<li class="session-group"`); n != 1 {
 		t.Fatalf("%d groups, want the 12 look-alikes as one", n)
 	}
-	expectBody(t, res, `<span class="badge">12 sessions</span>`, "Sign out these 12</button>", "Signed in <time")
+	expectBody(t, res, `<span class="badge group-count">12 sessions</span>`, "Sign out these 12</button>", "Signed in <time")
 	expectNoBody(t, res, "Show all")
 	// This device is never inside a group.
 	if i, j := strings.Index(res.body, `data-current="true"`), strings.Index(res.body, `<li class="session-group"`); i < 0 || i > j {
