@@ -57,7 +57,7 @@ func TestLookAlikeSessionsGrouped(t *testing.T) {
 	must(t, button(desktop, "Sign out these 2").Click())
 	dialog := desktop.GetByRole("dialog")
 	must(t, expect.Locator(dialog).ToBeVisible())
-	must(t, expect.Locator(dialog).ToContainText("The 2 sessions of Safari on iPhone in London"))
+	must(t, expect.Locator(dialog).ToContainText("These 2 sessions of Safari on iPhone in London"))
 	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Sign out", Exact: playwright.Bool(true)}).Click())
 	must(t, expect.Locator(desktop.GetByRole("status")).ToHaveText("Signed out 2 sessions."))
 	must(t, expect.Locator(group).ToHaveCount(0))

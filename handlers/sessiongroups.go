@@ -90,7 +90,7 @@ func groupMessage(device, place string, n int) string {
 	if place != geo.LabelUnknown {
 		where += " in " + place
 	}
-	return "The " + strconv.Itoa(n) + " sessions of " + where + " listed will be signed out. This device stays signed in, and so do sessions that sign in meanwhile."
+	return "These " + strconv.Itoa(n) + " sessions of " + where + " will be signed out. This device stays signed in, and so does any session that signs in meanwhile."
 }
 
 // idsQuery is ids as id=…&id=… (the group's confirm page reads them).

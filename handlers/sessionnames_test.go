@@ -119,7 +119,7 @@ func TestSignOutGroup(t *testing.T) {
 	res, _ := desktop.securityPage()
 	q := url.Values{"id": {ids[2], ids[1], ids[0]}}.Encode()
 	expectBody(t, res, `<span class="badge group-count">3 sessions</span>`, `action="/settings/security/sessions/sign-out?`+strings.ReplaceAll(q, "&", "&amp;")+`"`,
-		"Sign out these 3</button>", "The 3 sessions of Safari on iPhone in London, England, United Kingdom listed will be signed out.")
+		"Sign out these 3</button>", "These 3 sessions of Safari on iPhone in London, England, United Kingdom will be signed out.")
 	confirm := desktop.get("/settings/security/sessions/sign-out?" + q)
 	expectStatus(t, confirm, http.StatusOK)
 	expectBody(t, confirm, "Sign out these 3?", `<input type="hidden" name="id" value="`+ids[0]+`">`)
