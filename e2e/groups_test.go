@@ -8,10 +8,11 @@ import (
 
 // TestLookAlikeSessionsGrouped: three iPhones signed in from London are
 // one group on the desktop's Security page ("3 sessions"), closed until
-// opened; opened, each member is its own row with its own X, and ending
-// one leaves the group of two; "Sign out these 2", confirmed in its
-// dialog, ends exactly those (the iPhones are signed out, the Pixel and
-// this desktop are not). This device's row is never in the group.
+// opened; opened, each member is its own row with its own X, and it stays
+// open when a fourth signs in and the list refreshes; ending one leaves
+// the group of three; "Sign out these 3", confirmed in its dialog, ends
+// exactly those (the iPhones are signed out, the Pixel and this desktop
+// are not). This device's row is never in the group.
 func TestLookAlikeSessionsGrouped(t *testing.T) {
 	t.Parallel()
 	srv := startServer(t)
@@ -39,27 +40,36 @@ func TestLookAlikeSessionsGrouped(t *testing.T) {
 	must(t, expect.Locator(group.Locator(`[data-current="true"]`)).ToHaveCount(0))
 	must(t, expect.Locator(desktop.Locator(`[data-current="true"]`)).ToBeVisible())
 
-	// Opened: each member with its own X, distinctly named.
+	// Opened: each member with its own X, distinctly named. A fourth
+	// iPhone signing in refreshes the list in place: the group grows
+	// and stays open.
 	must(t, summary.Click())
 	must(t, expect.Locator(members.First()).ToBeVisible())
 	must(t, expect.Locator(group.Locator(".icon-button")).ToHaveCount(3))
+	must(t, expect.Locator(desktop.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
+	fourth := newDevice(t, srv, iPhone13, ipLondon)
+	signInByRequest(t, fourth, email, pass1, false)
+	phones = append(phones, fourth)
+	must(t, expect.Locator(summary).ToContainText("4 sessions"))
+	must(t, expect.Locator(members).ToHaveCount(4))
+	must(t, expect.Locator(members.First()).ToBeVisible())
 	first, err := members.First().GetAttribute("data-session-id")
 	must(t, err)
 	label, err := members.First().Locator(".icon-button").GetAttribute("aria-label")
 	must(t, err)
 	must(t, button(desktop, label).Click())
 	must(t, expect.Locator(desktop.GetByRole("status")).ToHaveText("Signed out Safari on iPhone"))
-	must(t, expect.Locator(summary).ToContainText("2 sessions"))
+	must(t, expect.Locator(summary).ToContainText("3 sessions"))
 	must(t, expect.Locator(desktop.Locator(`[data-session-id="`+first+`"]`)).ToHaveCount(0))
 
 	// The group's own button, confirmed in its dialog.
 	must(t, summary.Click())
-	must(t, button(desktop, "Sign out these 2").Click())
+	must(t, button(desktop, "Sign out these 3").Click())
 	dialog := desktop.GetByRole("dialog")
 	must(t, expect.Locator(dialog).ToBeVisible())
-	must(t, expect.Locator(dialog).ToContainText("These 2 sessions of Safari on iPhone in London"))
+	must(t, expect.Locator(dialog).ToContainText("These 3 sessions of Safari on iPhone in London"))
 	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Sign out", Exact: playwright.Bool(true)}).Click())
-	must(t, expect.Locator(desktop.GetByRole("status")).ToHaveText("Signed out 2 sessions."))
+	must(t, expect.Locator(desktop.GetByRole("status")).ToHaveText("Signed out 3 sessions."))
 	must(t, expect.Locator(group).ToHaveCount(0))
 	must(t, expect.Locator(desktop.Locator("[data-session-id]")).ToHaveCount(2)) // this desktop and the Pixel
 	for _, p := range phones {
