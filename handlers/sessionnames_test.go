@@ -91,6 +91,16 @@ func TestRenameDevice(t *testing.T) {
 	expectBody(t, page, "Removed the name: it shows as Safari on iPhone again.", `<span>Safari on iPhone</span>`)
 	expectNoBody(t, page, "page-subtitle")
 	expectBody(t, desktop.get("/settings/security/activity"), "Safari on iPhone&#39;s name removed")
+
+	// Ended, it has nothing to name: a 404 for any name, nothing changes.
+	expectRedirect(t, desktop.post(details+"/revoke", url.Values{"password": {pw}}), "/settings/security")
+	expectNoBody(t, desktop.get(details), "Name this device")
+	before = app.dump()
+	expectStatus(t, desktop.post(name, url.Values{"name": {"Old phone"}}), http.StatusNotFound)
+	expectStatus(t, desktop.post(name, url.Values{"name": {"Old\nphone"}}), http.StatusNotFound)
+	if after := app.dump(); after != before {
+		t.Fatalf("renaming an ended session changed the database")
+	}
 }
 
 // TestSignOutGroup: "Sign out these N" ends exactly the group's sessions

@@ -284,8 +284,6 @@ func (a *app) sessionDetailsPage(c echo.Context, id string, status int, rename *
 	method := methodLabel(s.AuthMethod)
 	details := []views.DetailRow{
 		{Label: "Device", Value: s.DeviceLabel},
-		// Renaming names it for this account only; the label above is
-		// what its browser says it is.
 		{Label: "Location", Value: s.Location, Subtitle: "Estimated from the IP address"},
 		{Label: "IP address", Value: s.IP, Mono: true},
 		lastActive,
@@ -301,13 +299,16 @@ func (a *app) sessionDetailsPage(c echo.Context, id string, status int, rename *
 	if err != nil {
 		return fmt.Errorf("session details: %w", err)
 	}
+	if ended && rename != nil {
+		// A name posted for a session that has ended: there is nothing
+		// to name (as the store would say).
+		return errNoSuchSession()
+	}
 	if !ended {
 		if rename == nil {
 			rename = &views.RenameForm{Value: s.DeviceName}
 		}
 		rename.Action, rename.Max = paths.SessionName(s.ID), maxDeviceName
-	} else {
-		rename = nil
 	}
 	return a.render(c, status, views.SessionDetailsPage(views.SessionDetailsProps{
 		Page: a.page(c, row.Device, "security"), Row: row, Details: details, Ended: ended, Apps: apps, Rename: rename,
