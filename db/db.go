@@ -99,6 +99,15 @@ type Store interface {
 	// ListTokens of every kind, and the latest historyLimit events at or
 	// after historySince as ListSecurityEvents.
 	SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (Overview, error)
+	// RenameSession gives the user's live session id the device name name
+	// ("" removes it) and records it in the history (EventDeviceRenamed),
+	// in one transaction, and returns the session renamed; ErrNotFound
+	// (nothing changes) for another user's, unknown or ended id. It ends
+	// nothing.
+	RenameSession(ctx context.Context, userID int64, id, name string, now time.Time) (Session, error)
+	// SessionNames returns the device names of those of ids that are
+	// sessions of the user's (alive or not) and are named.
+	SessionNames(ctx context.Context, userID int64, ids []string) (map[string]string, error)
 	// TouchSession records activity on a session that is not revoked; it
 	// never revives a revoked one.
 	TouchSession(ctx context.Context, id string, t Touch) error

@@ -24,6 +24,7 @@ const (
 	EventAppConsented    = "app_consented"     // the person allowed an app to sign them in (Detail: the app; Method: the scopes allowed, space-separated)
 	EventAppSignIn       = "app_sign_in"       // a session signed in to an app through Doorman (Detail: the app; SessionID, Device, Location, IP: the session's)
 	EventAppDisconnected = "app_disconnected"  // the person disconnected an app signed in to through Doorman (Detail: the app; Reason ReasonDisconnected)
+	EventDeviceRenamed   = "device_renamed"    // the owner named session SessionID's device (Detail: the name, "" when removed; Method: its browser label)
 )
 
 // SecurityEvent is one entry of an account's security history.
@@ -60,7 +61,7 @@ type HistoryStore interface {
 	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]SecurityEvent, error)
 	// FilterSecurityEvents is ListSecurityEvents narrowed by f: only the
 	// events of one of f.Kinds (none: every kind) with At in [f.Since,
-	// f.Until) (a zero Until: no end).
+	// f.Until) (a zero Until: no end) that match f.Search.
 	FilterSecurityEvents(ctx context.Context, userID int64, before int64, f EventFilter, limit int) ([]SecurityEvent, error)
 	// PruneSecurityEvents deletes events older than cutoff.
 	PruneSecurityEvents(ctx context.Context, cutoff time.Time) (int64, error)
@@ -82,7 +83,17 @@ type HistoryStore interface {
 type EventFilter struct {
 	Kinds        []string  // any of these kinds; none: every kind
 	Since, Until time.Time // At >= Since and, unless Until is zero, At < Until
+	// Search, unless "", keeps the entries whose device, place, address or
+	// detail contains it, or whose session's device name does, ignoring
+	// the case of ASCII letters (SQLite's lower() folds only those), or
+	// whose kind is one of SearchKinds (the caller's words for the kinds
+	// matched it). At most MaxSearch bytes.
+	Search      string
+	SearchKinds []string
 }
+
+// MaxSearch bounds EventFilter.Search (bytes): longer is refused.
+const MaxSearch = 100
 
 // Actor is the browser a change came from: its device label, place and
 // address. A handler puts it in the context of the store call it makes

@@ -100,6 +100,7 @@ type Session struct {
 	IP                string
 	UserAgent         string
 	DeviceLabel       string
+	DeviceName        string // the owner's name for its device ("Anna's MacBook"), "" for none
 	DeviceKind        string
 	Location          string
 	LocationShort     string
@@ -140,6 +141,7 @@ type SessionSummary struct {
 	CreatedAt     time.Time
 	LastSeenAt    time.Time
 	DeviceLabel   string
+	DeviceName    string // the owner's name for it, "" for none
 	DeviceKind    string
 	Location      string
 	LocationShort string
@@ -150,7 +152,7 @@ type SessionSummary struct {
 // Summary is the session as a list shows it.
 func (s Session) Summary() SessionSummary {
 	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
-		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP}
+		DeviceName: s.DeviceName, DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP}
 }
 
 // Touch is what a request changes on its session row.

@@ -152,6 +152,17 @@ func TestEveryPageAccessible(t *testing.T) {
 	must(t, err)
 	otherID, err := other.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
 	must(t, err)
+	// Two more like it: a group of three look-alikes on every look's
+	// Security page.
+	group := url.Values{"id": {otherID}}
+	for range 2 {
+		p := newDevice(t, srv, pixel7, ipTokyo)
+		signInByRequest(t, p, email, pass1, false)
+		goTo(t, p, "/settings/security")
+		id, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+		must(t, err)
+		group.Add("id", id)
+	}
 	clientID := registerApp(t, srv, "app_a11y", "Doorman CLI")
 	// An app that signs its users in through Doorman and is not
 	// first-party: its sign-in asks for consent.
@@ -201,7 +212,24 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, button(p, "Sign out all other sessions").Click())
 		must(t, expect.Locator(p.GetByRole("dialog")).ToBeVisible())
 		l.check(t, p, "security-dialog")
+		// The group of look-alikes, open, and its dialog.
+		goTo(t, p, "/settings/security")
+		lookAlikes := p.Locator("li.session-group").Filter(playwright.LocatorFilterOptions{HasText: "Chrome on Android"})
+		must(t, lookAlikes.Locator("summary").Click())
+		must(t, expect.Locator(lookAlikes.Locator("li[data-session-id]").First()).ToBeVisible())
+		l.check(t, p, "security-group-open")
+		must(t, button(p, "Sign out these 3").Click())
+		must(t, expect.Locator(p.GetByRole("dialog")).ToBeVisible())
+		l.check(t, p, "security-group-dialog")
+		must(t, p.Keyboard().Press("Escape"))
+		must(t, expect.Locator(p.GetByRole("dialog")).ToBeHidden())
+		l.visit(t, p, "/settings/security/sessions/sign-out?"+group.Encode(), "confirm-sign-out-group")
 		l.visit(t, p, "/settings/security/sessions/"+otherID, "session-details")
+		// Its rename form with a name it refuses (nothing changes).
+		must(t, p.GetByLabel("Name this device").Fill("Pixel\tin Tokyo"))
+		must(t, button(p, "Save name").Click())
+		must(t, expect.Locator(p.Locator("#device-name-error")).ToBeVisible())
+		l.check(t, p, "session-details-rename-error")
 		l.visit(t, p, "/settings/security/sessions/revoke-others", "confirm-revoke-others")
 		l.visit(t, p, "/settings/security/sessions/revoke-all", "confirm-revoke-all")
 		l.visit(t, p, "/settings/security/password", "password")
@@ -286,6 +314,8 @@ func TestEveryPageAccessible(t *testing.T) {
 		// error next to the field).
 		l.visit(t, p, "/settings/security/activity?kind=sign-ins", "activity-filtered")
 		l.visit(t, p, "/settings/security/activity?from=31.12.2026", "activity-filter-error")
+		l.visit(t, p, "/settings/security/activity?q=berlin", "activity-search")
+		l.visit(t, p, "/settings/security/activity?q="+strings.Repeat("tokyo", 21), "activity-search-error")
 		leave(t, p)
 		signInByRequest(t, p, email, pass1, false)
 		// The live notice of a session ended elsewhere, held on

@@ -51,8 +51,8 @@ const wordBreaks = `(sel) => {
 // paragraph).
 const rowOverlaps = `() => {
   const out = [];
-  const parts = '.session-icon, .session-device > a, .session-device:not(:has(> a)), .badge, .session-meta > span, .session-not-you, .icon-button';
-  for (const row of document.querySelectorAll('li.session')) {
+  const parts = '.session-icon, .session-device > a, .session-device > span, .session-device:not(:has(> a)), .badge, .session-meta > span, .session-not-you, .icon-button';
+  for (const row of document.querySelectorAll('li.session, summary.session')) {
     const els = Array.from(row.querySelectorAll(parts)).filter(e => e.getClientRects().length > 0);
     for (let i = 0; i < els.length; i++) {
       for (let j = i + 1; j < els.length; j++) {
@@ -72,7 +72,7 @@ const rowOverlaps = `() => {
 
 // namesAndLabels are what must read whole: device, token and app names,
 // the "This device" badge, and every button and button-styled link.
-const namesAndLabels = `.session-device > a, .session-device:not(:has(> a)), .badge, .button, .session-not-you, .list-more a`
+const namesAndLabels = `.session-device > a, .session-device > span, .session-device:not(:has(> a)), .badge, .button, .session-not-you, .list-more a`
 
 // layoutDevices are the long, real labels the seeded sessions get (the
 // longest device.Parse makes, and long places).
@@ -91,7 +91,9 @@ const layoutSessions = 60
 
 // seedSessions adds n live sessions to the account, with the long labels
 // above, their activity spread over the last hours (bulk, as the demo and
-// the benchmarks seed: no history, no announcements).
+// the benchmarks seed: no history, no announcements). Session i has
+// label i%6 and place (i/6)%5 of layoutDevices: sessions i and i+30 look
+// alike, so 60 make 30 groups of two.
 func seedSessions(t *testing.T, srv *server, account string, n int) {
 	t.Helper()
 	ctx := t.Context()
@@ -102,6 +104,7 @@ func seedSessions(t *testing.T, srv *server, account string, n int) {
 	now := srv.clock.Now()
 	for i := range n {
 		d := layoutDevices[i%len(layoutDevices)]
+		place := layoutDevices[(i/len(layoutDevices))%5]
 		tok := sessiontoken.New()
 		seen := now.Add(-time.Duration(i+1) * 7 * time.Minute)
 		created := seen.Add(-time.Duration(i%5) * 24 * time.Hour)
@@ -109,7 +112,7 @@ func seedSessions(t *testing.T, srv *server, account string, n int) {
 			ID: tok.ID, SecretHash: tok.Hash, UserID: u.ID, CreatedAt: created, LastSeenAt: seen,
 			IdleExpiresAt: seen.Add(srv.app.Config.IdleTimeout), AbsoluteExpiresAt: created.Add(srv.app.Config.AbsoluteLifetime),
 			IP: ipLondon, UserAgent: "seeded", DeviceLabel: d.label, DeviceKind: d.kind,
-			Location: d.place, LocationShort: d.short, AuthMethod: "seed",
+			Location: place.place, LocationShort: place.short, AuthMethod: "seed",
 		}))
 	}
 	must(t, bulk.Commit(ctx))
@@ -159,8 +162,9 @@ func TestSecurityPageLayout(t *testing.T) {
 			must(t, expect.Locator(p.Locator(`[data-token-id]`)).ToHaveCount(2))
 			checkLayout(t, p, fmt.Sprintf("security %d px", width))
 			screenshot(t, p, fmt.Sprintf("layout-security-%d", width))
-			// Past ten other sessions the list shows the ten most
-			// recent, the bulk actions first, and a link to all.
+			// Past ten entries (a session, or a group of look-alikes)
+			// the list shows the ten most recent, the bulk actions
+			// first, and a link to all.
 			bulk := button(p, "Sign out all other sessions")
 			must(t, expect.Locator(bulk).ToBeVisible())
 			box, err := bulk.BoundingBox()
@@ -168,7 +172,17 @@ func TestSecurityPageLayout(t *testing.T) {
 			if box == nil || box.Y+box.Height > 667 {
 				t.Errorf("%d px: \"Sign out all other sessions\" is not on the first screen: %+v", width, box)
 			}
-			must(t, expect.Locator(p.Locator(`li[data-session-id]`)).ToHaveCount(11))
+			entries := p.Locator(`ul[aria-labelledby="sessions-heading"] > li`)
+			must(t, expect.Locator(entries).ToHaveCount(11))
+			groups := p.Locator(`li.session-group`)
+			if n, err := groups.Count(); err != nil || n < 5 {
+				t.Fatalf("%d groups of look-alikes listed (%v), want at least 5", n, err)
+			}
+			// Opened, every group's members read whole too.
+			openGroups(t, p)
+			must(t, expect.Locator(p.Locator(`li.session-group li[data-session-id]`).First()).ToBeVisible())
+			checkLayout(t, p, fmt.Sprintf("security, groups open, %d px", width))
+			screenshot(t, p, fmt.Sprintf("layout-security-groups-%d", width))
 			// Every session: the setup's, the 60 seeded, and one per
 			// width run so far.
 			all := p.GetByRole("link", playwright.PageGetByRoleOptions{Name: regexpOf(`^Show all \d+ sessions$`)})
@@ -180,9 +194,12 @@ func TestSecurityPageLayout(t *testing.T) {
 			}
 			must(t, all.Click())
 			must(t, expect.Page(p).ToHaveURL(regexpOf(`\?sessions=all$`)))
+			// Every session is there, the members of groups too.
 			must(t, expect.Locator(p.Locator(`li[data-session-id]`)).ToHaveCount(n))
 			must(t, expect.Locator(p.GetByRole("link", playwright.PageGetByRoleOptions{Name: "Show only the 10 most recent"})).ToBeVisible())
 			checkLayout(t, p, fmt.Sprintf("all sessions %d px", width))
+			openGroups(t, p)
+			checkLayout(t, p, fmt.Sprintf("all sessions, groups open, %d px", width))
 		})
 	}
 }
@@ -204,4 +221,11 @@ func checkLayout(t *testing.T, p playwright.Page, name string) {
 	if v := list(t, res); len(v) > 0 {
 		t.Errorf("%s: overlapping parts of rows:\n%s", name, joinAny(v))
 	}
+}
+
+// openGroups opens every group of look-alike sessions on the page.
+func openGroups(t *testing.T, p playwright.Page) {
+	t.Helper()
+	_, err := p.Evaluate(`() => { for (const d of document.querySelectorAll('li.session-group > details')) d.open = true; }`)
+	must(t, err)
 }

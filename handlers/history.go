@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/labstack/echo/v4"
 
@@ -222,6 +224,15 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 		if e.Reason == db.ReasonPasswordReset {
 			r.Detail = joinMeta("by a password reset from the account's address: it had been turned on before the address was verified", r.Detail)
 		}
+	case db.EventDeviceRenamed:
+		r.Title = e.Method + " named “" + e.Detail + "”"
+		if e.Detail == "" {
+			r.Title = e.Method + "'s name removed"
+		}
+		if f := eventFrom(e); f != "" {
+			r.Detail = "from " + f
+		}
+		r.URL = paths.Session(e.SessionID)
 	case db.EventAccountReset:
 		r.Title, r.Detail = "Every session, app and token ended", eventFrom(e)
 		if e.Reason == db.ReasonOperator {
@@ -260,6 +271,7 @@ const dateLayout = "2006-01-02"
 type historyFilter struct {
 	f                  db.EventFilter
 	group, from, to    string
+	search, searchErr  string
 	label              string // the group's label, "" for every kind
 	fromError, toError string
 }
@@ -272,7 +284,7 @@ func (h historyFilter) logouts() bool { return h.group == "" || h.group == "apps
 // and the exports' links.
 func (h historyFilter) query() url.Values {
 	q := url.Values{}
-	for k, v := range map[string]string{"kind": h.group, "from": h.from, "to": h.to} {
+	for k, v := range map[string]string{"kind": h.group, "from": h.from, "to": h.to, "q": h.search} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -314,7 +326,62 @@ func (a *app) parseHistoryFilter(c echo.Context, start time.Time) (historyFilter
 	if h.fromError == "" && h.toError == "" && !from.IsZero() && !to.IsZero() && to.Before(from) {
 		h.toError = "This is before the start date."
 	}
+	h.search = strings.TrimSpace(c.QueryParam("q"))
+	h.searchErr = searchError(h.search)
+	if h.search != "" && h.searchErr == "" {
+		h.f.Search, h.f.SearchKinds = h.search, kindsMatching(h.search)
+	}
 	return h, nil
+}
+
+// searchError says what is wrong with a history search as typed, or "".
+func searchError(q string) string {
+	if !utf8.ValidString(q) || strings.IndexFunc(q, unicode.IsControl) >= 0 {
+		return "Search for letters, digits and punctuation only."
+	}
+	if len(q) > db.MaxSearch {
+		return fmt.Sprintf("Search for at most %d characters.", db.MaxSearch)
+	}
+	return ""
+}
+
+// kindWords are the words the history's titles use for each kind (what
+// eventRow writes around the entry's own data), so a search for "wrong
+// password" or "two-factor" finds those entries, not only ones whose
+// device, place, address or detail say it.
+var kindWords = map[string]string{
+	db.EventSignIn:          "signed in on sign-in",
+	db.EventSignInFailed:    "a wrong password was entered failed sign-in",
+	db.EventTwoFactorFailed: "a wrong two-factor code was entered after the right password",
+	db.EventSessionEnded:    "signed out session ended expired",
+	db.EventTokenCreated:    "access token created",
+	db.EventTokenRevoked:    "disconnected token revoked",
+	db.EventAppApproved:     "app connected requested from",
+	db.EventAppConsented:    "allowed to sign you in",
+	db.EventAppSignIn:       "signed in to with doorman",
+	db.EventAppDisconnected: "disconnected its tokens ended and your permission withdrawn",
+	db.EventRefreshReused:   "presented a refresh token that was already used",
+	db.EventPasswordChanged: "password changed password reset by emailed link to take the account back",
+	db.EventEmailChanged:    "email changed to changed back",
+	db.EventEmailVerified:   "email address verified",
+	db.EventTwoFactorOn:     "two-factor authentication turned on",
+	db.EventTwoFactorOff:    "two-factor authentication turned off",
+	db.EventAccountReset:    "every session, app and token ended",
+	db.EventDeviceRenamed:   "named name removed renamed",
+}
+
+// kindsMatching are the kinds whose words contain q (ignoring case), in
+// a stable order.
+func kindsMatching(q string) []string {
+	q = strings.ToLower(q)
+	var out []string
+	for k, words := range kindWords {
+		if strings.Contains(words, q) {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // recentEvents is the latest n entries of the user's history that pass
@@ -357,6 +424,7 @@ func (a *app) recentEvents(c echo.Context, au *authInfo, h historyFilter, before
 // eventRows are the rows of the history entries list.
 func (a *app) eventRows(c echo.Context, au *authInfo, list []db.SecurityEvent, now time.Time) []views.EventRow {
 	names := map[string]string{}
+	a.nameDevices(c, au.User.ID, list)
 	rows := make([]views.EventRow, 0, len(list))
 	for _, e := range list {
 		rows = append(rows, a.eventRow(c, e, au, names, now))
@@ -385,7 +453,7 @@ func (a *app) activityPage(c echo.Context) error {
 	p := views.ActivityProps{Page: a.page(c, "Security activity", "security"),
 		Keep: strconv.Itoa(int(a.cfg.HistoryKeep/(24*time.Hour))) + " days", First: before == 0,
 		Filter: a.filterProps(h, start, now)}
-	if h.fromError != "" || h.toError != "" {
+	if h.fromError != "" || h.toError != "" || h.searchErr != "" {
 		return a.render(c, http.StatusUnprocessableEntity, views.ActivityPage(p))
 	}
 	rows, next, err := a.recentEvents(c, au, h, before, historyPage)
@@ -404,8 +472,9 @@ func (a *app) activityPage(c echo.Context) error {
 // filterProps is the filter form's view of h.
 func (a *app) filterProps(h historyFilter, start, now time.Time) views.ActivityFilter {
 	p := views.ActivityFilter{From: h.from, To: h.to, FromError: h.fromError, ToError: h.toError,
+		Search: h.search, SearchError: h.searchErr, SearchMax: db.MaxSearch,
 		Min: start.UTC().Format(dateLayout), Max: now.UTC().Format(dateLayout),
-		Active: h.group != "" || h.from != "" || h.to != ""}
+		Active: h.group != "" || h.from != "" || h.to != "" || h.search != ""}
 	p.Kinds = append(p.Kinds, views.KindOption{Value: "", Label: "All activity", Selected: h.group == ""})
 	for _, g := range eventGroups {
 		p.Kinds = append(p.Kinds, views.KindOption{Value: g.value, Label: g.label, Selected: h.group == g.value})
@@ -419,6 +488,9 @@ func (a *app) filterProps(h historyFilter, start, now time.Time) views.ActivityF
 	}
 	if h.to != "" && h.toError == "" {
 		parts = append(parts, "to "+h.to)
+	}
+	if h.search != "" && h.searchErr == "" {
+		parts = append(parts, "matching “"+h.search+"”")
 	}
 	p.Summary = strings.Join(parts, ", ")
 	p.CSVURL, p.JSONURL = paths.ActivityCSV, paths.ActivityJSON
@@ -458,6 +530,9 @@ func (a *app) exportActivity(c echo.Context) error {
 	if h.fromError != "" || h.toError != "" {
 		return echo.NewHTTPError(http.StatusBadRequest, "Those dates are not a range of days: go back to the activity page and correct them.")
 	}
+	if h.searchErr != "" {
+		return echo.NewHTTPError(http.StatusBadRequest, h.searchErr+" Go back to the activity page and correct the search.")
+	}
 	ctx := c.Request().Context()
 	// The first batch before any header, so a failing store still gets
 	// the error page rather than an empty file.
@@ -481,6 +556,7 @@ func (a *app) exportActivity(c echo.Context) error {
 	w := newExportWriter(res, csvOut)
 	names := map[string]string{}
 	for len(list) > 0 {
+		a.nameDevices(c, au.User.ID, list)
 		for _, e := range list {
 			r := a.eventRow(c, e, au, names, now)
 			w.write(exportedEvent{At: isoTime(e.At), Kind: e.Kind, Title: r.Title, Detail: r.Detail,

@@ -51,7 +51,11 @@ func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session,
 	p.Intro = "This ends the session below and changes your password: whoever uses that session may know the current one. This device stays signed in."
 	p.Action, p.Email, p.Button, p.CancelURL = paths.SessionNotYou(s.ID), au.User.Email, "Sign it out and change password", paths.Session(s.ID)
 	p.AboutLabel = "The session"
-	p.About = []views.DetailRow{{Label: "Device", Value: s.DeviceLabel}, {Label: "Location", Value: s.Location},
+	device := views.DetailRow{Label: "Device", Value: s.DeviceLabel}
+	if s.DeviceName != "" {
+		device.Value = s.DeviceName + " (" + s.DeviceLabel + ")"
+	}
+	p.About = []views.DetailRow{device, {Label: "Location", Value: s.Location},
 		{Label: "IP address", Value: s.IP, Mono: true}, {Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt)},
 		{Label: "Last active", Value: exactTime(s.LastSeenAt), ISO: isoTime(s.LastSeenAt)}}
 	p.NeedCurrent = true

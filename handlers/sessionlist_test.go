@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"fmt"
 	"html"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -11,10 +12,12 @@ import (
 
 var revokeLabelRE = regexp.MustCompile(`aria-label="(Sign out [^"]*)"`)
 
-// TestSecurityPageListsTheMostRecentSessions: past ten other sessions the
-// Security page lists the ten most recently active and links to all of
-// them (a plain GET link, so it works without JavaScript); every row says
-// when it signed in; look-alike sessions' X buttons have distinct names.
+// TestSecurityPageListsTheMostRecentSessions: look-alike sessions are one
+// group (each member still its own row); past ten entries the Security
+// page lists the ten most recently active and links to all of them (a
+// plain GET link, so it works without JavaScript), counting sessions;
+// every row says when it signed in; look-alike sessions' X buttons have
+// distinct names.
 func TestSecurityPageListsTheMostRecentSessions(t *testing.T) {
 	app := newTestApp(t)
 	me := app.client(uaWindowsChrome, ipBerlin)
@@ -28,10 +31,18 @@ func TestSecurityPageListsTheMostRecentSessions(t *testing.T) {
 	expectStatus(t, me.get("/settings"), 200) // this one stays the most recent
 
 	res, rows := me.securityPage()
-	if len(rows) != 11 {
-		t.Fatalf("%d rows listed, want this device and the 10 most recent others", len(rows))
+	if len(rows) != 13 {
+		t.Fatalf("%d rows, want this device and the 12 others, in their group", len(rows))
 	}
-	expectBody(t, res, `href="/settings/security?sessions=all">Show all 13 sessions</a>`, "Signed in <time")
+	if n := strings.Count(res.body, `<li class="session-group"`); n != 1 {
+		t.Fatalf("%d groups, want the 12 look-alikes as one", n)
+	}
+	expectBody(t, res, `<span class="badge group-count">12 sessions</span>`, "Sign out these 12</button>", "Signed in <time")
+	expectNoBody(t, res, "Show all")
+	// This device is never inside a group.
+	if i, j := strings.Index(res.body, `data-current="true"`), strings.Index(res.body, `<li class="session-group"`); i < 0 || i > j {
+		t.Error("this device's row is not ahead of the group")
+	}
 	// The bulk actions come before the list and count every session.
 	if i, j := strings.Index(res.body, "Sign out all other sessions"), strings.Index(res.body, `<ul class="sessions"`); i < 0 || j < 0 || i > j {
 		t.Error("the bulk actions are not above the list")
@@ -46,9 +57,22 @@ func TestSecurityPageListsTheMostRecentSessions(t *testing.T) {
 		}
 		seen[label] = true
 	}
-	if len(seen) != 10 {
-		t.Errorf("%d distinct X button names, want 10: %v", len(seen), seen)
+	if len(seen) != 12 {
+		t.Errorf("%d distinct X button names, want 12: %v", len(seen), seen)
 	}
+
+	// Named, eleven of them are eleven devices: with the twelfth, more
+	// entries than the list shows.
+	for i, r := range rows[2:] {
+		expectRedirect(t, me.post("/settings/security/sessions/"+r.ID+"/name", url.Values{"name": {fmt.Sprintf("Phone %d", i+1)}}),
+			"/settings/security/sessions/"+r.ID)
+	}
+	res, rows = me.securityPage()
+	if len(rows) != 11 {
+		t.Fatalf("%d rows listed, want this device and the 10 most recent others", len(rows))
+	}
+	expectNoBody(t, res, `<li class="session-group"`)
+	expectBody(t, res, `href="/settings/security?sessions=all">Show all 13 sessions</a>`)
 
 	all := me.get("/settings/security?sessions=all")
 	expectStatus(t, all, 200)

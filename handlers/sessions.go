@@ -22,9 +22,15 @@ const newSignInWindow = 24 * time.Hour
 
 // sessionRow turns a session into a list row.
 func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.SessionRow {
+	title := deviceTitle(s.DeviceName, s.DeviceLabel)
+	var browser string
+	if s.DeviceName != "" {
+		browser = s.DeviceLabel
+	}
 	return views.SessionRow{
 		ID:            s.ID,
-		Device:        s.DeviceLabel,
+		Device:        title,
+		Browser:       browser,
 		DeviceKind:    s.DeviceKind,
 		Location:      s.Location,
 		LastActive:    relTime(now, s.LastSeenAt),
@@ -36,10 +42,10 @@ func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.Sess
 		Current:       s.ID == currentID,
 		DetailsURL:    paths.Session(s.ID),
 		RevokeURL:     paths.SessionRevoke(s.ID),
-		RevokeLabel:   "Sign out " + s.DeviceLabel + ", " + s.LocationShort,
+		RevokeLabel:   "Sign out " + title + ", " + s.LocationShort,
 		Method:        listedMethod(s.AuthMethod),
 		NotYouURL:     paths.SessionNotYou(s.ID),
-		NotYouLabel:   "Not you? " + s.DeviceLabel + ", " + s.LocationShort,
+		NotYouLabel:   "Not you? " + title + ", " + s.LocationShort,
 	}
 }
 
@@ -155,17 +161,19 @@ func (a *app) security(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
-	// Past sessionsListed, the most recently active (the store's order)
-	// are listed and a link lists them all: a plain link, so it works
-	// without JavaScript. The bulk actions and their counts are about all
-	// of them.
-	listed := others
+	// Look-alike sessions are one entry each group (sessionEntries).
+	// Past sessionsListed entries, the most recently active (the store's
+	// order) are listed and a link lists them all: a plain link, so it
+	// works without JavaScript. Its count is of sessions, every one; the
+	// bulk actions and their counts are about all of them too.
+	entries := sessionEntries(list, others)
+	listed := entries
 	var moreLabel, moreURL string
-	if len(others) > sessionsListed {
+	if len(entries) > sessionsListed {
 		if c.QueryParam("sessions") == "all" {
 			moreLabel, moreURL = fmt.Sprintf("Show only the %d most recent", sessionsListed), paths.Security
 		} else {
-			listed = others[:sessionsListed]
+			listed = entries[:sessionsListed]
 			moreLabel, moreURL = fmt.Sprintf("Show all %d sessions", len(others)+1), paths.SecurityAllSessions
 		}
 	}
@@ -181,7 +189,8 @@ func (a *app) security(c echo.Context) error {
 		Page:              a.page(c, "Security", "security"),
 		Current:           current,
 		SignInApps:        signInApps,
-		Others:            listed,
+		Others:            others,
+		Listed:            listed,
 		MoreLabel:         moreLabel,
 		MoreURL:           moreURL,
 		OthersCount:       plural(len(others), "other session"),
@@ -247,7 +256,14 @@ func (a *app) sessionDetails(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	return a.sessionDetailsPage(c, id, http.StatusOK, nil)
+}
+
+// sessionDetailsPage is the details page of the user's session id, with
+// its rename form as rename says (nil: as the session is).
+func (a *app) sessionDetailsPage(c echo.Context, id string, status int, rename *views.RenameForm) error {
 	au, now := authOf(c), a.now()
+	var err error
 	s := au.Session
 	if id != s.ID {
 		// The history links to ended sessions too: the user's own only.
@@ -283,8 +299,19 @@ func (a *app) sessionDetails(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("session details: %w", err)
 	}
-	return a.render(c, http.StatusOK, views.SessionDetailsPage(views.SessionDetailsProps{
-		Page: a.page(c, s.DeviceLabel, "security"), Row: row, Details: details, Ended: ended, Apps: apps,
+	if ended && rename != nil {
+		// A name posted for a session that has ended: there is nothing
+		// to name (as the store would say).
+		return errNoSuchSession()
+	}
+	if !ended {
+		if rename == nil {
+			rename = &views.RenameForm{Value: s.DeviceName}
+		}
+		rename.Action, rename.Max = paths.SessionName(s.ID), maxDeviceName
+	}
+	return a.render(c, status, views.SessionDetailsPage(views.SessionDetailsProps{
+		Page: a.page(c, row.Device, "security"), Row: row, Details: details, Ended: ended, Apps: apps, Rename: rename,
 	}))
 }
 
@@ -331,7 +358,7 @@ func (a *app) revokeSession(c echo.Context) error {
 		return g.refuse(func(problem *passwordProblem) error {
 			row := sessionRow(target.Summary(), au.Session.ID, now)
 			return a.renderConfirm(c, views.ConfirmProps{
-				Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
+				Page: a.page(c, "Sign out "+row.Device, "security"), Heading: "Sign out " + row.Device + "?",
 				Message:  "This session will be signed out at once.",
 				Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign it out", CancelURL: paths.Security,
 			}, au, problem)
@@ -345,7 +372,7 @@ func (a *app) revokeSession(c echo.Context) error {
 		return fmt.Errorf("revoke session: %w", err)
 	}
 	apps := a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: []db.Session{s}})
-	msg := "Signed out " + s.DeviceLabel
+	msg := "Signed out " + deviceTitle(s.DeviceName, s.DeviceLabel)
 	if apps != "" {
 		msg += ". " + apps
 	}

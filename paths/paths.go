@@ -72,6 +72,11 @@ const (
 	SessionRevokePattern = SessionPattern + "/revoke"
 	// SessionNotYouPattern is the router's pattern of SessionNotYou.
 	SessionNotYouPattern = SessionPattern + "/not-you"
+	// SessionNamePattern is the router's pattern of SessionName.
+	SessionNamePattern = SessionPattern + "/name"
+	// SessionsSignOut signs out a group of look-alike sessions (GET: its
+	// confirm page), named by their ids.
+	SessionsSignOut = Sessions + "/sign-out"
 
 	// Email. PasswordForgot asks for a reset link; the links in mails
 	// open the pages after it (each takes its token as ?token= and posts
@@ -144,6 +149,9 @@ func DevMailMessage(name string) string { return DevMail + "/" + url.PathEscape(
 
 // Session is the details page of the session with public id id.
 func Session(id string) string { return Sessions + "/" + id }
+
+// SessionName is where the form naming session id's device posts.
+func SessionName(id string) string { return Session(id) + "/name" }
 
 // SessionRevoke is where the X button of session id posts.
 func SessionRevoke(id string) string { return Session(id) + "/revoke" }

@@ -119,7 +119,8 @@ type SettingsProps struct {
 // SessionRow is one session in the list, ready to print.
 type SessionRow struct {
 	ID            string
-	Device        string // "Chrome on Windows"
+	Device        string // "Chrome on Windows", or the name its owner gave it
+	Browser       string // the browser label beside a name the owner gave ("" when unnamed)
 	DeviceKind    string // desktop | phone | tablet
 	Location      string // "Berlin, Germany"
 	LastActive    string // "5 minutes ago" or "Active now"
@@ -170,6 +171,9 @@ type SecurityProps struct {
 	SignInApps []SignInAppRow
 	// Map shows the sessions' places above the list (no places: no map).
 	Map SignInMap
+	// Listed is what the list shows after the current session: the
+	// entries of Others (a session, or a group of look-alikes) that fit.
+	Listed []SessionEntry
 	// Others lists the most recent few other sessions, or all of them
 	// (OthersCount counts all). MoreLabel and MoreURL link to every
 	// session ("Show all 61 sessions") when some are not listed, or back
@@ -244,6 +248,8 @@ type SessionDetailsProps struct {
 	Ended bool
 	// Apps are the apps this session signed in to with Doorman.
 	Apps []SessionAppRow
+	// Rename is the form naming the device (live sessions only).
+	Rename *RenameForm
 }
 
 // ConfirmProps is a confirm page for a destructive action, the no-JavaScript
@@ -256,7 +262,8 @@ type ConfirmProps struct {
 	Action    string       // form action
 	Button    string       // "Sign out"
 	CancelURL string
-	Nothing   bool // nothing to confirm: show Message and a way back only
+	Nothing   bool     // nothing to confirm: show Message and a way back only
+	IDs       []string // posted back as id fields: the sessions it is about
 	// NeedPassword puts a password field in the form (outside the sudo
 	// window); PasswordError is shown next to it.
 	NeedPassword  bool
@@ -437,6 +444,9 @@ type ActivityFilter struct {
 	From, To           string       // the dates as entered (YYYY-MM-DD)
 	Min, Max           string       // the dates the history can hold
 	FromError, ToError string
+	Search             string // the search as entered
+	SearchError        string
+	SearchMax          int
 	Active             bool   // a filter applies (the page offers to clear it)
 	Summary            string // what the filter shows, in words ("Two-factor, from 1 Dec 2026")
 	CSVURL, JSONURL    string // the exports, with the filter applied

@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"doorman/db"
@@ -149,11 +151,42 @@ func (s *Store) FilterSecurityEvents(ctx context.Context, userID int64, before i
 			args = append(args, k)
 		}
 	}
+	if f.Search != "" {
+		q += searchSQL(len(args)+1, len(f.SearchKinds))
+		args = append(args, likeContains(f.Search))
+		for _, k := range f.SearchKinds {
+			args = append(args, k)
+		}
+	}
 	out, err := scanSecurityEvents(s.d.Reads().Query(ctx, q+` ORDER BY id DESC LIMIT ?5`, args...))
 	if err != nil {
 		return nil, fmt.Errorf("db: filter security events: %w", err)
 	}
 	return out, nil
+}
+
+// searchSQL narrows a history query to the entries matching the pattern
+// in parameter ?n (likeContains): by the device, place, address or detail
+// they carry, by the name the user gave their session's device (the user
+// is ?1), or by kind (the kinds parameters ?n+1 on, whose words matched).
+// lower() on both sides: SQLite's folds ASCII only, PostgreSQL's every
+// letter.
+func searchSQL(n, kinds int) string {
+	p := "?" + strconv.Itoa(n)
+	like := func(col string) string { return `lower(` + col + `) LIKE ` + p + ` ESCAPE '\'` }
+	q := ` AND (` + like("device") + ` OR ` + like("location") + ` OR ` + like("ip") + ` OR ` + like("detail") +
+		` OR session_id IN (SELECT id FROM sessions WHERE user_id = ?1 AND ` + like("device_name") + `)`
+	if kinds > 0 {
+		q += ` OR kind IN (` + numbered(n+1, kinds) + `)`
+	}
+	return q + `)`
+}
+
+// likeContains is a LIKE pattern (escaped with \) matching text that
+// contains s, lower-cased: s's own % and _ match only themselves.
+func likeContains(s string) string {
+	r := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`)
+	return "%" + r.Replace(strings.ToLower(s)) + "%"
 }
 
 // PruneSecurityEvents deletes events older than cutoff.

@@ -11,7 +11,7 @@ import (
 
 const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
 	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
-	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by, refused_count, last_refused_at`
+	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by, refused_count, last_refused_at, device_name`
 
 // alive is the one definition, in SQL, of a live session at the time in
 // parameter ?n (a statement using it numbers its placeholders).
@@ -32,7 +32,7 @@ func scanSession(row Row, extra ...any) (db.Session, error) {
 	var reason, by *string
 	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
 		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by,
-		&s.RefusedCount, &refused}
+		&s.RefusedCount, &refused, &s.DeviceName}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return db.Session{}, err
 	}

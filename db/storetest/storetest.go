@@ -84,6 +84,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"HistoryListing", testHistoryListing},
 		{"HistoryActor", testHistoryActor},
 		{"HistoryFilter", testHistoryFilter},
+		{"HistorySearch", testHistorySearch},
+		{"RenameSession", testRenameSession},
 		{"DeleteUserWithHistory", testDeleteUserWithHistory},
 		{"NoteRefusedUse", testNoteRefusedUse},
 		{"ExpiredSessionsRecordedOnce", testExpiredSessionsRecorded},

@@ -125,6 +125,11 @@ async function refreshSessions() {
     const wasInside = current.contains(active);
     const row = wasInside ? active.closest("[data-session-id]") : null;
     const key = wasInside ? { row: row && row.dataset.sessionId, label: active.getAttribute("aria-label"), text: active.textContent } : null;
+    // Groups of look-alike sessions the reader opened stay open.
+    for (const d of current.querySelectorAll("[data-group] > details[open]")) {
+      const same = fresh.querySelector(`[data-group="${d.parentElement.dataset.group}"] > details`);
+      if (same) same.open = true;
+    }
     current.replaceWith(fresh);
     for (const d of document.querySelectorAll("dialog[id]")) d.remove();
     for (const d of doc.querySelectorAll("dialog[id]")) document.querySelector("main").append(d);
