@@ -24,6 +24,7 @@ const (
 	EventAppConsented    = "app_consented"     // the person allowed an app to sign them in (Detail: the app; Method: the scopes allowed, space-separated)
 	EventAppSignIn       = "app_sign_in"       // a session signed in to an app through Doorman (Detail: the app; SessionID, Device, Location, IP: the session's)
 	EventAppDisconnected = "app_disconnected"  // the person disconnected an app signed in to through Doorman (Detail: the app; Reason ReasonDisconnected)
+	EventSignInKnown     = "sign_in_known"     // the person said a sign-in was theirs ("It was me"; SessionID: its session, Detail: its device and place)
 )
 
 // SecurityEvent is one entry of an account's security history.

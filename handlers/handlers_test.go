@@ -484,7 +484,7 @@ func TestNewSignInIsCalledOut(t *testing.T) {
 	phone.login("alice@example.com", "correct horse")
 	app.advance(5 * time.Minute)
 	res, _ := desktop.securityPage()
-	expectBody(t, res, "New sign-in: Safari on iPhone, London, England, United Kingdom, <time", "5 minutes ago</time>. Not you?")
+	expectBody(t, res, "<strong>New sign-in:</strong> <a href=", ">Safari on iPhone</a>, London, England, United Kingdom, <time", "5 minutes ago</time>.", ">Not me</a>")
 	// The newer session is not told about the older one.
 	res, _ = phone.securityPage()
 	expectNoBody(t, res, "New sign-in")

@@ -41,6 +41,7 @@ type Store interface {
 	SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (db.Overview, error)
 	ListSessionSummaries(ctx context.Context, userID int64, now time.Time) ([]db.SessionSummary, error)
 	UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error)
+	AcknowledgeSignIns(ctx context.Context, userID int64, ids []string, now time.Time) ([]db.SessionSummary, error)
 	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]db.SecurityEvent, error)
 	FilterSecurityEvents(ctx context.Context, userID int64, before int64, f db.EventFilter, limit int) ([]db.SecurityEvent, error)
 	RecordSecurityEvent(ctx context.Context, e db.SecurityEvent) error

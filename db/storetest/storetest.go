@@ -41,6 +41,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CrossUserIsolation", testCrossUser},
 		{"SummariesMatchSessions", testSummaries},
 		{"SecurityOverview", testSecurityOverview},
+		{"AcknowledgeSignIns", testAcknowledgeSignIns},
 		{"DisableEnableDeleteCascade", testUserCascades},
 		{"LoginFailures", testLoginFailures},
 		{"ReserveLoginAttempts", testReserveLoginAttempts},
