@@ -109,10 +109,13 @@ func (s *Store) ListSessionSummaries(ctx context.Context, userID int64, now time
 
 // TouchSession records activity on a live session. It never revives a
 // revoked one: a touch racing a revocation loses (PostgreSQL: it waits for
-// the revocation's row lock, then re-checks the WHERE).
+// the revocation's row lock, then re-checks the WHERE). Nor an expired
+// one: a request that began while its session was alive and ends after it
+// expired (an event stream that ended because of the expiry) must not push
+// the idle expiry forward again.
 func (s *Store) TouchSession(ctx context.Context, id string, t db.Touch) error {
-	_, err := s.d.Writes().Exec(ctx, `UPDATE sessions SET last_seen_at = ?, idle_expires_at = ?, ip = ?,
-		location = ?, location_short = ? WHERE id = ? AND revoked_at IS NULL`,
+	_, err := s.d.Writes().Exec(ctx, `UPDATE sessions SET last_seen_at = ?1, idle_expires_at = ?2, ip = ?3,
+		location = ?4, location_short = ?5 WHERE id = ?6 AND `+alive(1),
 		t.LastSeenAt.Unix(), t.IdleExpiresAt.Unix(), t.IP, t.Location, t.LocationShort, id)
 	return failed("touch session", err)
 }

@@ -87,3 +87,31 @@ func testAcknowledgeSignIns(t *testing.T, f *fixture) {
 		}
 	}
 }
+
+// testTouchNeverRevivesAnExpiredSession: a touch that comes after the
+// session expired (a request that began while it was alive and ended
+// after) changes nothing: the session stays over.
+func testTouchNeverRevivesAnExpiredSession(t *testing.T, f *fixture) {
+	a := f.user(t, "a@example.com")
+	s := Session("a1", a.ID, T0)
+	s.IdleExpiresAt = T0.Add(time.Hour)
+	f.session(t, s)
+	late := T0.Add(2 * time.Hour)
+	if err := f.s.TouchSession(f.ctx, "a1", db.Touch{LastSeenAt: late, IdleExpiresAt: late.Add(time.Hour), IP: s.IP}); err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := f.s.SessionWithUser(f.ctx, "a1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Alive(late) || !got.IdleExpiresAt.Equal(T0.Add(time.Hour)) || !got.LastSeenAt.Equal(T0) {
+		t.Errorf("a touch after expiry revived the session: idle expiry %v, last seen %v", got.IdleExpiresAt, got.LastSeenAt)
+	}
+	// A touch while alive still records activity.
+	if err := f.s.TouchSession(f.ctx, "a1", db.Touch{LastSeenAt: T0.Add(time.Minute), IdleExpiresAt: T0.Add(61 * time.Minute), IP: s.IP}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := f.s.SessionWithUser(f.ctx, "a1"); !got.IdleExpiresAt.Equal(T0.Add(61 * time.Minute)) {
+		t.Errorf("a touch of a live session: idle expiry %v", got.IdleExpiresAt)
+	}
+}

@@ -42,6 +42,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"SummariesMatchSessions", testSummaries},
 		{"SecurityOverview", testSecurityOverview},
 		{"AcknowledgeSignIns", testAcknowledgeSignIns},
+		{"TouchNeverRevivesAnExpiredSession", testTouchNeverRevivesAnExpiredSession},
 		{"DisableEnableDeleteCascade", testUserCascades},
 		{"LoginFailures", testLoginFailures},
 		{"ReserveLoginAttempts", testReserveLoginAttempts},
