@@ -302,7 +302,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, err)
 		_, err = srv.app.Store.RevokeSession(t.Context(), u.ID, id, "revoked", "a11y", srv.clock.Now())
 		must(t, err)
-		must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+		must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText(signedOutNotice))
 		l.check(t, p, "live-signed-out")
 		release()
 		expectSignedOut(t, p)

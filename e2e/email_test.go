@@ -82,7 +82,7 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(phone.GetByText("That session was ended and your password changed.")).ToBeVisible())
 	// The thief's open tab is told at once, and every page is closed to it.
-	must(t, expect.Locator(thief.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+	must(t, expect.Locator(thief.Locator("#live-notice")).ToHaveText(regexpOf(`^You were signed out of this device at \d\d:\d\d UTC.*: it was reported as not yours\.$`)))
 	release()
 	expectSignedOut(t, thief)
 	expectSignedOut(t, owner)

@@ -172,3 +172,51 @@ func TestThisWasMeMailClearsTheBanner(t *testing.T) {
 		t.Fatalf("the banner still names a sign-in the mail said was yours:\n%s", banner(res))
 	}
 }
+
+// hhmm is the test clock's time as an ended tab is told it ("at 14:05 UTC").
+func hhmm(app *testApp) string { return app.clock().UTC().Format("15:04 UTC") }
+
+// TestEndedTabIsToldByWhom: the tab of an ended session is told when and
+// from which of the account's devices, and never names another account's
+// device, even if the ending recorded one (the store is the only way to
+// write that).
+func TestEndedTabIsToldByWhom(t *testing.T) {
+	app := newTestApp(t)
+	desktop, phone, tablet := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon), app.client(uaMacFirefox, ipTokyo)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	tablet.login("alice@example.com", pw)
+	bob := app.client(uaMacFirefox, ipBerlin)
+	bob.signup("bob@example.com", pw)
+	alice, err := app.store.UserByEmail(t.Context(), "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "Not you?" on the desktop ends the phone's session.
+	app.advance(time.Minute)
+	phoneID := phone.currentID()
+	expectRedirect(t, desktop.post("/settings/security/sessions/"+phoneID+"/not-you", url.Values{
+		"current_password": {pw}, "new_password": {"a brand new password"}}), "/settings/security")
+	told := "You were signed out of this device at " + hhmm(app) + " from Chrome on Windows (Berlin): it was reported as not yours."
+	// The tab's script, its stream refused, re-reads its page in the
+	// background: sent to sign in, it finds the notice there, and leaves
+	// it for the next page.
+	refresh := func(path string) *response {
+		req, _ := http.NewRequest(http.MethodGet, app.srv.URL+path, nil)
+		req.Header.Set("X-Doorman-Refresh", "1")
+		return phone.do(req)
+	}
+	expectRedirect(t, refresh("/settings/security"), "/login?next=%2Fsettings%2Fsecurity")
+	expectBody(t, refresh("/login?next=%2Fsettings%2Fsecurity"), told)
+	expectBody(t, phone.get("/login"), told)
+	expectNoBody(t, phone.get("/login"), told)
+
+	// An ending that names bob's session as its ender: the tab hears no name.
+	tabletID := tablet.currentID()
+	if _, err := app.store.RevokeSession(t.Context(), alice.ID, tabletID, "revoked", bob.currentID(), app.clock()); err != nil {
+		t.Fatal(err)
+	}
+	res := tablet.get("/login")
+	expectBody(t, res, "You were signed out of this device at "+hhmm(app)+".")
+	expectNoBody(t, res, "Firefox on macOS (Berlin)", "from ")
+}
