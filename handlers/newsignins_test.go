@@ -8,11 +8,12 @@ import (
 	"time"
 )
 
-// idOf is the id of the row on the Security page whose HTML names device.
+// idOf is the id of the row of another session on the Security page whose
+// HTML names device.
 func idOf(t *testing.T, rows []listedSession, device string) string {
 	t.Helper()
 	for _, r := range rows {
-		if strings.Contains(r.HTML, ">"+device+"</a>") {
+		if !r.Current && strings.Contains(r.HTML, ">"+device+"</a>") {
 			return r.ID
 		}
 	}
@@ -39,6 +40,12 @@ func TestNewSignInsBannerItWasMe(t *testing.T) {
 	desktop, laptop := app.client(uaWindowsChrome, ipBerlin), app.client(uaWindowsChrome, ipBerlin)
 	desktop.signup("alice@example.com", pw)
 	laptop.login("alice@example.com", pw)
+	// The laptop, signed in in the desktop's second, is news to both:
+	// each says it was the person's.
+	for _, c := range []*client{desktop, laptop} {
+		_, rows := c.securityPage()
+		expectRedirect(t, c.post("/settings/security/sessions/known", url.Values{"session": {idOf(t, rows, "Chrome on Windows")}}), "/settings/security")
+	}
 	app.advance(time.Hour)
 	phone := app.client(uaIPhone, ipLondon)
 	phone.login("alice@example.com", pw)
@@ -219,4 +226,20 @@ func TestEndedTabIsToldByWhom(t *testing.T) {
 	res := tablet.get("/login")
 	expectBody(t, res, "You were signed out of this device at "+hhmm(app)+".")
 	expectNoBody(t, res, "Firefox on macOS (Berlin)", "from ")
+}
+
+// TestNewSignInInTheSameSecond: a sign-in in the same second as this
+// device's own (the store keeps whole seconds) is called out on both,
+// rather than on neither.
+func TestNewSignInInTheSameSecond(t *testing.T) {
+	app := newTestApp(t)
+	desktop, phone := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	desktop.signup("alice@example.com", pw)
+	phone.login("alice@example.com", pw)
+	if res, _ := desktop.securityPage(); !strings.Contains(banner(res), ">Safari on iPhone</a>") {
+		t.Fatalf("the desktop is not told of a sign-in in its own second:\n%s", banner(res))
+	}
+	if res, _ := phone.securityPage(); !strings.Contains(banner(res), ">Chrome on Windows</a>") {
+		t.Fatalf("the phone is not told of a sign-in in its own second:\n%s", banner(res))
+	}
 }

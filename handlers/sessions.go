@@ -27,7 +27,7 @@ const newSignInWindow = 24 * time.Hour
 const newSignInsNamed = 5
 
 // newSignIns is the banner of the sign-ins on other devices (list: the
-// user's other live sessions) that are newer than this device's own
+// user's other live sessions) that are not older than this device's own
 // (signedIn), in the last day, and not yet said to be the person's ("It
 // was me" here, "This was me" in the alert mail: KnownAt). Newest first.
 // A sign-in the person did not make then gets noticed, and one they did
@@ -36,7 +36,9 @@ const newSignInsNamed = 5
 func newSignIns(list []db.SessionSummary, signedIn, now time.Time) views.NewSignIns {
 	var fresh []db.SessionSummary
 	for _, s := range list {
-		if now.Sub(s.CreatedAt) < newSignInWindow && s.CreatedAt.After(signedIn) && s.KnownAt.IsZero() {
+		// Times are whole seconds: one in the same second as this
+		// device's is called out too (on both, rather than on neither).
+		if now.Sub(s.CreatedAt) < newSignInWindow && !s.CreatedAt.Before(signedIn) && s.KnownAt.IsZero() {
 			fresh = append(fresh, s)
 		}
 	}
