@@ -108,6 +108,12 @@ type Store interface {
 	// SessionNames returns the device names of those of ids that are
 	// sessions of the user's (alive or not) and are named.
 	SessionNames(ctx context.Context, userID int64, ids []string) (map[string]string, error)
+	// AcknowledgeSignIns records that the user said the sign-ins of
+	// sessions ids were theirs ("It was me"): KnownAt = now on each that is
+	// the user's, alive and not acknowledged before, with a history entry
+	// (EventSignInKnown) each, in one transaction; it returns those.
+	// Another user's, an ended or an unknown id changes nothing.
+	AcknowledgeSignIns(ctx context.Context, userID int64, ids []string, now time.Time) ([]SessionSummary, error)
 	// TouchSession records activity on a session that is not revoked; it
 	// never revives a revoked one.
 	TouchSession(ctx context.Context, id string, t Touch) error

@@ -25,6 +25,7 @@ const (
 	EventAppSignIn       = "app_sign_in"       // a session signed in to an app through Doorman (Detail: the app; SessionID, Device, Location, IP: the session's)
 	EventAppDisconnected = "app_disconnected"  // the person disconnected an app signed in to through Doorman (Detail: the app; Reason ReasonDisconnected)
 	EventDeviceRenamed   = "device_renamed"    // the owner named session SessionID's device (Detail: the name, "" when removed; Method: its browser label)
+	EventSignInKnown     = "sign_in_known"     // the person said a sign-in was theirs ("It was me"; SessionID: its session, Detail: its device and place)
 )
 
 // SecurityEvent is one entry of an account's security history.

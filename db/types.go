@@ -147,6 +147,10 @@ type SessionSummary struct {
 	LocationShort string
 	AuthMethod    string
 	IP            string // the last address seen: where a map puts the session
+	// KnownAt is when the person said this sign-in was theirs ("It was
+	// me" on the Security page, "This was me" in a new sign-in alert);
+	// zero while they have not.
+	KnownAt time.Time
 }
 
 // Summary is the session as a list shows it.

@@ -250,6 +250,18 @@ func TestEveryPageAccessible(t *testing.T) {
 		// page the test opens: the tab leaves first.
 		leave(t, p)
 		signInByRequest(t, p, tfEmail, pass1, true)
+		// The banner of new sign-ins (on this look's own account): one
+		// named, then several; "They were all me" takes them off.
+		for i, d := range []struct{ name, ip string }{{pixel7, ipTokyo}, {iPad, ipLondon}} {
+			o := newDevice(t, srv, d.name, d.ip)
+			signInByRequest(t, o, tfEmail, pass1, false)
+			goTo(t, p, "/settings/security")
+			must(t, expect.Locator(p.Locator("[data-new-signins] li")).ToHaveCount(i*2))
+			must(t, expect.Locator(p.Locator("[data-new-signins]")).ToBeVisible())
+			l.check(t, p, []string{"security-new-signin", "security-new-signins"}[i])
+		}
+		must(t, button(p, "They were all me").Click())
+		must(t, expect.Locator(p.Locator("[data-new-signins]")).ToHaveCount(0))
 		l.visit(t, p, "/settings/security/two-factor", "two-factor-verify-first")
 		verifyEmail(t, srv, p, tfEmail)
 		l.visit(t, p, "/settings/security/two-factor", "two-factor-off")
@@ -332,7 +344,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, err)
 		_, err = srv.app.Store.RevokeSession(t.Context(), u.ID, id, "revoked", "a11y", srv.clock.Now())
 		must(t, err)
-		must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+		must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText(signedOutNotice))
 		l.check(t, p, "live-signed-out")
 		release()
 		expectSignedOut(t, p)

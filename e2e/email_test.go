@@ -82,7 +82,7 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(phone.GetByText("That session was ended and your password changed.")).ToBeVisible())
 	// The thief's open tab is told at once, and every page is closed to it.
-	must(t, expect.Locator(thief.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+	must(t, expect.Locator(thief.Locator("#live-notice")).ToHaveText(regexpOf(`^You were signed out of this device at \d\d:\d\d UTC.*: it was reported as not yours\.$`)))
 	release()
 	expectSignedOut(t, thief)
 	expectSignedOut(t, owner)
@@ -168,6 +168,7 @@ func TestEmailPagesAccessible(t *testing.T) {
 		l.check(t, p, "reset-error")
 		l.visit(t, p, signInLink, "sign-in-link-other-browser")
 		l.visit(t, p, notMe, "not-me")
+		checkboxesWhole(t, p, 2)
 		l.visit(t, p, confirm, "email-confirm")
 		l.visit(t, p, known, "sign-in-known")
 		l.visit(t, p, cancel, "email-cancel")
@@ -177,6 +178,7 @@ func TestEmailPagesAccessible(t *testing.T) {
 		l.visit(t, p, "/settings/security", "security-email-change")
 		must(t, expect.Locator(heading(p, "Change of address waiting")).ToBeVisible())
 		l.visit(t, p, "/settings/security/sessions/"+ownerID+"/not-you", "not-you")
+		checkboxesWhole(t, p, 1)
 		goTo(t, p, "/settings")
 		must(t, button(p, "Turn alerts off").Click())
 		must(t, expect.Locator(heading(p, "Turn off new sign-in alerts?")).ToBeVisible())
@@ -191,4 +193,26 @@ func TestEmailPagesAccessible(t *testing.T) {
 		must(t, expect.Locator(heading(dp, "Reset your Doorman password")).ToBeVisible())
 		l.check(t, dp, "dev-mail-message")
 	})
+}
+
+// checkboxesWhole checks the page's n or more checkboxes keep their size
+// (square, at least 22 px) with the label beside them, within the page, at
+// any width: "Secure your account" once squeezed one to 19×22 on a phone.
+func checkboxesWhole(t *testing.T, p playwright.Page, n int) {
+	t.Helper()
+	res, err := p.Evaluate(`() => Array.from(document.querySelectorAll('.checkbox-field')).map(f => {
+  const i = f.querySelector('input').getBoundingClientRect(), l = f.querySelector('label').getBoundingClientRect();
+  const ok = i.width >= 22 && i.height >= 22 && Math.abs(i.width - i.height) < 1 && l.left >= i.right && l.right <= document.documentElement.clientWidth;
+  return ok ? '' : 'checkbox ' + Math.round(i.width) + 'x' + Math.round(i.height) + ' at ' + Math.round(i.left) + '-' + Math.round(i.right) + ', label ' + Math.round(l.left) + '-' + Math.round(l.right);
+})`)
+	must(t, err)
+	boxes := list(t, res)
+	if len(boxes) < n {
+		t.Fatalf("%d checkboxes, want at least %d", len(boxes), n)
+	}
+	for _, b := range boxes {
+		if b != "" {
+			t.Errorf("a squeezed checkbox: %v", b)
+		}
+	}
 }

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"regexp"
 	"testing"
 	"time"
 
@@ -34,7 +35,7 @@ func TestLiveSignOut(t *testing.T) {
 	started := time.Now()
 	must(t, row.GetByRole("button").Click())
 	notice := phone.Locator("#live-notice")
-	must(t, expect.Locator(notice).ToHaveText("You were signed out of this device."))
+	must(t, expect.Locator(notice).ToHaveText(signedOutFrom("Chrome on Windows (Berlin)")))
 	t.Logf("the ended tab showed the notice %v after the click", time.Since(started).Round(time.Millisecond))
 	must(t, expect.Locator(notice).ToHaveAttribute("role", "status"))
 	must(t, expect.Locator(link(phone, "Change password")).ToBeFocused())
@@ -99,7 +100,7 @@ func TestLiveSignOutBeforeTheStreamOpens(t *testing.T) {
 	}
 	letGo := holdSignIn(t, phone) // the notice stays until checked
 	close(release)
-	must(t, expect.Locator(phone.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+	must(t, expect.Locator(phone.Locator("#live-notice")).ToHaveText(signedOutNotice))
 	letGo()
 	expectSignedOut(t, phone)
 	// A tab that is still signed in and whose stream was refused (as the
@@ -126,4 +127,14 @@ func TestLiveSignOutBeforeTheStreamOpens(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(desktop.Locator("#live-notice")).ToBeHidden())
+}
+
+// signedOutNotice is an ended tab's notice: when (the server's clock, not
+// checked here), and perhaps how or from where.
+var signedOutNotice = regexpOf(`^You were signed out of this device at \d\d:\d\d UTC\b.*\.$`)
+
+// signedOutFrom is the notice of a tab ended from device ("Chrome on
+// Windows (Berlin)"), named.
+func signedOutFrom(device string) *regexp.Regexp {
+	return regexpOf(`^You were signed out of this device at \d\d:\d\d UTC from ` + regexp.QuoteMeta(device) + `\.$`)
 }

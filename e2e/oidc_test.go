@@ -247,7 +247,7 @@ func TestOIDCSignInAndLogoutReachTheApp(t *testing.T) {
 	expectRPHome(t, laptopApp, app, "")
 	must(t, expect.Locator(laptopApp.GetByRole("status")).ToHaveText(rpBackchannelEnded))
 	// And the laptop's Doorman tab says it was signed out.
-	must(t, expect.Locator(laptop.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+	must(t, expect.Locator(laptop.Locator("#live-notice")).ToHaveText(signedOutNotice))
 	release()
 	expectSignedOut(t, laptop)
 

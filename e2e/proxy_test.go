@@ -303,7 +303,7 @@ func TestDeploymentBehindNginx(t *testing.T) {
 	if r := dev.do("POST", "/settings/security/sessions/"+id+"/revoke", url.Values{}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("revoke through the other instance: %d", r.StatusCode)
 	}
-	must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText("You were signed out of this device."))
+	must(t, expect.Locator(p.Locator("#live-notice")).ToHaveText(signedOutNotice))
 	t.Logf("the tab on the other instance showed the notice %v after the revocation", time.Since(started).Round(time.Millisecond))
 	release()
 	expectSignedOut(t, p)

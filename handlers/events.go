@@ -111,7 +111,7 @@ func (a *app) streamEvents(ctx context.Context, st *live.Stream, session string,
 		case <-st.Stopped():
 			return
 		case <-st.Ended():
-			send("event: signed-out\ndata: " + signedOutText(st.Reason()) + "\n\n")
+			send("event: signed-out\ndata: " + a.liveSignedOutText(ctx, session, st.Reason()) + "\n\n")
 			return
 		case <-st.Refresh:
 			if !send("event: sessions\ndata: changed\n\n") {
@@ -135,7 +135,8 @@ func (a *app) streamEvents(ctx context.Context, st *live.Stream, session string,
 // streamRetryAfter is the Retry-After (seconds) of a refused stream.
 const streamRetryAfter = "30"
 
-// signedOutText is what the ended tab says, by why its session ended.
+// signedOutText is what the ended tab says, by why its session ended, when
+// its row can't be read (liveSignedOutText says more).
 func signedOutText(reason string) string {
 	switch reason {
 	case db.ReasonSessionLimit:

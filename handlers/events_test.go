@@ -118,7 +118,8 @@ func TestEventStreamSignsTheEndedTabOut(t *testing.T) {
 	// Ended from the other device: the phone's tab is told at once, in
 	// words, and its stream closes; the desktop's list refreshes.
 	expectRedirect(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), "/settings/security")
-	ps.expectEvent("signed-out", "You were signed out of this device.")
+	endedAt := hhmm(app)
+	ps.expectEvent("signed-out", "You were signed out of this device at "+endedAt+" from Chrome on Windows (Berlin).")
 	ps.expectClosed()
 	ds.expectEvent("sessions", "changed")
 
@@ -129,7 +130,7 @@ func TestEventStreamSignsTheEndedTabOut(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized || res.Header.Get("Location") != "" {
 		t.Fatalf("an ended session opened a stream: %d %s", res.StatusCode, res.Header.Get("Location"))
 	}
-	expectBody(t, phone.get("/login"), "You were signed out of this device.")
+	expectBody(t, phone.get("/login"), "You were signed out of this device at "+endedAt+" from Chrome on Windows (Berlin).")
 	anon := app.client(uaIPhone, ipLondon).openStream().res
 	if anon.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("no cookie: %d", anon.StatusCode)
@@ -143,7 +144,7 @@ func TestEventStreamSignsTheEndedTabOut(t *testing.T) {
 
 	// A password change elsewhere ends it too.
 	expectRedirect(t, desktop.post("/settings/security/password", url.Values{"current_password": {pw}, "new_password": {"another password"}, "sign_out_others": {"on"}}), "/settings/security")
-	ls.expectEvent("signed-out", "You were signed out of this device.")
+	ls.expectEvent("signed-out", "You were signed out of this device at "+hhmm(app)+" when your password was changed on Chrome on Windows (Berlin).")
 }
 
 // TestEventStreamSeesTheOperator: an ending written by another process (an
@@ -159,7 +160,7 @@ func TestEventStreamSeesTheOperator(t *testing.T) {
 		func(string) string { return "" }, &out, slog.New(slog.NewTextHandler(io.Discard, nil)), app.clock); err != nil {
 		t.Fatal(err)
 	}
-	ds.expectEvent("signed-out", "You were signed out of this device.")
+	ds.expectEvent("signed-out", "You were signed out of this device at "+hhmm(app)+" by the people who run this site.")
 }
 
 // TestEventStreamSeesASignInThroughAnotherInstance: two instances on one
@@ -182,7 +183,7 @@ func TestEventStreamSeesASignInThroughAnotherInstance(t *testing.T) {
 		t.Fatalf("after a sign-in through the other instance: event %q data %q, want sessions changed", e, d)
 	}
 	expectRedirect(t, phone.post("/settings/security/sessions/"+desktopID+"/revoke", nil), "/settings/security")
-	if e, d := ds.next(15 * time.Second); e != "signed-out" || d != "You were signed out of this device." {
+	if e, d := ds.next(15 * time.Second); e != "signed-out" || d != "You were signed out of this device at "+hhmm(a)+" from Safari on iPhone (London)." {
 		t.Fatalf("after its ending through the other instance: event %q data %q", e, d)
 	}
 	ds.expectClosed()
@@ -228,8 +229,15 @@ func TestEventStreamLimitsHeartbeatExpiryShutdown(t *testing.T) {
 
 	// Expiry needs no write: the stream notices at its next check.
 	app.advance(2 * time.Hour)
-	streams[0].expectEvent("signed-out", "Your session expired. Please sign in again.")
-	extra.expectEvent("signed-out", "Your session expired. Please sign in again.")
+	// It says when: at the idle expiry, an hour after the last use.
+	timedOut := "Your session timed out at " + app.clock().Add(-time.Hour).UTC().Format("15:04 UTC") + " after 1 hour unused. Please sign in again."
+	streams[0].expectEvent("signed-out", timedOut)
+	extra.expectEvent("signed-out", timedOut)
+	// The streams' requests, over now, do not bring the session back (it
+	// began alive: a touch at its end once pushed the idle expiry on).
+	streams[0].expectClosed()
+	extra.expectClosed()
+	expectRedirect(t, desktop.get("/settings"), "/login?next=%2Fsettings")
 
 	// Shutdown ends the streams that are left.
 	app.advance(-2 * time.Hour)

@@ -210,9 +210,9 @@ func TestRevokeOne(t *testing.T) {
 	}
 	res = phone.get("/login?next=%2Fsettings%2Fsecurity")
 	expectStatus(t, res, http.StatusOK)
-	expectBody(t, res, "You were signed out of this device.")
+	expectBody(t, res, "You were signed out of this device at "+hhmm(app)+" from Chrome on Windows (Berlin).")
 	// The notice is shown once.
-	expectNoBody(t, phone.get("/login"), "You were signed out of this device.")
+	expectNoBody(t, phone.get("/login"), "You were signed out of this device")
 
 	// Revoking it again is a 404.
 	expectStatus(t, desktop.post("/settings/security/sessions/"+phoneID+"/revoke", nil), http.StatusNotFound)
@@ -241,7 +241,7 @@ func TestSignInStraightAfterBeingSignedOut(t *testing.T) {
 		t.Fatal("no new session cookie")
 	}
 	res, rows := phone.securityPage()
-	expectNoBody(t, res, "You were signed out of this device.")
+	expectNoBody(t, res, "You were signed out of this device")
 	if len(rows) != 2 || !rows[0].Current || !strings.Contains(rows[0].HTML, "Safari on iPhone") {
 		t.Fatalf("after signing in again: %+v", rows)
 	}
@@ -395,7 +395,7 @@ func TestForgedCookiesAreSignedOut(t *testing.T) {
 		}
 		res = c.get("/login")
 		expectStatus(t, res, http.StatusOK)
-		expectNoBody(t, res, "You were signed out of this device.")
+		expectNoBody(t, res, "You were signed out of this device", "timed out")
 	}
 	if _, rows := alice.securityPage(); len(rows) != 1 {
 		t.Fatal("alice's session was disturbed")
@@ -417,7 +417,7 @@ func TestSessionTimeouts(t *testing.T) {
 	// ...but not past the absolute lifetime: at 5.5 h it is over.
 	app.advance(time.Hour)
 	expectRedirect(t, c.get("/settings"), "/login?next=%2Fsettings")
-	expectBody(t, c.get("/login"), "Your session expired. Please sign in again.")
+	expectBody(t, c.get("/login"), "Your session timed out at "+c.app.clock().Add(-30*time.Minute).UTC().Format("15:04 UTC")+": a session lasts at most 5 hours. Please sign in again.")
 
 	// Unused for the idle timeout: over, even well inside the lifetime.
 	idle := app.client(uaIPhone, ipLondon)
@@ -426,6 +426,7 @@ func TestSessionTimeouts(t *testing.T) {
 	expectStatus(t, idle.get("/settings"), http.StatusOK) // this use extends it to +2 h
 	app.advance(2 * time.Hour)
 	expectRedirect(t, idle.get("/settings"), "/login?next=%2Fsettings")
+	expectBody(t, idle.get("/login"), "Your session timed out at "+hhmm(app)+" after 2 hours unused. Please sign in again.")
 	if !strings.Contains(app.logs.String(), "session expired") {
 		t.Error("expiry not logged")
 	}
@@ -484,7 +485,7 @@ func TestNewSignInIsCalledOut(t *testing.T) {
 	phone.login("alice@example.com", "correct horse")
 	app.advance(5 * time.Minute)
 	res, _ := desktop.securityPage()
-	expectBody(t, res, "New sign-in: Safari on iPhone, London, England, United Kingdom, <time", "5 minutes ago</time>. Not you?")
+	expectBody(t, res, "<strong>New sign-in:</strong> <a href=", ">Safari on iPhone</a>, London, England, United Kingdom, <time", "5 minutes ago</time>.", ">Not me</a>")
 	// The newer session is not told about the older one.
 	res, _ = phone.securityPage()
 	expectNoBody(t, res, "New sign-in")

@@ -160,6 +160,9 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 	case db.EventSignIn:
 		r.Title, r.Detail = "Signed in on "+e.Device, joinMeta(where, methodLabel(e.Method))
 		r.URL = paths.Session(e.SessionID)
+	case db.EventSignInKnown:
+		r.Title, r.Detail = "You said the sign-in on "+e.Detail+" was you", eventFrom(e)
+		r.URL = paths.Session(e.SessionID)
 	case db.EventSignInFailed:
 		r.Title, r.Detail = "A wrong password was entered", eventFrom(e)
 	case db.EventTwoFactorFailed:
@@ -253,7 +256,7 @@ type eventGroup struct {
 // eventGroups are the kinds of entry the history can be narrowed to: a
 // small fixed set a person thinks in, each some kinds of event.
 var eventGroups = []eventGroup{
-	{"sign-ins", "Sign-ins", []string{db.EventSignIn, db.EventSignInFailed, db.EventTwoFactorFailed}},
+	{"sign-ins", "Sign-ins", []string{db.EventSignIn, db.EventSignInKnown, db.EventSignInFailed, db.EventTwoFactorFailed}},
 	{"sessions", "Sessions ended", []string{db.EventSessionEnded, db.EventAccountReset}},
 	{"apps", "Apps and tokens", []string{db.EventTokenCreated, db.EventTokenRevoked, db.EventAppApproved,
 		db.EventAppConsented, db.EventAppSignIn, db.EventAppDisconnected, db.EventRefreshReused}},

@@ -349,11 +349,12 @@ func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 		case stateAlive:
 			c.Set(ctxAuth, &authInfo{User: b.user, Session: b.row})
 		case stateEnded:
+			// When, why and from which of the account's devices (the
+			// live notice says the same).
+			a.addFlash(c, flashNotice, a.signedOutMessage(r.Context(), b.row, b.user, a.now()))
 			switch {
 			case b.row.RevokedReason == db.ReasonSessionLimit:
-				a.addFlash(c, flashNotice, "You were signed out of this device because your account signed in on too many others.")
 			case b.row.Revoked() || b.user.Disabled():
-				a.addFlash(c, flashNotice, "You were signed out of this device.")
 				// Counted on the ended session's details page: someone
 				// (this browser, or whoever copied its cookie) still holds it.
 				if b.row.Revoked() {
@@ -362,7 +363,6 @@ func (a *app) loadSession(next echo.HandlerFunc) echo.HandlerFunc {
 					}
 				}
 			default:
-				a.addFlash(c, flashNotice, "Your session expired. Please sign in again.")
 				a.log.Info("session expired", "session", b.row.ID, "user", b.row.UserID)
 			}
 			a.sessions.ClearCookie(c)

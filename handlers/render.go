@@ -39,9 +39,12 @@ func (a *app) page(c echo.Context, title, nav string) views.Page {
 	p := views.Page{Title: title, Nav: nav, Assets: a.assets}
 	// The script's in-place refresh of a list (after a push) re-reads the
 	// page in the background: it must not take the one-time messages that
-	// the tab's next real page is to show.
+	// the tab's next real page is to show. Signed out, it shows them
+	// without taking them: the script reads its sign-out notice there.
 	if c.Request().Header.Get(refreshHeader) == "" {
 		p.Flashes = a.takeFlashes(c)
+	} else if authOf(c) == nil {
+		p.Flashes = a.peekFlashes(c)
 	}
 	p.CSRF, _ = c.Get(ctxCSRF).(string)
 	if au := authOf(c); au != nil {
@@ -129,6 +132,29 @@ func (a *app) takeFlashes(c echo.Context) []views.Flash {
 	}
 	out = append(out, st.pending...)
 	st.pending = nil
+	return out
+}
+
+// peekFlashes is the messages waiting in the request's cookie, left there
+// for the tab's next real page. A background re-read shows them only to
+// the script: a tab that finds itself signed out that way (its stream was
+// refused) reads its notice, when and from where, from the page.
+func (a *app) peekFlashes(c echo.Context) []views.Flash {
+	if _, err := c.Request().Cookie(a.cookieName(c.Request(), flashCookie)); err != nil {
+		return nil
+	}
+	// Values, not Flashes(): that would delete them from the request's
+	// session, and a later save in this request would drop them.
+	fs := a.flashSession(c)
+	var out []views.Flash
+	for _, kind := range [...]string{flashNotice, flashSuccess} {
+		v, _ := fs.Values[kind].([]any)
+		for _, x := range v {
+			if text, ok := x.(string); ok {
+				out = append(out, views.Flash{Kind: kind, Text: text})
+			}
+		}
+	}
 	return out
 }
 

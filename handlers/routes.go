@@ -219,6 +219,7 @@ func (a *app) settingsRoutes(web routeSet) {
 	settings(http.MethodPost, paths.RevokeOthers, a.revokeOthers)
 	settings(http.MethodGet, paths.RevokeAll, a.confirmRevokeAll)
 	settings(http.MethodPost, paths.RevokeAll, a.revokeAll)
+	settings(http.MethodPost, paths.SignInsKnown, a.acknowledgeSignIns)
 	settings(http.MethodGet, paths.SessionPattern, a.sessionDetails)
 	settings(http.MethodPost, paths.SessionRevokePattern, a.revokeSession)
 	settings(http.MethodGet, paths.SessionNotYouPattern, a.notYouForm)

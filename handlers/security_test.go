@@ -310,7 +310,7 @@ func TestSessionLimit(t *testing.T) {
 	}
 	expectBody(t, res, "You were signed in on 3 devices, the most Doorman keeps, so the one used least recently (Chrome on Windows, Berlin, Germany) was signed out.")
 	expectRedirect(t, first.get("/settings"), "/login?next=%2Fsettings")
-	expectBody(t, first.get("/login"), "You were signed out of this device because your account signed in on too many others.")
+	expectBody(t, first.get("/login"), "You were signed out of this device at "+hhmm(app)+" because your account signed in on too many others.")
 	for _, c := range others {
 		expectStatus(t, c.get("/settings"), http.StatusOK)
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -19,6 +20,88 @@ import (
 // newSignInWindow is how long a new sign-in elsewhere is called out on the
 // Security page.
 const newSignInWindow = 24 * time.Hour
+
+// newSignInsNamed is how many recent sign-ins the banner names; the rest
+// are counted ("and 4 more, listed below") and come back, named, once
+// these are answered. "It was me" vouches only for the ones named.
+const newSignInsNamed = 5
+
+// newSignIns is the banner of the sign-ins on other devices (list: the
+// user's other live sessions) that are not older than this device's own
+// (signedIn), in the last day, and not yet said to be the person's ("It
+// was me" here, "This was me" in the alert mail: KnownAt). Newest first.
+// A sign-in the person did not make then gets noticed, and one they did
+// make stops alarming them once they say so, on every device: the answer
+// is kept on the session's row.
+func newSignIns(list []db.SessionSummary, signedIn, now time.Time) views.NewSignIns {
+	var fresh []db.SessionSummary
+	for _, s := range list {
+		// Times are whole seconds: one in the same second as this
+		// device's is called out too (on both, rather than on neither).
+		if now.Sub(s.CreatedAt) < newSignInWindow && !s.CreatedAt.Before(signedIn) && s.KnownAt.IsZero() {
+			fresh = append(fresh, s)
+		}
+	}
+	if len(fresh) == 0 {
+		return views.NewSignIns{}
+	}
+	slices.SortStableFunc(fresh, func(a, b db.SessionSummary) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	n := views.NewSignIns{Heading: "New sign-in:", KnownURL: paths.SignInsKnown, KnownButton: "It was me"}
+	if len(fresh) > 1 {
+		n.Heading, n.KnownButton = plural(len(fresh), "new sign-in")+" in the last day:", "They were all me"
+	}
+	if len(fresh) > newSignInsNamed {
+		n.More = fmt.Sprintf("And %d more, listed below.", len(fresh)-newSignInsNamed)
+		n.KnownButton = fmt.Sprintf("These %d were me", newSignInsNamed)
+		fresh = fresh[:newSignInsNamed]
+	}
+	for _, s := range fresh {
+		place := s.LocationShort
+		if place == "" {
+			place = s.Location
+		}
+		n.Rows = append(n.Rows, views.NewSignInRow{
+			ID: s.ID, Device: s.DeviceLabel, Location: s.Location, Place: place,
+			Ago: relTime(now, s.CreatedAt), ISO: isoTime(s.CreatedAt), At: exactTime(s.CreatedAt),
+			DetailsURL: paths.Session(s.ID), NotMeURL: paths.SessionNotYou(s.ID), NotMeLabel: "Not me: " + s.DeviceLabel + ", " + place,
+		})
+	}
+	return n
+}
+
+// acknowledgeSignIns is "It was me" on the banner: the sessions it named
+// (the form's session ids) are kept as the person's, so the banner no
+// longer shows them, on any device. Only the user's own live sessions
+// change (the store's WHERE); ids of anything else are refused with a 404
+// when nothing of the user's was named.
+func (a *app) acknowledgeSignIns(c echo.Context) error {
+	au, now := authOf(c), a.now()
+	if err := c.Request().ParseForm(); err != nil {
+		return echo.NewHTTPError(http.StatusBadRequest, "The form could not be read.")
+	}
+	ids := c.Request().PostForm["session"] // the body only, never the query
+	if len(ids) == 0 || len(ids) > newSignInsNamed {
+		return echo.NewHTTPError(http.StatusBadRequest, "Choose the sign-ins that were you from the Security page.")
+	}
+	for _, id := range ids {
+		if !sessiontoken.ValidID(id) || id == au.Session.ID {
+			return errNoSuchSession()
+		}
+	}
+	known, err := a.store.AcknowledgeSignIns(a.acting(c), au.User.ID, ids, now)
+	if err != nil {
+		return fmt.Errorf("acknowledge sign-ins: %w", err)
+	}
+	if len(known) == 0 {
+		return echo.NewHTTPError(http.StatusNotFound, "There are no such sign-ins. They may have been signed out or confirmed already.")
+	}
+	msg := "Thanks. " + known[0].DeviceLabel + " in " + known[0].Location + " is marked as yours."
+	if len(known) > 1 {
+		msg = "Thanks. Those " + strconv.Itoa(len(known)) + " sign-ins are marked as yours."
+	}
+	a.addFlash(c, flashSuccess, msg)
+	return c.Redirect(http.StatusSeeOther, paths.Security)
+}
 
 // sessionRow turns a session into a list row.
 func sessionRow(s db.SessionSummary, currentID string, now time.Time) views.SessionRow {
@@ -140,14 +223,6 @@ func (a *app) security(c echo.Context) error {
 		return fmt.Errorf("security page: %w", err)
 	}
 	list := withoutSession(o.Sessions, au.Session.ID)
-	// A sign-in elsewhere, newer than this one and in the last day, is
-	// called out so one the user did not make gets noticed.
-	var fresh []db.SessionSummary
-	for _, s := range list {
-		if now.Sub(s.CreatedAt) < newSignInWindow && s.CreatedAt.After(au.Session.CreatedAt) {
-			fresh = append(fresh, s)
-		}
-	}
 	others := sessionRows(list, au.Session.ID, now)
 	tf := o.TwoFactor
 	apps, pats := splitTokens(o.Tokens)
@@ -196,7 +271,7 @@ func (a *app) security(c echo.Context) error {
 		OthersCount:       plural(len(others), "other session"),
 		OthersMessage:     othersMessage(others, len(apps)+len(signInApps)+len(pats) > 0),
 		NeedPassword:      !a.inSudo(au),
-		NewSignIns:        sessionRows(fresh, au.Session.ID, now),
+		NewSignIns:        newSignIns(list, au.Session.CreatedAt, now),
 		Map:               a.signInMap(au.Session.Summary(), list),
 	}))
 }

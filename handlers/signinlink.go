@@ -233,6 +233,13 @@ func (a *app) signInKnown(c echo.Context) error {
 	if err := a.store.RememberSignInPlace(c.Request().Context(), user.ID, l.Device, db.Network(l.IP), a.now()); err != nil {
 		return fmt.Errorf("sign-in known: %w", err)
 	}
+	// The Security page's banner of new sign-ins says the same: this
+	// sign-in is the person's (nothing, if it has ended since).
+	if l.SessionID != "" {
+		if _, err := a.store.AcknowledgeSignIns(a.acting(c), user.ID, []string{l.SessionID}, a.now()); err != nil {
+			return fmt.Errorf("sign-in known: %w", err)
+		}
+	}
 	a.log.Info("sign-in place confirmed", "user", user.ID, "session", l.SessionID)
 	return a.render(c, http.StatusOK, views.MessagePage(views.MessageProps{
 		Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're signed in",

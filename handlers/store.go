@@ -43,6 +43,7 @@ type Store interface {
 	UserSession(ctx context.Context, userID int64, id string, now time.Time) (db.Session, error)
 	RenameSession(ctx context.Context, userID int64, id, name string, now time.Time) (db.Session, error)
 	SessionNames(ctx context.Context, userID int64, ids []string) (map[string]string, error)
+	AcknowledgeSignIns(ctx context.Context, userID int64, ids []string, now time.Time) ([]db.SessionSummary, error)
 	ListSecurityEvents(ctx context.Context, userID int64, before int64, since time.Time, limit int) ([]db.SecurityEvent, error)
 	FilterSecurityEvents(ctx context.Context, userID int64, before int64, f db.EventFilter, limit int) ([]db.SecurityEvent, error)
 	RecordSecurityEvent(ctx context.Context, e db.SecurityEvent) error

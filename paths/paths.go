@@ -17,6 +17,9 @@ const (
 	Sessions     = Security + "/sessions"
 	RevokeOthers = Sessions + "/revoke-others"
 	RevokeAll    = Sessions + "/revoke-all"
+	// SignInsKnown is "It was me" on the Security page's banner of new
+	// sign-ins (POST).
+	SignInsKnown = Sessions + "/known"
 	Password     = Security + "/password"
 	// Events is the signed-in browser's stream of session events.
 	Events = Security + "/events"

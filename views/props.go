@@ -140,6 +140,34 @@ type SessionRow struct {
 	NotYouLabel string // its accessible name: "Not you? Chrome on Windows, Berlin"
 }
 
+// NewSignIns is the Security page's one banner of recent new sign-ins.
+type NewSignIns struct {
+	// Heading: "New sign-in:" for one, "3 new sign-ins in the last
+	// day:" for several.
+	Heading string
+	Rows    []NewSignInRow
+	// More counts the recent sign-ins not named (the banner names a few):
+	// "and 4 more, listed below"; "" when every one is named.
+	More string
+	// KnownURL is where "It was me" posts the named sessions' ids;
+	// KnownButton is its text.
+	KnownURL, KnownButton string
+}
+
+// NewSignInRow is one sign-in the banner names.
+type NewSignInRow struct {
+	ID         string
+	Device     string // "Firefox on Windows"
+	Location   string // "Berlin, Germany"
+	Place      string // "Berlin": the short form, for a list of several
+	Ago        string // "5 minutes ago"
+	ISO        string
+	At         string // exact, "7 Dec 2026, 07:25 UTC"
+	DetailsURL string
+	NotMeURL   string // the session's "Not you?": end it and take the account back
+	NotMeLabel string // its accessible name: "Not me: Firefox on Windows, Berlin"
+}
+
 // SecurityProps is Settings → Security.
 type SecurityProps struct {
 	Page
@@ -150,8 +178,10 @@ type SecurityProps struct {
 	// sessions named (the first few), and what stays.
 	OthersMessage string
 	NeedPassword  bool // outside the sudo window: confirmations ask for the password
-	NewSignIns    []SessionRow
-	TwoFactorOn   bool
+	// NewSignIns is the banner of recent sign-ins on other devices that
+	// the person has not said were theirs (none: no banner).
+	NewSignIns  NewSignIns
+	TwoFactorOn bool
 	// The rest of the inventory: connected apps and access tokens.
 	Apps, Tokens []TokenRow
 	// EverywhereMessage is what "Sign out everywhere" ends, counted.

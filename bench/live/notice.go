@@ -27,7 +27,7 @@ type noticeResult struct {
 // context with that session's cookies and waits until the tab's stream is
 // subscribed (the page marks body[data-live-stream="open"]); then a revoker
 // on B ends the session, and the time runs from just before the revoke is
-// sent to the moment the tab shows "You were signed out of this device."
+// sent to the moment the tab shows "You were signed out of this device …"
 // (playwright's wait for the notice, which polls the page: its few
 // milliseconds are in the figure). The tab's move to sign-in 1.5 s later is
 // not waited for.
@@ -127,7 +127,7 @@ func noticeRound(chromium playwright.Browser, a *instance, revoker *browser) (ti
 		State: playwright.WaitForSelectorStateAttached, Timeout: playwright.Float(30000)}); err != nil {
 		return 0, fmt.Errorf("the tab's stream never opened: %w", err)
 	}
-	notice := page.GetByRole("status").Filter(playwright.LocatorFilterOptions{HasText: "You were signed out of this device."})
+	notice := page.GetByRole("status").Filter(playwright.LocatorFilterOptions{HasText: "You were signed out of this device"})
 	t0 := time.Now()
 	status, err := revoker.do(http.MethodPost, "/settings/security/sessions/"+s.sessionID()+"/revoke", url.Values{})
 	if err != nil || status != http.StatusSeeOther {

@@ -41,6 +41,8 @@ func Run(t *testing.T, newStore NewStore) {
 		{"CrossUserIsolation", testCrossUser},
 		{"SummariesMatchSessions", testSummaries},
 		{"SecurityOverview", testSecurityOverview},
+		{"AcknowledgeSignIns", testAcknowledgeSignIns},
+		{"TouchNeverRevivesAnExpiredSession", testTouchNeverRevivesAnExpiredSession},
 		{"DisableEnableDeleteCascade", testUserCascades},
 		{"LoginFailures", testLoginFailures},
 		{"ReserveLoginAttempts", testReserveLoginAttempts},

@@ -191,7 +191,17 @@ function watchSession(url, retryIn = 5000) {
       const res = await fetch(location.pathname, { credentials: "same-origin", cache: "no-store", headers: { Accept: "text/html", "X-Doorman-Refresh": "1" } });
       const signIn = document.body.dataset.signedOut || "/login";
       if (res.status === 401 || (res.redirected && new URL(res.url).pathname === new URL(signIn, location.href).pathname)) {
-        signedOut();
+        // The sign-in page it was sent to holds the notice (when, and from
+        // which device) for the next page: say it here too.
+        let text = "";
+        try {
+          const doc = new DOMParser().parseFromString(await res.text(), "text/html");
+          const f = doc.querySelector("main > .flash-notice[role=status]:not([id])");
+          text = f ? f.textContent.trim() : "";
+        } catch (e) {
+          // The generic notice will do.
+        }
+        signedOut(text);
         return;
       }
       // Still signed in (tests wait for the mark).
