@@ -104,7 +104,7 @@ func buildReport(c config, e *env, rev *revResults, notice noticeResult, st *str
 		p("\n## 1b. The live notice in a browser\n\n")
 		p("What a person sees, and what the browser tests wait for (they no longer time it): each round signs a session in on A, opens the Security page on A in a fresh ")
 		p("Chromium context (headless) with its cookies and waits until the tab's stream is subscribed; the revoker then posts the revoke to B. Measured: from just ")
-		p("before the revoke is sent to the moment the tab shows \"You were signed out of this device.\" (playwright's wait for it polls the page; its few ms are included). ")
+		p("before the revoke is sent to the moment the tab shows \"You were signed out of this device …\"; the sentence goes on to say when and from which device (playwright's wait for it polls the page; its few ms are included). ")
 		p("The tab's move to the sign-in page 1.5 s later is not timed.\n\n")
 		p("| Path | rounds | notices shown | p50 | p90 | p99 | max | other processes' CPU |\n|---|---:|---:|---:|---:|---:|---:|---:|\n")
 		p("| tab on A, revoke sent to B | %d | %d | %s | %s | %s | %s | %s |\n", notice.rounds, notice.shown,
