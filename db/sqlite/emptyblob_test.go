@@ -14,7 +14,7 @@ import (
 // reads as []byte{} (v1.61 read it as nil, like NULL), as pgx reads an empty
 // bytea. Every BLOB column of the schema is listed below with why that
 // cannot change what the store or its callers do; the optional ones (where
-// NULL means "none") are stored as X” here, which none of our writers does,
+// NULL means "none") are stored as zero-length BLOBs here, which none of our writers does,
 // and must still read as "none" through the store.
 func TestZeroLengthBlobs(t *testing.T) {
 	s := openTest(t, db.Options{})
