@@ -28,6 +28,7 @@ require (
 	golang.org/x/oauth2 v0.38.0
 	golang.org/x/text v0.43.0
 	modernc.org/sqlite v1.63.0
+	zombiezen.com/go/sqlite v1.4.2
 )
 
 require (
