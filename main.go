@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -150,6 +151,11 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	num(&s.MaxStreams, "max-streams", "DOORMAN_MAX_STREAMS", s.MaxStreams, "event streams this instance holds at once; past it 503; 0: a quarter of the open-file limit (64 to 16384)")
 	num(&s.AccountFailureLimit, "login-failures-per-account", "DOORMAN_LOGIN_FAILURES_PER_ACCOUNT", s.AccountFailureLimit, "failed sign-ins per email within the window before it must wait")
 	num(&s.IPFailureLimit, "login-failures-per-ip", "DOORMAN_LOGIN_FAILURES_PER_IP", s.IPFailureLimit, "failed sign-ins plus sign-ups per client IP within the window before it must wait")
+	rate, err := strconv.ParseFloat(env("DOORMAN_API_TOKEN_RATE", strconv.FormatFloat(s.APITokenRate, 'g', -1, 64)), 64)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("DOORMAN_API_TOKEN_RATE: %w", err))
+	}
+	fs.Float64Var(&s.APITokenRate, "api-token-rate", rate, "API requests a second each access token may make (per instance), in bursts of 6 seconds' worth (60 at 10 a second); past it 429 with Retry-After; 0: no limit (env DOORMAN_API_TOKEN_RATE)")
 	dur(&s.HistoryKeep, "history-keep", "DOORMAN_HISTORY_KEEP", s.HistoryKeep, "keep the security history this long (then pruned)")
 	dur(&cfg.PruneKeep, "keep-ended", "DOORMAN_KEEP_ENDED", 30*24*time.Hour, "keep rows of ended sessions this long (so a returning browser is told it was signed out)")
 	if len(errs) > 0 {
@@ -206,6 +212,9 @@ func parseConfig(args []string, getenv func(string) string) (Config, error) {
 	}
 	if cfg.SMTPURL != "" && cfg.BaseURL == "" {
 		return cfg, errors.New("-smtp-url needs -base-url (the public origin links in mail start with, e.g. https://id.example.com)")
+	}
+	if !(s.APITokenRate >= 0) || math.IsInf(s.APITokenRate, 1) {
+		return cfg, errors.New("-api-token-rate must be a number of requests a second, 0 or more (0: no limit)")
 	}
 	if s.MaxInFlight < 0 || s.MaxStreams < 0 {
 		return cfg, errors.New("-max-in-flight and -max-streams must not be negative")

@@ -103,14 +103,33 @@ func TestParseConfig(t *testing.T) {
 	if cfg.Session.MaxStreamsPerUser != 8 || cfg.Session.MaxStreams != 500 {
 		t.Fatalf("stream limits %d %d", cfg.Session.MaxStreamsPerUser, cfg.Session.MaxStreams)
 	}
+	// The API's per-token rate: 10 a second by default, settable, 0 for
+	// none; the flag wins over the environment.
+	if cfg.Session.APITokenRate != 10 {
+		t.Fatalf("api token rate %v", cfg.Session.APITokenRate)
+	}
+	cfg, _ = parseConfig([]string{"-api-token-rate", "0"}, func(k string) string {
+		return map[string]string{"DOORMAN_API_TOKEN_RATE": "50"}[k]
+	})
+	if cfg.Session.APITokenRate != 0 {
+		t.Fatalf("api token rate %v", cfg.Session.APITokenRate)
+	}
+	cfg, _ = parseConfig(nil, func(k string) string { return map[string]string{"DOORMAN_API_TOKEN_RATE": "2.5"}[k] })
+	if cfg.Session.APITokenRate != 2.5 {
+		t.Fatalf("api token rate %v", cfg.Session.APITokenRate)
+	}
 	for _, bad := range [][]string{{"-trusted-proxy", "nonsense"}, {"-idle-timeout", "-1h"}, {"-log-level", "loud"}, {"stray"},
-		{"-max-streams", "-1"}, {"-max-streams-per-user", "0"}} {
+		{"-max-streams", "-1"}, {"-max-streams-per-user", "0"}, {"-api-token-rate", "-1"}, {"-api-token-rate", "NaN"},
+		{"-api-token-rate", "+Inf"}, {"-api-token-rate", "fast"}} {
 		if _, err := parseConfig(bad, func(string) string { return "" }); err == nil {
 			t.Errorf("parseConfig(%v) accepted", bad)
 		}
 	}
 	if _, err := parseConfig(nil, func(k string) string { return map[string]string{"DOORMAN_DEMO": "maybe"}[k] }); err == nil {
 		t.Error("bad DOORMAN_DEMO accepted")
+	}
+	if _, err := parseConfig(nil, func(k string) string { return map[string]string{"DOORMAN_API_TOKEN_RATE": "fast"}[k] }); err == nil {
+		t.Error("bad DOORMAN_API_TOKEN_RATE accepted")
 	}
 }
 

@@ -2,6 +2,7 @@ package handlers_test
 
 import (
 	"context"
+	"doorman/handlers"
 	"encoding/json"
 	"html"
 	"io"
@@ -281,6 +282,49 @@ func TestAPIRateLimitPerToken(t *testing.T) {
 	if res, _ := other.call("GET", "/api/v1/me"); res.StatusCode != http.StatusOK {
 		t.Fatalf("the other token: %d", res.StatusCode)
 	}
+}
+
+// TestAPITokenRateFlag: -api-token-rate sets the limit (a token gets its
+// burst, 6 seconds' worth, then 429 with Retry-After until the rate refills
+// it), and 0 turns it off.
+func TestAPITokenRateFlag(t *testing.T) {
+	t.Run("2 a second", func(t *testing.T) {
+		app := newTestApp(t, func(c *handlers.Config) { c.APITokenRate = 2 })
+		desktop := app.client(uaWindowsChrome, ipBerlin)
+		desktop.signup("alice@example.com", pw)
+		api := app.apiClient(t, desktop.createToken("one", "30", "sessions:read"))
+		// The test's clock stands still: the burst is all there is.
+		for i := range 12 {
+			if res, _ := api.call("GET", "/api/v1/me"); res.StatusCode != http.StatusOK {
+				t.Fatalf("request %d of the burst of 12: %d", i+1, res.StatusCode)
+			}
+		}
+		res, body := api.call("GET", "/api/v1/me")
+		expectProblem(t, res, body, http.StatusTooManyRequests, "")
+		if got := res.Header.Get("Retry-After"); got != "1" {
+			t.Fatalf("Retry-After %q, want 1 (half a second to the next request, rounded up)", got)
+		}
+		// Half a second later one more request is allowed, and only one.
+		app.advance(500 * time.Millisecond)
+		if res, _ := api.call("GET", "/api/v1/me"); res.StatusCode != http.StatusOK {
+			t.Fatalf("after the refill: %d", res.StatusCode)
+		}
+		if res, _ := api.call("GET", "/api/v1/me"); res.StatusCode != http.StatusTooManyRequests {
+			t.Fatalf("past the refill: %d", res.StatusCode)
+		}
+	})
+	t.Run("0 is no limit", func(t *testing.T) {
+		app := newTestApp(t, func(c *handlers.Config) { c.APITokenRate = 0 })
+		desktop := app.client(uaWindowsChrome, ipBerlin)
+		desktop.signup("alice@example.com", pw)
+		api := app.apiClient(t, desktop.createToken("one", "30", "sessions:read"))
+		// Far past the default's burst of 60, with the clock standing still.
+		for i := range 300 {
+			if res, _ := api.call("GET", "/api/v1/me"); res.StatusCode != http.StatusOK {
+				t.Fatalf("request %d: %d", i+1, res.StatusCode)
+			}
+		}
+	})
 }
 
 // TestEverywhereMeansEverywhere: "Sign out everywhere" ends apps and tokens

@@ -99,6 +99,9 @@ type Config struct {
 	// Host header cannot point a client elsewhere. Empty: the origin the
 	// request reached us at.
 	PublicOrigin string
+	// APITokenRate is how many API requests a second each token may make
+	// (per instance), in bursts of apiTokenBurstSeconds' worth; 0: no limit.
+	APITokenRate float64
 	// Demo shows the demo account's credentials on the sign-in page.
 	Demo bool
 	// DemoEmail and DemoPassword are the demo account's credentials.
@@ -132,6 +135,7 @@ func DefaultConfig() Config {
 		RequestTimeout:            10 * time.Second,
 		MaxInFlight:               256,
 		HistoryKeep:               90 * 24 * time.Hour,
+		APITokenRate:              10,
 	}
 }
 
@@ -315,10 +319,17 @@ func newApp(d Deps) (*app, *static.Files, error) {
 	return a, files, nil
 }
 
+// apiTokenBurstSeconds is how many seconds' worth of requests a token may
+// send at once: a tool that wakes up and catches up is not refused.
+const apiTokenBurstSeconds = 6
+
 // newLimiters makes the app's rate limits (per instance).
 func (a *app) newLimiters() {
-	// 10 requests a second per token, in bursts of up to 60.
-	a.tokenLimit = newTokenLimiter(10, 60)
+	// APITokenRate requests a second per token (10 by default), in bursts
+	// of up to apiTokenBurstSeconds' worth (60); 0: no limit (nil).
+	if r := a.cfg.APITokenRate; r > 0 {
+		a.tokenLimit = newTokenLimiter(r, max(1, r*apiTokenBurstSeconds))
+	}
 	// A code a minute per address, in bursts of 10.
 	a.oauthLimit = newTokenLimiter(1.0/60, 10)
 	a.tokenPollLimit = newTokenLimiter(tokenPollsPerSecond, tokenPollBurst)

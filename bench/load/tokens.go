@@ -14,10 +14,11 @@ import (
 
 // makeTokens gives each of the seeded users emails perUser personal access
 // tokens (read scope, 30 days), before the server starts, and writes their
-// values, one a line, to path. The API limits each token to 10 requests a
-// second (bursts of 60): the GET /api/v1/me phase spreads its load over all
-// of them, as many clients would, so it measures the token check and not
-// the limiter's refusals. They are not the page phases' users, whose
+// values, one a line, to path. The GET /api/v1/me phase spreads its load
+// over all of them, as many clients would, so the token check reads many
+// rows; the server runs with -api-token-rate 0 (startServer), so it
+// measures the token check and not the limiter's refusals (before that
+// flag, 15,000 tokens kept each under the default 10 a second). They are not the page phases' users, whose
 // Security page would otherwise list the tokens too.
 func makeTokens(dbPath, path string, emails []string, perUser int) (int, error) {
 	ctx := context.Background()
