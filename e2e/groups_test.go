@@ -94,7 +94,8 @@ func TestRenameADevice(t *testing.T) {
 	signInByRequest(t, phone, email, pass1, false)
 
 	goTo(t, desktop, "/settings/security")
-	must(t, link(desktop, "Safari on iPhone").Click())
+	// The row's link (the new sign-ins banner links the same session).
+	must(t, desktop.Locator("ul.sessions").GetByRole("link", playwright.LocatorGetByRoleOptions{Name: "Safari on iPhone", Exact: playwright.Bool(true)}).Click())
 	must(t, expect.Locator(heading(desktop, "Safari on iPhone")).ToBeVisible())
 	field := desktop.GetByLabel("Name this device")
 	must(t, field.Fill("Anna's iPhone"))
