@@ -112,6 +112,8 @@ type Session struct {
 	// revoked (someone still holds it); the last at LastRefusedAt.
 	RefusedCount  int
 	LastRefusedAt time.Time
+	// PasskeyID is the passkey that opened the session (0: another way).
+	PasskeyID int64
 }
 
 // ExpiresAt is when the session ends if nothing else happens: the earlier of
@@ -145,12 +147,13 @@ type SessionSummary struct {
 	LocationShort string
 	AuthMethod    string
 	IP            string // the last address seen: where a map puts the session
+	PasskeyID     int64  // the passkey that opened it (0: another way)
 }
 
 // Summary is the session as a list shows it.
 func (s Session) Summary() SessionSummary {
 	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
-		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP}
+		DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP, PasskeyID: s.PasskeyID}
 }
 
 // Touch is what a request changes on its session row.
