@@ -82,7 +82,7 @@ func PasskeyNewPage(p PasskeyNewProps) templ.Component {
 					return templ_7745c5c3_Err
 				}
 			}
-			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<section class=\"card\" aria-labelledby=\"passkey-new-heading\"><h2 id=\"passkey-new-heading\">A passkey signs you in without your password</h2><p>Your phone, computer or password manager keeps it, and asks for your fingerprint, face or PIN each time. It works only on this site, so a look-alike site can't use it.</p>")
+			templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 5, "<section class=\"card\" aria-labelledby=\"passkey-new-heading\"><h2 id=\"passkey-new-heading\">Sign in with your fingerprint, face or PIN</h2><p>A passkey signs you in without your password. Your phone, computer or password manager keeps it, and asks for your fingerprint, face or PIN each time. It works only on this site, so a look-alike site can't use it.</p>")
 			if templ_7745c5c3_Err != nil {
 				return templ_7745c5c3_Err
 			}
@@ -167,14 +167,14 @@ func PasskeyNewPage(p PasskeyNewProps) templ.Component {
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
-				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<div class=\"field\"><label for=\"passkey-name\">Name</label> <input id=\"passkey-name\" name=\"name\" type=\"text\" required maxlength=\"60\" value=\"")
+				templ_7745c5c3_Err = templruntime.WriteString(templ_7745c5c3_Buffer, 15, "<div class=\"field\"><label for=\"passkey-name\">Name</label> <input id=\"passkey-name\" name=\"name\" type=\"text\" autocomplete=\"off\" required maxlength=\"60\" value=\"")
 				if templ_7745c5c3_Err != nil {
 					return templ_7745c5c3_Err
 				}
 				var templ_7745c5c3_Var9 string
 				templ_7745c5c3_Var9, templ_7745c5c3_Err = templ.JoinStringErrs(p.Name)
 				if templ_7745c5c3_Err != nil {
-					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/passkeys.templ`, Line: 34, Col: 94}
+					return templ.Error{Err: templ_7745c5c3_Err, FileName: `views/passkeys.templ`, Line: 34, Col: 113}
 				}
 				_, templ_7745c5c3_Err = templ_7745c5c3_Buffer.WriteString(templ.EscapeString(templ_7745c5c3_Var9))
 				if templ_7745c5c3_Err != nil {

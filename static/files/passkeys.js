@@ -135,6 +135,8 @@
     }
     let options = null;
     let conditional = null; // the autofill's request, aborted for the button
+    let settled = Promise.resolve(); // when the autofill's request is over
+    let modal = false; // the button was pressed: no autofill request now
     let done = false;
     const csrf = form.elements.csrf.value;
 
@@ -159,15 +161,19 @@
 
     // The autofill: the browser lists the site's passkeys under the email
     // field (autocomplete="username webauthn") and answers when one is
-    // picked.
+    // picked. A browser has one request at a time: the button's waits for
+    // this one to be aborted and over.
     ready.then(async () => {
       if (typeof PublicKeyCredential.isConditionalMediationAvailable !== "function") return;
       if (!(await PublicKeyCredential.isConditionalMediationAvailable())) return;
+      if (modal || done) return;
       conditional = new AbortController();
+      const request = navigator.credentials.get({
+        mediation: "conditional", publicKey: requestOptions(options), signal: conditional.signal,
+      });
+      settled = request.then(() => {}, () => {});
       try {
-        const cred = await navigator.credentials.get({
-          mediation: "conditional", publicKey: requestOptions(options), signal: conditional.signal,
-        });
+        const cred = await request;
         if (cred) send(cred);
       } catch (err) {
         // Aborted for the button, or the browser gave up: the button
@@ -178,6 +184,7 @@
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (done) return;
+      modal = true;
       say(form, "");
       try {
         await ready;
@@ -189,6 +196,7 @@
         conditional.abort();
         conditional = null;
       }
+      await settled;
       try {
         const cred = await navigator.credentials.get({ publicKey: requestOptions(options) });
         if (cred) send(cred);
