@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"bytes"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -22,6 +21,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/labstack/echo/v4"
 
+	"doorman/authenticators"
 	"doorman/db"
 	"doorman/device"
 	"doorman/displayname"
@@ -681,9 +681,13 @@ func passkeyEndLabel(n int) string {
 }
 
 // passkeyLabel is how a session row or its details say a passkey opened
-// it: "Signed in with passkey “MacBook” (synced)".
+// it: "Signed in with passkey “MacBook” (iCloud Keychain, synced)".
 func passkeyLabel(p db.Passkey) string {
-	return "Signed in with passkey “" + p.Name + "” (" + passkeyKind(p) + ")"
+	about := passkeyKind(p)
+	if provider := passkeyProvider(p); provider != "" {
+		about = provider + ", " + about
+	}
+	return "Signed in with passkey “" + p.Name + "” (" + about + ")"
 }
 
 // passkeyKind is "synced" for a passkey copied to its owner's other
@@ -738,14 +742,13 @@ func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, curre
 	return rows
 }
 
-// passkeyProvider names the passkey's provider: until the AAGUID table is
-// in, the AAGUID itself ("" for an authenticator that gives none).
+// passkeyProvider names who keeps the passkey, from its AAGUID
+// (package authenticators): "" when the authenticator gives none (many
+// do, iCloud Keychain among them) or one not in the table. It is what the
+// authenticator claims, shown for recognition only.
 func passkeyProvider(p db.Passkey) string {
-	if len(p.AAGUID) != 16 || bytes.Equal(p.AAGUID, make([]byte, 16)) {
-		return ""
-	}
-	h := hex.EncodeToString(p.AAGUID)
-	return "Authenticator " + h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+	name, _ := authenticators.Name(p.AAGUID)
+	return name
 }
 
 // securityPasskeys is the Security page's passkeys card and the passkeys
