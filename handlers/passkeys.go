@@ -320,6 +320,11 @@ func (a *app) passkeyAdd(c echo.Context) error {
 		a.log.Info("passkey refused", "user", au.User.ID, "session", au.Session.ID, "reason", message)
 		return a.renderPasskeyNew(c, status, views.PasskeyNewProps{Name: defaultPasskeyName(c.Request()), FormError: message}, au)
 	}
+	// No answer at all (a browser without JavaScript): the ceremony is
+	// left for the script to finish.
+	if formValue(c, "credential") == "" {
+		return refuse(http.StatusBadRequest, "Adding a passkey needs JavaScript: turn it on for this site, then try again.")
+	}
 	cer, sd, ok, err := a.takeCeremony(c, db.CeremonyRegister, au.Session.ID)
 	if err != nil {
 		return fmt.Errorf("add passkey: %w", err)
@@ -441,6 +446,10 @@ func (a *app) passkeyLogin(c echo.Context) error {
 		return a.throttledAuthPage(c, false, credentialsForm{Next: next}, wait)
 	}
 	right := func() { a.ipLimit.giveBack(client, at) }
+	if formValue(c, "credential") == "" {
+		right() // not a try: a browser without JavaScript
+		return a.authPage(c, http.StatusBadRequest, false, credentialsForm{Next: next}, "Signing in with a passkey needs JavaScript; your password works without it.")
+	}
 	_, sd, ok, err := a.takeCeremony(c, db.CeremonyLogin, "")
 	if err != nil {
 		right()

@@ -213,6 +213,10 @@ func TestAddPasskeyRefusals(t *testing.T) {
 	// with the same ceremony is refused as gone.
 	a.beginPasskey("MacBook")
 	cookie := a.cookie("doorman_passkey")
+	// No answer at all (no JavaScript): said so, the ceremony kept.
+	res = a.post("/settings/security/passkeys/add", url.Values{"credential": {""}})
+	expectStatus(t, res, http.StatusBadRequest)
+	expectBody(t, res, "Adding a passkey needs JavaScript")
 	res = a.post("/settings/security/passkeys/add", url.Values{"credential": {`{"id":"x"}`}})
 	expectStatus(t, res, http.StatusBadRequest)
 	expectBody(t, res, "could not be read")

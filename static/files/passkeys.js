@@ -109,6 +109,7 @@
       continue;
     }
     let busy = false;
+    form.querySelector("button[type=submit]").disabled = false;
     form.addEventListener("submit", async (event) => {
       event.preventDefault();
       if (busy) return;
@@ -158,6 +159,9 @@
       return json;
     };
     const ready = load().then((json) => (options = json));
+    ready.then(() => (button.disabled = false), (err) => {
+      say(form, "Passkey sign-in isn't available right now: " + err.message);
+    });
 
     // The autofill: the browser lists the site's passkeys under the email
     // field (autocomplete="username webauthn") and answers when one is
