@@ -1,12 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/playwright-community/playwright-go"
 
+	"doorman/db"
+	"doorman/db/storetest"
 	"doorman/handlers"
+	"doorman/sessiontoken"
 )
 
 // startPasskeyServer is startServer at http://localhost:PORT, its public
@@ -153,4 +159,59 @@ func TestFlowPasskeys(t *testing.T) {
 	expectSignedOut(t, laptop)
 	goTo(t, tablet, "/settings/security")
 	must(t, expect.Page(tablet).ToHaveURL(regexpOf(`/login`)))
+}
+
+// TestPasskeyPagesAccessible: the passkey pages (the sign-in page with its
+// button, the Security page's passkeys, adding one, removing one), at
+// phone, desktop and 320 px, light and dark, through axe and the layout
+// checks, with screenshots. The passkeys are put in the store: a synced
+// one with a provider that signed a session in, a device-bound one with a
+// long name and a possible-copy warning.
+func TestPasskeyPagesAccessible(t *testing.T) {
+	t.Parallel()
+	srv := startPasskeyServer(t)
+	ctx := context.Background()
+	store := srv.app.Store
+	eachLook(t, func(t *testing.T, l look) {
+		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
+		l.visit(t, p, "/login", "passkey-signin")
+		must(t, expect.Locator(button(p, "Sign in with a passkey")).ToBeEnabled())
+		address := "keys" + l.suffix + "@example.com"
+		signInByRequest(t, p, address, pass1, true)
+		u, err := store.UserByEmail(ctx, address)
+		must(t, err)
+		now := srv.clock.Now()
+		synced := storetest.Passkey("MacBook", u.ID, now)
+		synced.CredentialID = []byte("cred-mac" + l.suffix)
+		copy(synced.AAGUID, []byte{0x08, 0x98, 0x70, 0x58, 0xca, 0xdc, 0x4b, 0x81, 0xb6, 0xe1, 0x30, 0xde, 0x50, 0xdc, 0xbe, 0x96}) // Windows Hello
+		synced, err = store.AddPasskey(ctx, synced, 20, u.Epoch)
+		must(t, err)
+		bound := storetest.Passkey("YubiKey 5 NFC kept in the desk drawer at the office", u.ID, now)
+		bound.CredentialID, bound.BackupEligible, bound.BackupState = []byte("cred-yubikey"+l.suffix), false, false
+		bound, err = store.AddPasskey(ctx, bound, 20, u.Epoch)
+		must(t, err)
+		for _, use := range []struct {
+			key   db.Passkey
+			count uint32
+		}{{synced, 0}, {bound, 5}, {bound, 3}} {
+			s := storetest.Session(sessiontoken.New().ID, u.ID, now)
+			s.AuthMethod = db.MethodPasskey
+			_, _, err := store.SignInWithPasskey(ctx, db.PasskeyUse{PasskeyID: use.key.ID, SignCount: use.count, BackupState: use.key.BackupState, At: now}, s, 0, u.Epoch)
+			must(t, err)
+		}
+		goTo(t, p, "/settings/security")
+		must(t, expect.Locator(passkeyRow(p, "MacBook").GetByText("Windows Hello")).ToBeVisible())
+		must(t, expect.Locator(p.GetByText("Possible copy")).ToBeVisible())
+		l.check(t, p, "passkeys-security")
+		// The card alone, to look at (the page is long).
+		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card"+l.suffix+".png"))})
+		must(t, err)
+		l.visit(t, p, "/settings/security/passkeys/new", "passkey-new")
+		must(t, p.GetByLabel("Your password", playwright.PageGetByLabelOptions{Exact: playwright.Bool(true)}).Fill(pass1))
+		must(t, button(p, "Continue").Click())
+		must(t, expect.Locator(button(p, "Create passkey")).ToBeEnabled())
+		l.check(t, p, "passkey-create")
+		l.visit(t, p, fmt.Sprintf("/settings/security/passkeys/%d/remove", bound.ID), "passkey-remove")
+		must(t, expect.Locator(p.GetByLabel("Also sign out the 2 sessions it signed in")).ToBeChecked())
+	})
 }
