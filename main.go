@@ -654,6 +654,7 @@ type pruner interface {
 	PruneAuthRequests(ctx context.Context, cutoff time.Time) (int64, error)
 	PruneGrants(ctx context.Context, cutoff time.Time) (int64, error)
 	PruneLogoutDeliveries(ctx context.Context, cutoff time.Time) (int64, error)
+	PrunePasskeyCeremonies(ctx context.Context, cutoff time.Time) (int64, error)
 }
 
 // pruneLoop deletes long-ended session rows, and what else has run its
@@ -706,6 +707,10 @@ func pruneLoop(ctx context.Context, store pruner, keep, historyKeep time.Duratio
 		}
 		if _, err := store.PruneLogoutDeliveries(pctx, now().Add(-historyKeep)); err != nil && ctx.Err() == nil {
 			log.Error("prune logout deliveries", "err", err)
+		}
+		// Passkey ceremonies left unfinished go once expired (minutes).
+		if _, err := store.PrunePasskeyCeremonies(pctx, now()); err != nil && ctx.Err() == nil {
+			log.Error("prune passkey ceremonies", "err", err)
 		}
 		cancel()
 		select {

@@ -478,6 +478,9 @@ func (p *recordingPruner) PruneGrants(_ context.Context, c time.Time) (int64, er
 func (p *recordingPruner) PruneLogoutDeliveries(_ context.Context, c time.Time) (int64, error) {
 	return p.prune("logout deliveries", c)
 }
+func (p *recordingPruner) PrunePasskeyCeremonies(_ context.Context, c time.Time) (int64, error) {
+	return p.prune("passkey ceremonies", c)
+}
 
 // TestPruneLoopPrunesEveryTable: one pass of the loop prunes every table
 // that grows, each with its own cutoff (the OpenID Connect ones included).
@@ -493,6 +496,7 @@ func TestPruneLoopPrunesEveryTable(t *testing.T) {
 		"sessions": now.Add(-keep), "login failures": now.Add(-day), "history": now.Add(-historyKeep),
 		"pending sign-ins": now, "device authorizations": now.Add(-time.Hour), "links": now.Add(-day),
 		"mail": now.Add(-7 * day), "auth requests": now, "grants": now.Add(-day), "logout deliveries": now.Add(-historyKeep),
+		"passkey ceremonies": now,
 	}
 	for what, c := range want {
 		if got, ok := p.cutoffs[what]; !ok {

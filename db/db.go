@@ -42,6 +42,7 @@ type Store interface {
 	HistoryStore
 	MailStore
 	OIDCStore
+	PasskeyStore
 	// CreateUser inserts a user and queues mail (its verification mail: a
 	// UserID of 0 in the mail and its links is the new user's). The email
 	// must already be normalised; a duplicate returns ErrEmailTaken.

@@ -113,6 +113,8 @@ type Session struct {
 	// revoked (someone still holds it); the last at LastRefusedAt.
 	RefusedCount  int
 	LastRefusedAt time.Time
+	// PasskeyID is the passkey that opened the session (0: another way).
+	PasskeyID int64
 }
 
 // ExpiresAt is when the session ends if nothing else happens: the earlier of
@@ -150,13 +152,14 @@ type SessionSummary struct {
 	// KnownAt is when the person said this sign-in was theirs ("It was
 	// me" on the Security page, "This was me" in a new sign-in alert);
 	// zero while they have not.
-	KnownAt time.Time
+	KnownAt   time.Time
+	PasskeyID int64 // the passkey that opened it (0: another way)
 }
 
 // Summary is the session as a list shows it.
 func (s Session) Summary() SessionSummary {
 	return SessionSummary{ID: s.ID, CreatedAt: s.CreatedAt, LastSeenAt: s.LastSeenAt, DeviceLabel: s.DeviceLabel,
-		DeviceName: s.DeviceName, DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP}
+		DeviceName: s.DeviceName, DeviceKind: s.DeviceKind, Location: s.Location, LocationShort: s.LocationShort, AuthMethod: s.AuthMethod, IP: s.IP, PasskeyID: s.PasskeyID}
 }
 
 // Touch is what a request changes on its session row.

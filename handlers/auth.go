@@ -184,6 +184,10 @@ func (a *app) authPage(c echo.Context, status int, signup bool, f credentialsFor
 		p.DemoEmail, p.DemoPassword = a.cfg.DemoEmail, a.cfg.DemoPassword
 	}
 	p.MailOn = a.mailOn()
+	if !signup {
+		site := a.passkeySite(c.Request())
+		p.Passkey = views.PasskeySignIn{On: site.off == "", Off: site.off, OpenURL: site.openURL, Script: a.assets.Passkeys}
+	}
 	if r, ok := a.continuesTo(c, f.Next); ok {
 		p.ContinueTo = r.App.Name
 		if p.Email == "" && !signup {

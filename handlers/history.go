@@ -31,7 +31,7 @@ var methodLabels = map[string]string{
 	methodPassword: "Email and password", methodSignup: "Created the account", "demo": "Demo data",
 	db.MethodPasswordTOTP: "Password and authenticator app", db.MethodPasswordRecovery: "Password and recovery code",
 	db.MethodEmailLink: "Emailed sign-in link", db.MethodEmailLinkTOTP: "Emailed sign-in link and authenticator app",
-	db.MethodPasswordReset: "Password reset by emailed link",
+	db.MethodPasswordReset: "Password reset by emailed link", db.MethodPasskey: "Passkey",
 }
 
 func methodLabel(m string) string {
@@ -205,6 +205,14 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 		r.Title = "“" + e.Detail + "” presented a refresh token that was already used"
 		r.Detail = "Doorman ended all of “" + e.Detail + "”'s tokens from that sign-in: someone else may hold a copy"
 		r.URL = paths.Session(e.SessionID)
+	case db.EventPasskeyAdded:
+		r.Title, r.Detail = "Passkey “"+e.Detail+"” added", eventFrom(e)
+	case db.EventPasskeyRemoved:
+		r.Title, r.Detail = "Passkey “"+e.Detail+"” removed", eventFrom(e)
+	case db.EventPasskeyCloned:
+		r.Title = "Passkey “" + e.Detail + "” may have been copied"
+		r.Detail = joinMeta("its signature counter went backwards when it signed in", eventFrom(e))
+		r.URL = paths.Session(e.SessionID)
 	case db.EventPasswordChanged:
 		r.Title, r.Detail = "Password changed", eventFrom(e)
 		switch e.Reason {
@@ -262,6 +270,7 @@ var eventGroups = []eventGroup{
 		db.EventAppConsented, db.EventAppSignIn, db.EventAppDisconnected, db.EventRefreshReused}},
 	{"account", "Password and email", []string{db.EventPasswordChanged, db.EventEmailChanged, db.EventEmailVerified}},
 	{"two-factor", "Two-factor", []string{db.EventTwoFactorOn, db.EventTwoFactorOff}},
+	{"passkeys", "Passkeys", []string{db.EventPasskeyAdded, db.EventPasskeyRemoved, db.EventPasskeyCloned}},
 }
 
 // dateLayout is how the filter's dates are written (an <input

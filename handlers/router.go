@@ -212,6 +212,9 @@ type app struct {
 	linkLimit   *ipLimiter             // "send me a link" requests per address
 	// deviceCodeLimit counts wrong user codes at /device per address.
 	deviceCodeLimit *ipLimiter
+	// passkeyBeginLimit counts passkey sign-in ceremonies begun per
+	// address (each is a row until it is finished or pruned).
+	passkeyBeginLimit *ipLimiter
 	// tokenPollLimit bounds /oauth/token requests per address.
 	tokenPollLimit *tokenLimiter
 	// kinds are the routes' kinds by their patterns (c.Path()), as the
@@ -304,7 +307,7 @@ func newApp(d Deps) (*app, *static.Files, error) {
 	for _, f := range []struct {
 		name string
 		dst  *string
-	}{{"app.css", &a.assets.CSS}, {"app.js", &a.assets.JS}, {"favicon.svg", &a.assets.Icon}} {
+	}{{"app.css", &a.assets.CSS}, {"app.js", &a.assets.JS}, {"favicon.svg", &a.assets.Icon}, {"passkeys.js", &a.assets.Passkeys}} {
 		if *f.dst, err = files.Path(f.name); err != nil {
 			return nil, nil, err
 		}
@@ -341,6 +344,9 @@ func (a *app) newLimiters() {
 	// office shares one), on top of linkRequestsPerHour per mailbox.
 	a.linkLimit = newIPLimiter(20, time.Hour)
 	a.deviceCodeLimit = newIPLimiter(a.cfg.DeviceCodeFailuresPerIP, a.cfg.FailureWindow)
+	// Every load of the sign-in page begins one (for the browser's
+	// autofill): 120 a minute per address leaves room for an office.
+	a.passkeyBeginLimit = newIPLimiter(120, time.Minute)
 }
 
 // setOrigins reads the origins the app names itself by: the mail's links'

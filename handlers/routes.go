@@ -170,6 +170,8 @@ func (a *app) pageRoutes(web routeSet) {
 	web.POST(paths.Logout, a.logout)
 	web.GET(paths.LoginTwoFactor, a.loginTwoFactorForm)
 	web.POST(paths.LoginTwoFactor, a.loginTwoFactor)
+	web.POST(paths.LoginPasskeyOptions, a.passkeyLoginOptions)
+	web.POST(paths.LoginPasskey, a.passkeyLogin)
 }
 
 // mailRoutes are asking for a link, and the pages the links in mails open
@@ -238,6 +240,12 @@ func (a *app) settingsRoutes(web routeSet) {
 	settings(http.MethodGet, paths.Activity, a.activityPage)
 	settings(http.MethodGet, paths.ActivityCSV, a.exportActivity)
 	settings(http.MethodGet, paths.ActivityJSON, a.exportActivity)
+	settings(http.MethodGet, paths.PasskeyNew, a.passkeyNewForm)
+	settings(http.MethodPost, paths.PasskeyNew, a.passkeyBegin)
+	settings(http.MethodPost, paths.PasskeyAdd, a.passkeyAdd)
+	settings(http.MethodPost, paths.PasskeyRenamePattern, a.passkeyRename)
+	settings(http.MethodGet, paths.PasskeyRemovePattern, a.passkeyRemove)
+	settings(http.MethodPost, paths.PasskeyRemovePattern, a.passkeyRemove)
 	settings(http.MethodGet, paths.Tokens, a.tokensPage)
 	settings(http.MethodPost, paths.Tokens, a.createToken)
 	settings(http.MethodGet, paths.TokenRevokePattern, a.revokeToken)

@@ -252,7 +252,17 @@ func (a *app) security(c echo.Context) error {
 			moreLabel, moreURL = fmt.Sprintf("Show all %d sessions", len(others)+1), paths.SecurityAllSessions
 		}
 	}
+	// (o.Sessions is list's backing array now: the full list is made anew.)
+	passkeys, err := a.passkeysSection(c, au, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
+	byPasskey(&current, au.Session.Summary(), passkeys.keys)
+	for i := range others {
+		byPasskey(&others[i], list[i], passkeys.keys)
+	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+		Passkeys:          passkeys.view,
 		EmailChanges:      emailChangeRows(o.EmailChanges, now),
 		Approvals:         approvals,
 		Activity:          activity,
@@ -357,6 +367,14 @@ func (a *app) sessionDetailsPage(c echo.Context, id string, status int, rename *
 		lastActive = views.DetailRow{Label: "Last active", Value: "Active now"}
 	}
 	method := methodLabel(s.AuthMethod)
+	if s.PasskeyID != 0 {
+		keys, err := a.passkeysByID(c, au.User.ID)
+		if err != nil {
+			return fmt.Errorf("session details: %w", err)
+		}
+		byPasskey(&row, s.Summary(), keys)
+		method = row.Method
+	}
 	details := []views.DetailRow{
 		{Label: "Device", Value: s.DeviceLabel},
 		{Label: "Location", Value: s.Location, Subtitle: "Estimated from the IP address"},

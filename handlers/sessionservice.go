@@ -127,13 +127,36 @@ func (s *sessionService) StartWithLink(c echo.Context, linkID string, user db.Us
 	})
 }
 
+// StartWithPasskey signs the browser in as user with the passkey use
+// names: the passkey's use is recorded and the session (which names the
+// passkey) created in one transaction. cloned is told whether the
+// passkey's counter failed to go forward (a possible copy).
+func (s *sessionService) StartWithPasskey(c echo.Context, user db.User, use db.PasskeyUse, cloned func(bool)) ([]db.Session, error) {
+	if au := authOf(c); au != nil {
+		if err := s.endOwn(c, au); err != nil {
+			return nil, fmt.Errorf("start session: %w", err)
+		}
+	}
+	return s.beginRow(c, user, db.MethodPasskey, use.PasskeyID, func(ctx context.Context, row db.Session, mail []db.Mail) ([]db.Session, error) {
+		evicted, cl, err := s.a.store.SignInWithPasskey(ctx, use, row, s.a.cfg.MaxSessionsPerUser, user.Epoch, mail...)
+		cloned(cl)
+		return evicted, err
+	})
+}
+
 // begin makes the session row of a sign-in, and its new sign-in alert if
 // one is due, and has write store both in one transaction; then it sets the
 // cookie. Store errors come back unwrapped (ErrNotFound, ErrSignInsReset,
 // ErrLinkUsed mean something to the caller).
 func (s *sessionService) begin(c echo.Context, user db.User, method string, write func(context.Context, db.Session, []db.Mail) ([]db.Session, error)) ([]db.Session, error) {
+	return s.beginRow(c, user, method, 0, write)
+}
+
+// beginRow is begin for a session opened by passkey passkeyID (0: none).
+func (s *sessionService) beginRow(c echo.Context, user db.User, method string, passkeyID int64, write func(context.Context, db.Session, []db.Mail) ([]db.Session, error)) ([]db.Session, error) {
 	r := c.Request()
 	row, value := s.a.newSessionRow(r, user.ID, method, s.a.now())
+	row.PasskeyID = passkeyID
 	alert, err := s.a.signInAlert(c, user, row)
 	if err != nil {
 		return nil, err

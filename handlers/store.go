@@ -91,4 +91,17 @@ type Store interface {
 	SignInWithLink(ctx context.Context, id string, s db.Session, maxPerUser int, mail ...db.Mail) (evicted []db.Session, err error)
 	ConfirmEmail(ctx context.Context, id string, now time.Time, mail ...db.Mail) (db.User, error)
 	CancelEmailChanges(ctx context.Context, userID int64, cancelLinkID string, now time.Time) (int, error)
+
+	// Passkeys: adding, listing, renaming and removing them, and signing
+	// in with one (the ceremonies in flight are stored too).
+	PasskeyUserHandle(ctx context.Context, userID int64, now time.Time) ([]byte, error)
+	UserByPasskeyHandle(ctx context.Context, handle []byte) (db.User, error)
+	AddPasskey(ctx context.Context, p db.Passkey, max int, epoch int64, mail ...db.Mail) (db.Passkey, error)
+	ListPasskeys(ctx context.Context, userID int64) ([]db.Passkey, error)
+	PasskeyByCredentialID(ctx context.Context, credentialID []byte) (db.Passkey, error)
+	RenamePasskey(ctx context.Context, userID, id int64, name string) error
+	RemovePasskey(ctx context.Context, userID, id int64, endSessions bool, by string, now time.Time) (db.Passkey, []db.Session, error)
+	SignInWithPasskey(ctx context.Context, use db.PasskeyUse, s db.Session, maxPerUser int, epoch int64, mail ...db.Mail) (evicted []db.Session, cloned bool, err error)
+	CreatePasskeyCeremony(ctx context.Context, c db.PasskeyCeremony) error
+	TakePasskeyCeremony(ctx context.Context, id, kind, sessionID string, now time.Time) (db.PasskeyCeremony, error)
 }

@@ -344,6 +344,21 @@ func (b Builder) TokenCreated(to, name string, w Where, securityURL string) db.M
 		securityURL)
 }
 
+// PasskeyAdded tells the account that a passkey called name was added from
+// w. A passkey signs in without the password, so the owner hears of every
+// one.
+func (b Builder) PasskeyAdded(to, name string, w Where, securityURL string) db.Mail {
+	to, name = oneLine(to), oneLine(name)
+	site := b.site()
+	return b.securityNotice(db.MailPasskeyAdded, to, w,
+		"A passkey was added to your "+site+" account",
+		"A new passkey",
+		[]string{"A passkey called “" + name + "” was added to the " + site + " account for " + to + ". Whoever holds it can sign in without the password until it is removed."},
+		"It was added from:",
+		"If this wasn't you, someone has your password: remove the passkey on the Security page, then change your password.",
+		securityURL)
+}
+
 // AppConnected tells the account that the app called app was given access
 // from w (the approving browser; requestedFrom is where the app asked from).
 func (b Builder) AppConnected(to, app, requestedFrom string, w Where, securityURL string) db.Mail {

@@ -149,6 +149,13 @@ func cases() []mailCase {
 			words: []string{"An access token called “laptop script” was created", "revoke the token on the Access tokens page"},
 		},
 		{
+			name:  "PasskeyAdded",
+			build: func(w Where) db.Mail { return builder.PasskeyAdded("a@example.com", "MacBook", w, pageURL) },
+			kind:  db.MailPasskeyAdded, subject: "A passkey was added to your Doorman account", to: "a@example.com",
+			created: at, primary: pageURL, hasWhere: true,
+			words: []string{"A passkey called “MacBook” was added", "remove the passkey"},
+		},
+		{
 			name: "AppConnected",
 			build: func(w Where) db.Mail {
 				return builder.AppConnected("a@example.com", "Doorman CLI", "Paris, France (198.51.100.7)", w, pageURL)

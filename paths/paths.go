@@ -2,7 +2,10 @@
 // router, the handlers and the views never spell one twice.
 package paths
 
-import "net/url"
+import (
+	"net/url"
+	"strconv"
+)
 
 // The pages.
 const (
@@ -48,6 +51,19 @@ const (
 	// (the page's filter applied), as CSV and as JSON.
 	ActivityCSV  = Activity + "/export.csv"
 	ActivityJSON = Activity + "/export.json"
+	// Passkeys: PasskeyNew asks a new passkey's name and the password
+	// (POST: begins the browser's ceremony), PasskeyAdd takes the
+	// browser's answer; a passkey is renamed and removed (GET: its
+	// confirm page) under its id.
+	Passkeys             = Security + "/passkeys"
+	PasskeyNew           = Passkeys + "/new"
+	PasskeyAdd           = Passkeys + "/add"
+	PasskeyRenamePattern = Passkeys + "/:id/rename"
+	PasskeyRemovePattern = Passkeys + "/:id/remove"
+	// LoginPasskeyOptions begins a passkey sign-in (POST, JSON: the
+	// browser's options); LoginPasskey takes the browser's answer.
+	LoginPasskey        = Login + "/passkey"
+	LoginPasskeyOptions = LoginPasskey + "/options"
 	// Tokens lists and creates personal access tokens.
 	Tokens             = Security + "/tokens"
 	TokenRevokePattern = Tokens + "/:id/revoke"
@@ -158,6 +174,12 @@ func SessionName(id string) string { return Session(id) + "/name" }
 
 // SessionRevoke is where the X button of session id posts.
 func SessionRevoke(id string) string { return Session(id) + "/revoke" }
+
+// PasskeyRename is where passkey id's rename form posts.
+func PasskeyRename(id int64) string { return Passkeys + "/" + strconv.FormatInt(id, 10) + "/rename" }
+
+// PasskeyRemove is passkey id's remove page (POST removes it).
+func PasskeyRemove(id int64) string { return Passkeys + "/" + strconv.FormatInt(id, 10) + "/remove" }
 
 // TokenRevoke is where the trash icon of token id posts (GET: its confirm
 // page).

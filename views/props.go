@@ -30,6 +30,8 @@ type Page struct {
 // Assets are the cache-busting URLs of the files every page links.
 type Assets struct {
 	CSS, JS, Icon string
+	// Passkeys is the script of the pages that use passkeys.
+	Passkeys string
 }
 
 // SignedIn reports whether the page is shown to a signed-in user.
@@ -51,6 +53,8 @@ type AuthFormProps struct {
 	// ContinueTo is the name of the app the sign-in continues to (an
 	// OpenID Connect sign-in sent the browser here); "" otherwise.
 	ContinueTo string
+	// Passkey is the sign-in page's passkey button (and autofill).
+	Passkey PasskeySignIn
 }
 
 // Action is the form's target.
@@ -65,6 +69,11 @@ func (p AuthFormProps) Action() string {
 func (p AuthFormProps) EmailAutocomplete() string {
 	if p.Signup {
 		return "email"
+	}
+	if p.Passkey.On {
+		// The browser offers the site's passkeys in the field's
+		// autofill (conditional mediation).
+		return "username webauthn"
 	}
 	return "username"
 }
@@ -171,6 +180,8 @@ type NewSignInRow struct {
 // SecurityProps is Settings → Security.
 type SecurityProps struct {
 	Page
+	// Passkeys is the passkeys card.
+	Passkeys    PasskeysSection
 	Current     SessionRow
 	Others      []SessionRow
 	OthersCount string // "2 other sessions"

@@ -15,6 +15,7 @@ var dumpTables = []struct{ table, order string }{
 	{"app_redirect_uris", "client_id, kind, uri"}, {"oidc_subjects", "user_id"}, {"oidc_signing_keys", "kid"},
 	{"oidc_auth_requests", "id"}, {"oidc_consents", "user_id, client_id"}, {"oidc_session_clients", "session_id, client_id"},
 	{"oidc_grants", "id"}, {"logout_deliveries", "id"},
+	{"passkey_users", "user_id"}, {"passkeys", "id"}, {"passkey_ceremonies", "id"},
 	{"schema_migrations", "version"},
 }
 

@@ -11,7 +11,7 @@ import (
 
 const sessionColumns = `id, secret_hash, user_id, created_at, last_seen_at, idle_expires_at,
 	absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short,
-	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by, refused_count, last_refused_at, device_name`
+	auth_method, reauth_at, revoked_at, revoked_reason, revoked_by, refused_count, last_refused_at, device_name, passkey_id`
 
 // alive is the one definition, in SQL, of a live session at the time in
 // parameter ?n (a statement using it numbers its placeholders).
@@ -28,11 +28,11 @@ func sessionColumnsOf(alias string) string {
 func scanSession(row Row, extra ...any) (db.Session, error) {
 	var s db.Session
 	var created, seen, idle, abs, reauth, refused int64
-	var revokedAt *int64
+	var revokedAt, passkey *int64
 	var reason, by *string
 	dest := []any{&s.ID, &s.SecretHash, &s.UserID, &created, &seen, &idle, &abs, &s.IP, &s.UserAgent,
 		&s.DeviceLabel, &s.DeviceKind, &s.Location, &s.LocationShort, &s.AuthMethod, &reauth, &revokedAt, &reason, &by,
-		&s.RefusedCount, &refused, &s.DeviceName}
+		&s.RefusedCount, &refused, &s.DeviceName, &passkey}
 	if err := row.Scan(append(dest, extra...)...); err != nil {
 		return db.Session{}, err
 	}
@@ -46,6 +46,9 @@ func scanSession(row Row, extra ...any) (db.Session, error) {
 	if by != nil {
 		s.RevokedBy = *by
 	}
+	if passkey != nil {
+		s.PasskeyID = *passkey
+	}
 	return s, nil
 }
 
@@ -58,8 +61,8 @@ func scanSessions(rows Rows, err error) ([]db.Session, error) {
 }
 
 const insertSessionSQL = `INSERT INTO sessions (id, secret_hash, user_id, created_at, last_seen_at,
-	idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	idle_expires_at, absolute_expires_at, ip, user_agent, device_label, device_kind, location, location_short, auth_method, reauth_at, passkey_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // rememberPlaceSQL records a sign-in place of a user's (user, device,
 // network, seen at): a place seen again moves its time forward, never back.
@@ -79,9 +82,18 @@ func insertSession(sess db.Session) [2]Stmt {
 	return [2]Stmt{
 		{insertSessionSQL, []any{sess.ID, sess.SecretHash, sess.UserID, now, sess.LastSeenAt.Unix(),
 			sess.IdleExpiresAt.Unix(), sess.AbsoluteExpiresAt.Unix(), sess.IP, sess.UserAgent,
-			sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix()}},
+			sess.DeviceLabel, sess.DeviceKind, sess.Location, sess.LocationShort, sess.AuthMethod, reauth.Unix(), passkeyOf(sess)}},
 		{rememberPlaceSQL, []any{sess.UserID, sess.DeviceLabel, db.Network(sess.IP), now}},
 	}
+}
+
+// passkeyOf is the passkey_id column of sess: NULL unless a passkey
+// opened it.
+func passkeyOf(sess db.Session) any {
+	if sess.PasskeyID == 0 {
+		return nil
+	}
+	return sess.PasskeyID
 }
 
 // revokeIn ends, in tx, the live sessions matching where (whose parameters

@@ -30,7 +30,7 @@ func (s *Store) AcknowledgeSignIns(ctx context.Context, userID int64, ids []stri
 		var err error
 		known, err = scanSummaries(tx.Query(ctx, `UPDATE sessions SET known_at = ?1
 			WHERE user_id = ?2 AND id IN (`+numbered(3, len(ids))+`) AND known_at IS NULL AND `+alive(1)+`
-			RETURNING id, created_at, last_seen_at, device_label, device_kind, location, location_short, auth_method, ip, device_name, known_at`,
+			RETURNING id, created_at, last_seen_at, device_label, device_kind, location, location_short, auth_method, ip, device_name, known_at, passkey_id`,
 			args...))
 		if err != nil || len(known) == 0 {
 			return err

@@ -186,7 +186,7 @@ func failed(what string, err error) error {
 		return nil
 	}
 	for _, sentinel := range []error{db.ErrNotFound, db.ErrConflict, db.ErrEmailTaken, db.ErrSignInsReset,
-		db.ErrLinkUsed, db.ErrTwoFactorEnabled, db.ErrCodeUsed} {
+		db.ErrLinkUsed, db.ErrTwoFactorEnabled, db.ErrCodeUsed, db.ErrPasskeyLimit} {
 		if errors.Is(err, sentinel) {
 			return err
 		}

@@ -140,6 +140,11 @@ func Run(t *testing.T, newStore NewStore) {
 		{"OIDCConnectedApps", testOIDCConnectedApps},
 		{"OIDCDeleteApp", testOIDCDeleteApp},
 		{"OIDCConcurrentWritesDoNotDeadlock", testOIDCConcurrentWrites},
+		{"PasskeyHandles", testPasskeyHandles},
+		{"AddPasskey", testAddPasskey},
+		{"RenameRemovePasskey", testRenameRemovePasskey},
+		{"SignInWithPasskey", testSignInWithPasskey},
+		{"PasskeyCeremonies", testPasskeyCeremonies},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
