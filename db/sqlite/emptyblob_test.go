@@ -42,6 +42,11 @@ func TestZeroLengthBlobs(t *testing.T) {
 		"oidc_signing_keys.public_jwk":           "NOT NULL; JSON, never empty",
 		"oidc_auth_requests.code_hash":           "optional until a code is issued; looked up by value, never read as nil",
 		"oidc_grants.secret_hash":                "optional (access tokens): written NULL for empty, read empty as nil (below)",
+		"passkey_users.handle":                   "NOT NULL; 32 random bytes, looked up by value",
+		"passkeys.credential_id":                 "NOT NULL; the authenticator's id, looked up by value",
+		"passkeys.public_key":                    "NOT NULL; a COSE key go-webauthn parses (empty would be refused, never nil-checked)",
+		"passkeys.aaguid":                        "NOT NULL; 16 bytes or empty; the provider table reads only 16 non-zero bytes (len-checked)",
+		"passkey_ceremonies.data":                "NOT NULL; JSON of the ceremony, unmarshalled, never nil-checked",
 	}
 	rows, err := s.read.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_master m, pragma_table_info(m.name) p
 		WHERE m.type = 'table' AND upper(p.type) = 'BLOB' ORDER BY 1, 2`)
