@@ -1,4 +1,4 @@
-// Command doorman serves "Where you're logged in": every place an account is
+// Command doorman serves "Where you're signed in": every place an account is
 // signed in, and a way to sign any of them out.
 package main
 

@@ -96,8 +96,8 @@ func (s *Service) EndAllSessions(ctx context.Context, userID int64, reason, by s
 }
 
 // EndSessionsAndTokens ends every live session of the user's but keepID
-// ("" for "log out everywhere"), resets the user's sign-ins, and ends
-// every app and token of theirs ("Log out everywhere", or "Log out all
+// ("" for "sign out everywhere"), resets the user's sign-ins, and ends
+// every app and token of theirs ("Sign out everywhere", or "Sign out all
 // other sessions" with the apps), in one transaction: a failure leaves
 // everything as it was. It returns what it ended.
 func (s *Service) EndSessionsAndTokens(ctx context.Context, userID int64, keepID, reason, by string) ([]db.Session, []db.Token, error) {

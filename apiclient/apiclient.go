@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"golang.org/x/oauth2"
+
+	"doorman/timefmt"
 )
 
 // Usage is the client commands' help.
@@ -155,9 +157,10 @@ func login(ctx context.Context, args []string, getenv func(string) string, stdou
 	return nil
 }
 
-// TimeLayout is how every command prints a time, the operator's too:
-// always in UTC, with the day and month unambiguous.
-const TimeLayout = "2 Jan 2006 15:04 UTC"
+// TimeLayout is how every command prints a time, the operator's too, and
+// how the pages and mails write one: always in UTC, with the day and month
+// unambiguous (package timefmt).
+const TimeLayout = timefmt.Layout
 
 // FormatTime prints t as TimeLayout says.
 func FormatTime(t time.Time) string { return t.UTC().Format(TimeLayout) }
@@ -183,9 +186,9 @@ func whyNoToken(ctx context.Context, da *oauth2.DeviceAuthResponse, err error) e
 		case "access_denied":
 			// The server says which: the person denied it, or an
 			// approval died with an account reset (a password change,
-			// "Log out everywhere", …) before the tool picked it up.
+			// "Sign out everywhere", …) before the tool picked it up.
 			if strings.Contains(re.ErrorDescription, "withdrawn") {
-				return sentence("Your approval was withdrawn: the account was reset after it (a password change or \"Log out everywhere\"); nothing was saved. Run `doorman login` again to start over.")
+				return sentence("Your approval was withdrawn: the account was reset after it (a password change or \"Sign out everywhere\"); nothing was saved. Run `doorman login` again to start over.")
 			}
 			return sentence(Denied)
 		case "expired_token":

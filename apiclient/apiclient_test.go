@@ -49,7 +49,7 @@ func TestLoginSaysTheCodeExpired(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	err := Run(ctx, []string{"login", "--server", srv.URL, "--client-id", "app_x"}, env, io.Discard, nil)
-	if err == nil || !regexp.MustCompile("^The code expired at [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4} [0-9]{2}:[0-9]{2} UTC before it was approved; nothing was saved. Run `doorman login` again for a new one.$").MatchString(err.Error()) {
+	if err == nil || !regexp.MustCompile("^The code expired at [0-9]{1,2} [A-Z][a-z]{2} [0-9]{4}, [0-9]{2}:[0-9]{2} UTC before it was approved; nothing was saved. Run `doorman login` again for a new one.$").MatchString(err.Error()) {
 		t.Fatalf("login: %v", err)
 	}
 }
@@ -70,7 +70,7 @@ func TestLoginSaysWhyInWords(t *testing.T) {
 	}{
 		{"denied", false, 400, "access_denied", "The request was denied.", "You denied the sign-in in the browser; nothing was saved."},
 		{"withdrawn", false, 400, "access_denied", "The approval was withdrawn: the account was reset since. Start again.",
-			"Your approval was withdrawn: the account was reset after it (a password change or \"Log out everywhere\"); nothing was saved. Run `doorman login` again to start over."},
+			"Your approval was withdrawn: the account was reset after it (a password change or \"Sign out everywhere\"); nothing was saved. Run `doorman login` again to start over."},
 		{"expired", false, 400, "expired_token", "The code expired. Start again.", "The code expired before it was approved; nothing was saved. Run `doorman login` again for a new one."},
 		{"used", false, 400, "invalid_grant", "This code was already used.", "The server no longer knows this code (it was already used, or the app was removed); nothing was saved. Run `doorman login` again."},
 		{"unknown client", true, 401, "invalid_client", "Unknown client_id.", "The server does not know the client id \"app_x\". Register this tool on the server with `doorman apps add --name \"Doorman CLI\"` and use the client_id it prints."},

@@ -116,8 +116,8 @@ type Store interface {
 	// RevokeSessionsAndTokens ends every live session of the user but
 	// keepID ("" for none kept), resets the user's sign-ins, and ends every
 	// live token and OpenID Connect grant of theirs (owing each connected
-	// app a logout of every session), all in one transaction ("log out
-	// everywhere", "log out all other sessions" with the apps), and returns
+	// app a logout of every session), all in one transaction ("sign out
+	// everywhere", "sign out all other sessions" with the apps), and returns
 	// the sessions and tokens it ended.
 	RevokeSessionsAndTokens(ctx context.Context, userID int64, keepID, reason, by string, now time.Time) ([]Session, []Token, error)
 	// ChangePassword, in one transaction: sets the password hash, resets

@@ -35,7 +35,9 @@ type SecurityEvent struct {
 	// What it is about: a session (browser) or a token / app.
 	SessionID, TokenID string
 	// The device, place and address it happened from, and the sign-in
-	// method ("password", "password+totp", …) for sign-ins.
+	// method ("password", "password+totp", …) for sign-ins; for a token
+	// that ended, its kind (TokenPersonal or TokenApp), so the history can
+	// say "revoked" of an access token and "disconnected" of an app.
 	Device, Location, IP, Method string
 	// For endings: the reason (a Reason… constant) and who ended it (a
 	// session id, a token id, "operator", or "").

@@ -39,7 +39,7 @@ const (
 // LinkDiesWithReset is the one rule every emailed link that can act for the
 // account obeys: it is void once the account is reset (its Epoch moves:
 // a password change or reset, "This wasn't me", "Not you?", an undone
-// email change, "Log out all other sessions" or "everywhere", an operator
+// email change, "Sign out all other sessions" or "everywhere", an operator
 // disabling or resetting the account) and once the account's address is
 // no longer the one it was mailed to or asked from (AccountEmail). The
 // store checks both in the transaction that uses the link.

@@ -104,7 +104,7 @@ type Grant struct {
 	ClientID   string
 	// SessionID is the Doorman session that approved it. A grant dies
 	// with that session unless Offline (offline_access), which dies only
-	// with a reset of the account's sign-ins, "log out everywhere", the
+	// with a reset of the account's sign-ins, "sign out everywhere", the
 	// ending of every app and token, or a disconnect.
 	SessionID     string
 	Offline       bool

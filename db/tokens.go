@@ -121,7 +121,7 @@ type TokenStore interface {
 	// ErrNotFound if the user does not exist. epoch is the user's Epoch as
 	// the creating request read it: if the account was reset since (or is
 	// disabled), nothing is written and the error is ErrSignInsReset, so no
-	// token made by a request in flight outlives a "log out everywhere".
+	// token made by a request in flight outlives a "sign out everywhere".
 	CreateToken(ctx context.Context, t Token, epoch int64, mail ...Mail) error
 	// TokenWithUser returns the token with that public id, alive or not,
 	// and its user: the one read behind every API request.

@@ -6,8 +6,8 @@ import "time"
 const (
 	ReasonSignedOut       = "signed_out"     // the user signed out on that device
 	ReasonRevoked         = "revoked"        // ended from another session's list (the X button)
-	ReasonRevokedOthers   = "revoked_others" // "Log out all other sessions" from another session
-	ReasonRevokedAll      = "revoked_all"    // "Log out everywhere"
+	ReasonRevokedOthers   = "revoked_others" // "Sign out all other sessions" from another session
+	ReasonRevokedAll      = "revoked_all"    // "Sign out everywhere"
 	ReasonPassword        = "password_changed"
 	ReasonTwoFactor       = "two_factor_on"    // two-factor was turned on, signing out the other sessions
 	ReasonSessionLimit    = "session_limit"    // the user's least recently active session, ended to make room
@@ -40,7 +40,7 @@ type User struct {
 	IsDemo       bool
 	DisabledAt   time.Time // zero unless an operator disabled the account
 	// Epoch counts resets of the user's sign-ins (password change, "log
-	// out all other sessions", "log out everywhere", disable). A sign-in
+	// out all other sessions", "sign out everywhere", disable). A sign-in
 	// passes the value it read to CreateSession, which refuses if it moved.
 	Epoch int64
 	// EmailVerifiedAt is when an emailed link proved the address reaches

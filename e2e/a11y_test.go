@@ -198,7 +198,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		l.visit(t, p, "/settings", "settings")
 		l.visit(t, p, "/settings/security", "security")
 		// The confirm dialog, open.
-		must(t, button(p, "Log out all other sessions").Click())
+		must(t, button(p, "Sign out all other sessions").Click())
 		must(t, expect.Locator(p.GetByRole("dialog")).ToBeVisible())
 		l.check(t, p, "security-dialog")
 		l.visit(t, p, "/settings/security/sessions/"+otherID, "session-details")
@@ -211,7 +211,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		// A confirm page with a password error.
 		goTo(t, p, "/settings/security/sessions/revoke-others")
 		must(t, p.GetByLabel("Your password").Fill("wrong password"))
-		must(t, button(p, "Log out").Click())
+		must(t, button(p, "Sign them out").Click())
 		must(t, expect.Locator(p.GetByText("Incorrect password.")).ToBeVisible())
 		l.check(t, p, "confirm-password-error")
 		// The two-factor pages, on an account of this run's own
@@ -237,7 +237,7 @@ func TestEveryPageAccessible(t *testing.T) {
 		must(t, expect.Locator(codeField).ToHaveAttribute("aria-invalid", "true"))
 		l.check(t, p, "signin-two-factor-error")
 		enterCode(t, p, "Code from your authenticator app, or a recovery code", "Verify",
-			heading(p, "Where you're logged in"), func() string { return codeNow(t, srv, secret) })
+			heading(p, "Where you're signed in"), func() string { return codeNow(t, srv, secret) })
 		// Access tokens and a connected app (same account).
 		l.visit(t, p, "/settings/security/tokens", "tokens")
 		must(t, button(p, "Create token").Click())

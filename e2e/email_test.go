@@ -62,7 +62,7 @@ func TestFlowNewSignInAlertThisWasntMe(t *testing.T) {
 	thief := newDevice(t, srv, pixel7, ipTokyo)
 	signInByRequest(t, thief, email, pass1, false)
 	goTo(t, thief, "/settings/security")
-	must(t, expect.Locator(heading(thief, "Where you're logged in")).ToBeVisible())
+	must(t, expect.Locator(heading(thief, "Where you're signed in")).ToBeVisible())
 	must(t, expect.Locator(thief.Locator(`body[data-live-stream="open"]`)).ToHaveCount(1))
 
 	m := srv.mailTo(t, email, "New sign-in to your Doorman account")
@@ -112,7 +112,7 @@ func TestFlowSignInLink(t *testing.T) {
 	// In the browser that asked, it signs in at once.
 	goTo(t, p, l)
 	must(t, expect.Page(p).ToHaveURL(regexpOf(`/settings/security$`)))
-	must(t, expect.Locator(heading(p, "Where you're logged in")).ToBeVisible())
+	must(t, expect.Locator(heading(p, "Where you're signed in")).ToBeVisible())
 	must(t, p.Locator(`[data-current="true"] a`).Click())
 	must(t, expect.Locator(p.GetByText("Emailed sign-in link")).ToBeVisible())
 	// The other browser's page now has a used link.

@@ -212,10 +212,10 @@ func TestFlowEndingSessions(t *testing.T) {
 			}
 			expectSignedOut(t, iphone)
 
-			// Flow 4: log out all other sessions.
-			open := button(desktop, "Log out all other sessions")
+			// Flow 4: sign out all other sessions.
+			open := button(desktop, "Sign out all other sessions")
 			if js {
-				dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out all other sessions?"})
+				dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Sign out all other sessions?"})
 				must(t, open.Click())
 				must(t, expect.Locator(dialog).ToContainText("2 other sessions will be signed out: "))
 				// Cancel with the button: nothing changes, focus returns.
@@ -230,17 +230,17 @@ func TestFlowEndingSessions(t *testing.T) {
 				must(t, expect.Locator(open).ToBeFocused())
 				must(t, expect.Locator(rows).ToHaveCount(3))
 				must(t, open.Click())
-				must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Log out", Exact: playwright.Bool(true)}).Click())
+				must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Sign them out", Exact: playwright.Bool(true)}).Click())
 			} else {
 				must(t, open.Click())
 				must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security/sessions/revoke-others\??$`)))
-				must(t, expect.Locator(heading(desktop, "Log out all other sessions?")).ToBeVisible())
+				must(t, expect.Locator(heading(desktop, "Sign out all other sessions?")).ToBeVisible())
 				must(t, expect.Locator(desktop.GetByText("2 other sessions will be signed out: ")).ToBeVisible())
 				// Cancel: back, nothing changed.
 				must(t, link(desktop, "Cancel").Click())
 				must(t, expect.Locator(rows).ToHaveCount(3))
 				must(t, open.Click())
-				must(t, button(desktop, "Log out").Click())
+				must(t, button(desktop, "Sign them out").Click())
 			}
 			must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
 			must(t, expect.Locator(desktop.GetByRole("status")).ToHaveText("Signed out 2 other sessions."))
@@ -257,16 +257,16 @@ func TestFlowEndingSessions(t *testing.T) {
 				expectSignedOut(t, pages[name])
 			}
 
-			// Flow 5: log out everywhere ends this device too.
-			everywhere := button(desktop, "Log out everywhere")
+			// Flow 5: sign out everywhere ends this device too.
+			everywhere := button(desktop, "Sign out everywhere")
 			must(t, everywhere.Click())
 			if js {
-				dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out everywhere?"})
+				dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Sign out everywhere?"})
 				must(t, expect.Locator(dialog).ToContainText("including this device"))
-				must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Log out", Exact: playwright.Bool(true)}).Click())
+				must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Sign out everywhere", Exact: playwright.Bool(true)}).Click())
 			} else {
-				must(t, expect.Locator(heading(desktop, "Log out everywhere?")).ToBeVisible())
-				must(t, button(desktop, "Log out everywhere").Click())
+				must(t, expect.Locator(heading(desktop, "Sign out everywhere?")).ToBeVisible())
+				must(t, button(desktop, "Sign out everywhere").Click())
 			}
 			must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/login$`)))
 			must(t, expect.Locator(desktop.GetByRole("status")).ToContainText("You signed out everywhere: 1 session ended."))
@@ -325,10 +325,10 @@ func TestFlowKeyboardOnly(t *testing.T) {
 	must(t, expect.Locator(rows).ToHaveCount(2))
 
 	// Enter opens the dialog; focus starts on Cancel and stays inside.
-	open := button(p, "Log out all other sessions")
-	tabTo(t, p, "Tab", "Log out all other sessions")
+	open := button(p, "Sign out all other sessions")
+	tabTo(t, p, "Tab", "Sign out all other sessions")
 	must(t, p.Keyboard().Press("Enter"))
-	dialog := p.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out all other sessions?"})
+	dialog := p.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Sign out all other sessions?"})
 	must(t, expect.Locator(dialog).ToBeVisible())
 	must(t, expect.Locator(dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Cancel"})).ToBeFocused())
 	for _, key := range []string{"Tab", "Tab", "Tab", "Shift+Tab", "Shift+Tab", "Shift+Tab"} {
@@ -349,22 +349,22 @@ func TestFlowKeyboardOnly(t *testing.T) {
 	must(t, p.Keyboard().Press("Escape"))
 	must(t, expect.Locator(dialog).ToBeHidden())
 	must(t, expect.Locator(open).ToBeFocused())
-	// Space opens it again; Tab to "Log out", Enter confirms.
+	// Space opens it again; Tab to "Sign them out", Enter confirms.
 	must(t, p.Keyboard().Press(" "))
 	must(t, expect.Locator(dialog).ToBeVisible())
-	tabTo(t, p, "Tab", "Log out")
+	tabTo(t, p, "Tab", "Sign them out")
 	must(t, p.Keyboard().Press("Enter"))
 	must(t, expect.Locator(p.GetByRole("status")).ToHaveText("Signed out 1 other session."))
 	must(t, expect.Locator(rows).ToHaveCount(1))
 
-	// Log out everywhere, by keyboard; Shift+Tab works backwards too.
-	tabTo(t, p, "Tab", "Log out everywhere")
+	// Sign out everywhere, by keyboard; Shift+Tab works backwards too.
+	tabTo(t, p, "Tab", "Sign out everywhere")
 	tabTo(t, p, "Shift+Tab", "Sign out")
-	tabTo(t, p, "Tab", "Log out everywhere")
+	tabTo(t, p, "Tab", "Sign out everywhere")
 	must(t, p.Keyboard().Press("Enter"))
-	everywhere := p.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out everywhere?"})
+	everywhere := p.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Sign out everywhere?"})
 	must(t, expect.Locator(everywhere).ToBeVisible())
-	tabTo(t, p, "Tab", "Log out")
+	tabTo(t, p, "Tab", "Sign out everywhere")
 	must(t, p.Keyboard().Press("Enter"))
 	must(t, expect.Page(p).ToHaveURL(regexpOf(`/login$`)))
 }
@@ -377,7 +377,7 @@ func TestFlowBackAfterSignOut(t *testing.T) {
 	signInByRequest(t, p, email, pass1, true)
 	goTo(t, p, "/settings")
 	goTo(t, p, "/settings/security")
-	must(t, expect.Locator(heading(p, "Where you're logged in")).ToBeVisible())
+	must(t, expect.Locator(heading(p, "Where you're signed in")).ToBeVisible())
 	must(t, button(p, "Sign out").Click())
 	must(t, expect.Page(p).ToHaveURL(regexpOf(`/login$`)))
 	for range 2 {
@@ -386,7 +386,7 @@ func TestFlowBackAfterSignOut(t *testing.T) {
 		must(t, expect.Page(p).ToHaveURL(regexpOf(`/login\?next=`)))
 		must(t, expect.Locator(heading(p, "Sign in")).ToBeVisible())
 		must(t, expect.Locator(p.GetByText(email)).ToHaveCount(0))
-		must(t, expect.Locator(heading(p, "Where you're logged in")).ToHaveCount(0))
+		must(t, expect.Locator(heading(p, "Where you're signed in")).ToHaveCount(0))
 	}
 }
 

@@ -153,7 +153,7 @@ func TestSecurityPageLayout(t *testing.T) {
 			})
 			signInByRequest(t, p, account, pass1, false)
 			goTo(t, p, "/settings/security")
-			must(t, expect.Locator(heading(p, "Where you're logged in")).ToBeVisible())
+			must(t, expect.Locator(heading(p, "Where you're signed in")).ToBeVisible())
 			// Every row is there (the app rows are the last filled in).
 			must(t, expect.Locator(p.Locator(`[data-app-id="rp_layout"]`)).ToBeVisible())
 			must(t, expect.Locator(p.Locator(`[data-token-id]`)).ToHaveCount(2))
@@ -161,12 +161,12 @@ func TestSecurityPageLayout(t *testing.T) {
 			screenshot(t, p, fmt.Sprintf("layout-security-%d", width))
 			// Past ten other sessions the list shows the ten most
 			// recent, the bulk actions first, and a link to all.
-			bulk := button(p, "Log out all other sessions")
+			bulk := button(p, "Sign out all other sessions")
 			must(t, expect.Locator(bulk).ToBeVisible())
 			box, err := bulk.BoundingBox()
 			must(t, err)
 			if box == nil || box.Y+box.Height > 667 {
-				t.Errorf("%d px: \"Log out all other sessions\" is not on the first screen: %+v", width, box)
+				t.Errorf("%d px: \"Sign out all other sessions\" is not on the first screen: %+v", width, box)
 			}
 			must(t, expect.Locator(p.Locator(`li[data-session-id]`)).ToHaveCount(11))
 			// Every session: the setup's, the 60 seeded, and one per

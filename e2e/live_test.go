@@ -50,7 +50,7 @@ func TestLiveSignOut(t *testing.T) {
 
 	// A new sign-in appears in the open lists, and an open dialog is not
 	// disturbed: the refresh waits for it to close.
-	must(t, button(pixel, "Log out all other sessions").Click())
+	must(t, button(pixel, "Sign out all other sessions").Click())
 	dialog := pixel.Locator("dialog[open]")
 	must(t, expect.Locator(dialog).ToBeVisible())
 	laptop := newDevice(t, srv, desktopChrome, ipTokyo)
@@ -62,7 +62,7 @@ func TestLiveSignOut(t *testing.T) {
 	must(t, expect.Locator(pixel.Locator("[data-session-id]")).ToHaveCount(3))
 	// The refreshed list still works: its X buttons and dialogs.
 	must(t, expect.Locator(pixel.Locator("[data-session-id] .icon-button")).ToHaveCount(2))
-	must(t, button(pixel, "Log out all other sessions").Click())
+	must(t, button(pixel, "Sign out all other sessions").Click())
 	must(t, expect.Locator(pixel.Locator("dialog[open]")).ToContainText("2 other sessions will be signed out"))
 	must(t, button(pixel, "Cancel").Click())
 }

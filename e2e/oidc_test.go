@@ -198,7 +198,7 @@ func idTokenAMR(t *testing.T, raw string) []string {
 
 // A person signs in to an app with Doorman; ending that Doorman session
 // from another device signs them out of the app (a verified logout token
-// naming the session), and "Log out everywhere" ends what the app holds
+// naming the session), and "Sign out everywhere" ends what the app holds
 // of them: its refresh token at once, its sessions by a logout token
 // naming only the person, delivered once the app answers again.
 func TestOIDCSignInAndLogoutReachTheApp(t *testing.T) {
@@ -270,12 +270,12 @@ func TestOIDCSignInAndLogoutReachTheApp(t *testing.T) {
 	must(t, expect.Locator(laptopApp.GetByRole("status")).ToContainText("Doorman accepted the refresh token"))
 	must(t, expect.Locator(rpSignedIn(laptopApp, email)).ToBeVisible())
 
-	// The app's back-channel endpoint is down; "Log out everywhere" from
+	// The app's back-channel endpoint is down; "Sign out everywhere" from
 	// the phone.
 	app.down.Store(true)
-	must(t, button(phone, "Log out everywhere").Click())
-	dialog := phone.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out everywhere?"})
-	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Log out", Exact: playwright.Bool(true)}).Click())
+	must(t, button(phone, "Sign out everywhere").Click())
+	dialog := phone.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Sign out everywhere?"})
+	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Sign out everywhere", Exact: playwright.Bool(true)}).Click())
 	must(t, expect.Page(phone).ToHaveURL(regexpOf(`/login$`)))
 	must(t, expect.Locator(phone.GetByRole("status")).ToContainText("You signed out everywhere: 2 sessions ended."))
 	// The logout has not reached the app, yet its refresh token is dead
@@ -302,7 +302,7 @@ func TestOIDCSignInAndLogoutReachTheApp(t *testing.T) {
 	}
 	for _, s := range app.rp.Sessions() {
 		if s.Sub == sub {
-			t.Errorf("the app still holds a session of the person (sid %s) after Log out everywhere", s.SID)
+			t.Errorf("the app still holds a session of the person (sid %s) after Sign out everywhere", s.SID)
 		}
 	}
 	reload(t, phoneApp)

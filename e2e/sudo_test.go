@@ -24,8 +24,8 @@ func TestConfirmWithPassword(t *testing.T) {
 	rows := desktop.Locator("[data-session-id]")
 	must(t, expect.Locator(rows).ToHaveCount(2))
 	must(t, expect.Locator(rows.Filter(playwright.LocatorFilterOptions{HasText: "Chrome on Android"})).ToContainText("Tokyo, Japan"))
-	must(t, button(desktop, "Log out all other sessions").Click())
-	dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Log out all other sessions?"})
+	must(t, button(desktop, "Sign out all other sessions").Click())
+	dialog := desktop.GetByRole("dialog", playwright.PageGetByRoleOptions{Name: "Sign out all other sessions?"})
 	must(t, expect.Locator(dialog).ToBeVisible())
 	field := dialog.GetByLabel("Your password")
 	must(t, expect.Locator(field).ToBeFocused())
@@ -33,7 +33,7 @@ func TestConfirmWithPassword(t *testing.T) {
 
 	// Wrong password: the confirm page, the error announced by the field.
 	must(t, field.Fill("not my password"))
-	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Log out", Exact: playwright.Bool(true)}).Click())
+	must(t, dialog.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Sign them out", Exact: playwright.Bool(true)}).Click())
 	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security/sessions/revoke-others$`)))
 	input := desktop.GetByLabel("Your password")
 	must(t, expect.Locator(input).ToHaveAttribute("aria-invalid", "true"))
@@ -45,7 +45,7 @@ func TestConfirmWithPassword(t *testing.T) {
 
 	// Right password, on the no-JS confirm page's form.
 	must(t, input.Fill(pass1))
-	must(t, button(desktop, "Log out").Click())
+	must(t, button(desktop, "Sign them out").Click())
 	must(t, expect.Page(desktop).ToHaveURL(regexpOf(`/settings/security$`)))
 	must(t, expect.Locator(desktop.GetByRole("status")).ToContainText("Signed out 1 other session."))
 	must(t, expect.Locator(rows).ToHaveCount(1))

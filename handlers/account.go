@@ -11,6 +11,7 @@ import (
 
 	"doorman/db"
 	"doorman/paths"
+	"doorman/timefmt"
 	"doorman/views"
 )
 
@@ -24,7 +25,7 @@ func (a *app) settings(c echo.Context) error {
 	return a.render(c, http.StatusOK, views.SettingsPage(views.SettingsProps{
 		Page:          a.page(c, "Settings", "account"),
 		Email:         au.User.Email,
-		MemberSince:   au.User.CreatedAt.UTC().Format("2 January 2006"),
+		MemberSince:   timefmt.Date(au.User.CreatedAt),
 		SessionCount:  "Signed in on " + plural(len(list), "device"),
 		EmailVerified: au.User.EmailVerified(), MailOff: !a.mailOn(), AlertsOn: !au.User.SignInAlertsOff,
 	}))

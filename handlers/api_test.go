@@ -283,8 +283,8 @@ func TestAPIRateLimitPerToken(t *testing.T) {
 	}
 }
 
-// TestEverywhereMeansEverywhere: "Log out everywhere" ends apps and tokens
-// too and says how many; "Log out all other sessions" ends them only when
+// TestEverywhereMeansEverywhere: "Sign out everywhere" ends apps and tokens
+// too and says how many; "Sign out all other sessions" ends them only when
 // asked; a password change disconnects them by default; disabling and
 // deleting the account end them.
 func TestEverywhereMeansEverywhere(t *testing.T) {
@@ -302,12 +302,12 @@ func TestEverywhereMeansEverywhere(t *testing.T) {
 	expectBody(t, desktop.get("/settings/security/sessions/revoke-others"), "Also disconnect 1 access token")
 	expectRedirect(t, desktop.post("/settings/security/sessions/revoke-others", nil), "/settings/security")
 	if !works(tok) {
-		t.Fatal("log out others without the box ended the token")
+		t.Fatal("sign out others without the box ended the token")
 	}
 	phone.login("alice@example.com", pw)
 	expectRedirect(t, desktop.post("/settings/security/sessions/revoke-others", url.Values{"also_tokens": {"on"}}), "/settings/security")
 	if works(tok) {
-		t.Fatal("log out others with the box left the token")
+		t.Fatal("sign out others with the box left the token")
 	}
 	expectRedirect(t, phone.get("/settings"), "/login?next=%2Fsettings")
 
@@ -317,7 +317,7 @@ func TestEverywhereMeansEverywhere(t *testing.T) {
 	expectBody(t, desktop.get("/settings/security/sessions/revoke-all"), "All 2 sessions, including this device, will be signed out, and 1 access token disconnected.")
 	expectRedirect(t, desktop.post("/settings/security/sessions/revoke-all", nil), "/login")
 	if works(tok) {
-		t.Fatal("log out everywhere left the token")
+		t.Fatal("sign out everywhere left the token")
 	}
 
 	// A password change disconnects them by default.

@@ -229,7 +229,7 @@ func TestBackchannelLogoutOfOneSession(t *testing.T) {
 	}
 }
 
-// TestBackchannelLogoutEverywhere: "Log out everywhere" sends the app a
+// TestBackchannelLogoutEverywhere: "Sign out everywhere" sends the app a
 // token naming only the person (sub, no sid), which ends every session
 // the app has of them.
 func TestBackchannelLogoutEverywhere(t *testing.T) {

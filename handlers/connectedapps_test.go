@@ -79,7 +79,7 @@ func TestConnectedAppsListAndDisconnect(t *testing.T) {
 		`</a>,</span><span><a href="/settings/security/sessions/`, // "From A, B"
 		`action="/settings/security/apps/wiki/disconnect"`, `aria-label="Disconnect App wiki"`,
 		"and Doorman tells it to sign you out.",
-		// "Log out everywhere" and its box for the other sessions count it.
+		// "Sign out everywhere" and its box for the other sessions count it.
 		"All 2 sessions, including this device, will be signed out, and 1 connected app disconnected.",
 		"Also disconnect 1 connected app",
 		"This device stays signed in. Connected apps and access tokens keep working unless you tick the box below.",

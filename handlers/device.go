@@ -334,7 +334,7 @@ func (a *app) oauthToken(c echo.Context) error {
 
 // scopeTexts say what each scope lets an app do.
 var scopeTexts = map[string]string{
-	ScopeSessionsRead:  "See where you're logged in",
+	ScopeSessionsRead:  "See where you're signed in",
 	ScopeSessionsWrite: "Sign your sessions out",
 }
 

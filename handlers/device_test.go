@@ -316,7 +316,7 @@ func TestCommandLineLogin(t *testing.T) {
 		t.Fatalf("sessions list:\n%s", list.String())
 	}
 	// Its times as every command prints them (not the API's RFC 3339).
-	if !regexp.MustCompile(`(?m)^` + phoneID + `\s.*\s\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC\s+\d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2} UTC$`).MatchString(list.String()) {
+	if !regexp.MustCompile(`(?m)^` + phoneID + `\s.*\s\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC\s+\d{1,2} [A-Z][a-z]{2} \d{4}, \d{2}:\d{2} UTC$`).MatchString(list.String()) {
 		t.Fatalf("sessions list times:\n%s", list.String())
 	}
 	var revoked bytes.Buffer
@@ -327,7 +327,7 @@ func TestCommandLineLogin(t *testing.T) {
 	if err := apiclient.Run(context.Background(), []string{"sessions", "revoke", phoneID}, env, io.Discard, nil); err == nil {
 		t.Fatal("revoking an ended session succeeded")
 	}
-	// Logged out of the command line: the file goes.
+	// Signed out of the command line: the file goes.
 	if err := apiclient.Run(context.Background(), []string{"logout"}, env, io.Discard, nil); err != nil {
 		t.Fatal(err)
 	}

@@ -104,5 +104,5 @@ func (a *app) handleError(err error, c echo.Context) {
 // token, a device approval) when the account was reset while the request
 // was in flight: nothing was made, and this session has ended with the rest.
 func errSignInsReset() error {
-	return echo.NewHTTPError(http.StatusConflict, "Your account's sessions were just reset (for example, someone chose \"Log out everywhere\"), so nothing was created. Please sign in again.")
+	return echo.NewHTTPError(http.StatusConflict, "Your account's sessions were just reset (for example, someone chose \"Sign out everywhere\"), so nothing was created. Please sign in again.")
 }

@@ -3,6 +3,8 @@ package handlers
 import (
 	"fmt"
 	"time"
+
+	"doorman/timefmt"
 )
 
 // relTime says how long ago t was, in words: "just now", "5 minutes ago",
@@ -21,7 +23,7 @@ func relTime(now, t time.Time) string {
 	case d < 60*24*time.Hour:
 		return plural(int(d/(24*time.Hour)), "day") + " ago"
 	default:
-		return "on " + t.UTC().Format("2 Jan 2006")
+		return "on " + timefmt.Date(t)
 	}
 }
 
@@ -43,7 +45,7 @@ func relFuture(now, t time.Time) string {
 // exactTime is the unambiguous form shown beside or under relative times.
 // Times are shown in UTC: the server does not know the reader's zone, and
 // the page's script rewrites them to local time where it can.
-func exactTime(t time.Time) string { return t.UTC().Format("2 Jan 2006, 15:04 UTC") }
+func exactTime(t time.Time) string { return timefmt.Exact(t) }
 
 func isoTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 

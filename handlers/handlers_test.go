@@ -30,7 +30,7 @@ func TestSignupSigninSignout(t *testing.T) {
 
 	c.signup("  Alice@Example.com ", "correct horse")
 	res, rows := c.securityPage()
-	expectBody(t, res, "<h2 id=\"sessions-heading\">Where you're logged in</h2>", "alice@example.com", "Welcome to Doorman")
+	expectBody(t, res, "<h2 id=\"sessions-heading\">Where you're signed in</h2>", "alice@example.com", "Welcome to Doorman")
 	if len(rows) != 1 || !rows[0].Current {
 		t.Fatalf("after sign-up: rows %+v, want just the current one", rows)
 	}
@@ -167,7 +167,7 @@ func TestListShowsEverySessionWithLabels(t *testing.T) {
 		t.Error("the current session has an X button")
 	}
 	expectBody(t, res, `aria-label="Sign out Safari on iPhone, London"`, `aria-label="Sign out Firefox on macOS, Tokyo"`,
-		`<time datetime="`+phoneSignedIn.UTC().Format(time.RFC3339)+`"`, "Log out all other sessions", "2 other sessions will be signed out")
+		`<time datetime="`+phoneSignedIn.UTC().Format(time.RFC3339)+`"`, "Sign out all other sessions", "2 other sessions will be signed out")
 	if strings.Count(res.body, `/revoke"`) != 2 {
 		t.Errorf("want 2 X buttons")
 	}
@@ -260,7 +260,7 @@ func TestRevokeOthersKeepsCurrent(t *testing.T) {
 	// The no-JS confirm page lists what will end.
 	res := clients[0].get("/settings/security/sessions/revoke-others")
 	expectStatus(t, res, http.StatusOK)
-	expectBody(t, res, "Log out all other sessions?", "2 other sessions will be signed out", "Safari on iPhone", "Firefox on macOS")
+	expectBody(t, res, "Sign out all other sessions?", "2 other sessions will be signed out", "Safari on iPhone", "Firefox on macOS")
 	// The Security page's dialog names them too (newest first), and says
 	// this device stays.
 	expectBody(t, clients[0].get("/settings/security"),
@@ -269,7 +269,7 @@ func TestRevokeOthersKeepsCurrent(t *testing.T) {
 	expectRedirect(t, clients[0].post("/settings/security/sessions/revoke-others", nil), "/settings/security")
 	res, rows := clients[0].securityPage()
 	expectBody(t, res, "Signed out 2 other sessions.")
-	expectNoBody(t, res, "Log out all other sessions<")
+	expectNoBody(t, res, "Sign out all other sessions<")
 	if len(rows) != 1 || !rows[0].Current {
 		t.Fatalf("after revoke-others: %+v", rows)
 	}
@@ -291,7 +291,7 @@ func TestRevokeAllEndsEverySession(t *testing.T) {
 	phone.login("alice@example.com", "correct horse")
 
 	res := desktop.get("/settings/security/sessions/revoke-all")
-	expectBody(t, res, "Log out everywhere?", "All 2 sessions, including this device")
+	expectBody(t, res, "Sign out everywhere?", "All 2 sessions, including this device")
 	expectRedirect(t, desktop.post("/settings/security/sessions/revoke-all", nil), "/login")
 	if desktop.sessionCookie() != "" {
 		t.Error("cookie not cleared after revoke-all")

@@ -88,9 +88,9 @@ func (a *app) endedBy(c echo.Context, reason, by, currentID string, names map[st
 	case db.ReasonRevoked, db.ReasonTokenRevoked:
 		return "ended from " + who()
 	case db.ReasonRevokedOthers:
-		return "ended by “Log out all other sessions” on " + who()
+		return "ended by “Sign out all other sessions” on " + who()
 	case db.ReasonRevokedAll:
-		return "ended by “Log out everywhere” on " + who()
+		return "ended by “Sign out everywhere” on " + who()
 	case db.ReasonPassword:
 		return "ended when the password was changed on " + who()
 	case db.ReasonTwoFactor:
@@ -168,7 +168,18 @@ func (a *app) eventRow(c echo.Context, e db.SecurityEvent, au *authInfo, names m
 	case db.EventTokenCreated:
 		r.Title, r.Detail = "Access token “"+e.Detail+"” created", eventFrom(e)
 	case db.EventTokenRevoked:
-		r.Title, r.Detail = "“"+e.Detail+"” disconnected", a.endedBy(c, e.Reason, e.By, au.Session.ID, names)
+		// One verb per thing (docs/WORDS.md): an access token is revoked,
+		// an app disconnected. Entries from before the kind was recorded
+		// say "ended".
+		switch e.Method {
+		case db.TokenPersonal:
+			r.Title = "Access token “" + e.Detail + "” revoked"
+		case db.TokenApp:
+			r.Title = "“" + e.Detail + "” disconnected"
+		default:
+			r.Title = "“" + e.Detail + "” ended"
+		}
+		r.Detail = a.endedBy(c, e.Reason, e.By, au.Session.ID, names)
 	case db.EventAppApproved:
 		r.Title = "App “" + e.Detail + "” connected"
 		if where != "" {

@@ -122,7 +122,7 @@ func TestHistoryOfAppSignInsAndLogouts(t *testing.T) {
 	}
 }
 
-// TestConfirmationNamesTheApps: after "Log out everywhere", the
+// TestConfirmationNamesTheApps: after "Sign out everywhere", the
 // confirmation names the apps that signed the person out.
 func TestConfirmationNamesTheApps(t *testing.T) {
 	a := newOIDCApp(t)

@@ -67,7 +67,7 @@ func TestSecurityHistory(t *testing.T) {
 		t.Fatalf("history %v, want %v", got, want)
 	}
 	expectBody(t, page, "Safari on iPhone signed out", "ended from this device", "A wrong password was entered", "Firefox on macOS",
-		"Signed in on Safari on iPhone", "Email changed to alice2@example.com", "Access token “script” created")
+		"Signed in on Safari on iPhone", "Email changed to alice2@example.com", "Access token “script” created", "Access token “script” revoked")
 	// The Security page shows the latest few, with the link.
 	sec := desktop.get("/settings/security")
 	if got := events(sec.body); len(got) != 5 || got[0] != "password_changed" {

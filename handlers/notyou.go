@@ -49,7 +49,7 @@ func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session,
 	p.Page = a.page(c, "Not you?", "security")
 	p.Heading = "Not you? Take your account back"
 	p.Intro = "This ends the session below and changes your password: whoever uses that session may know the current one. This device stays signed in."
-	p.Action, p.Email, p.Button, p.CancelURL = paths.SessionNotYou(s.ID), au.User.Email, "End it and change password", paths.Session(s.ID)
+	p.Action, p.Email, p.Button, p.CancelURL = paths.SessionNotYou(s.ID), au.User.Email, "Sign it out and change password", paths.Session(s.ID)
 	p.AboutLabel = "The session"
 	p.About = []views.DetailRow{{Label: "Device", Value: s.DeviceLabel}, {Label: "Location", Value: s.Location},
 		{Label: "IP address", Value: s.IP, Mono: true}, {Label: "Signed in", Value: exactTime(s.CreatedAt), ISO: isoTime(s.CreatedAt)},

@@ -331,7 +331,7 @@ func scopeWords(scope, app string) string {
 	case "email":
 		return "Your email address and whether it is verified"
 	case "offline_access":
-		return "Stay signed in to " + app + " while you're away: it can use your account until you disconnect it or log out everywhere"
+		return "Stay signed in to " + app + " while you're away: it can use your account until you disconnect it or sign out everywhere"
 	}
 	return "“" + scope + "”: Doorman keeps nothing of this kind, so " + app + " gets nothing for it"
 }

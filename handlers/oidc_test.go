@@ -609,7 +609,7 @@ func TestOIDCConsent(t *testing.T) {
 	rp.cfg.Scopes = append(rp.cfg.Scopes, "offline_access")
 	s, page = rp.askConsent(browser, oauth2.AccessTypeOffline)
 	expectBody(t, page, "Allow App third more?", "App third asks for more than you allowed before",
-		"Stay signed in to App third while you&#39;re away: it can use your account until you disconnect it or log out everywhere")
+		"Stay signed in to App third while you&#39;re away: it can use your account until you disconnect it or sign out everywhere")
 	expectNoBody(t, page, "Your email address", "Who you are on Doorman")
 	s.back = rp.back(browser.post("/oidc/consent", consentForm(t, page)))
 	if s.back.Get("code") == "" {

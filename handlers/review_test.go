@@ -254,7 +254,7 @@ func (g *hashGate) wait(n int, open <-chan struct{}) bool {
 }
 
 // TestLogOutEverywhereBeatsSignInsInFlight: sign-ins that read the account
-// before "Log out everywhere" committed, and are still checking the
+// before "Sign out everywhere" committed, and are still checking the
 // password, never end up as live sessions. Real goroutines, repeated.
 func TestLogOutEverywhereBeatsSignInsInFlight(t *testing.T) {
 	gate := newHashGate(t)
@@ -282,7 +282,7 @@ func TestLogOutEverywhereBeatsSignInsInFlight(t *testing.T) {
 		expectRedirect(t, owner.post("/settings/security/sessions/revoke-all", nil), "/login")
 		// The round counts only if the gate was still closed when the
 		// revocation had committed: a sign-in that hashed before then
-		// finished before "Log out everywhere" and was rightly let in
+		// finished before "Sign out everywhere" and was rightly let in
 		// (then ended by it). A loaded machine can take longer for the
 		// revocation than for the gate's hash.
 		select {

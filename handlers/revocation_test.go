@@ -161,7 +161,7 @@ func TestApprovedDeviceCodeDiesWithReset(t *testing.T) {
 		name  string
 		reset func() (*client, string) // returns a signed-in client and its password, for the next round
 	}{
-		{"log out everywhere", func() (*client, string) {
+		{"sign out everywhere", func() (*client, string) {
 			expectRedirect(t, alice.post("/settings/security/sessions/revoke-all", url.Values{"password": {pw}}), "/login")
 			alice = app.client(uaWindowsChrome, ipBerlin)
 			alice.login("alice@example.com", pw)
@@ -261,7 +261,7 @@ func TestNotMeLinkDiesWithReset(t *testing.T) {
 		name  string
 		after func(t *testing.T, app *testApp, owner *client)
 	}{
-		{"log out everywhere", func(t *testing.T, app *testApp, owner *client) {
+		{"sign out everywhere", func(t *testing.T, app *testApp, owner *client) {
 			expectRedirect(t, owner.post("/settings/security/sessions/revoke-all", url.Values{"password": {pw}}), "/login")
 		}},
 		{"an address change", func(t *testing.T, app *testApp, owner *client) {

@@ -33,7 +33,7 @@ func TestSecurityPageListsTheMostRecentSessions(t *testing.T) {
 	}
 	expectBody(t, res, `href="/settings/security?sessions=all">Show all 13 sessions</a>`, "Signed in <time")
 	// The bulk actions come before the list and count every session.
-	if i, j := strings.Index(res.body, "Log out all other sessions"), strings.Index(res.body, `<ul class="sessions"`); i < 0 || j < 0 || i > j {
+	if i, j := strings.Index(res.body, "Sign out all other sessions"), strings.Index(res.body, `<ul class="sessions"`); i < 0 || j < 0 || i > j {
 		t.Error("the bulk actions are not above the list")
 	}
 	// Its dialog counts all 12, naming the first three and the rest.

@@ -351,7 +351,7 @@ func (a *app) revokeSession(c echo.Context) error {
 			return a.renderConfirm(c, views.ConfirmProps{
 				Page: a.page(c, "Sign out "+target.DeviceLabel, "security"), Heading: "Sign out " + target.DeviceLabel + "?",
 				Message:  "This session will be signed out at once.",
-				Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign out", CancelURL: paths.Security,
+				Sessions: []views.SessionRow{row}, Action: row.RevokeURL, Button: "Sign it out", CancelURL: paths.Security,
 			}, au, problem)
 		})
 	}
@@ -371,7 +371,7 @@ func (a *app) revokeSession(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
-// confirmRevokeOthers is the no-JavaScript confirm page of "Log out all other
+// confirmRevokeOthers is the no-JavaScript confirm page of "Sign out all other
 // sessions", listing what will end.
 func (a *app) confirmRevokeOthers(c echo.Context) error {
 	return a.confirmRevokeOthersPage(c, authOf(c), nil)
@@ -383,8 +383,8 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 		return fmt.Errorf("confirm revoke others: %w", err)
 	}
 	p := views.ConfirmProps{
-		Page: a.page(c, "Log out all other sessions", "security"), Heading: "Log out all other sessions?",
-		Sessions: others, Action: paths.RevokeOthers, Button: "Log out", CancelURL: paths.Security,
+		Page: a.page(c, "Sign out all other sessions", "security"), Heading: "Sign out all other sessions?",
+		Sessions: others, Action: paths.RevokeOthers, Button: "Sign them out", CancelURL: paths.Security,
 		Message: othersMessage(others, false),
 	}
 	if len(others) == 0 {
@@ -398,7 +398,7 @@ func (a *app) confirmRevokeOthersPage(c echo.Context, au *authInfo, problem *pas
 	return a.renderConfirm(c, p, au, problem)
 }
 
-// alsoTokensLabel labels the unchecked box that extends "Log out all other
+// alsoTokensLabel labels the unchecked box that extends "Sign out all other
 // sessions" to apps and tokens; "" when there are none.
 func alsoTokensLabel(apps, pats int) string {
 	if l := inventoryLabel(apps, pats); l != "" {
@@ -407,7 +407,7 @@ func alsoTokensLabel(apps, pats int) string {
 	return ""
 }
 
-// othersMessage says what "Log out all other sessions" ends, naming the
+// othersMessage says what "Sign out all other sessions" ends, naming the
 // first few sessions (the no-script page lists them all), and, when the
 // person has any, that apps and tokens stay unless the box says otherwise.
 func othersMessage(others []views.SessionRow, haveTokens bool) string {
@@ -435,7 +435,7 @@ func othersMessage(others []views.SessionRow, haveTokens bool) string {
 	return m
 }
 
-// everywhereMessage says what "Log out everywhere" ends, counted.
+// everywhereMessage says what "Sign out everywhere" ends, counted.
 func everywhereMessage(sessions, apps, pats int) string {
 	m := "All " + plural(sessions, "session") + ", including this device, will be signed out"
 	if l := inventoryLabel(apps, pats); l != "" {
@@ -466,7 +466,7 @@ func (a *app) revokeOthers(c echo.Context) error {
 	return c.Redirect(http.StatusSeeOther, paths.Security)
 }
 
-// confirmRevokeAll is the no-JavaScript confirm page of "Log out everywhere".
+// confirmRevokeAll is the no-JavaScript confirm page of "Sign out everywhere".
 func (a *app) confirmRevokeAll(c echo.Context) error {
 	return a.confirmRevokeAllPage(c, authOf(c), nil)
 }
@@ -483,9 +483,9 @@ func (a *app) confirmRevokeAllPage(c echo.Context, au *authInfo, problem *passwo
 		return fmt.Errorf("confirm revoke all: %w", err)
 	}
 	p := views.ConfirmProps{
-		Page: a.page(c, "Log out everywhere", "security"), Heading: "Log out everywhere?",
+		Page: a.page(c, "Sign out everywhere", "security"), Heading: "Sign out everywhere?",
 		Message:  everywhereMessage(len(all), apps, pats),
-		Sessions: all, Action: paths.RevokeAll, Button: "Log out everywhere", CancelURL: paths.Security,
+		Sessions: all, Action: paths.RevokeAll, Button: "Sign out everywhere", CancelURL: paths.Security,
 	}
 	return a.renderConfirm(c, p, au, problem)
 }

@@ -272,7 +272,7 @@ func (s *sessionService) EndAll(c echo.Context, au *authInfo) ([]db.Session, []d
 func (s *sessionService) endOwn(c echo.Context, au *authInfo) error {
 	_, err := s.a.account.EndSession(c.Request().Context(), au.User.ID, au.Session.ID, db.ReasonSignedOut, au.Session.ID)
 	if errors.Is(err, db.ErrNotFound) {
-		return nil // already ended (for example by "Log out everywhere" elsewhere)
+		return nil // already ended (for example by "Sign out everywhere" elsewhere)
 	}
 	return err
 }

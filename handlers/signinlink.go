@@ -225,7 +225,7 @@ func (a *app) signInKnown(c echo.Context) error {
 	noReferrer(c)
 	_, err = a.store.UseLinkToken(c.Request().Context(), l.ID, db.LinkSignInKnown, a.now())
 	if errors.Is(err, db.ErrLinkUsed) || errors.Is(err, db.ErrNotFound) {
-		return a.linkProblem(c, linkUsed, paths.Security, "See where you're logged in")
+		return a.linkProblem(c, linkUsed, paths.Security, "See where you're signed in")
 	}
 	if err != nil {
 		return fmt.Errorf("sign-in known: %w", err)
@@ -235,7 +235,7 @@ func (a *app) signInKnown(c echo.Context) error {
 	}
 	a.log.Info("sign-in place confirmed", "user", user.ID, "session", l.SessionID)
 	return a.render(c, http.StatusOK, views.MessagePage(views.MessageProps{
-		Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're logged in",
+		Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're signed in",
 		Message: "Doorman will remember " + l.Device + " in " + l.Location + " as yours, and won't email you about sign-ins from it.",
 	}))
 }
@@ -245,9 +245,9 @@ func (a *app) knownLinkProblem(c echo.Context, l db.LinkToken, state linkState) 
 	if state == linkUsed {
 		noReferrer(c)
 		return a.render(c, http.StatusOK, views.MessagePage(views.MessageProps{
-			Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're logged in",
+			Page: a.page(c, "Thanks", ""), Heading: "Thanks for checking", LinkURL: paths.Security, LinkLabel: "See where you're signed in",
 			Message: "You already told us this sign-in (" + l.Device + ", " + l.Location + ") was you.",
 		}))
 	}
-	return a.linkProblem(c, state, paths.Security, "See where you're logged in")
+	return a.linkProblem(c, state, paths.Security, "See where you're signed in")
 }

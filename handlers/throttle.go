@@ -317,7 +317,7 @@ func (a *app) release(c echo.Context, at attempt) {
 // "<nonce>.<mac>", mac = HMAC(key, email|user id|epoch|nonce): it names no
 // account (only someone who types the right address can match it), a copy
 // is useful only with that address, and it dies with every reset of the
-// account's sign-ins (password change or reset, "log out everywhere", "log
+// account's sign-ins (password change or reset, "sign out everywhere", "log
 // out all other sessions", disabling, taking the account back), which move
 // the user's epoch: a browser that signed in before a reset is anonymous
 // after it, so cookies an intruder collected while they knew the password

@@ -151,7 +151,7 @@ func TestConcurrentWrongPasswordsAreCountedFirst(t *testing.T) {
 
 // TestDeviceCookiesDieWithAReset (second review, finding 9): a device
 // cookie is bound to the account's epoch, so one given before a password
-// reset or "log out everywhere" counts as anonymous after it, while the
+// reset or "sign out everywhere" counts as anonymous after it, while the
 // browser that made the reset, and any that signs in after it, keeps its
 // own count.
 func TestDeviceCookiesDieWithAReset(t *testing.T) {
@@ -174,7 +174,7 @@ func TestDeviceCookiesDieWithAReset(t *testing.T) {
 		return c.post("/login", url.Values{"email": {"alice@example.com"}, "password": {password}})
 	}
 
-	// "Log out everywhere": the intruder's cookie is anonymous after it.
+	// "Sign out everywhere": the intruder's cookie is anonymous after it.
 	app.outsideSudo()
 	expectRedirect(t, owner.post("/settings/security/sessions/revoke-all", url.Values{"password": {pw}}), "/login")
 	flood("10.2.0.")

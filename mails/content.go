@@ -13,6 +13,7 @@ import (
 
 	"doorman/db"
 	"doorman/mailer"
+	"doorman/timefmt"
 	"doorman/views"
 )
 
@@ -37,17 +38,10 @@ type detail struct{ label, value string }
 
 type hyperlink struct{ lead, label, url string }
 
-// textTimeLayout is how every mail writes a time: in UTC and saying so,
-// since the reader's zone is unknown ("Tue, 1 Dec 2026 18:20 UTC").
-const textTimeLayout = "Mon, 2 Jan 2006 15:04 UTC"
-
-// formatTime writes t as textTimeLayout; "" for the zero time.
-func formatTime(t time.Time) string {
-	if t.IsZero() {
-		return ""
-	}
-	return t.UTC().Format(textTimeLayout)
-}
+// formatTime writes t as every page, mail and command does: in UTC and
+// saying so, since the reader's zone is unknown ("1 Dec 2026, 18:20 UTC");
+// "" for the zero time.
+func formatTime(t time.Time) string { return timefmt.Exact(t) }
 
 // whereRows are the detail rows of w, each only if it is known.
 func whereRows(w Where, extra ...detail) []detail {

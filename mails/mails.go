@@ -338,9 +338,9 @@ func (b Builder) TokenCreated(to, name string, w Where, securityURL string) db.M
 	return b.securityNotice(db.MailTokenCreated, to, w,
 		"An access token was created for your "+site+" account",
 		"A new access token",
-		[]string{"An access token called “" + name + "” was created for the " + site + " account for " + to + ". Whoever holds it can use the account's API until it expires or is deleted."},
+		[]string{"An access token called “" + name + "” was created for the " + site + " account for " + to + ". Whoever holds it can use the account's API until it expires or is revoked."},
 		"It was created from:",
-		"If this wasn't you, someone has your password: delete the token on the Security page, then change your password.",
+		"If this wasn't you, someone has your password: revoke the token on the Access tokens page, then change your password.",
 		securityURL)
 }
 

@@ -33,7 +33,7 @@ var whereLines = []string{
 	"Device: Firefox on Windows",
 	"Location: Berlin, Germany",
 	"IP address: 203.0.113.5",
-	"Time: Tue, 1 Dec 2026 18:20 UTC",
+	"Time: 1 Dec 2026, 18:20 UTC",
 }
 
 type mailCase struct {
@@ -146,7 +146,7 @@ func cases() []mailCase {
 			build: func(w Where) db.Mail { return builder.TokenCreated("a@example.com", "laptop script", w, pageURL) },
 			kind:  db.MailTokenCreated, subject: "An access token was created for your Doorman account", to: "a@example.com",
 			created: at, primary: pageURL, hasWhere: true,
-			words: []string{"An access token called “laptop script” was created", "delete the token"},
+			words: []string{"An access token called “laptop script” was created", "revoke the token on the Access tokens page"},
 		},
 		{
 			name:  "PasskeyAdded",
@@ -449,8 +449,8 @@ func TestLinkNote(t *testing.T) {
 		{at, at.Add(time.Hour), false, "This link works for 1 hour."},
 		{at, at.Add(48 * time.Hour), false, "This link works for 2 days."},
 		{at, at.Add(36 * time.Hour), false, "This link works for 36 hours."},
-		{time.Time{}, at, true, "This link works until Tue, 1 Dec 2026 18:20 UTC, and only once."},
-		{at, at.Add(-time.Minute), false, "This link works until Tue, 1 Dec 2026 18:19 UTC."},
+		{time.Time{}, at, true, "This link works until 1 Dec 2026, 18:20 UTC, and only once."},
+		{at, at.Add(-time.Minute), false, "This link works until 1 Dec 2026, 18:19 UTC."},
 		{at, time.Time{}, true, "This link works only once."},
 		{at, time.Time{}, false, ""},
 	} {
@@ -462,7 +462,7 @@ func TestLinkNote(t *testing.T) {
 
 func TestFormatTime(t *testing.T) {
 	berlin := time.FixedZone("CET", 3600)
-	if got := formatTime(time.Date(2026, 12, 1, 19, 20, 0, 0, berlin)); got != "Tue, 1 Dec 2026 18:20 UTC" {
+	if got := formatTime(time.Date(2026, 12, 1, 19, 20, 0, 0, berlin)); got != "1 Dec 2026, 18:20 UTC" {
 		t.Errorf("formatTime = %q", got)
 	}
 	if got := formatTime(time.Time{}); got != "" {

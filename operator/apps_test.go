@@ -201,7 +201,7 @@ func TestAppsListAndRemove(t *testing.T) {
 		}
 		want := tool + `  Backup tool
   kind:                       device flow (command-line tool)
-  registered:                 1 Mar 2026 12:00 UTC
+  registered:                 1 Mar 2026, 12:00 UTC
 
 ` + grafana + `  Grafana
   kind:                       OpenID Connect, confidential, first-party (no consent asked)
@@ -209,7 +209,7 @@ func TestAppsListAndRemove(t *testing.T) {
                               https://grafana.example.com/b
   post-logout redirect URIs:  https://grafana.example.com/
   back-channel logout URI:    https://grafana.example.com/bc
-  registered:                 1 Mar 2026 12:01 UTC
+  registered:                 1 Mar 2026, 12:01 UTC
 `
 		if out != want {
 			t.Fatalf("apps list:\n%s\nwant:\n%s", out, want)

@@ -94,7 +94,7 @@ func TestKeysRotate(t *testing.T) {
 			!prev.RetiredAt.Equal(e.now) || !prev.ExpiresAt.Equal(until) {
 			t.Fatalf("after rotate: new %+v, old %+v", cur, prev)
 		}
-		if want := "Rotated the signing key: " + cur.ID + " signs from now on; " + old.ID + " signs no more and stays published until 1 Mar 2026 15:00 UTC.\n"; out != want {
+		if want := "Rotated the signing key: " + cur.ID + " signs from now on; " + old.ID + " signs no more and stays published until 1 Mar 2026, 15:00 UTC.\n"; out != want {
 			t.Fatalf("keys rotate printed %q, want %q", out, want)
 		}
 		if keys := e.signingKeys(t, until); len(keys) != 1 || keys[0].ID != cur.ID {
@@ -122,9 +122,9 @@ func TestKeysRotate(t *testing.T) {
 			t.Fatal(err)
 		}
 		want := []string{
-			"KID               ALGORITHM  CREATED               RETIRED               PUBLISHED UNTIL",
-			cur.ID + "  RS256      1 Mar 2026 13:00 UTC  -                     while it signs",
-			old.ID + "  RS256      1 Mar 2026 12:00 UTC  1 Mar 2026 13:00 UTC  1 Mar 2026 15:00 UTC",
+			"KID               ALGORITHM  CREATED                RETIRED                PUBLISHED UNTIL",
+			cur.ID + "  RS256      1 Mar 2026, 13:00 UTC  -                      while it signs",
+			old.ID + "  RS256      1 Mar 2026, 12:00 UTC  1 Mar 2026, 13:00 UTC  1 Mar 2026, 15:00 UTC",
 		}
 		if got := strings.Split(strings.TrimSuffix(out, "\n"), "\n"); !reflect.DeepEqual(got, want) {
 			t.Fatalf("keys list:\n%s\nwant:\n%s", out, strings.Join(want, "\n"))

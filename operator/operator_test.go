@@ -66,7 +66,7 @@ func (e *env) apps(t *testing.T) []db.App {
 }
 
 // TestSessionsListPrintsOneTimeFormat: `sessions list --user` prints its
-// times as every command does (apiclient.TimeLayout: "1 Mar 2026 12:00 UTC").
+// times as every command does (apiclient.TimeLayout: "1 Mar 2026, 12:00 UTC").
 func TestSessionsListPrintsOneTimeFormat(t *testing.T) {
 	eachStore(t, func(t *testing.T, e *env) {
 		ctx := context.Background()
@@ -84,7 +84,7 @@ func TestSessionsListPrintsOneTimeFormat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		row := regexp.MustCompile(`(?m)^` + tok.ID + `\s+Firefox on Linux\s+Berlin, Germany\s+192\.0\.2\.1\s+1 Mar 2026 11:55 UTC\s+1 Mar 2026 11:00 UTC\s+2 Mar 2026 12:00 UTC$`)
+		row := regexp.MustCompile(`(?m)^` + tok.ID + `\s+Firefox on Linux\s+Berlin, Germany\s+192\.0\.2\.1\s+1 Mar 2026, 11:55 UTC\s+1 Mar 2026, 11:00 UTC\s+2 Mar 2026, 12:00 UTC$`)
 		if !row.MatchString(out) {
 			t.Fatalf("sessions list:\n%s", out)
 		}

@@ -156,7 +156,7 @@ type SecurityProps struct {
 	Current     SessionRow
 	Others      []SessionRow
 	OthersCount string // "2 other sessions"
-	// OthersMessage is what "Log out all other sessions" asks about: the
+	// OthersMessage is what "Sign out all other sessions" asks about: the
 	// sessions named (the first few), and what stays.
 	OthersMessage string
 	NeedPassword  bool // outside the sudo window: confirmations ask for the password
@@ -164,7 +164,7 @@ type SecurityProps struct {
 	TwoFactorOn   bool
 	// The rest of the inventory: connected apps and access tokens.
 	Apps, Tokens []TokenRow
-	// EverywhereMessage is what "Log out everywhere" ends, counted.
+	// EverywhereMessage is what "Sign out everywhere" ends, counted.
 	EverywhereMessage string
 	// AlsoTokens labels the "also disconnect apps and tokens" box of "Log
 	// out all other sessions"; empty when there are none.
@@ -265,7 +265,7 @@ type ConfirmProps struct {
 	Message   string
 	Sessions  []SessionRow // the sessions that will end
 	Action    string       // form action
-	Button    string       // "Log out"
+	Button    string       // "Sign out"
 	CancelURL string
 	Nothing   bool // nothing to confirm: show Message and a way back only
 	// NeedPassword puts a password field in the form (outside the sudo

@@ -73,7 +73,7 @@ func TestClaimMailAcrossInstances(t *testing.T) {
 	}
 }
 
-// TestRecoverAccountRacesDoNotDeadlock: recoveries using links, a "log out
+// TestRecoverAccountRacesDoNotDeadlock: recoveries using links, a "sign out
 // everywhere", a remembered place and the account's deletion, all at once
 // on one user, finish (no deadlock: every write takes the user's row
 // first) with only the refusals the contract names.

@@ -79,7 +79,7 @@ func BenchmarkRevokeSession(b *testing.B) {
 	}
 }
 
-// BenchmarkRevokeOtherSessions is "Log out all other sessions" for a user
+// BenchmarkRevokeOtherSessions is "Sign out all other sessions" for a user
 // with 100 or 10,000.
 func BenchmarkRevokeOtherSessions(b *testing.B) {
 	now := time.Now()

@@ -95,7 +95,7 @@ func tokenRevokedEvents(ended []db.Token) []db.SecurityEvent {
 	out := make([]db.SecurityEvent, len(ended))
 	for i, t := range ended {
 		out[i] = db.SecurityEvent{UserID: t.UserID, Kind: db.EventTokenRevoked, At: t.RevokedAt, TokenID: t.ID,
-			Detail: t.Name, Reason: t.RevokedReason, By: t.RevokedBy}
+			Method: t.Kind, Detail: t.Name, Reason: t.RevokedReason, By: t.RevokedBy}
 	}
 	return out
 }

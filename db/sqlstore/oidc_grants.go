@@ -281,7 +281,7 @@ func sessionLogoutsStmt(ids []any, now time.Time) Stmt {
 }
 
 // endUserGrantsIn is the revocation rule where every token of the user
-// ends ("log out everywhere", a reset that ends the tokens, disabling the
+// ends ("sign out everywhere", a reset that ends the tokens, disabling the
 // account, the ending of every app): in tx, every grant of theirs not
 // ended yet ends, offline ones too (reason), and every app the user is
 // connected to (a consent, a grant or a session's sign-in) that takes

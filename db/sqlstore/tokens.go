@@ -248,7 +248,7 @@ func (s *Store) RevokeToken(ctx context.Context, userID int64, id, reason, by st
 // app's token (kind db.TokenApp) ends every OpenID Connect grant of theirs
 // too, offline ones included, and owes each app they are connected to a
 // logout of all their sessions, in the same transaction (endUserGrantsIn).
-// ("Log out everywhere" and a password change end the tokens in the
+// ("Sign out everywhere" and a password change end the tokens in the
 // transaction that ends the sessions: RevokeSessionsAndTokens,
 // ChangePassword.)
 func (s *Store) RevokeTokens(ctx context.Context, userID int64, kind, reason, by string, now time.Time) ([]db.Token, error) {

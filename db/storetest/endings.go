@@ -9,7 +9,7 @@ import (
 	"doorman/db"
 )
 
-// "Log out everywhere", "Log out all other sessions" with the apps, and a
+// "Sign out everywhere", "Sign out all other sessions" with the apps, and a
 // password change that ends the apps end sessions, tokens and OpenID
 // Connect grants, and owe the apps their logouts, in ONE transaction: a
 // failure anywhere leaves every one of them alive (and the answer "try
@@ -68,7 +68,7 @@ func testEndingsTogether(t *testing.T, f *fixture) {
 	}
 	f.queued(t, "changed", a.ID, "ChangePassword")
 
-	// "Log out all other sessions" with the apps: a1 stays.
+	// "Sign out all other sessions" with the apps: a1 stays.
 	f.session(t, Session("a4", a.ID, now))
 	f.oidcSignIn(t, a, "a4", "wiki", "g4", true, now)
 	f.token(t, Token("ta2", a.ID, db.TokenPersonal, now))
@@ -86,7 +86,7 @@ func testEndingsTogether(t *testing.T, f *fixture) {
 	}
 	f.expectGrants(t, "others ended", now, map[string]string{"g4-rt": db.ReasonRevokedOthers})
 
-	// "Log out everywhere".
+	// "Sign out everywhere".
 	f.token(t, Token("ta3", a.ID, db.TokenPersonal, now))
 	f.rec.Take()
 	ended, tokens, err = f.s.RevokeSessionsAndTokens(f.ctx, a.ID, "", db.ReasonRevokedAll, "a1", now)
@@ -94,10 +94,10 @@ func testEndingsTogether(t *testing.T, f *fixture) {
 		t.Fatalf("RevokeSessionsAndTokens(everywhere) = %s, %s, %v", ids(ended), tokenIDs(tokens), err)
 	}
 	if ev := f.rec.Take(); len(ev) != 1 || ev[0].SessionID != "a1" {
-		t.Fatalf("events of log out everywhere: %+v", ev)
+		t.Fatalf("events of sign out everywhere: %+v", ev)
 	}
 	if got := f.live(t, a.ID, now); got != "" {
-		t.Fatalf("a's sessions after log out everywhere: %s", got)
+		t.Fatalf("a's sessions after sign out everywhere: %s", got)
 	}
 	// b is untouched throughout.
 	if got := f.live(t, b.ID, now); got != "b1" {
@@ -109,7 +109,7 @@ func testEndingsTogether(t *testing.T, f *fixture) {
 }
 
 // RunFailedEndings checks, on a store whose statements the dialect's test
-// can make fail, that "log out everywhere", "log out all other sessions"
+// can make fail, that "sign out everywhere", "sign out all other sessions"
 // with the apps and a password change that ends the apps change nothing
 // at all when the ending of the tokens fails, after the sessions were
 // ended in the same transaction. failTokens makes every later UPDATE of a

@@ -104,7 +104,7 @@ func endedEvent(s db.Session, reason, by string, at time.Time) db.SecurityEvent 
 // tokenEnded is the event of tok ended at at for reason, by by.
 func tokenEnded(tok db.Token, reason, by string, at time.Time) db.SecurityEvent {
 	return db.SecurityEvent{UserID: tok.UserID, Kind: db.EventTokenRevoked, At: at, TokenID: tok.ID,
-		Detail: tok.Name, Reason: reason, By: by}
+		Method: tok.Kind, Detail: tok.Name, Reason: reason, By: by}
 }
 
 // testHistoryOfSessions: every write that starts or ends sessions records
@@ -169,7 +169,7 @@ func testHistoryOfSessions(t *testing.T, f *fixture) {
 	}
 	h.expect(t, "a sign-out", a.ID, endedEvent(s["a3"], db.ReasonSignedOut, "a3", at(5)))
 
-	// Log out the others, and everywhere.
+	// Sign out the others, and everywhere.
 	for _, id := range []string{"a4", "a5", "a6"} {
 		signIn(id, a.ID, at(6), 0)
 	}
@@ -177,18 +177,18 @@ func testHistoryOfSessions(t *testing.T, f *fixture) {
 	if _, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "a4", db.ReasonRevokedOthers, at(7)); err != nil {
 		t.Fatal(err)
 	}
-	h.expect(t, "log out the others", a.ID,
+	h.expect(t, "sign out the others", a.ID,
 		endedEvent(s["a5"], db.ReasonRevokedOthers, "a4", at(7)), endedEvent(s["a6"], db.ReasonRevokedOthers, "a4", at(7)))
 	if _, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "a4", db.ReasonRevokedOthers, at(7)); err != nil {
 		t.Fatal(err)
 	}
-	h.expect(t, "log out the others, with none left", a.ID)
+	h.expect(t, "sign out the others, with none left", a.ID)
 	signIn("a7", a.ID, at(8), 0)
 	h.expect(t, "a sign-in", a.ID, signedIn(s["a7"]))
 	if _, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "a7", at(9)); err != nil {
 		t.Fatal(err)
 	}
-	h.expect(t, "log out everywhere", a.ID,
+	h.expect(t, "sign out everywhere", a.ID,
 		endedEvent(s["a4"], db.ReasonRevokedAll, "a7", at(9)), endedEvent(s["a7"], db.ReasonRevokedAll, "a7", at(9)))
 
 	// A password change records itself (from the session that made it,
@@ -273,7 +273,7 @@ func testHistoryOfCompletion(t *testing.T, f *fixture) {
 	if _, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "a2", db.ReasonRevokedOthers, now); err != nil {
 		t.Fatal(err)
 	}
-	h.expect(t, "log out the others, with none", a.ID)
+	h.expect(t, "sign out the others, with none", a.ID)
 	before, _ = f.s.Dump(f.ctx)
 	if _, err := f.s.CompletePendingSignIn(f.ctx, "p-reset", device("a5", a.ID, now), 0); !errors.Is(err, db.ErrSignInsReset) {
 		t.Fatalf("a completion after a reset: %v, want ErrSignInsReset", err)

@@ -1020,7 +1020,7 @@ func testSignInWithLink(t *testing.T, f *fixture) {
 	}
 	f.unchanged(t, before, "refused sign-ins by link")
 
-	// A link sent before "log out everywhere".
+	// A link sent before "sign out everywhere".
 	f.userLink(t, "la2", a.ID, db.LinkSignIn)
 	if _, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "", now); err != nil {
 		t.Fatal(err)

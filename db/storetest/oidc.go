@@ -402,7 +402,7 @@ func testOIDCCodeAfterReset(t *testing.T, f *fixture) {
 	if err := f.s.SaveAuthCode(f.ctx, "r1", codeHash("r1"), now.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	// "Log out all other sessions" from a2 resets the sign-ins (and ends
+	// "Sign out all other sessions" from a2 resets the sign-ins (and ends
 	// a1) between the sign-in and the code's redemption.
 	if _, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "a2", db.ReasonRevokedOthers, now); err != nil {
 		t.Fatal(err)
@@ -603,7 +603,7 @@ func testOIDCRevocationRule(t *testing.T, f *fixture) {
 		!d.NextAt.Equal(now) || d.Attempts != 0 || d.ID == 0 {
 		t.Fatalf("delivery = %+v", d)
 	}
-	// "Log out all other sessions" ends a2: its offline grant lives on.
+	// "Sign out all other sessions" ends a2: its offline grant lives on.
 	if _, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "a3", db.ReasonRevokedOthers, now); err != nil {
 		t.Fatal(err)
 	}
@@ -611,7 +611,7 @@ func testOIDCRevocationRule(t *testing.T, f *fixture) {
 	if got := f.deliveries(t, a.ID); got != "gitea/a2,grafana/a1,grafana/a2" {
 		t.Fatalf("deliveries after others ended = %s", got)
 	}
-	// Ending every token ("log out everywhere") ends the offline grants
+	// Ending every token ("sign out everywhere") ends the offline grants
 	// too and owes every connected app a logout of every session.
 	if _, err := f.s.RevokeTokens(f.ctx, a.ID, "", db.ReasonRevokedAll, "a3", now); err != nil {
 		t.Fatal(err)
@@ -1069,7 +1069,7 @@ func testOIDCConcurrentWrites(t *testing.T, f *fixture) {
 
 // testOIDCDeletedUserDeliveries: deleting an account leaves every logout
 // its apps are owed, those pending from before (a session's sid, an
-// earlier "log out everywhere") and the deletion's own (sub only), all
+// earlier "sign out everywhere") and the deletion's own (sub only), all
 // with the account's subject, claimable and sent; once done they are
 // pruned at once (no history shows them), while a living user's are kept
 // until the cutoff.

@@ -97,7 +97,7 @@ func testPendingEmailChanges(t *testing.T, f *fixture) {
 	}
 }
 
-// testApprovalsDieWithReset: a device code approved before a reset (log out
+// testApprovalsDieWithReset: a device code approved before a reset (sign out
 // everywhere, a password change, disabling) redeems nothing: no token, the
 // request is denied, and the error is ErrSignInsReset. Approvals waiting are
 // listed and can be withdrawn by their approver only.
@@ -114,11 +114,11 @@ func testApprovalsDieWithReset(t *testing.T, f *fixture) {
 		name  string
 		reset func() error
 	}{
-		{"log out everywhere", func() error {
+		{"sign out everywhere", func() error {
 			_, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "", now)
 			return err
 		}},
-		{"log out all other sessions", func() error {
+		{"sign out all other sessions", func() error {
 			_, err := f.s.RevokeOtherSessions(f.ctx, a.ID, "none", db.ReasonRevokedOthers, now)
 			return err
 		}},

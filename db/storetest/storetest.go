@@ -1034,7 +1034,7 @@ func sameEvent(a, b db.Event) bool {
 	return at && a == b
 }
 
-// testConcurrentRevokeCreate races sign-ins against "log out everywhere":
+// testConcurrentRevokeCreate races sign-ins against "sign out everywhere":
 // each sign-in either creates a session or is refused because a reset
 // committed after it read the user; each created session is either alive at
 // the end or reported ended exactly once, never both, never twice; and the

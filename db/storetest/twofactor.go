@@ -508,7 +508,7 @@ func testCompletePendingSignIn(t *testing.T, f *fixture) {
 		t.Fatalf("an expired pending sign-in made a session: %v", err)
 	}
 
-	// The user logged out everywhere after the password was checked.
+	// The user signed out everywhere after the password was checked.
 	f.pending(t, "p-reset", a.ID, T0.Add(5*time.Minute))
 	if _, err := f.s.RevokeAllSessions(f.ctx, a.ID, db.ReasonRevokedAll, "s1", now); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,7 @@
 // Doorman's only script. Everything works without it; it only enhances:
 //  - a destructive GET form marked data-dialog="<id>" (which without script
 //    leads to a confirm page) opens the <dialog> of that id instead;
-//  - exact times in <time title> are shown in the reader's own time zone;
+//  - exact times are shown in the reader's own time zone, UTC in the title;
 //  - on signed-in pages, a stream of session events (data-events on <body>):
 //    when this session is ended elsewhere, the page says so at once (in a
 //    live region, without moving focus) and goes to the sign-in page; when
@@ -53,13 +53,40 @@ function bindDialogs(root) {
   }
 }
 
+// Times: one format everywhere, "7 Dec 2026, 14:05 CET". The server writes
+// exact times in UTC ("7 Dec 2026, 13:05 UTC"), the only zone it knows; here
+// they are shown in the reader's own zone, and the UTC form moves to the
+// title. A relative time ("5 minutes ago") keeps its words and gets both
+// exact forms in its title.
+const timeParts = new Intl.DateTimeFormat("en-GB", {
+  day: "numeric", month: "short", year: "numeric",
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZoneName: "short",
+});
+const utcParts = new Intl.DateTimeFormat("en-GB", {
+  day: "numeric", month: "short", year: "numeric",
+  hour: "2-digit", minute: "2-digit", hourCycle: "h23", timeZone: "UTC",
+});
+
+function formatTime(fmt, d, zone) {
+  const p = {};
+  for (const part of fmt.formatToParts(d)) p[part.type] = part.value;
+  return `${p.day} ${p.month} ${p.year}, ${p.hour}:${p.minute} ${zone || p.timeZoneName}`;
+}
+
 function localTimes(root) {
-  const fmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
   for (const t of root.querySelectorAll("time[datetime]")) {
+    if (t.dataset.local) continue;
     const d = new Date(t.getAttribute("datetime"));
     if (isNaN(d)) continue;
-    if (t.title) t.title = fmt.format(d);
-    else if (t.closest(".details")) t.textContent = fmt.format(d);
+    t.dataset.local = "1";
+    const local = formatTime(timeParts, d);
+    const utc = formatTime(utcParts, d, "UTC");
+    if (t.textContent.trim().endsWith(" UTC")) {
+      t.textContent = local;
+      t.title = utc;
+    } else {
+      t.title = local === utc ? utc : `${local} (${utc})`;
+    }
   }
 }
 
