@@ -1,12 +1,17 @@
 package handlers_test
 
 import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
 	"testing"
 
+	"doorman/operator"
 	"doorman/softauthn"
 )
 
@@ -167,4 +172,45 @@ func TestNotMeLinkRemovesPasskeysAddedThere(t *testing.T) {
 		t.Errorf("passkeys after: %+v; want none", keys)
 	}
 	expectRedirect(t, thief.get("/settings"), "/login?next=%2Fsettings")
+}
+
+// TestDisabledUserPasskeyRefused: the operator's `users disable` names the
+// user's passkeys and says they cannot sign in; a passkey sign-in of the
+// disabled account is refused and starts no session; enabled again, the
+// same passkey signs in.
+func TestDisabledUserPasskeyRefused(t *testing.T) {
+	app := newTestApp(t).atLocalhost()
+	owner := app.client(uaWindowsChrome, ipBerlin)
+	owner.signup("alice@example.com", pw)
+	key := app.invAuthenticator()
+	owner.invAddPasskey(key, "Laptop")
+	op := func(args ...string) string {
+		t.Helper()
+		var out bytes.Buffer
+		if err := operator.Run(context.Background(), append(args, "-db", app.dbPath), func(string) string { return "" }, &out,
+			slog.New(slog.NewTextHandler(io.Discard, nil)), app.clock); err != nil {
+			t.Fatalf("%v: %v", args, err)
+		}
+		return out.String()
+	}
+	out := op("users", "disable", "alice@example.com")
+	if !strings.Contains(out, "Its 1 passkey(s) stay stored but cannot sign in while the account is disabled:") || !strings.Contains(out, `"Laptop"`) {
+		t.Errorf("users disable:\n%s", out)
+	}
+	c := app.client(uaIPhone, ipLondon)
+	res := c.invPasskeyLogin(key)
+	if res.StatusCode < 400 {
+		t.Fatalf("a disabled user's passkey sign-in: %d, want a refusal", res.StatusCode)
+	}
+	expectBody(t, res, "This account has been disabled.")
+	expectRedirect(t, c.get("/settings"), "/login?next=%2Fsettings")
+	u, err := app.store.UserByEmail(context.Background(), "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if live, err := app.store.ListSessions(context.Background(), u.ID, app.clock()); err != nil || len(live) != 0 {
+		t.Errorf("after a refused passkey sign-in: %d live sessions, %v; want none", len(live), err)
+	}
+	op("users", "enable", "alice@example.com")
+	expectStatus(t, app.client(uaIPhone, ipLondon).invPasskeyLogin(key), http.StatusSeeOther)
 }
