@@ -206,6 +206,15 @@ type Recovery struct {
 	// address (turned on again meanwhile), nothing changes and the error
 	// is ErrTwoFactorEnabled. Off already is not an error.
 	ClearUnverifiedTwoFactor bool
+	// RemovePasskeysAddedBy, if set, is a disowned session: the passkeys
+	// added from it, and in turn those added from a session one of them
+	// opened (PasskeysAddedFrom), are removed. RemovePasskeys are more of
+	// the user's passkeys to remove (ids no longer the user's are
+	// skipped: removed meanwhile). Each removal ends the live sessions the
+	// passkey opened (but KeepSessionID) and records EventPasskeyRemoved
+	// (Reason, By); Recovered.Passkeys lists them.
+	RemovePasskeysAddedBy string
+	RemovePasskeys        []int64
 	// RecordReset records an EventAccountReset (Reason, By): the entry
 	// for a reset that sets no password (an operator's).
 	RecordReset bool
@@ -237,10 +246,11 @@ type Recovery struct {
 
 // Recovered is what RecoverAccount did.
 type Recovered struct {
-	User    User      // the user as it is now
-	Ended   []Session // sessions it ended (reported as events too)
-	Tokens  []Token   // tokens it ended
-	Evicted []Session // sessions Start evicted under MaxPerUser
+	User     User      // the user as it is now
+	Ended    []Session // sessions it ended (reported as events too)
+	Tokens   []Token   // tokens it ended
+	Evicted  []Session // sessions Start evicted under MaxPerUser
+	Passkeys []Passkey // passkeys it removed
 	// TwoFactorOff: it turned two-factor off (DisableTwoFactor or
 	// ClearUnverifiedTwoFactor found it on).
 	TwoFactorOff bool

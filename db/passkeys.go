@@ -67,6 +67,10 @@ type Passkey struct {
 	// possible clone), the last at CloneWarnedAt.
 	CloneWarnings int
 	CloneWarnedAt time.Time
+	// AddedBySession is the session the passkey was added from ("" if not
+	// known): disowning that session removes the passkey (see
+	// Recovery.RemovePasskeysAddedBy).
+	AddedBySession string
 }
 
 // Synced reports whether the passkey is backed up to the owner's other
@@ -142,6 +146,10 @@ type PasskeyStore interface {
 	// now: each is taken once, whoever asks first. ErrNotFound otherwise
 	// (an expired one is deleted too).
 	TakePasskeyCeremony(ctx context.Context, id, kind, sessionID string, now time.Time) (PasskeyCeremony, error)
+	// PasskeysAddedFrom returns the user's passkeys that disowning session
+	// sessionID removes (Recovery.RemovePasskeysAddedBy): those added from
+	// it, and, in turn, those added from a session one of them opened.
+	PasskeysAddedFrom(ctx context.Context, userID int64, sessionID string) ([]Passkey, error)
 	// PrunePasskeyCeremonies deletes ceremonies expired before cutoff.
 	PrunePasskeyCeremonies(ctx context.Context, cutoff time.Time) (int64, error)
 }

@@ -348,6 +348,33 @@ func TestEveryPageAccessible(t *testing.T) {
 		l.check(t, p, "live-signed-out")
 		release()
 		expectSignedOut(t, p)
+		// "Not you?" with passkeys (an account of this look's own): the
+		// one the disowned session added, named as going, and the
+		// owner's, offered unticked.
+		nvEmail := "nv" + l.suffix + "@example.com"
+		signInByRequest(t, p, nvEmail, pass1, true)
+		away := newDevice(t, srv, pixel7, ipTokyo)
+		signInByRequest(t, away, nvEmail, pass1, false)
+		goTo(t, away, "/settings/security")
+		awayID, err := away.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+		must(t, err)
+		goTo(t, p, "/settings/security")
+		ownID, err := p.Locator(`[data-current="true"]`).GetAttribute("data-session-id")
+		must(t, err)
+		nv, err := srv.app.Store.UserByEmail(t.Context(), nvEmail)
+		must(t, err)
+		for _, k := range []db.Passkey{
+			{Name: "MacBook Air", AddedBySession: ownID, BackupEligible: true, BackupState: true},
+			{Name: "Spare key", AddedBySession: awayID},
+		} {
+			k.UserID, k.CreatedAt, k.UserVerified, k.AAGUID = nv.ID, srv.clock.Now(), true, make([]byte, 16)
+			k.CredentialID, k.PublicKey = []byte(k.Name+l.suffix), []byte("public key")
+			_, err := srv.app.Store.AddPasskey(t.Context(), k, 20, nv.Epoch)
+			must(t, err)
+		}
+		l.visit(t, p, "/settings/security/sessions/"+awayID+"/not-you", "not-you-passkeys")
+		must(t, expect.Locator(p.GetByText("The passkey “Spare key” added from that session will be removed.")).ToBeVisible())
+		must(t, expect.Locator(p.GetByLabel("Also remove “MacBook Air”")).Not().ToBeChecked())
 	})
 }
 

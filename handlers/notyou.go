@@ -63,6 +63,9 @@ func (a *app) notYouPage(c echo.Context, status int, au *authInfo, s db.Session,
 	if label := inventoryLabel(apps, pats); label != "" {
 		p.EndTokens, p.EndTokensLabel = true, "Also disconnect "+label
 	}
+	if err := a.recoveryPasskeys(c, au.User.ID, s.ID, false, &p); err != nil {
+		return fmt.Errorf("not you: %w", err)
+	}
 	return a.render(c, status, views.NewPasswordPage(p))
 }
 
@@ -102,6 +105,14 @@ func (a *app) notYou(c echo.Context) error {
 		p.CurrentError = problem.text
 		return a.notYouPage(c, problem.status, au, s, p)
 	}
+	removePasskeys, ok, err := a.tickedPasskeys(c, au.User.ID)
+	if err != nil {
+		return fmt.Errorf("not you: %w", err)
+	}
+	if !ok {
+		p.FormError = passkeysGone
+		return a.notYouPage(c, passkeysGoneStatus, au, s, p)
+	}
 	ctx, now := a.acting(c), a.now()
 	hash, err := a.hasher.Hash(ctx, next)
 	if err != nil {
@@ -110,7 +121,7 @@ func (a *app) notYou(c echo.Context) error {
 	tok := sessiontoken.Rotate(au.Session.ID)
 	r := db.Recovery{
 		UserID: au.User.ID, KeepSessionID: au.Session.ID, KeepSecretHash: tok.Hash,
-		EndSessionID: s.ID, EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash,
+		EndSessionID: s.ID, RemovePasskeysAddedBy: s.ID, RemovePasskeys: removePasskeys, EndOthers: p.EndOthersOn, EndTokens: p.EndTokensOn, PasswordHash: hash,
 		ForgetDevice: s.DeviceLabel, ForgetNetwork: db.Network(s.IP),
 		Reason: db.ReasonNotMe, By: au.Session.ID, Now: now,
 	}
@@ -138,6 +149,7 @@ func (a *app) notYou(c echo.Context) error {
 	if len(done.Tokens) > 0 {
 		msg += " Disconnected " + plural(len(done.Tokens), "app or token") + "."
 	}
+	msg += removedPasskeysNote(done.Passkeys)
 	msg = withApps(msg, a.appsConfirmation(c, au.User.ID, logoutsOf{since: now, ended: done.Ended, subOnly: r.EndTokens}))
 	a.addFlash(c, flashSuccess, msg)
 	return c.Redirect(http.StatusSeeOther, paths.Security)

@@ -390,9 +390,13 @@ func (a *app) oidcCancel(c echo.Context) error {
 // browser back to the app with a code.
 func (a *app) oidcComplete(c echo.Context, r oidcprovider.Request, au *authInfo) error {
 	ctx := c.Request().Context()
+	methods, err := a.sessionAMR(ctx, au.User.ID, au.Session)
+	if err != nil {
+		return err
+	}
 	to, err := a.oidc.Complete(ctx, r, oidcprovider.Completion{
 		UserID: au.User.ID, SessionID: au.Session.ID, AuthTime: authTime(au.Session),
-		AMR: amr(au.Session.AuthMethod), Epoch: au.User.Epoch,
+		AMR: methods, Epoch: au.User.Epoch,
 	})
 	switch {
 	case errors.Is(err, db.ErrSignInsReset):

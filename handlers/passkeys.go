@@ -369,7 +369,7 @@ func (a *app) passkeyAdd(c echo.Context) error {
 		UserID: au.User.ID, Name: cer.Name, CredentialID: cred.ID, PublicKey: cred.PublicKey, AAGUID: cred.Authenticator.AAGUID,
 		AttestationType: cred.AttestationType, SignCount: cred.Authenticator.SignCount,
 		BackupEligible: cred.Flags.BackupEligible, BackupState: cred.Flags.BackupState, UserVerified: cred.Flags.UserVerified,
-		Transports: transports, CreatedAt: now,
+		Transports: transports, CreatedAt: now, AddedBySession: au.Session.ID,
 	}, maxPasskeys, au.User.Epoch, notice...)
 	switch {
 	case errors.Is(err, db.ErrConflict):

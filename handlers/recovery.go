@@ -261,6 +261,13 @@ func (a *app) recoveryPage(c echo.Context, status int, k recoveryKind, l db.Link
 		p.EndOthers, p.EndOthersLabel = true, "Also sign out of every other session"
 		p.EndTokens, p.EndTokensLabel = true, "Also disconnect every app and access token"
 	}
+	from := ""
+	if k.endSession {
+		from = l.SessionID
+	}
+	if err := a.recoveryPasskeys(c, user.ID, from, k.purpose == db.LinkPasswordReset, &p); err != nil {
+		return err
+	}
 	return a.render(c, status, views.NewPasswordPage(p))
 }
 
@@ -323,12 +330,21 @@ func (a *app) recover(c echo.Context, k recoveryKind) error {
 			return a.recoveryPage(c, status, k, l, user, token, p)
 		}
 	}
+	removePasskeys, ok, err := a.tickedPasskeys(c, user.ID)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		p.FormError = passkeysGone
+		return a.recoveryPage(c, passkeysGoneStatus, k, l, user, token, p)
+	}
 	ctx := a.acting(c)
 	hash, err := a.hasher.Hash(ctx, next)
 	if err != nil {
 		return fmt.Errorf("recover account: %w", err)
 	}
 	r, value := a.recovery(c, k, l, user, p, hash, clearsTwoFactor(k, tf))
+	r.RemovePasskeys = removePasskeys
 	done, err := a.account.Reset(ctx, r, k.purpose)
 	if err != nil {
 		return a.recoveryRefused(c, err, k, l, user, token, p)
@@ -378,6 +394,7 @@ func (a *app) recovery(c echo.Context, k recoveryKind, l db.LinkToken, user db.U
 	to, w := user.Email, whereOfSession(row)
 	if k.endSession {
 		r.EndSessionID, r.ForgetDevice, r.ForgetNetwork = l.SessionID, l.Device, db.Network(l.IP)
+		r.RemovePasskeysAddedBy = l.SessionID
 	}
 	if k.restoreEmail {
 		r.RestoreEmail, to = l.Email, l.Email
@@ -438,5 +455,5 @@ func (a *app) recovered(c echo.Context, k recoveryKind, r db.Recovery, done db.R
 	a.sessions.started(c, done.User, *r.Start, value, done.Evicted)
 	a.signedIn(c, done.Evicted)
 	a.setDeviceCookie(c, done.User)
-	a.addFlash(c, flashSuccess, withApps(k.done, a.appsConfirmation(c, done.User.ID, logoutsOf{since: r.Now, ended: done.Ended, subOnly: r.EndTokens})))
+	a.addFlash(c, flashSuccess, withApps(k.done+removedPasskeysNote(done.Passkeys), a.appsConfirmation(c, done.User.ID, logoutsOf{since: r.Now, ended: done.Ended, subOnly: r.EndTokens})))
 }

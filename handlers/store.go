@@ -101,6 +101,7 @@ type Store interface {
 	PasskeyByCredentialID(ctx context.Context, credentialID []byte) (db.Passkey, error)
 	RenamePasskey(ctx context.Context, userID, id int64, name string) error
 	RemovePasskey(ctx context.Context, userID, id int64, endSessions bool, by string, now time.Time) (db.Passkey, []db.Session, error)
+	PasskeysAddedFrom(ctx context.Context, userID int64, sessionID string) ([]db.Passkey, error)
 	SignInWithPasskey(ctx context.Context, use db.PasskeyUse, s db.Session, maxPerUser int, epoch int64, mail ...db.Mail) (evicted []db.Session, cloned bool, err error)
 	CreatePasskeyCeremony(ctx context.Context, c db.PasskeyCeremony) error
 	TakePasskeyCeremony(ctx context.Context, id, kind, sessionID string, now time.Time) (db.PasskeyCeremony, error)

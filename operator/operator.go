@@ -6,6 +6,8 @@
 //	doorman users enable EMAIL
 //	doorman users reset (EMAIL | --all)
 //	doorman users reset-2fa EMAIL
+//	doorman users passkeys EMAIL
+//	doorman users passkeys remove EMAIL ID [--end-sessions]
 //	doorman apps add --name NAME [--redirect-uri URI …] | list | remove CLIENT_ID
 //	doorman keys rotate [--publish-for DURATION] | list
 //	doorman backup -db FILE -out FILE
@@ -46,6 +48,10 @@ const Usage = `usage:
                                              sign-in in progress and emailed link (--all: of
                                              every user; run it after restoring a backup)
   doorman users reset-2fa EMAIL [-db FILE]    two-factor off, and everything ended as by reset
+  doorman users passkeys EMAIL [-db FILE]     the user's passkeys
+  doorman users passkeys remove EMAIL ID [--end-sessions] [-db FILE]
+                                             remove one (--end-sessions: and end the sessions
+                                             it signed in)
   doorman apps add --name NAME [-db FILE]     register a command-line tool (prints its client_id)
   doorman apps add --name NAME --redirect-uri URI [--redirect-uri URI…]
                    [--post-logout-redirect-uri URI…] [--backchannel-logout-uri URI]
@@ -69,6 +75,8 @@ type usersStore interface {
 	UserByEmail(ctx context.Context, email string) (db.User, error)
 	UserIDs(ctx context.Context) ([]int64, error)
 	ListSessions(ctx context.Context, userID int64, now time.Time) ([]db.Session, error)
+	ListPasskeys(ctx context.Context, userID int64) ([]db.Passkey, error)
+	RemovePasskey(ctx context.Context, userID, id int64, endSessions bool, by string, now time.Time) (db.Passkey, []db.Session, error)
 	Close() error
 }
 
@@ -145,9 +153,17 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if cmd == "users reset" {
 		fs.BoolVar(&all, "all", false, "reset every user")
 	}
+	var endSessions bool
 	rest := args[2:]
+	if cmd == "users passkeys" && len(rest) > 0 && rest[0] == "remove" {
+		cmd, rest = "users passkeys remove", rest[1:]
+		fs.BoolVar(&endSessions, "end-sessions", false, "also end the sessions the passkey signed in")
+	}
 	if args[0] == "users" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
 		email, rest = rest[0], rest[1:] // "users disable EMAIL -db FILE"
+	}
+	if cmd == "users passkeys remove" && len(rest) > 0 && !strings.HasPrefix(rest[0], "-") {
+		id, rest = rest[0], rest[1:] // "users passkeys remove EMAIL ID --end-sessions"
 	}
 	if err := fs.Parse(rest); err != nil {
 		return fmt.Errorf("%s: %w\n%s", cmd, err, Usage)
@@ -174,7 +190,8 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			return fmt.Errorf("database %s: %w", dbPath, err)
 		}
 	}
-	opts := db.Options{Now: now, ReadOnly: cmd == "sessions list", Existing: cmd != "sessions list",
+	readOnly := cmd == "sessions list" || cmd == "users passkeys"
+	opts := db.Options{Now: now, ReadOnly: readOnly, Existing: !readOnly,
 		AllowSharedFileMode: getenv("DOORMAN_DB_ALLOW_SHARED_FILE_MODE") == "true"}
 	var store usersStore
 	store, err := storage.Open(ctx, dbPath, opts)
@@ -250,10 +267,15 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		if disable {
 			fmt.Fprintf(stdout, "Disabled %s and ended %d session(s).\n", user.Email, len(ended))
+			return disabledPasskeys(ctx, store, user, stdout)
 		} else {
 			fmt.Fprintf(stdout, "Enabled %s.\n", user.Email)
 		}
 		return nil
+	case "users passkeys":
+		return listPasskeys(ctx, store, user, stdout)
+	case "users passkeys remove":
+		return removePasskey(ctx, store, user, id, endSessions, now(), stdout)
 	}
 	return fmt.Errorf("unknown command %q\n%s", cmd, Usage)
 }

@@ -52,6 +52,21 @@ type NewPasswordProps struct {
 	FormError string
 	Button    string
 	CancelURL string
+	// Passkeys (issue 24): PasskeysNote says what a new password does not
+	// change; PasskeysGoing are removed whatever is ticked (added from the
+	// disowned session); Passkeys are the account's others, each with an
+	// unticked "Also remove" box (posted as remove_passkey=ID).
+	PasskeysNote  string
+	PasskeysGoing []string
+	Passkeys      []PasskeyChoice
+}
+
+// PasskeyChoice is a passkey a recovery form offers to remove too.
+type PasskeyChoice struct {
+	ID      string
+	Name    string
+	Detail  string // e.g. "Synced, added 3 March 2026"
+	Checked bool
 }
 
 // SignInLinkProps is an emailed sign-in link opened where it must ask first:

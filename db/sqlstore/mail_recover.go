@@ -151,6 +151,13 @@ func (s *Store) recoverChanges(ctx context.Context, tx Q, r db.Recovery) ([]db.S
 // the second factor) into out, and returns the second factor's history
 // event if it was on (the endings record their own).
 func (s *Store) recoverEndings(ctx context.Context, tx Q, r db.Recovery, out *db.Recovered) ([]db.SecurityEvent, error) {
+	// The passkeys first, as RemovePasskey does (every write to a passkey
+	// holds the user's row lock, taken first here); the sessions they
+	// opened end after the other endings, so one those end keeps r.Reason.
+	var err error
+	if out.Passkeys, err = s.removePasskeysIn(ctx, tx, r); err != nil {
+		return nil, err
+	}
 	if r.EndSessionID != "" {
 		// Already ended is fine. The kept session is never ended: it is
 		// this browser, just given a new secret.
@@ -169,7 +176,6 @@ func (s *Store) recoverEndings(ctx context.Context, tx Q, r db.Recovery, out *db
 		out.Ended = append(out.Ended, ended...)
 	}
 	if r.EndTokens {
-		var err error
 		if out.Tokens, err = s.revokeTokensIn(ctx, tx, `user_id = ?4`, r.Reason, r.By, r.Now, r.UserID); err != nil {
 			return nil, err
 		}
@@ -179,6 +185,11 @@ func (s *Store) recoverEndings(ctx context.Context, tx Q, r db.Recovery, out *db
 			return nil, err
 		}
 	}
+	ended, err := s.endRemovedPasskeysIn(ctx, tx, out.Passkeys, r.KeepSessionID, r.By, r.Now, r.UserID)
+	if err != nil {
+		return nil, err
+	}
+	out.Ended = append(out.Ended, ended...)
 	if r.DisableTwoFactor || r.ClearUnverifiedTwoFactor {
 		off, err := s.twoFactorOffIn(ctx, tx, r.UserID, !r.DisableTwoFactor)
 		if err != nil {

@@ -11,7 +11,7 @@ import (
 )
 
 const passkeyColumns = `id, user_id, name, credential_id, public_key, aaguid, attestation_type, sign_count,
-	backup_eligible, backup_state, user_verified, transports, created_at, last_used_at, clone_warnings, clone_warned_at`
+	backup_eligible, backup_state, user_verified, transports, created_at, last_used_at, clone_warnings, clone_warned_at, added_by_session`
 
 func scanPasskey(row Row) (db.Passkey, error) {
 	var p db.Passkey
@@ -19,7 +19,7 @@ func scanPasskey(row Row) (db.Passkey, error) {
 	var transports string
 	var warned *int64
 	if err := row.Scan(&p.ID, &p.UserID, &p.Name, &p.CredentialID, &p.PublicKey, &p.AAGUID, &p.AttestationType, &count,
-		&p.BackupEligible, &p.BackupState, &p.UserVerified, &transports, &created, &used, &p.CloneWarnings, &warned); err != nil {
+		&p.BackupEligible, &p.BackupState, &p.UserVerified, &transports, &created, &used, &p.CloneWarnings, &warned, &p.AddedBySession); err != nil {
 		return db.Passkey{}, err
 	}
 	p.SignCount = uint32(count)
@@ -89,10 +89,10 @@ func (s *Store) AddPasskey(ctx context.Context, p db.Passkey, max int, epoch int
 			return db.ErrPasskeyLimit
 		}
 		err := tx.QueryRow(ctx, `INSERT INTO passkeys (user_id, name, credential_id, public_key, aaguid, attestation_type,
-			sign_count, backup_eligible, backup_state, user_verified, transports, created_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
+			sign_count, backup_eligible, backup_state, user_verified, transports, created_at, added_by_session)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`,
 			p.UserID, p.Name, p.CredentialID, p.PublicKey, p.AAGUID, p.AttestationType, int64(p.SignCount),
-			p.BackupEligible, p.BackupState, p.UserVerified, strings.Join(p.Transports, " "), p.CreatedAt.Unix()).Scan(&p.ID)
+			p.BackupEligible, p.BackupState, p.UserVerified, strings.Join(p.Transports, " "), p.CreatedAt.Unix(), p.AddedBySession).Scan(&p.ID)
 		if err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -48,7 +49,7 @@ func samePasskey(a, b db.Passkey) bool {
 		a.UserVerified == b.UserVerified && len(a.Transports) == len(b.Transports) &&
 		(len(a.Transports) == 0 || a.Transports[0] == b.Transports[0] && a.Transports[len(a.Transports)-1] == b.Transports[len(b.Transports)-1]) &&
 		a.CreatedAt.Equal(b.CreatedAt) && a.LastUsedAt.Equal(b.LastUsedAt) && a.CloneWarnings == b.CloneWarnings &&
-		a.CloneWarnedAt.Equal(b.CloneWarnedAt)
+		a.CloneWarnedAt.Equal(b.CloneWarnedAt) && a.AddedBySession == b.AddedBySession
 }
 
 // testPasskeyHandles: a user's handle is made once, random, and leads back
@@ -419,5 +420,106 @@ func testPasskeyCeremonies(t *testing.T, f *fixture) {
 	}
 	if _, err := f.s.PasskeyByCredentialID(f.ctx, []byte("cred-Gone")); !errors.Is(err, db.ErrNotFound) {
 		t.Errorf("a deleted user's passkey was kept: %v", err)
+	}
+}
+
+// names is the passkeys' names, in order, joined by commas.
+func names(list []db.Passkey) string {
+	out := make([]string, len(list))
+	for i, p := range list {
+		out[i] = p.Name
+	}
+	return strings.Join(out, ",")
+}
+
+// testPasskeyInventory: disowning a session (a recovery with
+// RemovePasskeysAddedBy) removes the passkeys added from it and, in turn,
+// from the sessions they opened, ending those sessions, in the recovery's
+// transaction; RemovePasskeys removes more of the user's (another user's
+// id is skipped); the kept session is never ended; a refused recovery
+// removes nothing.
+func testPasskeyInventory(t *testing.T, f *fixture) {
+	a, b := f.user(t, "a@example.com"), f.user(t, "b@example.com")
+	own, thief := device("own", a.ID, T0), device("thief", a.ID, T0)
+	f.session(t, own)
+	f.session(t, thief)
+	mine := Passkey("Mine", a.ID, T0)
+	mine.AddedBySession = "own"
+	mine = f.addPasskey(t, mine)
+	t1 := Passkey("Thief1", a.ID, T0.Add(time.Minute))
+	t1.AddedBySession = "thief"
+	t1 = f.addPasskey(t, t1)
+	// The thief signs in with it elsewhere and adds another from there.
+	f.passkeySignIn(t, t1.ID, 0, device("t2", a.ID, T0.Add(2*time.Minute)))
+	t2 := Passkey("Thief2", a.ID, T0.Add(3*time.Minute))
+	t2.AddedBySession = "t2"
+	t2 = f.addPasskey(t, t2)
+	f.passkeySignIn(t, mine.ID, 0, device("m1", a.ID, T0.Add(4*time.Minute)))
+	// Another user's passkey, added from a session with the same id.
+	other := Passkey("Other", b.ID, T0)
+	other.AddedBySession = "thief"
+	other = f.addPasskey(t, other)
+
+	if list := f.passkeys(t, a.ID); len(list) != 3 || list[1].AddedBySession != "thief" || list[1].ID != t1.ID {
+		t.Errorf("a's passkeys = %+v; want Thief1 added by thief", list)
+	}
+	for _, c := range []struct {
+		user    int64
+		session string
+		want    string
+	}{{a.ID, "thief", "Thief1,Thief2"}, {a.ID, "t2", "Thief2"}, {a.ID, "own", "Mine"}, {a.ID, "", ""}, {a.ID, "nobody", ""}, {b.ID, "own", ""}} {
+		got, err := f.s.PasskeysAddedFrom(f.ctx, c.user, c.session)
+		if err != nil || names(got) != c.want {
+			t.Errorf("PasskeysAddedFrom(%d, %q) = %s, %v; want %s", c.user, c.session, names(got), err, c.want)
+		}
+	}
+
+	// Refused (the kept session is not alive): nothing is removed.
+	before := f.dump(t)
+	_, err := f.s.RecoverAccount(f.ctx, db.Recovery{UserID: a.ID, KeepSessionID: "gone", KeepSecretHash: []byte("x"),
+		EndSessionID: "thief", RemovePasskeysAddedBy: "thief", Reason: db.ReasonNotMe, By: "gone", Now: T0.Add(time.Hour)})
+	if !errors.Is(err, db.ErrNotFound) {
+		t.Errorf("a recovery from an ended session: %v, want ErrNotFound", err)
+	}
+	f.unchanged(t, before, "a refused recovery")
+
+	h := newHistory(f)
+	h.skip(t, a.ID)
+	now := T0.Add(time.Hour)
+	done, err := f.s.RecoverAccount(f.ctx, db.Recovery{UserID: a.ID, KeepSessionID: "own", KeepSecretHash: []byte("new"),
+		EndSessionID: "thief", RemovePasskeysAddedBy: "thief", RemovePasskeys: []int64{other.ID, 99999},
+		PasswordHash: "new-hash", Reason: db.ReasonNotMe, By: "own", Now: now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if names(done.Passkeys) != "Thief1,Thief2" || sortedIDs(done.Ended) != "t2,thief" {
+		t.Errorf("recovery removed %s, ended %s; want Thief1,Thief2 and t2,thief", names(done.Passkeys), sortedIDs(done.Ended))
+	}
+	if list := f.passkeys(t, a.ID); names(list) != "Mine" {
+		t.Errorf("a's passkeys after: %s, want Mine", names(list))
+	}
+	if list := f.passkeys(t, b.ID); len(list) != 1 || !samePasskey(list[0], other) {
+		t.Errorf("b's passkeys after: %+v, want Other unchanged", list)
+	}
+	if live := sortedIDs(f.liveList(t, a.ID, now)); live != "m1,own" {
+		t.Errorf("live after: %s, want m1,own", live)
+	}
+	t2s := device("t2", a.ID, T0.Add(2*time.Minute))
+	t2s.AuthMethod = db.MethodPasskey
+	h.expect(t, "the recovery", a.ID,
+		db.SecurityEvent{UserID: a.ID, Kind: db.EventPasswordChanged, At: now, Reason: db.ReasonNotMe},
+		db.SecurityEvent{UserID: a.ID, Kind: db.EventPasskeyRemoved, At: now, Detail: "Thief2", Reason: db.ReasonNotMe, By: "own"},
+		db.SecurityEvent{UserID: a.ID, Kind: db.EventPasskeyRemoved, At: now, Detail: "Thief1", Reason: db.ReasonNotMe, By: "own"},
+		endedEvent(thief, db.ReasonNotMe, "own", now), endedEvent(t2s, db.ReasonPasskeyRemoved, "own", now))
+
+	// The owner's own passkey, ticked, from the session it opened: that
+	// session stays (it is this browser); its other sessions would end.
+	done, err = f.s.RecoverAccount(f.ctx, db.Recovery{UserID: a.ID, KeepSessionID: "m1", KeepSecretHash: []byte("new2"),
+		RemovePasskeys: []int64{mine.ID}, Reason: db.ReasonPasswordReset, By: "m1", Now: now})
+	if err != nil || names(done.Passkeys) != "Mine" || len(done.Ended) != 0 {
+		t.Errorf("removing the kept session's passkey: %s, ended %s, %v; want Mine, nothing ended", names(done.Passkeys), sortedIDs(done.Ended), err)
+	}
+	if live := sortedIDs(f.liveList(t, a.ID, now)); live != "m1,own" {
+		t.Errorf("live after: %s, want m1,own", live)
 	}
 }

@@ -145,6 +145,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"RenameRemovePasskey", testRenameRemovePasskey},
 		{"SignInWithPasskey", testSignInWithPasskey},
 		{"PasskeyCeremonies", testPasskeyCeremonies},
+		{"PasskeyInventory", testPasskeyInventory},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

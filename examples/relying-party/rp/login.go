@@ -187,8 +187,9 @@ func (r *RP) callback(w http.ResponseWriter, req *http.Request) {
 		}
 	}
 	var claims struct {
-		Email string `json:"email"`
-		SID   string `json:"sid"`
+		Email string   `json:"email"`
+		SID   string   `json:"sid"`
+		AMR   []string `json:"amr"`
 	}
 	if err := idt.Claims(&claims); err != nil {
 		refuse(http.StatusBadGateway, "Doorman's ID token could not be read. Please sign in again.", "id token claims", err)
@@ -203,6 +204,7 @@ func (r *RP) callback(w http.ResponseWriter, req *http.Request) {
 		Sub:          idt.Subject,
 		SID:          claims.SID,
 		Email:        claims.Email,
+		AMR:          claims.AMR,
 		IDToken:      rawID,
 		RefreshToken: tok.RefreshToken,
 	})

@@ -26,6 +26,9 @@ type Session struct {
 	SID string
 	// Email is the person's email address from the ID token.
 	Email string
+	// AMR is how the person signed in to the provider, from the ID token
+	// ("amr", RFC 8176: pwd, otp, hwk, swk, mfa…).
+	AMR []string
 	// IDToken is the raw ID token, sent back as id_token_hint at logout.
 	IDToken string
 	// RefreshToken is the current refresh token (rotated on every refresh);
