@@ -241,13 +241,14 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fmt.Fprintf(stdout, "Reset %s: ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
 			user.Email, len(done.Ended), len(done.Tokens))
-		return nil
+		return resetPasskeys(ctx, store, user, stdout)
 	case "users reset-2fa":
 		// For a user who lost both the phone and the recovery codes (and
 		// proved who they are some other way). Someone else may hold the
 		// account (that may be why the factor is "lost"): everything that
-		// can act for it ends with the second factor, in one write, so
-		// only the password signs in afterwards.
+		// can act for it ends with the second factor, in one write; the
+		// password and the account's passkeys (listed, for the operator
+		// to remove what the owner does not recognise) sign in afterwards.
 		done, err := svc.ResetByOperator(ctx, user.ID, true)
 		if err != nil {
 			return err
@@ -258,7 +259,7 @@ func Run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		fmt.Fprintf(stdout, "%s %s and ended %d session(s) and %d app or access token(s); sign-ins in progress and emailed links no longer work.\n",
 			what, user.Email, len(done.Ended), len(done.Tokens))
-		return nil
+		return resetPasskeys(ctx, store, user, stdout)
 	case "users disable", "users enable":
 		disable := args[1] == "disable"
 		ended, err := svc.SetDisabled(ctx, user.ID, disable, account.Operator)

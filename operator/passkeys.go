@@ -126,3 +126,23 @@ func disabledPasskeys(ctx context.Context, store usersStore, user db.User, stdou
 	fmt.Fprintf(stdout, "Its %d passkey(s) stay stored but cannot sign in while the account is disabled: %s.\n", len(keys), strings.Join(names, ", "))
 	return nil
 }
+
+// resetPasskeys tells the operator who reset user that its passkeys still
+// sign in: a reset ends what is signed in, not the credentials that sign
+// in, and whoever had the account may have added one.
+func resetPasskeys(ctx context.Context, store usersStore, user db.User, stdout io.Writer) error {
+	keys, err := store.ListPasskeys(ctx, user.ID)
+	if err != nil {
+		return err
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	names := make([]string, len(keys))
+	for i, p := range keys {
+		names[i] = fmt.Sprintf("%d %q", p.ID, p.Name)
+	}
+	fmt.Fprintf(stdout, "Its %d passkey(s) still sign in: %s. Remove any its owner does not recognise: doorman users passkeys remove %s ID.\n",
+		len(keys), strings.Join(names, ", "), user.Email)
+	return nil
+}

@@ -166,3 +166,26 @@ func TestUsersDisableListsPasskeys(t *testing.T) {
 		}
 	})
 }
+
+// TestUsersResetNamesPasskeys: a reset (with or without two-factor) ends
+// what is signed in, not the passkeys that sign in; the operator is told
+// which still do and how to remove them, and they are still there.
+func TestUsersResetNamesPasskeys(t *testing.T) {
+	eachStore(t, func(t *testing.T, e *env) {
+		_, _, hello, synced, _ := passkeyEnv(t, e)
+		want := `Its 2 passkey(s) still sign in: ` + strconv.FormatInt(hello.ID, 10) + ` "Work PC", ` +
+			strconv.FormatInt(synced.ID, 10) + ` "Phone". Remove any its owner does not recognise: doorman users passkeys remove alice@example.com ID.`
+		for _, cmd := range []string{"reset", "reset-2fa"} {
+			out, err := e.run("users", cmd, "alice@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.Contains(out, want) {
+				t.Errorf("users %s:\n%s\nwant %s", cmd, out, want)
+			}
+		}
+		if out, err := e.run("users", "passkeys", "alice@example.com"); err != nil || !strings.Contains(out, "Work PC") || !strings.Contains(out, "Phone") {
+			t.Errorf("users passkeys after the resets: %v\n%s", err, out)
+		}
+	})
+}
