@@ -236,6 +236,16 @@ func (a *app) security(c echo.Context) error {
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
+	// (o.Sessions is list's backing array now: the full list is made anew.)
+	passkeys, err := a.passkeysSection(c, au, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
+	if err != nil {
+		return fmt.Errorf("security page: %w", err)
+	}
+	// Before the rows are grouped: a group holds copies of them.
+	byPasskey(&current, au.Session.Summary(), passkeys.keys)
+	for i := range others {
+		byPasskey(&others[i], list[i], passkeys.keys)
+	}
 	// Look-alike sessions are one entry each group (sessionEntries).
 	// Past sessionsListed entries, the most recently active (the store's
 	// order) are listed and a link lists them all: a plain link, so it
@@ -251,15 +261,6 @@ func (a *app) security(c echo.Context) error {
 			listed = entries[:sessionsListed]
 			moreLabel, moreURL = fmt.Sprintf("Show all %d sessions", len(others)+1), paths.SecurityAllSessions
 		}
-	}
-	// (o.Sessions is list's backing array now: the full list is made anew.)
-	passkeys, err := a.passkeysSection(c, au, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
-	if err != nil {
-		return fmt.Errorf("security page: %w", err)
-	}
-	byPasskey(&current, au.Session.Summary(), passkeys.keys)
-	for i := range others {
-		byPasskey(&others[i], list[i], passkeys.keys)
 	}
 	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
 		Passkeys:          passkeys.view,
