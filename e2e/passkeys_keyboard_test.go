@@ -103,6 +103,8 @@ func TestPasskeysByKeyboard(t *testing.T) {
 	tabTo(t, p, "Tab", "Remove passkey Tablet")
 	must(t, p.Keyboard().Press("Enter"))
 	must(t, expect.Locator(heading(p, "Remove passkey “Tablet”?")).ToBeVisible())
+	// Focus starts on the password (the one thing to type).
+	must(t, expect.Locator(p.GetByLabel("Your password", playwright.PageGetByLabelOptions{Exact: playwright.Bool(true)})).ToBeFocused())
 	box := p.GetByLabel("Also sign out the session it signed in")
 	tabTo(t, p, "Shift+Tab", "end_sessions")
 	must(t, expect.Locator(box).ToBeFocused())
