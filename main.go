@@ -292,6 +292,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		return err
 	}
+	// Bad settings change nothing: refused before the database is opened.
+	if err := checkMailSettings(cfg, getenv); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
 
 	// The broker pushes session changes to open tabs. It is the store's
@@ -725,6 +729,58 @@ func pruneLoop(ctx context.Context, store pruner, keep, historyKeep time.Duratio
 // it, into a folder of .eml files (served at /dev/mail with -dev-mail, on a
 // loopback listen address only, so a developer can follow every link). It
 // returns the handlers' side and the outbox worker to run.
+// checkMailSettings refuses, before anything is opened or written, the
+// mail settings that setUpMail would refuse: a malformed -base-url,
+// -mail-from or -smtp-url, or an unreadable -smtp-password-file. (What
+// depends on the listen address is checked by setUpMail.)
+func checkMailSettings(cfg Config, getenv func(string) string) error {
+	if cfg.BaseURL != "" {
+		if _, err := parseBaseURL(cfg.BaseURL); err != nil {
+			return err
+		}
+	}
+	if cfg.MailFrom != "" {
+		if err := checkMailFrom(cfg.MailFrom); err != nil {
+			return err
+		}
+	}
+	if cfg.SMTPURL != "" {
+		if _, err := smtpSettings(cfg, getenv); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func parseBaseURL(base string) (*url.URL, error) {
+	u, err := url.Parse(base)
+	if err != nil || u.Host == "" {
+		return nil, fmt.Errorf("-base-url %q: want an origin like https://id.example.com", base)
+	}
+	return u, nil
+}
+
+func checkMailFrom(from string) error {
+	if _, err := mail.ParseAddress(from); err != nil {
+		return fmt.Errorf("-mail-from %q: %w", from, err)
+	}
+	return nil
+}
+
+// smtpSettings are -smtp-url's, with the password from
+// -smtp-password-file or DOORMAN_SMTP_PASSWORD.
+func smtpSettings(cfg Config, getenv func(string) string) (mailer.Settings, error) {
+	password := getenv("DOORMAN_SMTP_PASSWORD")
+	if cfg.SMTPPasswordFile != "" {
+		b, err := os.ReadFile(cfg.SMTPPasswordFile)
+		if err != nil {
+			return mailer.Settings{}, fmt.Errorf("-smtp-password-file: %w", err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	return mailer.ParseURL(cfg.SMTPURL, password)
+}
+
 func setUpMail(cfg Config, getenv func(string) string, store mailer.Store, box *secretbox.Box, addr net.Addr, log *slog.Logger, now func() time.Time) (*handlers.Mail, *mailer.Worker, error) {
 	base := cfg.BaseURL
 	if base == "" {
@@ -734,29 +790,21 @@ func setUpMail(cfg Config, getenv func(string) string, store mailer.Store, box *
 		}
 		base = "http://" + host
 	}
-	u, err := url.Parse(base)
-	if err != nil || u.Host == "" {
-		return nil, nil, fmt.Errorf("-base-url %q: want an origin like https://id.example.com", base)
+	u, err := parseBaseURL(base)
+	if err != nil {
+		return nil, nil, err
 	}
 	from := cfg.MailFrom
 	if from == "" {
 		from = "Doorman <noreply@" + u.Hostname() + ">"
 	}
-	if _, err := mail.ParseAddress(from); err != nil {
-		return nil, nil, fmt.Errorf("-mail-from %q: %w", from, err)
+	if err := checkMailFrom(from); err != nil {
+		return nil, nil, err
 	}
 	m := &handlers.Mail{BaseURL: base}
 	var transport mailer.Transport
 	if cfg.SMTPURL != "" {
-		password := getenv("DOORMAN_SMTP_PASSWORD")
-		if cfg.SMTPPasswordFile != "" {
-			b, err := os.ReadFile(cfg.SMTPPasswordFile)
-			if err != nil {
-				return nil, nil, fmt.Errorf("-smtp-password-file: %w", err)
-			}
-			password = strings.TrimRight(string(b), "\r\n")
-		}
-		settings, err := mailer.ParseURL(cfg.SMTPURL, password)
+		settings, err := smtpSettings(cfg, getenv)
 		if err != nil {
 			return nil, nil, err
 		}

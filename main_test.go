@@ -294,6 +294,10 @@ func TestMailSettings(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "hunter2secret") {
 			t.Errorf("%v: the error shows the password: %v", c.args, err)
 		}
+		// Refused before anything is opened: no database, no key file.
+		if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+			t.Errorf("%v: the refusal left %v in its directory (%v)", c.args, entries, err)
+		}
 	}
 }
 
