@@ -112,37 +112,31 @@ func removePasskey(ctx context.Context, store usersStore, user db.User, id strin
 // passkeys: they stay stored, and none can sign in while the account is
 // disabled.
 func disabledPasskeys(ctx context.Context, store usersStore, user db.User, stdout io.Writer) error {
-	keys, err := store.ListPasskeys(ctx, user.ID)
-	if err != nil {
-		return err
-	}
-	if len(keys) == 0 {
-		return nil
-	}
-	names := make([]string, len(keys))
-	for i, p := range keys {
-		names[i] = fmt.Sprintf("%d %q", p.ID, p.Name)
-	}
-	fmt.Fprintf(stdout, "Its %d passkey(s) stay stored but cannot sign in while the account is disabled: %s.\n", len(keys), strings.Join(names, ", "))
-	return nil
+	return tellPasskeys(ctx, store, user, stdout, func(n int, names string) string {
+		return fmt.Sprintf("Its %d passkey(s) stay stored but cannot sign in while the account is disabled: %s.\n", n, names)
+	})
 }
 
 // resetPasskeys tells the operator who reset user that its passkeys still
 // sign in: a reset ends what is signed in, not the credentials that sign
 // in, and whoever had the account may have added one.
 func resetPasskeys(ctx context.Context, store usersStore, user db.User, stdout io.Writer) error {
+	return tellPasskeys(ctx, store, user, stdout, func(n int, names string) string {
+		return fmt.Sprintf("Its %d passkey(s) still sign in: %s. Remove any its owner does not recognise: doorman users passkeys remove %s ID.\n", n, names, user.Email)
+	})
+}
+
+// tellPasskeys prints what say makes of the number of user's passkeys and
+// their ids and names, if it has any.
+func tellPasskeys(ctx context.Context, store usersStore, user db.User, stdout io.Writer, say func(n int, names string) string) error {
 	keys, err := store.ListPasskeys(ctx, user.ID)
-	if err != nil {
+	if err != nil || len(keys) == 0 {
 		return err
-	}
-	if len(keys) == 0 {
-		return nil
 	}
 	names := make([]string, len(keys))
 	for i, p := range keys {
 		names[i] = fmt.Sprintf("%d %q", p.ID, p.Name)
 	}
-	fmt.Fprintf(stdout, "Its %d passkey(s) still sign in: %s. Remove any its owner does not recognise: doorman users passkeys remove %s ID.\n",
-		len(keys), strings.Join(names, ", "), user.Email)
+	fmt.Fprint(stdout, say(len(keys), strings.Join(names, ", ")))
 	return nil
 }
