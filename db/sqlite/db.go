@@ -23,6 +23,7 @@ import (
 
 	"modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
+	zsqlite "zombiezen.com/go/sqlite"
 
 	"doorman/db"
 	"doorman/db/sqlstore"
@@ -45,8 +46,10 @@ type Store struct {
 	dialect *dialect
 	write   *writer
 	read    *sql.DB
-	events  db.EventSink
-	now     func() time.Time
+	// hot holds the connections of the hot reads (hot.go).
+	hot    *hotPool
+	events db.EventSink
+	now    func() time.Time
 	// origin names this process's rows in session_events (see Watch).
 	origin string
 	// readOnlyCause is why a default open found the database unwritable
@@ -94,6 +97,9 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	pragmas := "_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=secure_delete(1)"
 	name := "file:" + (&url.URL{Path: path}).EscapedPath()
 	roQuery := "mode=ro"
+	// The hot reads' connections open the same file in the same mode
+	// (hot.go); the pragmas that matter to a reader they set themselves.
+	hotURI, hotFlags := name, zsqlite.OpenReadWrite
 	if existing {
 		// Look before touching: even setting the journal mode writes.
 		var err error
@@ -106,8 +112,10 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	}
 	switch {
 	case opts.ReadOnly:
+		hotURI, hotFlags = name+"?"+roQuery, zsqlite.OpenReadOnly
 		name += "?" + roQuery + "&_pragma=query_only(1)&"
 	case opts.Existing:
+		hotURI = name + "?mode=rw"
 		name += "?mode=rw&_pragma=journal_mode(WAL)&"
 	default:
 		name += "?_pragma=journal_mode(WAL)&"
@@ -116,7 +124,7 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("db: open %s: %w", path, err)
 	}
-	s := &Store{write: &writer{DB: w}, read: r, events: opts.Events, now: opts.Now, origin: rand.Text(), readOnlyCause: readOnlyCause}
+	s := &Store{write: &writer{DB: w}, read: r, hot: newHotPool(hotURI, hotFlags, readers), events: opts.Events, now: opts.Now, origin: rand.Text(), readOnlyCause: readOnlyCause}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -124,6 +132,9 @@ func Open(ctx context.Context, path string, opts db.Options) (*Store, error) {
 	s.Store = sqlstore.New(s.dialect, opts, s.origin)
 	if !existing {
 		err = s.migrate(ctx)
+	}
+	if err == nil {
+		err = s.hot.fill()
 	}
 	if err != nil {
 		s.Close()
@@ -165,6 +176,10 @@ func checkFile(path string, opts *db.Options) (readOnlyCause error, err error) {
 	return readOnlyCause, nil
 }
 
+// readers is how many connections may read at once, in each of the two
+// reader pools (the database/sql readers and the hot reads').
+var readers = max(4, runtime.NumCPU()*2)
+
 // openPools opens the writer pool (one connection, the write lock taken
 // at BEGIN, each new connection checked able to write if probe) and the
 // reader pool (query_only) on the database the DSN dsn names.
@@ -180,9 +195,10 @@ func openPools(dsn string, probe bool) (w, r *sql.DB, err error) {
 		w.Close()
 		return nil, nil, err
 	}
-	n := max(4, runtime.NumCPU()*2)
-	r.SetMaxOpenConns(n)
-	r.SetMaxIdleConns(n)
+	// The hot reads have connections of their own (hot.go), so these
+	// serve the rest; fewer kept idle, as each holds a page cache.
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(2)
 	return w, r, nil
 }
 
@@ -407,25 +423,6 @@ func (w *writer) BeginTx(ctx context.Context, opts *sql.TxOptions) (*sql.Tx, err
 	return w.DB.BeginTx(ctx, opts)
 }
 
-// hot is the context for the prepared reads behind every page and API
-// request (the session check, the session and token lists, the two-factor
-// state, the latest history): ctx's values without its cancellation.
-//
-// With a cancellable context, the driver starts a goroutine per query that
-// waits to interrupt SQLite if the context ends first, plus a progress
-// handler: on the Security page (five such reads) that was measurable CPU
-// for an interruption that cannot matter here. Each of these is one indexed
-// read of a few rows, and in WAL mode a reader never waits for a writer, so
-// there is nothing to interrupt (a busy reader waits busy_timeout at most).
-// A request already past its deadline still gets no query: its own context
-// is passed then, and database/sql fails the call with its error at once.
-func hot(ctx context.Context) context.Context {
-	if ctx.Err() != nil {
-		return ctx
-	}
-	return context.WithoutCancel(ctx)
-}
-
 // WriteTransactions returns how many write transactions the store has run
 // since it was opened.
 func (s *Store) WriteTransactions() uint64 { return s.write.n.Load() }
@@ -444,7 +441,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes both connection pools.
 func (s *Store) Close() error {
-	s.dialect.close()
+	s.hot.close()
 	return errors.Join(s.write.Close(), s.read.Close())
 }
 

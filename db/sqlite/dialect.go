@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"sync"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -18,9 +17,6 @@ import (
 // connection, whose transactions take the write lock at BEGIN.
 type dialect struct {
 	s *Store
-	// stmts holds the hot reads, prepared once on the read pool: parsing
-	// the SQL cost more than running it (SessionWithUser 41 → 21 µs).
-	stmts sync.Map // query → *sql.Stmt
 }
 
 var _ sqlstore.Dialect = (*dialect)(nil)
@@ -131,8 +127,11 @@ func (d *dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
 	return nil
 }
 
-// Columns names the columns of rows (database/sql's).
+// Columns names the columns of rows (a hot read's, or database/sql's).
 func (d *dialect) Columns(rows sqlstore.Rows) ([]string, error) {
+	if r, ok := rows.(*hotRows); ok {
+		return r.columns(), nil
+	}
 	return rows.(sqlRows).Columns()
 }
 
@@ -158,57 +157,6 @@ const insertEventSQL = `INSERT INTO session_events (origin, kind, user_id, sessi
 func (d *dialect) IsUniqueViolation(err error) bool {
 	var se *sqlite.Error
 	return errors.As(err, &se) && (se.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE || se.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY)
-}
-
-// close closes the prepared statements.
-func (d *dialect) close() {
-	d.stmts.Range(func(_, v any) bool {
-		v.(*sql.Stmt).Close()
-		return true
-	})
-}
-
-// stmt is query prepared on the read pool, once.
-func (d *dialect) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
-	if v, ok := d.stmts.Load(query); ok {
-		return v.(*sql.Stmt), nil
-	}
-	st, err := d.s.read.PrepareContext(context.WithoutCancel(ctx), query)
-	if err != nil {
-		return nil, err
-	}
-	if v, loaded := d.stmts.LoadOrStore(query, st); loaded {
-		st.Close()
-		return v.(*sql.Stmt), nil
-	}
-	return st, nil
-}
-
-// hotQ runs reads as prepared statements under hot's context.
-type hotQ struct{ d *dialect }
-
-func (q hotQ) Exec(ctx context.Context, query string, args ...any) (int64, error) {
-	return sqlQ{q.d.s.read}.Exec(ctx, query, args...)
-}
-
-func (q hotQ) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
-	st, err := q.d.stmt(ctx, query)
-	if err != nil {
-		return nil, err
-	}
-	rows, err := st.QueryContext(hot(ctx), args...)
-	if err != nil {
-		return nil, err
-	}
-	return sqlRows{rows}, nil
-}
-
-func (q hotQ) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
-	st, err := q.d.stmt(ctx, query)
-	if err != nil {
-		return errRow{err}
-	}
-	return sqlRow{st.QueryRowContext(hot(ctx), args...)}
 }
 
 // execer is what database/sql's pools, connections and transactions share.

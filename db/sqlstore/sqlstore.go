@@ -81,7 +81,8 @@ type Dialect interface {
 	Reads() Q
 	// Hot is Reads for the few reads behind every request (the session
 	// check, the Security page's lists, the API's token check): SQLite
-	// prepares them once and spares them the cancellation watcher.
+	// runs them on SQLite's statement API directly, each statement
+	// prepared once per connection (db/sqlite/hot.go).
 	Hot() Q
 	// Writes runs single statements that write, each its own transaction
 	// (SQLite: on its one writer connection).
