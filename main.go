@@ -24,6 +24,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -317,6 +318,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	defer store.Close()
+	// The background jobs (watching other processes, mail, pruning,
+	// expiry, app logouts, the debug server) end with ctx, and with run:
+	// each is waited for before the store closes (the deferred calls run
+	// in reverse), so none still holds a connection of a closed store, to
+	// close it after run has returned. Ten seconds at most: a job that
+	// does not end is logged and the store closed anyway.
+	ctx, endJobs := context.WithCancel(ctx)
+	var jobs sync.WaitGroup
+	defer waitJobs(&jobs, log)
+	defer endJobs()
 	// A database that cannot be written but needs nothing done to it (a
 	// read-only disk, volume, file or replica) is served read-only rather
 	// than not at all: sessions are checked, pages shown, and every change
@@ -334,7 +345,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			"db", cfg.DB, "cause", readOnly.Error())
 	}
 	if w, ok := store.(db.Watcher); ok {
-		go func() {
+		jobs.Go(func() {
 			if err := w.Watch(ctx, broker.Notify, func() {
 				if err := broker.Recheck(ctx); err != nil && ctx.Err() == nil {
 					log.Error("recheck open streams", "err", err)
@@ -342,7 +353,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 			}); err != nil {
 				log.Error("watch for ended sessions", "err", err)
 			}
-		}()
+		})
 	}
 
 	resolver, err := geo.Open(cfg.GeoIPDir)
@@ -425,9 +436,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	srv.RegisterOnShutdown(broker.Close)
 	fmt.Fprintf(stdout, "Doorman is running at http://%s\n", ln.Addr())
 	if readOnly == nil {
-		go worker.Run(ctx)
-		go pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now)
-		go expiryLoop(ctx, store, log, now)
+		jobs.Go(func() { worker.Run(ctx) })
+		jobs.Go(func() { pruneLoop(ctx, store, cfg.PruneKeep, cfg.Session.HistoryKeep, log, now) })
+		jobs.Go(func() { expiryLoop(ctx, store, log, now) })
 		// The logouts owed to apps, sent while the provider is on (it signs
 		// them; it is off on a read-only database, which could not record
 		// an outcome anyway). Ended with ctx, as the mail worker is: a send
@@ -435,11 +446,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		// instance.
 		if bs, ok := store.(backchannel.Store); ok && provider != nil {
 			logouts.Store, logouts.Signer = bs, provider
-			go logouts.Run(ctx)
+			jobs.Go(func() { logouts.Run(ctx) })
 		}
 	}
 	if cfg.DebugAddr != "" {
-		go serveDebug(ctx, cfg.DebugAddr, store, broker, log)
+		jobs.Go(func() { serveDebug(ctx, cfg.DebugAddr, store, broker, log) })
 	}
 
 	errc := make(chan error, 1)
@@ -453,6 +464,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return srv.Shutdown(shutdownCtx)
+}
+
+// waitJobs waits for the background jobs to end, ten seconds at most.
+func waitJobs(jobs *sync.WaitGroup, log *slog.Logger) {
+	done := make(chan struct{})
+	go func() { jobs.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		log.Warn("background jobs still running 10s after shutdown began; closing the database anyway")
+	}
 }
 
 // startOIDC starts the OpenID Connect provider (apps sign their users in
