@@ -116,15 +116,11 @@ func (t *preparedTx) Commit(context.Context) error { return t.tx.Commit() }
 // Rollback rolls the transaction back.
 func (t *preparedTx) Rollback(context.Context) error { return t.tx.Rollback() }
 
-// Batch runs the reads one after another, as hot reads: in-process, a
-// round trip costs nothing to save.
+// Batch runs the reads one after another as hot reads, in one read
+// transaction on one connection (hotPool.batch): in-process, a round trip
+// costs nothing to save, but a read lock does.
 func (d *dialect) Batch(ctx context.Context, reads ...sqlstore.Read) error {
-	for _, r := range reads {
-		if err := r.Take(d.Hot().Query(ctx, r.SQL, r.Args...)); err != nil {
-			return err
-		}
-	}
-	return nil
+	return d.s.hot.batch(ctx, reads)
 }
 
 // Columns names the columns of rows (a hot read's, or database/sql's).

@@ -241,3 +241,57 @@ func TestHotReadsOnAReadOnlyStore(t *testing.T) {
 		t.Errorf("%q, %v", email, err)
 	}
 }
+
+// TestHotBatchIsOneSnapshot: a batch's reads (the Security page's lists)
+// run in one read transaction, so they agree with each other: a commit
+// made between two of them is seen by neither the second nor, of course,
+// the first, and by the next read after the batch. A failed read in a
+// batch is its error, and its connection comes back.
+func TestHotBatchIsOneSnapshot(t *testing.T) {
+	s := openTest(t, db.Options{})
+	ctx := context.Background()
+	if _, err := s.CreateUser(ctx, "a@example.com", "h", false, storetest.T0); err != nil {
+		t.Fatal(err)
+	}
+	var first, second int
+	err := s.dialect.Batch(ctx,
+		sqlstore.Read{SQL: `SELECT COUNT(*) FROM users`, Scan: func(r sqlstore.Rows) error {
+			if !r.Next() {
+				return r.Err()
+			}
+			if err := r.Scan(&first); err != nil {
+				return err
+			}
+			// Another request signs up while the page is being read.
+			_, err := s.CreateUser(ctx, "b@example.com", "h", false, storetest.T0)
+			return err
+		}},
+		sqlstore.Read{SQL: `SELECT COUNT(*) FROM users WHERE id > ?`, Args: []any{0}, Scan: func(r sqlstore.Rows) error {
+			if !r.Next() {
+				return r.Err()
+			}
+			return r.Scan(&second)
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first != 1 || second != 1 {
+		t.Errorf("within the batch: %d then %d users, want 1 and 1 (one snapshot)", first, second)
+	}
+	var after int
+	if err := s.dialect.Hot().QueryRow(ctx, `SELECT COUNT(*) FROM users`).Scan(&after); err != nil || after != 2 {
+		t.Errorf("after the batch: %d, %v; want 2", after, err)
+	}
+	err = s.dialect.Batch(ctx,
+		sqlstore.Read{SQL: `SELECT 1`, Scan: func(r sqlstore.Rows) error { return nil }},
+		sqlstore.Read{SQL: `SELECT nosuchcolumn FROM users`, Scan: func(r sqlstore.Rows) error { return nil }})
+	if err == nil || IsUnavailable(err) {
+		t.Errorf("a bad read in a batch: %v; want its error, not 'unavailable'", err)
+	}
+	s.hot.mu.Lock()
+	open := s.hot.open
+	s.hot.mu.Unlock()
+	if idle := len(s.hot.idle); idle != open || open != readers {
+		t.Errorf("after the batches: %d open, %d idle, want %d", open, idle, readers)
+	}
+}
