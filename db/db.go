@@ -97,8 +97,9 @@ type Store interface {
 	// check, read together (PostgreSQL: in one round trip): the user's live
 	// sessions as ListSessionSummaries gives them, the two-factor state as
 	// TwoFactor (HasTwoFactor false when there is none), the live tokens as
-	// ListTokens of every kind, and the latest historyLimit events at or
-	// after historySince as ListSecurityEvents.
+	// ListTokens of every kind, the latest historyLimit events at or
+	// after historySince as ListSecurityEvents, the connected apps as
+	// ConnectedApps and the passkeys as ListPasskeys.
 	SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (Overview, error)
 	// RenameSession gives the user's live session id the device name name
 	// ("" removes it) and records it in the history (EventDeviceRenamed),

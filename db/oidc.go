@@ -134,6 +134,9 @@ type ConnectedApp struct {
 	FirstAt        time.Time // its first sign-in through Doorman
 	LastUsedAt     time.Time // its last sign-in or token refresh
 	SessionIDs     []string  // the live sessions that signed in to it
+	// LogsOut: the app takes back-channel logouts (ConnectedApps; what
+	// disconnecting it may promise).
+	LogsOut bool
 }
 
 // Logout delivery states.

@@ -182,4 +182,8 @@ type Overview struct {
 	// (PendingEmailChanges, PendingApprovals).
 	EmailChanges []LinkToken
 	Approvals    []DeviceAuthorization
+	// The apps signed in to through Doorman still connected (as
+	// ConnectedApps) and the passkeys (as ListPasskeys).
+	Apps     []ConnectedApp
+	Passkeys []Passkey
 }

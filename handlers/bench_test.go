@@ -36,6 +36,7 @@ var benchNow = time.Now().UTC().Truncate(time.Second)
 type benchDB struct {
 	store   db.Store
 	cookies []benchCookie
+	extras  bool // withAppAndPasskeys has run
 }
 
 type benchCookie struct{ email, id, value string }
@@ -173,11 +174,13 @@ func BenchmarkSessionCheck(b *testing.B) {
 
 // BenchmarkSecurityPage is GET /settings/security, handler through render,
 // for a user with 1, 10 and 100 live sessions, in a database of 10,000 of
-// them.
+// them, who has signed in to an app with Doorman and has two passkeys (so
+// the page's connected apps and passkeys are read and shown).
 func BenchmarkSecurityPage(b *testing.B) {
 	for _, n := range []int{1, 10, 100} {
 		b.Run(fmt.Sprintf("sessions=%d", n), func(b *testing.B) {
 			d := seeded(b, 10_000/n, n, 1)
+			withAppAndPasskeys(b, d)
 			h := benchServer(b, d.store)
 			b.ReportAllocs()
 			var size int
@@ -191,4 +194,58 @@ func BenchmarkSecurityPage(b *testing.B) {
 			b.ReportMetric(float64(size), "html-bytes")
 		})
 	}
+}
+
+// withAppAndPasskeys gives the user of d's first cookie, once, an app they
+// signed in to with Doorman from that session (consented, holding a
+// refresh token) and two passkeys, as a person who uses them has.
+func withAppAndPasskeys(b *testing.B, d *benchDB) {
+	b.Helper()
+	benchMu.Lock()
+	defer benchMu.Unlock()
+	if d.extras {
+		return
+	}
+	ctx, s, c, now := context.Background(), d.store, d.cookies[0], benchNow
+	u, err := s.UserByEmail(ctx, c.email)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CreateApp(ctx, db.App{ClientID: "wiki", Name: "Wiki", CreatedAt: now,
+		RedirectURIs: []string{"https://wiki.example/cb"}, BackchannelLogoutURI: "https://wiki.example/bcl"}); err != nil {
+		b.Fatal(err)
+	}
+	scopes := []string{"openid", "email", "offline_access"}
+	if err := s.CreateAuthRequest(ctx, db.AuthRequest{ID: "bench-req", ClientID: "wiki", RedirectURI: "https://wiki.example/cb",
+		Scopes: scopes, ResponseMode: "query", MaxAge: -1, CreatedAt: now, ExpiresAt: now.Add(10 * time.Minute)}); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.CompleteAuthRequest(ctx, "bench-req", u.ID, c.id, now, []string{"pwd"}, u.Epoch, now); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SaveAuthCode(ctx, "bench-req", []byte("bench-code"), now.Add(time.Minute)); err != nil {
+		b.Fatal(err)
+	}
+	r, err := s.RedeemAuthCode(ctx, []byte("bench-code"), now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.GrantConsent(ctx, u.ID, "wiki", scopes, now); err != nil {
+		b.Fatal(err)
+	}
+	grant := db.Grant{ID: "bench-rt", Kind: db.GrantRefresh, SecretHash: []byte("bench-secret"), FamilyID: "bench-req", UserID: u.ID,
+		ClientID: "wiki", SessionID: c.id, Offline: true, Scopes: scopes, AuthTime: now, AMR: []string{"pwd"}, CreatedAt: now,
+		ExpiresAt: now.Add(30 * 24 * time.Hour)}
+	if err := s.IssueGrants(ctx, []db.Grant{grant}, "", r.Epoch, now); err != nil {
+		b.Fatal(err)
+	}
+	for i, name := range []string{"MacBook", "iPhone"} {
+		p := db.Passkey{UserID: u.ID, Name: name, CredentialID: []byte("bench-cred-" + name), PublicKey: []byte("bench-pk"),
+			AAGUID: make([]byte, 16), AttestationType: "none", BackupEligible: true, BackupState: true, UserVerified: true,
+			Transports: []string{"internal", "hybrid"}, CreatedAt: now.Add(time.Duration(i-2) * time.Hour)}
+		if _, err := s.AddPasskey(ctx, p, 20, u.Epoch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	d.extras = true
 }

@@ -16,16 +16,17 @@ import (
 	"doorman/views"
 )
 
-// appsStore is what the Security page and a session's details read of the
+// appsStore is what a session's details and the inventory read of the
 // apps people signed in to with Doorman (OpenID Connect), and how one is
-// disconnected. db.Store has it; a store without the provider's part has
-// none (app.apps is nil, and the pages list no such apps).
+// disconnected (the Security page has its list from SecurityOverview).
+// db.Store has it; a store without the provider's part, or a server
+// without the provider, has none (app.apps is nil, and the pages list no
+// such apps).
 type appsStore interface {
 	ConnectedApps(ctx context.Context, userID int64, now time.Time) ([]db.ConnectedApp, error)
 	SessionApps(ctx context.Context, userID int64, sessionID string) ([]db.ConnectedApp, error)
 	DisconnectApp(ctx context.Context, userID int64, clientID string, now time.Time) (db.LogoutDelivery, error)
 	App(ctx context.Context, clientID string) (db.App, error)
-	Apps(ctx context.Context) ([]db.App, error)
 }
 
 // errNoSuchApp is the 404 for a client id that is not an app the user is
@@ -61,37 +62,24 @@ func appGets(a db.ConnectedApp) []string {
 	return gets
 }
 
-// disconnectMessage is what disconnecting app does, as its dialog and
-// confirm page say it: an app without a back-channel logout URI cannot be
-// told to sign the person out (SECURITY.md), so it is not promised.
-func disconnectMessage(app db.App) string {
-	if app.BackchannelLogoutURI == "" {
-		return "It can no longer use your account. It takes no sign-out message from Doorman: sign out in " + app.Name + " too."
+// disconnectMessage is what disconnecting app name does, as its dialog and
+// confirm page say it: an app without a back-channel logout URI (logsOut
+// false) cannot be told to sign the person out (SECURITY.md), so it is
+// not promised.
+func disconnectMessage(name string, logsOut bool) string {
+	if !logsOut {
+		return "It can no longer use your account. It takes no sign-out message from Doorman: sign out in " + name + " too."
 	}
 	return "It can no longer use your account, and Doorman tells it to sign you out."
 }
 
-// signInAppRows are the Security page's rows of the apps the user signed
-// in to with Doorman. Their sessions are named from the page's own list
-// (current and others): no read per row.
-func (a *app) signInAppRows(c echo.Context, current views.SessionRow, others []views.SessionRow, now time.Time) ([]views.SignInAppRow, error) {
-	if a.apps == nil {
-		return nil, nil
-	}
-	au := authOf(c)
-	list, err := a.apps.ConnectedApps(c.Request().Context(), au.User.ID, now)
-	if err != nil || len(list) == 0 {
-		return nil, err
-	}
-	// The registry, once, for whether each takes a back-channel logout
-	// (what its dialog may promise).
-	registry, err := a.apps.Apps(c.Request().Context())
-	if err != nil {
-		return nil, err
-	}
-	byClient := make(map[string]db.App, len(registry))
-	for _, r := range registry {
-		byClient[r.ClientID] = r
+// signInAppRows are the Security page's rows of list, the apps the user
+// signed in to with Doorman (the overview's: no read here). Their sessions
+// are named from the page's own list (current and others): no read per
+// row. Without the provider (a.apps nil) there are none.
+func (a *app) signInAppRows(list []db.ConnectedApp, current views.SessionRow, others []views.SessionRow, now time.Time) []views.SignInAppRow {
+	if a.apps == nil || len(list) == 0 {
+		return nil
 	}
 	sessions := map[string]views.AppSessionLink{current.ID: {Label: "this device", URL: current.DetailsURL}}
 	for _, s := range others {
@@ -105,7 +93,7 @@ func (a *app) signInAppRows(c echo.Context, current views.SessionRow, others []v
 			// The dialog's id is the row's place: a client id may hold
 			// characters an id should not.
 			DialogID: fmt.Sprintf("disconnect-app-%d", i), DialogHeading: "Disconnect “" + ca.Name + "”?",
-			DialogMessage: disconnectMessage(byClient[ca.ClientID]),
+			DialogMessage: disconnectMessage(ca.Name, ca.LogsOut),
 		}
 		r.LastUsedLabel, r.LastUsed, r.LastUsedISO, r.LastUsedAt = lastUsed(ca, now)
 		for _, id := range ca.SessionIDs {
@@ -118,7 +106,7 @@ func (a *app) signInAppRows(c echo.Context, current views.SessionRow, others []v
 		}
 		rows = append(rows, r)
 	}
-	return rows, nil
+	return rows
 }
 
 // lastUsed is when app was last used ("Last used"), or, if that is not
@@ -194,7 +182,7 @@ func (a *app) disconnectApp(c echo.Context) error {
 	confirm := func(problem *passwordProblem) error {
 		return a.renderConfirm(c, views.ConfirmProps{
 			Page: a.page(c, "Disconnect "+ca.Name, "security"), Heading: "Disconnect “" + ca.Name + "”?",
-			Message: disconnectMessage(reg), Action: paths.AppDisconnect(clientID), Button: "Disconnect",
+			Message: disconnectMessage(reg.Name, reg.BackchannelLogoutURI != ""), Action: paths.AppDisconnect(clientID), Button: "Disconnect",
 			CancelURL: paths.Security,
 		}, au, problem)
 	}

@@ -767,13 +767,10 @@ type securityPasskeys struct {
 	keys map[int64]db.Passkey
 }
 
-// passkeysSection reads the user's passkeys for the Security page, whose
-// sessions are sessions.
-func (a *app) passkeysSection(c echo.Context, au *authInfo, sessions []db.SessionSummary, now time.Time) (securityPasskeys, error) {
-	list, err := a.store.ListPasskeys(c.Request().Context(), au.User.ID)
-	if err != nil {
-		return securityPasskeys{}, err
-	}
+// passkeysSection is the Security page's passkeys card of list, the
+// user's passkeys (the overview's: no read here), whose sessions are
+// sessions.
+func (a *app) passkeysSection(c echo.Context, au *authInfo, list []db.Passkey, sessions []db.SessionSummary, now time.Time) securityPasskeys {
 	site := a.passkeySite(c.Request())
 	out := securityPasskeys{keys: make(map[int64]db.Passkey, len(list)), view: views.PasskeysSection{
 		Rows: a.passkeyRows(list, sessions, au.Session.ID, now), Off: site.off, OpenURL: site.openURL, Script: a.assets.Passkeys,
@@ -788,7 +785,7 @@ func (a *app) passkeysSection(c echo.Context, au *authInfo, sessions []db.Sessio
 			out.view.ForgetCredential, out.view.ForgetRPID = forget, site.rpID
 		}
 	}
-	return out, nil
+	return out
 }
 
 // passkeysByID are the user's passkeys by id.

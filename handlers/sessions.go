@@ -217,7 +217,7 @@ const securityPageEvents = 5
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
 	au, now := authOf(c), a.now()
-	// The page's four lists in one read (one round trip on PostgreSQL).
+	// The page's lists in one read (one round trip on PostgreSQL).
 	o, err := a.store.SecurityOverview(c.Request().Context(), au.User.ID, now, now.Add(-a.cfg.HistoryKeep), securityPageEvents)
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
@@ -232,15 +232,9 @@ func (a *app) security(c echo.Context) error {
 		return fmt.Errorf("security page: %w", err)
 	}
 	current := sessionRow(au.Session.Summary(), au.Session.ID, now)
-	signInApps, err := a.signInAppRows(c, current, others, now)
-	if err != nil {
-		return fmt.Errorf("security page: %w", err)
-	}
+	signInApps := a.signInAppRows(o.Apps, current, others, now)
 	// (o.Sessions is list's backing array now: the full list is made anew.)
-	passkeys, err := a.passkeysSection(c, au, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
-	if err != nil {
-		return fmt.Errorf("security page: %w", err)
-	}
+	passkeys := a.passkeysSection(c, au, o.Passkeys, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
 	// Before the rows are grouped: a group holds copies of them.
 	byPasskey(&current, au.Session.Summary(), passkeys.keys)
 	for i := range others {

@@ -308,11 +308,35 @@ func (s *Store) endUserGrantsIn(ctx context.Context, tx Q, userID, owner int64, 
 // still hold a consent, a live grant or a live session's sign-in, most
 // recently used first (PostgreSQL: its three reads in one round trip).
 func (s *Store) ConnectedApps(ctx context.Context, userID int64, now time.Time) ([]db.ConnectedApp, error) {
-	t := appTally{apps: map[string]*db.ConnectedApp{}, keep: map[string]bool{}}
-	n := now.Unix()
-	if err := s.d.Batch(ctx, t.consents(userID), t.sessionLinks(userID, n), t.grants(userID, n), t.grantScopes(userID, n)); err != nil {
+	t := newAppTally()
+	if err := s.d.Batch(ctx, t.reads(userID, now)...); err != nil {
 		return nil, failed("connected apps", err)
 	}
+	return t.list(), nil
+}
+
+// appTally gathers ConnectedApps' reads by app: apps seen in any of them,
+// and keep, those still connected (a consent, a live session's sign-in, a
+// live grant).
+type appTally struct {
+	apps map[string]*db.ConnectedApp
+	keep map[string]bool
+}
+
+func newAppTally() appTally {
+	return appTally{apps: map[string]*db.ConnectedApp{}, keep: map[string]bool{}}
+}
+
+// reads are ConnectedApps' reads of the user's apps at now: independent
+// of one another, for one Batch (SecurityOverview's too). t.list is the
+// answer once they are done.
+func (t appTally) reads(userID int64, now time.Time) []Read {
+	n := now.Unix()
+	return []Read{t.consents(userID), t.sessionLinks(userID, n), t.grants(userID, n), t.grantScopes(userID, n)}
+}
+
+// list is the apps still connected, most recently used first.
+func (t appTally) list() []db.ConnectedApp {
 	var out []db.ConnectedApp
 	for client, a := range t.apps {
 		if t.keep[client] {
@@ -322,22 +346,15 @@ func (s *Store) ConnectedApps(ctx context.Context, userID int64, now time.Time) 
 	slices.SortFunc(out, func(a, b db.ConnectedApp) int {
 		return cmp.Or(b.LastUsedAt.Compare(a.LastUsedAt), cmp.Compare(a.Name, b.Name), cmp.Compare(a.ClientID, b.ClientID))
 	})
-	return out, nil
+	return out
 }
 
-// appTally gathers ConnectedApps' three reads by app: apps seen in any of
-// them, and keep, those still connected (a consent, a live session's
-// sign-in, a live grant).
-type appTally struct {
-	apps map[string]*db.ConnectedApp
-	keep map[string]bool
-}
-
-// get is the app's entry, made the first time.
-func (t appTally) get(client, name string) *db.ConnectedApp {
+// get is the app's entry, made the first time (logoutURI: its
+// back-channel logout URI, "" if none).
+func (t appTally) get(client, name, logoutURI string) *db.ConnectedApp {
 	a := t.apps[client]
 	if a == nil {
-		a = &db.ConnectedApp{ClientID: client, Name: name}
+		a = &db.ConnectedApp{ClientID: client, Name: name, LogsOut: logoutURI != ""}
 		t.apps[client] = a
 	}
 	return a
@@ -355,15 +372,16 @@ func (t appTally) seen(a *db.ConnectedApp, first, last int64) {
 
 // consents reads the user's consents: each keeps its app.
 func (t appTally) consents(userID int64) Read {
-	return Read{SQL: `SELECT c.client_id, a.name, c.scopes, c.created_at FROM oidc_consents c JOIN apps a ON a.client_id = c.client_id
+	return Read{SQL: `SELECT c.client_id, a.name, a.backchannel_logout_uri, c.scopes, c.created_at
+		FROM oidc_consents c JOIN apps a ON a.client_id = c.client_id
 		WHERE c.user_id = ?`, Args: []any{userID}, Scan: func(rows Rows) error {
 		for rows.Next() {
-			var client, name, scopes string
+			var client, name, logout, scopes string
 			var created int64
-			if err := rows.Scan(&client, &name, &scopes, &created); err != nil {
+			if err := rows.Scan(&client, &name, &logout, &scopes, &created); err != nil {
 				return err
 			}
-			a := t.get(client, name)
+			a := t.get(client, name, logout)
 			a.Scopes, t.keep[client] = splitScopes(scopes), true
 			t.seen(a, created, 0)
 		}
@@ -374,17 +392,18 @@ func (t appTally) consents(userID int64) Read {
 // sessionLinks reads which sessions signed in to which app: a session
 // alive at n keeps its app, and is listed on it.
 func (t appTally) sessionLinks(userID, n int64) Read {
-	return Read{SQL: `SELECT sc.client_id, a.name, sc.session_id, sc.first_at, sc.last_at, s.revoked_at, s.idle_expires_at, s.absolute_expires_at
+	return Read{SQL: `SELECT sc.client_id, a.name, a.backchannel_logout_uri, sc.session_id, sc.first_at, sc.last_at,
+			s.revoked_at, s.idle_expires_at, s.absolute_expires_at
 		FROM oidc_session_clients sc JOIN apps a ON a.client_id = sc.client_id JOIN sessions s ON s.id = sc.session_id
 		WHERE sc.user_id = ? ORDER BY sc.first_at, sc.session_id`, Args: []any{userID}, Scan: func(rows Rows) error {
 		for rows.Next() {
-			var client, name, session string
+			var client, name, logout, session string
 			var first, last, idle, abs int64
 			var revoked *int64
-			if err := rows.Scan(&client, &name, &session, &first, &last, &revoked, &idle, &abs); err != nil {
+			if err := rows.Scan(&client, &name, &logout, &session, &first, &last, &revoked, &idle, &abs); err != nil {
 				return err
 			}
-			a := t.get(client, name)
+			a := t.get(client, name, logout)
 			t.seen(a, first, last)
 			if revoked == nil && idle > n && abs > n {
 				a.SessionIDs, t.keep[client] = append(a.SessionIDs, session), true
@@ -397,20 +416,20 @@ func (t appTally) sessionLinks(userID, n int64) Read {
 // grants reads the user's grants by app: a live one (usable at n) keeps
 // its app; a live offline refresh token marks it Offline.
 func (t appTally) grants(userID, n int64) Read {
-	return Read{SQL: `SELECT g.client_id, a.name, MIN(g.created_at), MAX(g.created_at),
+	return Read{SQL: `SELECT g.client_id, a.name, a.backchannel_logout_uri, MIN(g.created_at), MAX(g.created_at),
 			SUM(CASE WHEN g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?2 AND (g.offline = ?3
 				OR (s.revoked_at IS NULL AND s.idle_expires_at > ?2 AND s.absolute_expires_at > ?2)) THEN 1 ELSE 0 END),
 			SUM(CASE WHEN g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?2 AND g.offline = ?3
 				AND g.kind = ?4 THEN 1 ELSE 0 END)
 		FROM oidc_grants g JOIN apps a ON a.client_id = g.client_id LEFT JOIN sessions s ON s.id = g.session_id
-		WHERE g.user_id = ?1 GROUP BY g.client_id, a.name`, Args: []any{userID, n, true, db.GrantRefresh}, Scan: func(rows Rows) error {
+		WHERE g.user_id = ?1 GROUP BY g.client_id, a.name, a.backchannel_logout_uri`, Args: []any{userID, n, true, db.GrantRefresh}, Scan: func(rows Rows) error {
 		for rows.Next() {
-			var client, name string
+			var client, name, logout string
 			var first, last, live, offline int64
-			if err := rows.Scan(&client, &name, &first, &last, &live, &offline); err != nil {
+			if err := rows.Scan(&client, &name, &logout, &first, &last, &live, &offline); err != nil {
 				return err
 			}
-			a := t.get(client, name)
+			a := t.get(client, name, logout)
 			t.seen(a, first, last)
 			a.Offline = offline > 0
 			if live > 0 {
@@ -425,15 +444,15 @@ func (t appTally) grants(userID, n int64) Read {
 // by app: what the app holds, consented or not (a first-party app is not
 // asked), so that the page never says an app gets less than it does.
 func (t appTally) grantScopes(userID, n int64) Read {
-	return Read{SQL: `SELECT DISTINCT g.client_id, a.name, g.scopes FROM oidc_grants g JOIN apps a ON a.client_id = g.client_id
+	return Read{SQL: `SELECT DISTINCT g.client_id, a.name, a.backchannel_logout_uri, g.scopes FROM oidc_grants g JOIN apps a ON a.client_id = g.client_id
 		WHERE g.user_id = ? AND g.revoked_at IS NULL AND g.used_at IS NULL AND g.expires_at > ?`,
 		Args: []any{userID, n}, Scan: func(rows Rows) error {
 			for rows.Next() {
-				var client, name, scopes string
-				if err := rows.Scan(&client, &name, &scopes); err != nil {
+				var client, name, logout, scopes string
+				if err := rows.Scan(&client, &name, &logout, &scopes); err != nil {
 					return err
 				}
-				a := t.get(client, name)
+				a := t.get(client, name, logout)
 				for _, sc := range splitScopes(scopes) {
 					if !slices.Contains(a.Scopes, sc) {
 						a.Scopes = append(a.Scopes, sc)

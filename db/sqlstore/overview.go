@@ -12,11 +12,13 @@ import (
 // check: the user's live sessions (as ListSessionSummaries), the
 // two-factor state (as TwoFactor), the live tokens (as ListTokens of every
 // kind), the latest history (as ListSecurityEvents), the pending change of
-// address and the approved device codes not yet redeemed. The same
+// address, the approved device codes not yet redeemed, the connected apps
+// (as ConnectedApps) and the passkeys (as ListPasskeys). The same
 // statements as those methods, sent together: on PostgreSQL one round
 // trip (a batch), on SQLite the hot reads one after another.
 func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (db.Overview, error) {
 	var o db.Overview
+	apps := newAppTally()
 	reads := []Read{
 		{listSummariesSQL, []any{now.Unix(), userID}, func(r Rows) (err error) {
 			o.Sessions, err = scanSummaries(r, nil)
@@ -42,7 +44,12 @@ func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, history
 			o.Approvals, err = scanDevices(r, nil)
 			return err
 		}},
+		{listPasskeysSQL, []any{userID}, func(r Rows) (err error) {
+			o.Passkeys, err = scanAll(r, nil, scanPasskey)
+			return err
+		}},
 	}
+	reads = append(reads, apps.reads(userID, now)...)
 	if historyLimit > 0 {
 		reads = append(reads, Read{listSecurityEventsSQL, []any{userID, 0, historySince.Unix(), historyLimit}, func(r Rows) (err error) {
 			o.Events, err = scanSecurityEvents(r, nil)
@@ -52,5 +59,6 @@ func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, history
 	if err := s.d.Batch(ctx, reads...); err != nil {
 		return db.Overview{}, fmt.Errorf("db: security overview: %w", err)
 	}
+	o.Apps = apps.list()
 	return o, nil
 }

@@ -111,10 +111,13 @@ func (s *Store) AddPasskey(ctx context.Context, p db.Passkey, max int, epoch int
 	return p, nil
 }
 
+// listPasskeysSQL is ListPasskeys' read (and SecurityOverview's).
+const listPasskeysSQL = `SELECT ` + passkeyColumns + ` FROM passkeys WHERE user_id = ? ORDER BY created_at, id`
+
 // ListPasskeys returns the user's passkeys, oldest first (a Security page
 // read: hot).
 func (s *Store) ListPasskeys(ctx context.Context, userID int64) ([]db.Passkey, error) {
-	rows, err := s.d.Hot().Query(ctx, `SELECT `+passkeyColumns+` FROM passkeys WHERE user_id = ? ORDER BY created_at, id`, userID)
+	rows, err := s.d.Hot().Query(ctx, listPasskeysSQL, userID)
 	out, err := scanAll(rows, err, scanPasskey)
 	if err != nil {
 		return nil, failed("list passkeys", err)
