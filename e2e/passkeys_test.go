@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/playwright-community/playwright-go"
 
@@ -190,18 +192,36 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 		bound.CredentialID, bound.BackupEligible, bound.BackupState = []byte("cred-yubikey"+l.suffix), false, false
 		bound, err = store.AddPasskey(ctx, bound, 20, u.Epoch)
 		must(t, err)
+		// The MacBook signed in a session its owner named; the YubiKey two
+		// look-alikes (the same browser and place), an hour apart.
 		for _, use := range []struct {
 			key   db.Passkey
 			count uint32
-		}{{synced, 0}, {bound, 5}, {bound, 3}} {
-			s := storetest.Session(sessiontoken.New().ID, u.ID, now)
+			ago   time.Duration
+			name  string
+		}{{synced, 0, 0, "Anna's work laptop"}, {bound, 5, time.Hour, ""}, {bound, 3, 0, ""}} {
+			s := storetest.Session(sessiontoken.New().ID, u.ID, now.Add(-use.ago))
 			s.AuthMethod = db.MethodPasskey
 			_, _, err := store.SignInWithPasskey(ctx, db.PasskeyUse{PasskeyID: use.key.ID, SignCount: use.count, BackupState: use.key.BackupState, At: now}, s, 0, u.Epoch)
 			must(t, err)
+			if use.name != "" {
+				_, err := store.RenameSession(ctx, u.ID, s.ID, use.name, now)
+				must(t, err)
+			}
 		}
 		goTo(t, p, "/settings/security")
 		must(t, expect.Locator(passkeyRow(p, "MacBook").GetByText("Windows Hello")).ToBeVisible())
 		must(t, expect.Locator(p.GetByText("Possible copy")).ToBeVisible())
+		// Each passkey lists the sessions it signed in, one link a line,
+		// each saying what tells it apart: the name, or browser and place
+		// and when it signed in.
+		mac := passkeyRow(p, "MacBook").GetByRole("list", playwright.LocatorGetByRoleOptions{Name: "Signed in 1 session:"})
+		must(t, expect.Locator(mac.GetByRole("link")).ToHaveText([]string{"Anna's work laptop"}))
+		yubi := passkeyRow(p, "YubiKey 5 NFC kept in the desk drawer at the office").GetByRole("list", playwright.LocatorGetByRoleOptions{Name: "Signed in 2 sessions:"})
+		signedIn := func(d time.Duration) *regexp.Regexp {
+			return regexp.MustCompile(`^Chrome on macOS, London\s*·?\s*Signed in ` + regexp.QuoteMeta(now.Add(-d).UTC().Format("2 Jan 2006, 15:04")))
+		}
+		must(t, expect.Locator(yubi.GetByRole("link")).ToHaveText([]*regexp.Regexp{signedIn(0), signedIn(time.Hour)}))
 		l.check(t, p, "passkeys-security")
 		// The card alone, to look at (the page is long).
 		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card"+l.suffix+".png"))})

@@ -731,24 +731,43 @@ func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, curre
 			r.Warning = fmt.Sprintf("Possible copy: its signature counter went backwards %s, last %s. If you didn't copy this passkey, remove it.",
 				plural(p.CloneWarnings, "time"), relTime(now, p.CloneWarnedAt))
 		}
-		for _, s := range sessions {
-			if s.PasskeyID != p.ID {
-				continue
-			}
-			label := s.DeviceLabel + ", " + s.LocationShort
-			if s.ID == currentID {
-				label += " (this device)"
-			}
-			r.Sessions = append(r.Sessions, views.AppSessionLink{Label: label, URL: paths.Session(s.ID)})
-		}
-		for i := range r.Sessions {
-			if i < len(r.Sessions)-1 {
-				r.Sessions[i].Sep = ","
-			}
+		r.Sessions = passkeySessions(p.ID, sessions, currentID, now)
+		if n := len(r.Sessions); n > 0 {
+			r.SessionsLabel = "Signed in " + plural(n, "session") + ":"
 		}
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// passkeySessions are the live sessions (of sessions) passkey id signed
+// in, as its card lists them, each told apart as the session rows do: by
+// the name its owner gave the device, else by browser and place and when
+// it signed in (look-alikes differ by that alone). A name used by two of
+// them gets its sign-in time too.
+func passkeySessions(id int64, sessions []db.SessionSummary, currentID string, now time.Time) []views.PasskeySession {
+	var out []views.PasskeySession
+	var named []bool
+	labels := map[string]int{}
+	for _, s := range sessions {
+		if s.PasskeyID != id {
+			continue
+		}
+		label := deviceTitle(s.DeviceName, s.DeviceLabel+", "+s.LocationShort)
+		if s.ID == currentID {
+			label += " (this device)"
+		}
+		labels[label]++
+		named = append(named, s.DeviceName != "")
+		out = append(out, views.PasskeySession{Label: label, URL: paths.Session(s.ID),
+			SignedInAt: exactTime(s.CreatedAt), SignedInISO: isoTime(s.CreatedAt), SignedInAgo: relTime(now, s.CreatedAt)})
+	}
+	for i, s := range out {
+		if named[i] && labels[s.Label] == 1 {
+			out[i].SignedInAt, out[i].SignedInISO, out[i].SignedInAgo = "", "", ""
+		}
+	}
+	return out
 }
 
 // passkeyProvider names who keeps the passkey, from its AAGUID
