@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -222,6 +223,16 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 			return regexp.MustCompile(`^Chrome on macOS, London\s*·?\s*Signed in ` + regexp.QuoteMeta(now.Add(-d).UTC().Format("2 Jan 2006, 15:04")))
 		}
 		must(t, expect.Locator(yubi.GetByRole("link")).ToHaveText([]*regexp.Regexp{signedIn(0), signedIn(time.Hour)}))
+		// The possible-copy warning stands clear of the list above it and
+		// the Rename toggle below it (half a line, as a flash does).
+		gaps, err := p.Locator(".passkey-warning").Evaluate(`(e) => {
+			const box = e.getBoundingClientRect();
+			return [box.top - e.previousElementSibling.getBoundingClientRect().bottom, e.nextElementSibling.getBoundingClientRect().top - box.bottom];
+		}`, nil)
+		must(t, err)
+		if g := gaps.([]any); len(g) != 2 || !(toFloat(g[0]) >= 8) || !(toFloat(g[1]) >= 8) {
+			t.Errorf("the possible-copy warning is %v px from the list above and the Rename toggle below; want at least 8", gaps)
+		}
 		l.check(t, p, "passkeys-security")
 		// The card alone, to look at (the page is long).
 		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card"+l.suffix+".png"))})
@@ -234,4 +245,15 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 		l.visit(t, p, fmt.Sprintf("/settings/security/passkeys/%d/remove", bound.ID), "passkey-remove")
 		must(t, expect.Locator(p.GetByLabel("Also sign out the 2 sessions it signed in")).ToBeChecked())
 	})
+}
+
+// toFloat is a number Evaluate returned (an int when it is whole).
+func toFloat(v any) float64 {
+	switch n := v.(type) {
+	case int:
+		return float64(n)
+	case float64:
+		return n
+	}
+	return math.NaN()
 }
