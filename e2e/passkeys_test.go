@@ -175,6 +175,7 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 	srv := startPasskeyServer(t)
 	ctx := context.Background()
 	store := srv.app.Store
+	exact := playwright.LocatorGetByTextOptions{Exact: playwright.Bool(true)}
 	eachLook(t, func(t *testing.T, l look) {
 		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
 		l.visit(t, p, "/login", "passkey-signin")
@@ -236,6 +237,15 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 		l.check(t, p, "passkeys-security")
 		// The card alone, to look at (the page is long).
 		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card"+l.suffix+".png"))})
+		must(t, err)
+		// A name that will not do, answered beside its field.
+		macRow := passkeyRow(p, "MacBook")
+		must(t, macRow.GetByText("Rename", exact).Click())
+		must(t, macRow.GetByLabel("New name for MacBook").Fill(""))
+		must(t, macRow.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Save"}).Click())
+		must(t, expect.Locator(macRow.GetByLabel("New name for MacBook")).ToHaveAccessibleDescription("Give the passkey a name."))
+		l.check(t, p, "passkey-rename-error")
+		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card-rename-error"+l.suffix+".png"))})
 		must(t, err)
 		l.visit(t, p, "/settings/security/passkeys/new", "passkey-new")
 		must(t, p.GetByLabel("Your password", playwright.PageGetByLabelOptions{Exact: playwright.Bool(true)}).Fill(pass1))

@@ -566,7 +566,14 @@ func (a *app) passkeyRename(c echo.Context) error {
 	au := authOf(c)
 	name, problem := parsePasskeyName(c)
 	if problem != "" {
-		return echo.NewHTTPError(http.StatusUnprocessableEntity, problem)
+		// The Security page as it was, the error beside the field and
+		// nothing stored; another user's passkey is still a 404.
+		if _, err := a.userPasskey(c, au.User.ID, id); errors.Is(err, db.ErrNotFound) {
+			return errNoSuchPasskey()
+		} else if err != nil {
+			return fmt.Errorf("rename passkey: %w", err)
+		}
+		return a.securityPage(c, http.StatusUnprocessableEntity, &passkeyRenameProblem{id: id, value: formValue(c, "name"), text: problem})
 	}
 	err = a.store.RenamePasskey(c.Request().Context(), au.User.ID, id, name)
 	if errors.Is(err, db.ErrNotFound) {
@@ -708,9 +715,16 @@ func passkeyKind(p db.Passkey) string {
 	return "this device only"
 }
 
+// passkeyRenameProblem is a rename the Security page answers: the
+// passkey, what was posted, and why it will not do.
+type passkeyRenameProblem struct {
+	id          int64
+	value, text string
+}
+
 // passkeyRows are the Security page's passkey rows, with the live sessions
-// each opened.
-func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, currentID string, now time.Time) []views.PasskeyRow {
+// each opened, and rename's problem beside its field (nil: none).
+func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, currentID string, now time.Time, rename *passkeyRenameProblem) []views.PasskeyRow {
 	rows := make([]views.PasskeyRow, 0, len(keys))
 	for _, p := range keys {
 		r := views.PasskeyRow{
@@ -720,6 +734,10 @@ func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, curre
 			LastUsed:  "Never used to sign in",
 			RenameURL: paths.PasskeyRename(p.ID), RemoveURL: paths.PasskeyRemove(p.ID),
 			RenameLabel: "New name for " + p.Name, RemoveLabel: "Remove passkey " + p.Name,
+			RenameValue: p.Name,
+		}
+		if rename != nil && rename.id == p.ID {
+			r.RenameValue, r.RenameError = rename.value, rename.text
 		}
 		if p.BackupState {
 			r.Kind = "Synced"
@@ -787,15 +805,15 @@ type securityPasskeys struct {
 }
 
 // passkeysSection reads the user's passkeys for the Security page, whose
-// sessions are sessions.
-func (a *app) passkeysSection(c echo.Context, au *authInfo, sessions []db.SessionSummary, now time.Time) (securityPasskeys, error) {
+// sessions are sessions, with rename's problem (nil: none).
+func (a *app) passkeysSection(c echo.Context, au *authInfo, sessions []db.SessionSummary, now time.Time, rename *passkeyRenameProblem) (securityPasskeys, error) {
 	list, err := a.store.ListPasskeys(c.Request().Context(), au.User.ID)
 	if err != nil {
 		return securityPasskeys{}, err
 	}
 	site := a.passkeySite(c.Request())
 	out := securityPasskeys{keys: make(map[int64]db.Passkey, len(list)), view: views.PasskeysSection{
-		Rows: a.passkeyRows(list, sessions, au.Session.ID, now), Off: site.off, OpenURL: site.openURL, Script: a.assets.Passkeys,
+		Rows: a.passkeyRows(list, sessions, au.Session.ID, now, rename), Off: site.off, OpenURL: site.openURL, Script: a.assets.Passkeys,
 	}}
 	for _, p := range list {
 		out.keys[p.ID] = p

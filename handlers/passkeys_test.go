@@ -480,3 +480,63 @@ func TestPasskeyCardListsItsSessions(t *testing.T) {
 		t.Errorf("Spare signed nothing in, yet its card says %q %q", label, links)
 	}
 }
+
+// TestPasskeyRenameRefusals: a name that will not do (empty, only
+// invisible or control characters, too long) is answered on the Security
+// page, the error beside the passkey's field (aria-invalid, described by
+// the error, focused), its <details> open, what was typed kept; nothing is
+// stored. Another user's passkey is still not found.
+func TestPasskeyRenameRefusals(t *testing.T) {
+	app := newTestApp(t).atLocalhost()
+	alice, bob := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	alice.signup("alice@example.com", pw)
+	bob.signup("bob@example.com", pw)
+	mac := app.addStoredPasskey(t, "alice@example.com", "MacBook")
+	other := app.addStoredPasskey(t, "alice@example.com", "Phone")
+	bobs := app.addStoredPasskey(t, "bob@example.com", "Bob's key")
+	id := strconv.FormatInt(mac.ID, 10)
+	long := strings.Repeat("x", 61)
+	for _, tc := range []struct{ name, posted, problem string }{
+		{"empty", "", "Give the passkey a name."},
+		{"spaces", "  \t ", "Give the passkey a name."},
+		{"invisible", "\u202e\u200b\x01", "Use visible characters: this name has only invisible or control characters."},
+		{"too long", long, "Use at most 60 characters."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := app.dump()
+			res := alice.post("/settings/security/passkeys/"+id+"/rename", url.Values{"name": {tc.posted}})
+			expectStatus(t, res, http.StatusUnprocessableEntity)
+			field := regexp.MustCompile(`<input id="passkey-rename-` + id + `"[^>]*>`).FindString(res.body)
+			for _, want := range []string{`aria-invalid="true"`, `aria-describedby="passkey-rename-` + id + `-error"`, `autofocus`, `value="` + html.EscapeString(tc.posted) + `"`} {
+				if !strings.Contains(field, want) {
+					t.Errorf("the field %s lacks %s", field, want)
+				}
+			}
+			expectBody(t, res, `<p class="field-error" id="passkey-rename-`+id+`-error">`+html.EscapeString(tc.problem)+`</p>`,
+				`<details class="passkey-rename" open>`, `<h2 id="passkeys-heading">Passkeys</h2>`, `id="sessions-heading"`)
+			// Only this passkey's form is open and in error.
+			if n := strings.Count(res.body, `aria-invalid="true"`); n != 1 {
+				t.Errorf("%d fields in error; want 1", n)
+			}
+			if n := strings.Count(res.body, `<details class="passkey-rename" open>`); n != 1 {
+				t.Errorf("%d rename forms open; want 1", n)
+			}
+			expectBody(t, res, `<input id="passkey-rename-`+strconv.FormatInt(other.ID, 10)+`" name="name" type="text" autocomplete="off" required maxlength="60" value="Phone">`)
+			if after := app.dump(); after != before {
+				t.Fatalf("a refused rename changed the database")
+			}
+		})
+	}
+	// Another user's passkey, with a bad name: not found, as with a good one.
+	before := app.dump()
+	expectStatus(t, alice.post("/settings/security/passkeys/"+strconv.FormatInt(bobs.ID, 10)+"/rename", url.Values{"name": {""}}), http.StatusNotFound)
+	if after := app.dump(); after != before {
+		t.Fatalf("a rename of another user's passkey changed the database")
+	}
+	if list := app.passkeys(t, "alice@example.com"); list[0].Name != "MacBook" || list[1].Name != "Phone" {
+		t.Errorf("alice's passkeys after the refusals: %q, %q", list[0].Name, list[1].Name)
+	}
+	// The page's plain form (no error) stays closed and unmarked.
+	res, _ := alice.securityPage()
+	expectNoBody(t, res, `aria-invalid`, `<details class="passkey-rename" open>`, `-error"`)
+}

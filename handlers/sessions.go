@@ -216,6 +216,12 @@ const securityPageEvents = 5
 // security is Settings → Security: the current session first, then every
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
+	return a.securityPage(c, http.StatusOK, nil)
+}
+
+// securityPage is the Security page answered with status, a passkey
+// rename's problem beside its field (nil: none).
+func (a *app) securityPage(c echo.Context, status int, rename *passkeyRenameProblem) error {
 	au, now := authOf(c), a.now()
 	// The page's four lists in one read (one round trip on PostgreSQL).
 	o, err := a.store.SecurityOverview(c.Request().Context(), au.User.ID, now, now.Add(-a.cfg.HistoryKeep), securityPageEvents)
@@ -237,7 +243,7 @@ func (a *app) security(c echo.Context) error {
 		return fmt.Errorf("security page: %w", err)
 	}
 	// (o.Sessions is list's backing array now: the full list is made anew.)
-	passkeys, err := a.passkeysSection(c, au, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
+	passkeys, err := a.passkeysSection(c, au, append([]db.SessionSummary{au.Session.Summary()}, list...), now, rename)
 	if err != nil {
 		return fmt.Errorf("security page: %w", err)
 	}
@@ -262,7 +268,7 @@ func (a *app) security(c echo.Context) error {
 			moreLabel, moreURL = fmt.Sprintf("Show all %d sessions", len(others)+1), paths.SecurityAllSessions
 		}
 	}
-	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+	return a.render(c, status, views.SecurityPage(views.SecurityProps{
 		Passkeys:          passkeys.view,
 		EmailChanges:      emailChangeRows(o.EmailChanges, now),
 		Approvals:         approvals,

@@ -52,7 +52,11 @@ type PasskeyRow struct {
 	// Warning is the possible-clone warning, "" when there is none.
 	Warning                string
 	RenameURL, RenameLabel string
-	RemoveURL, RemoveLabel string
+	// RenameValue is what the rename field holds (the name, or what was
+	// posted); RenameError says why that name will not do, "" when the
+	// form is not answering a post (its <details> is then closed).
+	RenameValue, RenameError string
+	RemoveURL, RemoveLabel   string
 }
 
 // PasskeySession is a live session a passkey signed in, as its card lists
