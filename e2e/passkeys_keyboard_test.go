@@ -4,6 +4,8 @@ import (
 	"testing"
 
 	"github.com/playwright-community/playwright-go"
+
+	"doorman/db/storetest"
 )
 
 // focusInside checks that focus is visible and on an element inside loc.
@@ -78,6 +80,16 @@ func TestPasskeysByKeyboard(t *testing.T) {
 	must(t, p.Keyboard().Press("Enter"))
 	must(t, expect.Locator(passkeyRow(p, "Desk key").Locator("details")).ToHaveAttribute("open", ""))
 	must(t, p.Keyboard().Press("Tab"))
+	// An empty name is answered beside the field, which has the focus
+	// again, its form still open; then a good one.
+	typeInto(t, p, "name", "")
+	must(t, p.Keyboard().Press("Backspace"))
+	must(t, p.Keyboard().Press("Enter"))
+	field := passkeyRow(p, "Desk key").GetByLabel("New name for Desk key")
+	must(t, expect.Locator(field).ToBeFocused())
+	must(t, expect.Locator(field).ToHaveAttribute("aria-invalid", "true"))
+	must(t, expect.Locator(field).ToHaveAccessibleDescription("Give the passkey a name."))
+	must(t, expect.Locator(passkeyRow(p, "Desk key").Locator("details")).ToHaveAttribute("open", ""))
 	typeInto(t, p, "name", "Office key")
 	must(t, p.Keyboard().Press("Enter"))
 	must(t, expect.Locator(p.GetByRole("status").GetByText("Passkey renamed “Office key”.")).ToBeVisible())
@@ -200,4 +212,33 @@ func TestNotYouRemovesThePasskeyAddedThere(t *testing.T) {
 	must(t, button(owner, "Sign out").Click())
 	must(t, expect.Page(owner).ToHaveURL(regexpOf(`/settings/security$`)))
 	currentSessionSays(t, owner, "Signed in with passkey “Owner's laptop” (synced)")
+}
+
+// TestPasskeyRenameErrorWithoutJavaScript: without JavaScript, a name that
+// will not do is answered beside the field as well, the form open and the
+// field focused; the passkey keeps its name until a good one is saved.
+func TestPasskeyRenameErrorWithoutJavaScript(t *testing.T) {
+	t.Parallel()
+	srv := startPasskeyServer(t)
+	const address = "noor@example.com"
+	p := newDevice(t, srv, pixel7, ipBerlin, noJavaScript)
+	signInByRequest(t, p, address, pass1, true)
+	u, err := srv.app.Store.UserByEmail(t.Context(), address)
+	must(t, err)
+	_, err = srv.app.Store.AddPasskey(t.Context(), storetest.Passkey("Laptop", u.ID, srv.clock.Now()), 20, u.Epoch)
+	must(t, err)
+	goTo(t, p, "/settings/security")
+	row := passkeyRow(p, "Laptop")
+	must(t, row.GetByText("Rename", playwright.LocatorGetByTextOptions{Exact: playwright.Bool(true)}).Click())
+	field := row.GetByLabel("New name for Laptop")
+	must(t, field.Fill(""))
+	must(t, row.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Save"}).Click())
+	must(t, expect.Locator(field).ToBeFocused())
+	must(t, expect.Locator(field).ToHaveAttribute("aria-invalid", "true"))
+	must(t, expect.Locator(field).ToHaveAccessibleDescription("Give the passkey a name."))
+	must(t, expect.Locator(row.GetByText("Give the passkey a name.")).ToBeVisible())
+	must(t, field.Fill("Work laptop"))
+	must(t, row.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Save"}).Click())
+	must(t, expect.Locator(p.GetByRole("status").GetByText("Passkey renamed “Work laptop”.")).ToBeVisible())
+	must(t, expect.Locator(passkeyRow(p, "Work laptop")).ToHaveCount(1))
 }

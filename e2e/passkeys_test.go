@@ -3,9 +3,12 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/playwright-community/playwright-go"
 
@@ -172,6 +175,7 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 	srv := startPasskeyServer(t)
 	ctx := context.Background()
 	store := srv.app.Store
+	exact := playwright.LocatorGetByTextOptions{Exact: playwright.Bool(true)}
 	eachLook(t, func(t *testing.T, l look) {
 		p := newDevice(t, srv, l.device, ipBerlin, l.opts...)
 		l.visit(t, p, "/login", "passkey-signin")
@@ -190,21 +194,58 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 		bound.CredentialID, bound.BackupEligible, bound.BackupState = []byte("cred-yubikey"+l.suffix), false, false
 		bound, err = store.AddPasskey(ctx, bound, 20, u.Epoch)
 		must(t, err)
+		// The MacBook signed in a session its owner named; the YubiKey two
+		// look-alikes (the same browser and place), an hour apart.
 		for _, use := range []struct {
 			key   db.Passkey
 			count uint32
-		}{{synced, 0}, {bound, 5}, {bound, 3}} {
-			s := storetest.Session(sessiontoken.New().ID, u.ID, now)
+			ago   time.Duration
+			name  string
+		}{{synced, 0, 0, "Anna's work laptop"}, {bound, 5, time.Hour, ""}, {bound, 3, 0, ""}} {
+			s := storetest.Session(sessiontoken.New().ID, u.ID, now.Add(-use.ago))
 			s.AuthMethod = db.MethodPasskey
 			_, _, err := store.SignInWithPasskey(ctx, db.PasskeyUse{PasskeyID: use.key.ID, SignCount: use.count, BackupState: use.key.BackupState, At: now}, s, 0, u.Epoch)
 			must(t, err)
+			if use.name != "" {
+				_, err := store.RenameSession(ctx, u.ID, s.ID, use.name, now)
+				must(t, err)
+			}
 		}
 		goTo(t, p, "/settings/security")
 		must(t, expect.Locator(passkeyRow(p, "MacBook").GetByText("Windows Hello")).ToBeVisible())
 		must(t, expect.Locator(p.GetByText("Possible copy")).ToBeVisible())
+		// Each passkey lists the sessions it signed in, one link a line,
+		// each saying what tells it apart: the name, or browser and place
+		// and when it signed in.
+		mac := passkeyRow(p, "MacBook").GetByRole("list", playwright.LocatorGetByRoleOptions{Name: "Signed in 1 session:"})
+		must(t, expect.Locator(mac.GetByRole("link")).ToHaveText([]string{"Anna's work laptop"}))
+		yubi := passkeyRow(p, "YubiKey 5 NFC kept in the desk drawer at the office").GetByRole("list", playwright.LocatorGetByRoleOptions{Name: "Signed in 2 sessions:"})
+		signedIn := func(d time.Duration) *regexp.Regexp {
+			return regexp.MustCompile(`^Chrome on macOS, London\s*·?\s*Signed in ` + regexp.QuoteMeta(now.Add(-d).UTC().Format("2 Jan 2006, 15:04")))
+		}
+		must(t, expect.Locator(yubi.GetByRole("link")).ToHaveText([]*regexp.Regexp{signedIn(0), signedIn(time.Hour)}))
+		// The possible-copy warning stands clear of the list above it and
+		// the Rename toggle below it (half a line, as a flash does).
+		gaps, err := p.Locator(".passkey-warning").Evaluate(`(e) => {
+			const box = e.getBoundingClientRect();
+			return [box.top - e.previousElementSibling.getBoundingClientRect().bottom, e.nextElementSibling.getBoundingClientRect().top - box.bottom];
+		}`, nil)
+		must(t, err)
+		if g := gaps.([]any); len(g) != 2 || !(toFloat(g[0]) >= 8) || !(toFloat(g[1]) >= 8) {
+			t.Errorf("the possible-copy warning is %v px from the list above and the Rename toggle below; want at least 8", gaps)
+		}
 		l.check(t, p, "passkeys-security")
 		// The card alone, to look at (the page is long).
 		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card"+l.suffix+".png"))})
+		must(t, err)
+		// A name that will not do, answered beside its field.
+		macRow := passkeyRow(p, "MacBook")
+		must(t, macRow.GetByText("Rename", exact).Click())
+		must(t, macRow.GetByLabel("New name for MacBook").Fill(""))
+		must(t, macRow.GetByRole("button", playwright.LocatorGetByRoleOptions{Name: "Save"}).Click())
+		must(t, expect.Locator(macRow.GetByLabel("New name for MacBook")).ToHaveAccessibleDescription("Give the passkey a name."))
+		l.check(t, p, "passkey-rename-error")
+		_, err = p.Locator("#passkeys").Screenshot(playwright.LocatorScreenshotOptions{Path: playwright.String(filepath.Join("screenshots", "passkeys-card-rename-error"+l.suffix+".png"))})
 		must(t, err)
 		l.visit(t, p, "/settings/security/passkeys/new", "passkey-new")
 		must(t, p.GetByLabel("Your password", playwright.PageGetByLabelOptions{Exact: playwright.Bool(true)}).Fill(pass1))
@@ -214,4 +255,15 @@ func TestPasskeyPagesAccessible(t *testing.T) {
 		l.visit(t, p, fmt.Sprintf("/settings/security/passkeys/%d/remove", bound.ID), "passkey-remove")
 		must(t, expect.Locator(p.GetByLabel("Also sign out the 2 sessions it signed in")).ToBeChecked())
 	})
+}
+
+// toFloat is a number Evaluate returned (an int when it is whole).
+func toFloat(v any) float64 {
+	switch n := v.(type) {
+	case int:
+		return float64(n)
+	case float64:
+		return n
+	}
+	return math.NaN()
 }

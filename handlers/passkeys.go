@@ -566,7 +566,14 @@ func (a *app) passkeyRename(c echo.Context) error {
 	au := authOf(c)
 	name, problem := parsePasskeyName(c)
 	if problem != "" {
-		return echo.NewHTTPError(http.StatusUnprocessableEntity, problem)
+		// The Security page as it was, the error beside the field and
+		// nothing stored; another user's passkey is still a 404.
+		if _, err := a.userPasskey(c, au.User.ID, id); errors.Is(err, db.ErrNotFound) {
+			return errNoSuchPasskey()
+		} else if err != nil {
+			return fmt.Errorf("rename passkey: %w", err)
+		}
+		return a.securityPage(c, http.StatusUnprocessableEntity, &passkeyRenameProblem{id: id, value: formValue(c, "name"), text: problem})
 	}
 	err = a.store.RenamePasskey(c.Request().Context(), au.User.ID, id, name)
 	if errors.Is(err, db.ErrNotFound) {
@@ -708,9 +715,16 @@ func passkeyKind(p db.Passkey) string {
 	return "this device only"
 }
 
+// passkeyRenameProblem is a rename the Security page answers: the
+// passkey, what was posted, and why it will not do.
+type passkeyRenameProblem struct {
+	id          int64
+	value, text string
+}
+
 // passkeyRows are the Security page's passkey rows, with the live sessions
-// each opened.
-func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, currentID string, now time.Time) []views.PasskeyRow {
+// each opened, and rename's problem beside its field (nil: none).
+func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, currentID string, now time.Time, rename *passkeyRenameProblem) []views.PasskeyRow {
 	rows := make([]views.PasskeyRow, 0, len(keys))
 	for _, p := range keys {
 		r := views.PasskeyRow{
@@ -720,6 +734,10 @@ func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, curre
 			LastUsed:  "Never used to sign in",
 			RenameURL: paths.PasskeyRename(p.ID), RemoveURL: paths.PasskeyRemove(p.ID),
 			RenameLabel: "New name for " + p.Name, RemoveLabel: "Remove passkey " + p.Name,
+			RenameValue: p.Name,
+		}
+		if rename != nil && rename.id == p.ID {
+			r.RenameValue, r.RenameError = rename.value, rename.text
 		}
 		if p.BackupState {
 			r.Kind = "Synced"
@@ -731,24 +749,43 @@ func (a *app) passkeyRows(keys []db.Passkey, sessions []db.SessionSummary, curre
 			r.Warning = fmt.Sprintf("Possible copy: its signature counter went backwards %s, last %s. If you didn't copy this passkey, remove it.",
 				plural(p.CloneWarnings, "time"), relTime(now, p.CloneWarnedAt))
 		}
-		for _, s := range sessions {
-			if s.PasskeyID != p.ID {
-				continue
-			}
-			label := s.DeviceLabel + ", " + s.LocationShort
-			if s.ID == currentID {
-				label += " (this device)"
-			}
-			r.Sessions = append(r.Sessions, views.AppSessionLink{Label: label, URL: paths.Session(s.ID)})
-		}
-		for i := range r.Sessions {
-			if i < len(r.Sessions)-1 {
-				r.Sessions[i].Sep = ","
-			}
+		r.Sessions = passkeySessions(p.ID, sessions, currentID, now)
+		if n := len(r.Sessions); n > 0 {
+			r.SessionsLabel = "Signed in " + plural(n, "session") + ":"
 		}
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// passkeySessions are the live sessions (of sessions) passkey id signed
+// in, as its card lists them, each told apart as the session rows do: by
+// the name its owner gave the device, else by browser and place and when
+// it signed in (look-alikes differ by that alone). A name used by two of
+// them gets its sign-in time too.
+func passkeySessions(id int64, sessions []db.SessionSummary, currentID string, now time.Time) []views.PasskeySession {
+	var out []views.PasskeySession
+	var named []bool
+	labels := map[string]int{}
+	for _, s := range sessions {
+		if s.PasskeyID != id {
+			continue
+		}
+		label := deviceTitle(s.DeviceName, s.DeviceLabel+", "+s.LocationShort)
+		if s.ID == currentID {
+			label += " (this device)"
+		}
+		labels[label]++
+		named = append(named, s.DeviceName != "")
+		out = append(out, views.PasskeySession{Label: label, URL: paths.Session(s.ID),
+			SignedInAt: exactTime(s.CreatedAt), SignedInISO: isoTime(s.CreatedAt), SignedInAgo: relTime(now, s.CreatedAt)})
+	}
+	for i, s := range out {
+		if named[i] && labels[s.Label] == 1 {
+			out[i].SignedInAt, out[i].SignedInISO, out[i].SignedInAgo = "", "", ""
+		}
+	}
+	return out
 }
 
 // passkeyProvider names who keeps the passkey, from its AAGUID
@@ -769,11 +806,11 @@ type securityPasskeys struct {
 
 // passkeysSection is the Security page's passkeys card of list, the
 // user's passkeys (the overview's: no read here), whose sessions are
-// sessions.
-func (a *app) passkeysSection(c echo.Context, au *authInfo, list []db.Passkey, sessions []db.SessionSummary, now time.Time) securityPasskeys {
+// sessions, with rename's problem (nil: none).
+func (a *app) passkeysSection(c echo.Context, au *authInfo, list []db.Passkey, sessions []db.SessionSummary, now time.Time, rename *passkeyRenameProblem) securityPasskeys {
 	site := a.passkeySite(c.Request())
 	out := securityPasskeys{keys: make(map[int64]db.Passkey, len(list)), view: views.PasskeysSection{
-		Rows: a.passkeyRows(list, sessions, au.Session.ID, now), Off: site.off, OpenURL: site.openURL, Script: a.assets.Passkeys,
+		Rows: a.passkeyRows(list, sessions, au.Session.ID, now, rename), Off: site.off, OpenURL: site.openURL, Script: a.assets.Passkeys,
 	}}
 	for _, p := range list {
 		out.keys[p.ID] = p

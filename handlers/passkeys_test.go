@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"html"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -16,6 +17,7 @@ import (
 	"doorman/db"
 	"doorman/db/storetest"
 	"doorman/handlers"
+	"doorman/timefmt"
 )
 
 // atLocalhost serves the app at http://localhost:port instead of
@@ -389,4 +391,152 @@ func TestPasskeyListRenameRemove(t *testing.T) {
 	if list := app.passkeys(t, "bob@example.com"); len(list) != 1 || !bytes.Equal(list[0].CredentialID, bobs.CredentialID) {
 		t.Errorf("bob's passkeys changed: %+v", list)
 	}
+}
+
+var (
+	passkeyCardRowRE     = regexp.MustCompile(`(?s)<li class="session" data-passkey-id="(\d+)">(.*?)</details>`)
+	passkeySessionsRE    = regexp.MustCompile(`(?s)<p class="session-meta" id="passkey-sessions-\d+">([^<]*)</p><ul class="passkey-sessions" aria-labelledby="passkey-sessions-\d+">(.*?)</ul>`)
+	passkeySessionItemRE = regexp.MustCompile(`(?s)<li><a href="([^"]*)">(.*?)</a></li>`)
+	tagRE                = regexp.MustCompile(`<[^>]*>`)
+)
+
+// passkeyCardSessions reads the passkey card's list of the sessions
+// passkey id signed in: its label, and each link's text by its target.
+func passkeyCardSessions(t *testing.T, body string, id int64) (string, map[string]string) {
+	t.Helper()
+	for _, row := range passkeyCardRowRE.FindAllStringSubmatch(body, -1) {
+		if row[1] != strconv.FormatInt(id, 10) {
+			continue
+		}
+		m := passkeySessionsRE.FindStringSubmatch(row[2])
+		if m == nil {
+			return "", nil
+		}
+		links := map[string]string{}
+		for _, item := range passkeySessionItemRE.FindAllStringSubmatch(m[2], -1) {
+			text := html.UnescapeString(tagRE.ReplaceAllString(item[2], ""))
+			links[html.UnescapeString(item[1])] = strings.Join(strings.Fields(text), " ")
+		}
+		return m[1], links
+	}
+	t.Fatalf("no passkey %d on the page:\n%s", id, snippet(body))
+	return "", nil
+}
+
+// TestPasskeyCardListsItsSessions: each passkey lists the sessions it
+// signed in, one link a line to each one's details, each saying what
+// tells it apart as the session rows do: the device's name if it has one,
+// else browser and place and when it signed in; a name two of them share
+// gets the time too.
+func TestPasskeyCardListsItsSessions(t *testing.T) {
+	app := newTestApp(t).atLocalhost()
+	alice := app.client(uaWindowsChrome, ipBerlin)
+	alice.signup("alice@example.com", pw)
+	u, err := app.store.UserByEmail(context.Background(), "alice@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mac := app.addStoredPasskey(t, "alice@example.com", "MacBook")
+	phone := app.addStoredPasskey(t, "alice@example.com", "Phone")
+	app.addStoredPasskey(t, "alice@example.com", "Spare")
+	first := app.clock()
+	app.passkeySession(t, "alice@example.com", mac, "aaaaaaaaaaaaaaa2")
+	app.advance(time.Hour)
+	app.passkeySession(t, "alice@example.com", mac, "aaaaaaaaaaaaaaa3")
+	app.passkeySession(t, "alice@example.com", mac, "aaaaaaaaaaaaaaa4")
+	app.passkeySession(t, "alice@example.com", phone, "aaaaaaaaaaaaaaa5")
+	app.advance(time.Hour)
+	app.passkeySession(t, "alice@example.com", phone, "aaaaaaaaaaaaaaa6")
+	for _, id := range []string{"aaaaaaaaaaaaaaa4", "aaaaaaaaaaaaaaa5", "aaaaaaaaaaaaaaa6"} {
+		name := "Work phone"
+		if id == "aaaaaaaaaaaaaaa4" {
+			name = "Anna's MacBook"
+		}
+		if _, err := app.store.RenameSession(context.Background(), u.ID, id, name, app.clock()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	res, _ := alice.securityPage()
+	signedIn := func(at time.Time) string { return " · Signed in " + timefmt.Exact(at) }
+	label, links := passkeyCardSessions(t, res.body, mac.ID)
+	want := map[string]string{
+		"/settings/security/sessions/aaaaaaaaaaaaaaa2": "Chrome on macOS, London" + signedIn(first),
+		"/settings/security/sessions/aaaaaaaaaaaaaaa3": "Chrome on macOS, London" + signedIn(first.Add(time.Hour)),
+		"/settings/security/sessions/aaaaaaaaaaaaaaa4": "Anna's MacBook",
+	}
+	if label != "Signed in 3 sessions:" || !maps.Equal(links, want) {
+		t.Errorf("MacBook's sessions: %q %q; want %q", label, links, want)
+	}
+	label, links = passkeyCardSessions(t, res.body, phone.ID)
+	want = map[string]string{
+		"/settings/security/sessions/aaaaaaaaaaaaaaa5": "Work phone" + signedIn(first.Add(time.Hour)),
+		"/settings/security/sessions/aaaaaaaaaaaaaaa6": "Work phone" + signedIn(first.Add(2*time.Hour)),
+	}
+	if label != "Signed in 2 sessions:" || !maps.Equal(links, want) {
+		t.Errorf("Phone's sessions: %q %q; want %q", label, links, want)
+	}
+	spare := app.passkeys(t, "alice@example.com")[2]
+	if label, links := passkeyCardSessions(t, res.body, spare.ID); label != "" || links != nil {
+		t.Errorf("Spare signed nothing in, yet its card says %q %q", label, links)
+	}
+}
+
+// TestPasskeyRenameRefusals: a name that will not do (empty, only
+// invisible or control characters, too long) is answered on the Security
+// page, the error beside the passkey's field (aria-invalid, described by
+// the error, focused), its <details> open, what was typed kept; nothing is
+// stored. Another user's passkey is still not found.
+func TestPasskeyRenameRefusals(t *testing.T) {
+	app := newTestApp(t).atLocalhost()
+	alice, bob := app.client(uaWindowsChrome, ipBerlin), app.client(uaIPhone, ipLondon)
+	alice.signup("alice@example.com", pw)
+	bob.signup("bob@example.com", pw)
+	mac := app.addStoredPasskey(t, "alice@example.com", "MacBook")
+	other := app.addStoredPasskey(t, "alice@example.com", "Phone")
+	bobs := app.addStoredPasskey(t, "bob@example.com", "Bob's key")
+	id := strconv.FormatInt(mac.ID, 10)
+	long := strings.Repeat("x", 61)
+	for _, tc := range []struct{ name, posted, problem string }{
+		{"empty", "", "Give the passkey a name."},
+		{"spaces", "  \t ", "Give the passkey a name."},
+		{"invisible", "\u202e\u200b\x01", "Use visible characters: this name has only invisible or control characters."},
+		{"too long", long, "Use at most 60 characters."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := app.dump()
+			res := alice.post("/settings/security/passkeys/"+id+"/rename", url.Values{"name": {tc.posted}})
+			expectStatus(t, res, http.StatusUnprocessableEntity)
+			field := regexp.MustCompile(`<input id="passkey-rename-` + id + `"[^>]*>`).FindString(res.body)
+			for _, want := range []string{`aria-invalid="true"`, `aria-describedby="passkey-rename-` + id + `-error"`, `autofocus`, `value="` + html.EscapeString(tc.posted) + `"`} {
+				if !strings.Contains(field, want) {
+					t.Errorf("the field %s lacks %s", field, want)
+				}
+			}
+			expectBody(t, res, `<p class="field-error" id="passkey-rename-`+id+`-error">`+html.EscapeString(tc.problem)+`</p>`,
+				`<details class="passkey-rename" open>`, `<h2 id="passkeys-heading">Passkeys</h2>`, `id="sessions-heading"`)
+			// Only this passkey's form is open and in error.
+			if n := strings.Count(res.body, `aria-invalid="true"`); n != 1 {
+				t.Errorf("%d fields in error; want 1", n)
+			}
+			if n := strings.Count(res.body, `<details class="passkey-rename" open>`); n != 1 {
+				t.Errorf("%d rename forms open; want 1", n)
+			}
+			expectBody(t, res, `<input id="passkey-rename-`+strconv.FormatInt(other.ID, 10)+`" name="name" type="text" autocomplete="off" required maxlength="60" value="Phone">`)
+			if after := app.dump(); after != before {
+				t.Fatalf("a refused rename changed the database")
+			}
+		})
+	}
+	// Another user's passkey, with a bad name: not found, as with a good one.
+	before := app.dump()
+	expectStatus(t, alice.post("/settings/security/passkeys/"+strconv.FormatInt(bobs.ID, 10)+"/rename", url.Values{"name": {""}}), http.StatusNotFound)
+	if after := app.dump(); after != before {
+		t.Fatalf("a rename of another user's passkey changed the database")
+	}
+	if list := app.passkeys(t, "alice@example.com"); list[0].Name != "MacBook" || list[1].Name != "Phone" {
+		t.Errorf("alice's passkeys after the refusals: %q, %q", list[0].Name, list[1].Name)
+	}
+	// The page's plain form (no error) stays closed and unmarked.
+	res, _ := alice.securityPage()
+	expectNoBody(t, res, `aria-invalid`, `<details class="passkey-rename" open>`, `-error"`)
 }

@@ -216,6 +216,12 @@ const securityPageEvents = 5
 // security is Settings → Security: the current session first, then every
 // other live session, most recently active first.
 func (a *app) security(c echo.Context) error {
+	return a.securityPage(c, http.StatusOK, nil)
+}
+
+// securityPage is the Security page answered with status, a passkey
+// rename's problem beside its field (nil: none).
+func (a *app) securityPage(c echo.Context, status int, rename *passkeyRenameProblem) error {
 	au, now := authOf(c), a.now()
 	// The page's lists in one read (one round trip on PostgreSQL).
 	o, err := a.store.SecurityOverview(c.Request().Context(), au.User.ID, now, now.Add(-a.cfg.HistoryKeep), securityPageEvents)
@@ -234,7 +240,7 @@ func (a *app) security(c echo.Context) error {
 	current := sessionRow(au.Session.Summary(), au.Session.ID, now)
 	signInApps := a.signInAppRows(o.Apps, current, others, now)
 	// (o.Sessions is list's backing array now: the full list is made anew.)
-	passkeys := a.passkeysSection(c, au, o.Passkeys, append([]db.SessionSummary{au.Session.Summary()}, list...), now)
+	passkeys := a.passkeysSection(c, au, o.Passkeys, append([]db.SessionSummary{au.Session.Summary()}, list...), now, rename)
 	// Before the rows are grouped: a group holds copies of them.
 	byPasskey(&current, au.Session.Summary(), passkeys.keys)
 	for i := range others {
@@ -256,7 +262,7 @@ func (a *app) security(c echo.Context) error {
 			moreLabel, moreURL = fmt.Sprintf("Show all %d sessions", len(others)+1), paths.SecurityAllSessions
 		}
 	}
-	return a.render(c, http.StatusOK, views.SecurityPage(views.SecurityProps{
+	return a.render(c, status, views.SecurityPage(views.SecurityProps{
 		Passkeys:          passkeys.view,
 		EmailChanges:      emailChangeRows(o.EmailChanges, now),
 		Approvals:         approvals,

@@ -45,12 +45,28 @@ type PasskeyRow struct {
 	Created, CreatedISO string
 	// LastUsed is "Last used 5 minutes ago" or "Never used to sign in".
 	LastUsed, LastUsedISO string
-	// Sessions are the live sessions it signed in.
-	Sessions []AppSessionLink
+	// Sessions are the live sessions it signed in; SessionsLabel heads
+	// their list ("Signed in 2 sessions:").
+	Sessions      []PasskeySession
+	SessionsLabel string
 	// Warning is the possible-clone warning, "" when there is none.
 	Warning                string
 	RenameURL, RenameLabel string
-	RemoveURL, RemoveLabel string
+	// RenameValue is what the rename field holds (the name, or what was
+	// posted); RenameError says why that name will not do, "" when the
+	// form is not answering a post (its <details> is then closed).
+	RenameValue, RenameError string
+	RemoveURL, RemoveLabel   string
+}
+
+// PasskeySession is a live session a passkey signed in, as its card lists
+// it: Label is the device's name if its owner gave it one, else its
+// browser and place ("Chrome on macOS, London"); SignedInAt (exact, UTC),
+// SignedInISO and SignedInAgo say when it signed in, for the sessions the
+// label alone does not tell apart ("" for a name used once).
+type PasskeySession struct {
+	Label, URL                           string
+	SignedInAt, SignedInISO, SignedInAgo string
 }
 
 // PasskeysSection is the Security page's passkeys.
