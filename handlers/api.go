@@ -160,7 +160,9 @@ func (a *app) apiAuth(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		if now.Sub(tok.LastUsedAt) >= tokenTouchEvery {
 			ip := a.clientIP(c.Request())
-			if err := a.store.TouchToken(c.Request().Context(), tok.ID, now, ip.String(), a.geo.Lookup(ip).Label); err != nil {
+			if err := a.store.TouchToken(c.Request().Context(), tok.ID, now, ip.String(), a.geo.Lookup(ip).Label); clientGone(c, err) {
+				a.log.Debug("touch token: client went away", "token", tok.ID)
+			} else if err != nil {
 				a.log.Error("touch token", "token", tok.ID, "err", err)
 			}
 		}

@@ -25,6 +25,13 @@ var errorTexts = map[int][2]string{
 	http.StatusServiceUnavailable:    {"Temporarily unavailable", "Doorman can't serve this right now. Please try again in a moment."},
 }
 
+// clientGone reports whether err is the request's own context ended
+// because the client went away (closed the tab, a load test stopped):
+// not a server fault, so logged at Debug, as handleError does.
+func clientGone(c echo.Context, err error) bool {
+	return errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil
+}
+
 // handleError is the one HTTPErrorHandler. Expected outcomes arrive as
 // *echo.HTTPError with text meant for the user; anything else is a 500 whose
 // details go to the log, never to the page.
@@ -35,7 +42,7 @@ func (a *app) handleError(err error, c echo.Context) {
 	// The browser went away mid-request (closed the tab, or a load test
 	// stopped): nobody is there to read an error page, and it is not a
 	// server fault. Noted as 499, as nginx does, and logged at Debug.
-	if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
+	if clientGone(c, err) {
 		c.Response().Status = 499
 		a.log.Debug("client went away", "method", c.Request().Method, "path", c.Request().URL.Path)
 		return

@@ -97,7 +97,9 @@ func (a *app) nameDevices(c echo.Context, userID int64, list []db.SecurityEvent)
 	}
 	names, err := a.store.SessionNames(c.Request().Context(), userID, ids)
 	if err != nil {
-		a.log.Error("session names", "user", userID, "err", err)
+		if !clientGone(c, err) {
+			a.log.Error("session names", "user", userID, "err", err)
+		}
 		return
 	}
 	for i, e := range list {
