@@ -25,8 +25,8 @@ import (
 //     straight into the caller's field: database/sql and the driver box
 //     every value into an interface and fetch every column's name and
 //     declared type on every execution (the session check's 26-column
-//     read: 112 allocations and ~22 µs of CPU through database/sql, 10 and
-//     ~8 µs this way; docs/BENCHMARKS.md);
+//     read, the store call: 117 allocations and ~21 µs of CPU through
+//     database/sql, 28 and ~10 µs this way; docs/BENCHMARKS.md);
 //   - each is opened as the database/sql readers are (the same file and
 //     read-only mode, query_only, the same busy timeout), and their errors
 //     are SQLite's result codes, which IsUnavailable classifies as it does
