@@ -476,12 +476,20 @@ func scanColumn(st *zsqlite.Stmt, i int, dest any) error {
 		}
 		return nil
 	case *int64:
-		return scanInt(st, i, typ, func(v int64) { *d = v })
+		v, err := columnInt(st, i, typ)
+		if err == nil {
+			*d = v
+		}
+		return err
 	case *int:
-		return scanInt(st, i, typ, func(v int64) { *d = int(v) })
+		v, err := columnInt(st, i, typ)
+		if err == nil {
+			*d = int(v)
+		}
+		return err
 	case *uint32:
-		var v int64
-		if err := scanInt(st, i, typ, func(x int64) { v = x }); err != nil {
+		v, err := columnInt(st, i, typ)
+		if err != nil {
 			return err
 		}
 		if v < 0 || v > 1<<32-1 {
@@ -517,8 +525,8 @@ func scanColumn(st *zsqlite.Stmt, i int, dest any) error {
 			*d = nil
 			return nil
 		}
-		var v int64
-		if err := scanInt(st, i, typ, func(x int64) { v = x }); err != nil {
+		v, err := columnInt(st, i, typ)
+		if err != nil {
 			return err
 		}
 		*d = &v
@@ -555,8 +563,8 @@ func scanColumn(st *zsqlite.Stmt, i int, dest any) error {
 		e.SetString(s)
 		return nil
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
-		var v int64
-		if err := scanInt(st, i, typ, func(x int64) { v = x }); err != nil {
+		v, err := columnInt(st, i, typ)
+		if err != nil {
 			return err
 		}
 		if e.OverflowInt(v) {
@@ -565,8 +573,8 @@ func scanColumn(st *zsqlite.Stmt, i int, dest any) error {
 		e.SetInt(v)
 		return nil
 	case reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		var v int64
-		if err := scanInt(st, i, typ, func(x int64) { v = x }); err != nil {
+		v, err := columnInt(st, i, typ)
+		if err != nil {
 			return err
 		}
 		if v < 0 || e.OverflowUint(uint64(v)) {
@@ -585,24 +593,22 @@ func scanColumn(st *zsqlite.Stmt, i int, dest any) error {
 	return fmt.Errorf("unsupported Scan, storing %s into type %T", typ, dest)
 }
 
-// scanInt reads an integer column (or text holding one, as database/sql
-// parses it) and gives it to set.
-func scanInt(st *zsqlite.Stmt, i int, typ zsqlite.ColumnType, set func(int64)) error {
+// columnInt reads an integer column (or text holding one, as database/sql
+// parses it).
+func columnInt(st *zsqlite.Stmt, i int, typ zsqlite.ColumnType) (int64, error) {
 	switch typ {
 	case zsqlite.TypeInteger:
-		set(st.ColumnInt64(i))
-		return nil
+		return st.ColumnInt64(i), nil
 	case zsqlite.TypeText:
 		v, err := strconv.ParseInt(st.ColumnText(i), 10, 64)
 		if err != nil {
-			return fmt.Errorf("converting text %q to int64: %w", st.ColumnText(i), err)
+			return 0, fmt.Errorf("converting text %q to int64: %w", st.ColumnText(i), err)
 		}
-		set(v)
-		return nil
+		return v, nil
 	case zsqlite.TypeNull:
-		return errors.New("converting NULL to int64 is unsupported")
+		return 0, errors.New("converting NULL to int64 is unsupported")
 	}
-	return fmt.Errorf("converting %s to int64 is unsupported", typ)
+	return 0, fmt.Errorf("converting %s to int64 is unsupported", typ)
 }
 
 // columnValue is the column as the driver would give it to database/sql.
