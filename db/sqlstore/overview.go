@@ -15,7 +15,8 @@ import (
 // address, the approved device codes not yet redeemed, the connected apps
 // (as ConnectedApps) and the passkeys (as ListPasskeys). The same
 // statements as those methods, sent together: on PostgreSQL one round
-// trip (a batch), on SQLite the hot reads one after another.
+// trip (a batch), on SQLite the hot reads in one read transaction (one
+// snapshot).
 func (s *Store) SecurityOverview(ctx context.Context, userID int64, now, historySince time.Time, historyLimit int) (db.Overview, error) {
 	var o db.Overview
 	apps := newAppTally()
