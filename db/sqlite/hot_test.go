@@ -168,7 +168,7 @@ func TestHotReadsConvertAsDatabaseSQL(t *testing.T) {
 }
 
 // TestHotReadsCannotWrite: the hot connections are query_only, as the
-// database/sql readers are; a bad statement is the caller's bug (not a
+// database/sql readers are, with a small page cache; a bad statement is the caller's bug (not a
 // 503), and the connection it broke is replaced.
 func TestHotReadsCannotWrite(t *testing.T) {
 	s := openTest(t, db.Options{})
@@ -189,6 +189,11 @@ func TestHotReadsCannotWrite(t *testing.T) {
 	var one int
 	if err := hq.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil || one != 1 {
 		t.Errorf("after the failures: %d, %v", one, err)
+	}
+	// Each hot connection's page cache is 512 KiB (hot.go's dial).
+	var cache int
+	if err := hq.QueryRow(ctx, `SELECT cache_size FROM pragma_cache_size`).Scan(&cache); err != nil || cache != -512 {
+		t.Errorf("cache_size %d, %v; want -512", cache, err)
 	}
 	s.hot.mu.Lock()
 	open := s.hot.open
